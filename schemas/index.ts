@@ -1,0 +1,6 @@
+export * from './digest.js'
+export * from './events.js'
+export * from './resources.js'
+export * from './subjects.js'
+export * from './table.js'
+export * from './violation.js'

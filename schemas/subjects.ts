@@ -1,0 +1,79 @@
+/**
+ * Every NATS name zonegate uses (DESIGN.md §3), built by functions so no subject string is written twice.
+ * Zone, egress and instance names are single subject tokens: zones are RFC 1123 labels (no dots);
+ * egress names may hold dots, so they are encoded with `encodeToken`.
+ */
+
+export const Bucket = {
+  Tables: 'zonegate-tables',
+  Instances: 'zonegate-instances',
+  Leases: 'zonegate-leases',
+  Status: 'zonegate-status',
+} as const
+
+export const EVENTS_STREAM = 'ZONEGATE_EVENTS'
+export const EVENTS_SUBJECTS = 'zonegate.events.>'
+export const RECONCILE_SUBJECT = 'zonegate.cmd.reconcile'
+export const LEASE_KEY = 'reconciler'
+export const STATUS_KEY = 'reconciler'
+
+/** Characters allowed in a subject token by zonegate (KV keys allow `[-/=.\w]`; we exclude `.`). */
+const TOKEN_SAFE = /^[A-Za-z0-9_=-]+$/
+
+/**
+ * Encodes a name into one subject/KV-key token: safe names pass unchanged, others have each unsafe byte
+ * written as `=XX` (hex) — `ze.a` becomes `ze=2Ea`. Pure and reversible with `decodeToken`.
+ */
+export function encodeToken(name: string): string {
+  if (TOKEN_SAFE.test(name) && !name.includes('=')) return name
+  let out = ''
+  for (const byte of Buffer.from(name, 'utf8')) {
+    const ch = String.fromCharCode(byte)
+    out += /[A-Za-z0-9_-]/.test(ch) ? ch : `=${byte.toString(16).toUpperCase().padStart(2, '0')}`
+  }
+  return out
+}
+
+/** Inverse of `encodeToken`. */
+export function decodeToken(token: string): string {
+  if (!token.includes('=')) return token
+  const bytes: number[] = []
+  for (let i = 0; i < token.length; i++) {
+    if (token[i] === '=' && i + 2 < token.length && /^[0-9A-F]{2}$/.test(token.slice(i + 1, i + 3))) {
+      bytes.push(Number.parseInt(token.slice(i + 1, i + 3), 16))
+      i += 2
+    } else bytes.push(token.charCodeAt(i))
+  }
+  return Buffer.from(bytes).toString('utf8')
+}
+
+export const tableKey = (zone: string) => `${zone}.table`
+export const instanceKey = (zone: string, egress: string, instance: string) =>
+  `${zone}.${encodeToken(egress)}.${encodeToken(instance)}`
+export const instanceKeyPrefix = (zone: string) => `${zone}.>`
+
+export const commitSubject = (sha: string, phase: string) => `zonegate.events.commit.${sha}.${phase}`
+export const commitSubjects = (sha: string) => `zonegate.events.commit.${sha}.>`
+export const rolloutSubject = (zone: string, phase: string) => `zonegate.events.rollout.${zone}.${phase}`
+export const rolloutInstanceSubject = (
+  zone: string,
+  outcome: 'applied' | 'rejected',
+  egress: string,
+  instance: string,
+) => `zonegate.events.rollout.${zone}.${outcome}.${encodeToken(egress)}.${encodeToken(instance)}`
+export const rolloutSubjects = (zone = '*') => `zonegate.events.rollout.${zone}.>`
+
+/** `Nats-Msg-Id` of an event: `<sha>:<zone>:<instance or ->:<phase>`. */
+export const eventMsgId = (sha: string, zone: string | undefined, instance: string | undefined, phase: string) =>
+  `${sha}:${zone ?? '-'}:${instance ?? '-'}:${phase}`
+
+/** Stream and bucket settings of DESIGN.md §3, shared by whoever creates them first. */
+export const EVENTS_MAX_AGE_NS = 7 * 24 * 3600 * 1e9
+export const EVENTS_DUPLICATE_WINDOW_NS = 2 * 60 * 1e9
+export const TABLES_HISTORY = 10
+export const INSTANCES_TTL_MS = 30_000
+export const LEASES_TTL_MS = 15_000
+export const HEARTBEAT_INTERVAL_MS = 10_000
+
+/** Default NATS URL when neither `--nats` nor `$NATS_URL` is given. */
+export const DEFAULT_NATS_URL = 'nats://127.0.0.1:4222'

@@ -1,0 +1,101 @@
+import { type ChildProcess, spawn } from 'node:child_process'
+import { existsSync } from 'node:fs'
+import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+
+/**
+ * Starts a real `nats-server` with JetStream on 127.0.0.1, a random port (`-p -1`, read back from a ports
+ * file) and its own store directory. `restart()` brings it back on the same port and store (for outage
+ * tests); `stop()` kills it and removes the store. A process exit kills the child too, so a crashed test
+ * does not leave a server behind.
+ */
+export interface NatsServer {
+  url: string
+  port: number
+  storeDir: string
+  /** SIGKILL the server but keep the store; the port stays reserved by convention. */
+  kill(): Promise<void>
+  /** Start again on the same port and store (after kill()). */
+  restart(): Promise<void>
+  /** Kill and delete the store. */
+  stop(): Promise<void>
+}
+
+export function natsServerBin(): string {
+  if (process.env.NATS_SERVER_BIN) return process.env.NATS_SERVER_BIN
+  for (const p of ['/usr/sbin/nats-server', '/usr/bin/nats-server', '/usr/local/bin/nats-server']) {
+    if (existsSync(p)) return p
+  }
+  return 'nats-server'
+}
+
+async function waitForPortsFile(dir: string, child: ChildProcess, timeoutMs: number): Promise<number> {
+  const deadline = Date.now() + timeoutMs
+  while (Date.now() < deadline) {
+    if (child.exitCode !== null) throw new Error(`nats-server exited with ${child.exitCode}`)
+    const files = (await readdir(dir).catch(() => [] as string[])).filter(
+      (f) => f.endsWith('.ports') && f.includes(String(child.pid)),
+    )
+    if (files[0]) {
+      const info = JSON.parse(await readFile(join(dir, files[0]), 'utf8')) as { nats?: string[] }
+      const url = info.nats?.[0]
+      if (url) return Number(new URL(url).port)
+    }
+    await new Promise((r) => setTimeout(r, 20))
+  }
+  throw new Error('nats-server did not report its port in time')
+}
+
+export async function startNatsServer(opts: { port?: number } = {}): Promise<NatsServer> {
+  const root = await mkdtemp(join(tmpdir(), 'zonegate-nats-'))
+  const storeDir = join(root, 'store')
+  let child: ChildProcess | undefined
+  let port = opts.port ?? -1
+  let stderr = ''
+  const killOnExit = () => child?.kill('SIGKILL')
+  process.once('exit', killOnExit)
+
+  const launch = async () => {
+    const args = ['-a', '127.0.0.1', '-p', String(port), '-js', '-sd', storeDir, '--ports_file_dir', root]
+    const c = spawn(natsServerBin(), args, { stdio: ['ignore', 'ignore', 'pipe'] })
+    c.stderr?.on('data', (d: Buffer) => {
+      stderr = (stderr + d.toString()).slice(-4000)
+    })
+    child = c
+    try {
+      const p = await waitForPortsFile(root, c, 10_000)
+      port = p
+    } catch (err) {
+      c.kill('SIGKILL')
+      throw new Error(`${(err as Error).message}; stderr: ${stderr}`)
+    }
+  }
+  await launch()
+
+  const kill = async () => {
+    const c = child
+    if (!c || c.exitCode !== null || c.signalCode !== null) return
+    await new Promise<void>((resolve) => {
+      c.once('exit', () => resolve())
+      c.kill('SIGKILL')
+    })
+  }
+
+  return {
+    get url() {
+      return `nats://127.0.0.1:${port}`
+    },
+    get port() {
+      return port
+    },
+    storeDir,
+    kill,
+    restart: launch,
+    stop: async () => {
+      await kill()
+      process.removeListener('exit', killOnExit)
+      await rm(root, { recursive: true, force: true })
+    },
+  }
+}

@@ -1,0 +1,33 @@
+import { defineConfig } from 'vitest/config'
+
+// Two projects: fast pure unit tests next to the code, and integration / end-to-end tests that start real
+// processes (nats-server, git http-backend, TLS servers) and therefore get longer timeouts.
+export default defineConfig({
+  test: {
+    projects: [
+      {
+        test: {
+          name: 'unit',
+          include: [
+            'reconciler/**/*.test.ts',
+            'egress/**/*.test.ts',
+            'schemas/**/*.test.ts',
+            'cli/**/*.test.ts',
+            'test/unit/**/*.test.ts',
+          ],
+          testTimeout: 20_000,
+        },
+      },
+      {
+        test: {
+          name: 'integration',
+          include: ['test/integration/**/*.test.ts', 'test/e2e/**/*.test.ts'],
+          testTimeout: 60_000,
+          hookTimeout: 60_000,
+          // integration tests start servers on random ports; run files in parallel but not too many on 2 cores
+          maxWorkers: 2,
+        },
+      },
+    ],
+  },
+})
