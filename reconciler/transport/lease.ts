@@ -1,0 +1,162 @@
+import { JetStreamApiCodes, JetStreamApiError } from '@nats-io/jetstream'
+import type { KV } from '@nats-io/kv'
+import type { Logger } from 'pino'
+import { LEASE_KEY, LEASES_TTL_MS } from '../../schemas/subjects.js'
+
+/**
+ * Active/standby lease in KV `zonegate-leases`, key `reconciler` (value = the holder's id), on nats-server 2.9:
+ * - acquire with `kv.create` (succeeds only when the key is absent, deleted or aged out by the bucket TTL);
+ * - the holder renews every `renewMs` (ttl/3) with `kv.update(key, id, rev)`; a CAS failure ("wrong last
+ *   sequence") means someone else holds it now: step down at once;
+ * - a holder that cannot renew (NATS down) for `ttlMs - renewMs` steps down by itself, before the key can
+ *   expire on the server, so two holders never both believe they lead (single server);
+ * - standbys poll `create()` every `pollMs` (2.9 emits no event when MaxAge removes a key) and also watch the
+ *   key, so a released lease (DEL) is taken over at once;
+ * - `stop({ release: true })` deletes the key (CAS on our revision) so a standby takes over immediately.
+ * The bucket TTL must equal `ttlMs` (`ensureNatsLayout(bus, { leasesTtlMs })`): per-key TTL is ignored on 2.9.
+ */
+export interface Lease {
+  /** True while this process holds the lease. */
+  isLeader(): boolean
+  /** Called with `true` on acquire and `false` on loss/stop; returns an unsubscribe function. */
+  onChange(cb: (leader: boolean) => void): () => void
+  /** Stops renewing and polling; with `release` (default true) deletes the key if we hold it. */
+  stop(opts?: { release?: boolean }): Promise<void>
+  /** The id this keeper writes. */
+  readonly id: string
+}
+
+export interface LeaseOptions {
+  /** The bucket (normally `bus.kv.leases`). */
+  kv: KV
+  /** Unique per process (e.g. `<host>-<pid>-<random>`). */
+  id: string
+  log: Logger
+  /** Bucket TTL (ms); default 15 s (DESIGN.md §3). */
+  ttlMs?: number
+  /** Renew period (ms); default ttl/3. */
+  renewMs?: number
+  /** Standby poll period (ms); default ttl/5. */
+  pollMs?: number
+  /** Clock, for tests. */
+  now?: () => number
+}
+
+/**
+ * Starts a lease keeper: tries to acquire at once, then renews or polls on timers until `stop()`. Never
+ * throws: NATS errors are logged and retried on the next tick. Resolves after the first acquire attempt, so
+ * `isLeader()` is meaningful on return.
+ */
+export async function startLease(opts: LeaseOptions): Promise<Lease> {
+  const ttlMs = opts.ttlMs ?? LEASES_TTL_MS
+  const renewMs = opts.renewMs ?? Math.max(1, Math.floor(ttlMs / 3))
+  const pollMs = opts.pollMs ?? Math.max(1, Math.floor(ttlMs / 5))
+  const now = opts.now ?? Date.now
+  const log = opts.log.child({ component: 'lease' })
+  const { kv, id } = opts
+  const listeners = new Set<(leader: boolean) => void>()
+  let leader = false
+  let rev = 0
+  let lastRenewed = 0
+  let stopped = false
+  let timer: NodeJS.Timeout | undefined
+  let busy: Promise<void> = Promise.resolve()
+
+  const setLeader = (value: boolean, why: string) => {
+    if (leader === value) return
+    leader = value
+    if (value) log.info({ id, rev }, `lease acquired (${why})`)
+    else log.warn({ id }, `lease lost (${why})`)
+    for (const cb of listeners) {
+      try {
+        cb(value)
+      } catch (err) {
+        log.error({ err }, 'lease listener threw')
+      }
+    }
+  }
+
+  const tryAcquire = async () => {
+    try {
+      rev = await kv.create(LEASE_KEY, id)
+      lastRenewed = now()
+      setLeader(true, 'created')
+    } catch (err) {
+      if (!isCas(err)) log.debug({ err }, 'lease acquire failed')
+    }
+  }
+
+  const renew = async () => {
+    try {
+      rev = await kv.update(LEASE_KEY, id, rev)
+      lastRenewed = now()
+    } catch (err) {
+      if (isCas(err)) setLeader(false, 'taken by another reconciler or expired')
+      else if (now() - lastRenewed >= ttlMs - renewMs) setLeader(false, 'could not renew in time')
+      else log.warn({ err }, 'lease renew failed; retrying')
+    }
+  }
+
+  const tick = async () => {
+    if (stopped) return
+    if (leader) await renew()
+    else await tryAcquire()
+  }
+
+  const schedule = () => {
+    if (stopped) return
+    timer = setTimeout(
+      () => {
+        busy = busy.then(tick).finally(schedule)
+      },
+      leader ? renewMs : pollMs,
+    )
+  }
+
+  // Watch the key: a DEL/PURGE (release) lets a standby try at once instead of waiting for the next poll.
+  const watcher = await kv.watch({ key: LEASE_KEY }).catch(() => undefined)
+  if (watcher) {
+    void (async () => {
+      for await (const e of watcher) {
+        if (stopped) break
+        if (!leader && (e.operation === 'DEL' || e.operation === 'PURGE')) {
+          busy = busy.then(() => tick())
+        }
+      }
+    })().catch(() => {})
+  }
+
+  busy = tick()
+  await busy
+  schedule()
+
+  return {
+    id,
+    isLeader: () => leader,
+    onChange(cb) {
+      listeners.add(cb)
+      return () => listeners.delete(cb)
+    },
+    async stop(o = {}) {
+      if (stopped) return
+      stopped = true
+      if (timer) clearTimeout(timer)
+      watcher?.stop()
+      await busy.catch(() => {})
+      if (leader && (o.release ?? true)) {
+        await kv.delete(LEASE_KEY, { previousSeq: rev }).catch((err) => log.warn({ err }, 'lease release failed'))
+      }
+      setLeader(false, 'stopped')
+    },
+  }
+}
+
+/** The server refused the CAS write: the key exists (create) or moved on (update). */
+function isCas(err: unknown): boolean {
+  if (err instanceof JetStreamApiError)
+    return (
+      err.code === JetStreamApiCodes.StreamWrongLastSequence ||
+      err.code === JetStreamApiCodes.StreamWrongLastSequenceUnknown
+    )
+  return err instanceof Error && /wrong last sequence/i.test(err.message)
+}

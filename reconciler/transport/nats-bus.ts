@@ -1,0 +1,188 @@
+import {
+  type JetStreamClient,
+  type JetStreamManager,
+  jetstream,
+  jetstreamManager,
+  RetentionPolicy,
+  StorageType,
+  type StreamConfig,
+} from '@nats-io/jetstream'
+import { type KV, Kvm, type KvOptions } from '@nats-io/kv'
+import { connect, type NatsConnection } from '@nats-io/transport-node'
+import type { Logger } from 'pino'
+import {
+  Bucket,
+  EVENTS_DUPLICATE_WINDOW_NS,
+  EVENTS_MAX_AGE_NS,
+  EVENTS_STREAM,
+  EVENTS_SUBJECTS,
+  INSTANCES_TTL_MS,
+  LEASES_TTL_MS,
+  TABLES_HISTORY,
+} from '../../schemas/subjects.js'
+
+/**
+ * The reconciler's NATS edge: one connection, its JetStream client/manager and the four KV buckets of
+ * DESIGN.md §3. Everything else in reconciler/transport takes a `Bus`.
+ */
+export interface Bus {
+  nc: NatsConnection
+  js: JetStreamClient
+  jsm: JetStreamManager
+  /** The buckets, bound by name (no server round trip); `ensureNatsLayout` creates the missing ones. */
+  kv: { tables: KV; instances: KV; leases: KV; status: KV }
+  log: Logger
+  /** Drains and closes the connection; safe to call twice. */
+  close(): Promise<void>
+}
+
+export interface ConnectBusOptions {
+  servers: string[]
+  /** Connection name shown by the server (`zonegate-reconciler-<id>`). */
+  name: string
+  log: Logger
+  /** Wait for the server when it is down at start (default true; the CLI sets false to fail fast). */
+  waitOnFirstConnect?: boolean
+  /** Reconnect forever by default (-1); the CLI passes 0. */
+  maxReconnectAttempts?: number
+  /** Timeout of JetStream API calls and publishes (ms, default 5000). */
+  apiTimeoutMs?: number
+}
+
+/**
+ * Connects to NATS (v3 transport-node: reconnect forever every ~250 ms, wait on first connect unless told
+ * otherwise) and binds the four buckets. Logs disconnect/reconnect at info under `component: nats`.
+ * Rejects with the client's ConnectionError when `waitOnFirstConnect` is false and no server answers.
+ */
+export async function connectBus(opts: ConnectBusOptions): Promise<Bus> {
+  const log = opts.log.child({ component: 'nats' })
+  const nc = await connect({
+    servers: opts.servers,
+    name: opts.name,
+    maxReconnectAttempts: opts.maxReconnectAttempts ?? -1,
+    reconnectTimeWait: 250,
+    waitOnFirstConnect: opts.waitOnFirstConnect ?? true,
+    timeout: 5000,
+  })
+  void (async () => {
+    for await (const s of nc.status()) {
+      if (s.type === 'disconnect' || s.type === 'reconnect') log.info({ server: s.server }, `nats ${s.type}`)
+    }
+  })().catch(() => {})
+  const timeout = opts.apiTimeoutMs ?? 5000
+  const js = jetstream(nc, { timeout })
+  const jsm = await jetstreamManager(nc, { timeout, checkAPI: false })
+  const kvm = new Kvm(js)
+  const [tables, instances, leases, status] = await Promise.all([
+    kvm.open(Bucket.Tables),
+    kvm.open(Bucket.Instances),
+    kvm.open(Bucket.Leases),
+    kvm.open(Bucket.Status),
+  ])
+  let closing: Promise<void> | undefined
+  return {
+    nc,
+    js,
+    jsm,
+    kv: { tables, instances, leases, status },
+    log,
+    close() {
+      closing ??= nc.isClosed() ? Promise.resolve() : nc.drain().catch(() => nc.close())
+      return closing
+    },
+  }
+}
+
+/** Overrides of the DESIGN.md §3 settings, for tests (short lease TTL) only. */
+export interface LayoutOverrides {
+  leasesTtlMs?: number
+  instancesTtlMs?: number
+}
+
+/** What `ensureNatsLayout` found: names created now, and settings that differ from DESIGN.md on existing ones. */
+export interface LayoutReport {
+  created: string[]
+  mismatches: string[]
+}
+
+/** The wanted KV settings per bucket (DESIGN.md §3). Pure. */
+export function bucketSettings(o: LayoutOverrides = {}): Record<string, Partial<KvOptions>> {
+  return {
+    [Bucket.Tables]: { history: TABLES_HISTORY, storage: StorageType.File },
+    [Bucket.Instances]: { history: 1, ttl: o.instancesTtlMs ?? INSTANCES_TTL_MS, storage: StorageType.File },
+    [Bucket.Leases]: { history: 1, ttl: o.leasesTtlMs ?? LEASES_TTL_MS, storage: StorageType.File },
+    [Bucket.Status]: { history: 1, storage: StorageType.File },
+  }
+}
+
+/** The wanted config of stream ZONEGATE_EVENTS (DESIGN.md §3). Pure. */
+export function eventsStreamConfig(): Partial<StreamConfig> & { name: string } {
+  return {
+    name: EVENTS_STREAM,
+    subjects: [EVENTS_SUBJECTS],
+    retention: RetentionPolicy.Limits,
+    storage: StorageType.File,
+    max_age: EVENTS_MAX_AGE_NS,
+    duplicate_window: EVENTS_DUPLICATE_WINDOW_NS,
+  }
+}
+
+function isNotFound(err: unknown): boolean {
+  return err instanceof Error && /not found/i.test(err.message)
+}
+
+/**
+ * Creates, if missing, the four KV buckets and stream ZONEGATE_EVENTS with the settings of DESIGN.md §3, and
+ * rebinds `bus.kv` to the created buckets (direct get when available). Idempotent: existing buckets and
+ * streams are left as they are; a setting that differs from DESIGN.md is logged (warn) and reported, never
+ * changed (another process may depend on it). Rejects with the client's error when JetStream is unavailable.
+ */
+export async function ensureNatsLayout(bus: Bus, overrides: LayoutOverrides = {}): Promise<LayoutReport> {
+  const report: LayoutReport = { created: [], mismatches: [] }
+  const kvm = new Kvm(bus.js)
+  const opened: Record<string, KV> = {}
+  for (const [name, want] of Object.entries(bucketSettings(overrides))) {
+    const existed = await streamExists(bus, `KV_${name}`)
+    opened[name] = await kvm.create(name, want)
+    if (!existed) report.created.push(name)
+    else {
+      const info = await bus.jsm.streams.info(`KV_${name}`)
+      const c = info.config
+      if (c.max_msgs_per_subject !== want.history) report.mismatches.push(`${name}: history ${c.max_msgs_per_subject}`)
+      const wantAge = (want.ttl ?? 0) * 1e6
+      if ((c.max_age ?? 0) !== wantAge) report.mismatches.push(`${name}: ttl ${(c.max_age ?? 0) / 1e6}ms`)
+      if (c.storage !== want.storage) report.mismatches.push(`${name}: storage ${c.storage}`)
+    }
+  }
+  bus.kv = {
+    tables: opened[Bucket.Tables] as KV,
+    instances: opened[Bucket.Instances] as KV,
+    leases: opened[Bucket.Leases] as KV,
+    status: opened[Bucket.Status] as KV,
+  }
+  const want = eventsStreamConfig()
+  if (!(await streamExists(bus, EVENTS_STREAM))) {
+    await bus.jsm.streams.add(want)
+    report.created.push(EVENTS_STREAM)
+  } else {
+    const c = (await bus.jsm.streams.info(EVENTS_STREAM)).config
+    if (!c.subjects?.includes(EVENTS_SUBJECTS)) report.mismatches.push(`${EVENTS_STREAM}: subjects ${c.subjects}`)
+    if (c.max_age !== want.max_age) report.mismatches.push(`${EVENTS_STREAM}: max_age ${c.max_age}`)
+    if (c.duplicate_window !== want.duplicate_window)
+      report.mismatches.push(`${EVENTS_STREAM}: duplicate_window ${c.duplicate_window}`)
+  }
+  if (report.created.length > 0) bus.log.info({ created: report.created }, 'nats layout created')
+  if (report.mismatches.length > 0)
+    bus.log.warn({ mismatches: report.mismatches }, 'nats layout differs from DESIGN.md §3; left unchanged')
+  return report
+}
+
+async function streamExists(bus: Bus, name: string): Promise<boolean> {
+  try {
+    await bus.jsm.streams.info(name)
+    return true
+  } catch (err) {
+    if (isNotFound(err)) return false
+    throw err
+  }
+}

@@ -1,0 +1,123 @@
+import { JetStreamApiCodes, JetStreamApiError } from '@nats-io/jetstream'
+import type { ZonegateEvent } from '../../schemas/events.js'
+import { Bucket, EVENTS_STREAM, tableKey } from '../../schemas/subjects.js'
+import type { PublishedZoneTable } from '../../schemas/table.js'
+import { PublishConflict, PublishFailed } from '../core/errors.js'
+import type { BuiltEvent } from '../core/events.js'
+import type { Bus } from './nats-bus.js'
+
+/**
+ * Writes of the reconciler to NATS: zone tables in KV `zonegate-tables` (key `<zone>.table`, CAS on the KV
+ * revision) and events on stream ZONEGATE_EVENTS (`Nats-Msg-Id` dedupe). Every NATS failure becomes a
+ * `PublishFailed` (transient, cause kept) and a CAS mismatch a `PublishConflict`.
+ */
+
+/** What a zone last received: its envelope and the KV revision to pass to the next CAS write. */
+export interface PublishedEntry {
+  table: PublishedZoneTable
+  kvRevision: number
+}
+
+const TABLE_SUFFIX = '.table'
+
+function isCasMismatch(err: unknown): boolean {
+  if (err instanceof JetStreamApiError)
+    return (
+      err.code === JetStreamApiCodes.StreamWrongLastSequence ||
+      err.code === JetStreamApiCodes.StreamWrongLastSequenceUnknown
+    )
+  return err instanceof Error && /wrong last sequence/i.test(err.message)
+}
+
+const messageOf = (err: unknown) => (err instanceof Error ? err.message : String(err))
+
+/**
+ * Reads back every zone table currently in KV `zonegate-tables` (deleted keys excluded), keyed by zone: the
+ * inventory a (re)started reconciler diffs against, so it republishes nothing that is already there.
+ * Entries whose value is not a JSON envelope are skipped with a warning. Throws PublishFailed when NATS fails.
+ */
+export async function readPublishedTables(bus: Bus): Promise<Map<string, PublishedEntry>> {
+  const out = new Map<string, PublishedEntry>()
+  try {
+    const keys: string[] = []
+    for await (const k of await bus.kv.tables.keys(`*${TABLE_SUFFIX}`)) keys.push(k)
+    const entries = await Promise.all(keys.map((k) => bus.kv.tables.get(k)))
+    for (const e of entries) {
+      if (e?.operation !== 'PUT') continue
+      const zone = e.key.slice(0, -TABLE_SUFFIX.length)
+      try {
+        const table = e.json<PublishedZoneTable>()
+        out.set(zone, { table, kvRevision: e.revision })
+      } catch (err) {
+        bus.log.warn({ zone, err }, 'unreadable table in KV; ignored')
+      }
+    }
+  } catch (err) {
+    throw new PublishFailed(Bucket.Tables, `reading published tables: ${messageOf(err)}`, { cause: err })
+  }
+  return out
+}
+
+/**
+ * Writes a zone's envelope to KV `zonegate-tables` key `<zone>.table` with CAS: `expectedKvRevision` 0 means
+ * "the key must not exist" (`kv.create`, which also succeeds over a deleted key), otherwise `kv.update` with
+ * that revision. Resolves to the new KV revision. Throws PublishConflict when the key was written since
+ * (server error "wrong last sequence"), PublishFailed for any other NATS failure (timeout, disconnected).
+ */
+export async function publishZoneTable(
+  bus: Bus,
+  table: PublishedZoneTable,
+  expectedKvRevision: number,
+): Promise<number> {
+  const key = tableKey(table.zone)
+  const value = JSON.stringify(table)
+  try {
+    return expectedKvRevision === 0
+      ? await bus.kv.tables.create(key, value)
+      : await bus.kv.tables.update(key, value, expectedKvRevision)
+  } catch (err) {
+    if (isCasMismatch(err)) throw new PublishConflict(key, expectedKvRevision, { cause: err })
+    throw new PublishFailed(`${Bucket.Tables}/${key}`, messageOf(err), { cause: err })
+  }
+}
+
+/**
+ * Removes a zone that vanished from the repository: a KV **delete** (soft delete, a `DEL` marker) of
+ * `<zone>.table` guarded by `previousSeq = expectedKvRevision`, so history stays for audit and egress
+ * watchers see a `DEL` operation. Throws PublishConflict when the key was written since, PublishFailed
+ * otherwise. A later re-creation of the zone uses `publishZoneTable(bus, t, 0)`.
+ */
+export async function removeZoneTable(bus: Bus, zone: string, expectedKvRevision: number): Promise<void> {
+  const key = tableKey(zone)
+  try {
+    await bus.kv.tables.delete(key, { previousSeq: expectedKvRevision })
+  } catch (err) {
+    if (isCasMismatch(err)) throw new PublishConflict(key, expectedKvRevision, { cause: err })
+    throw new PublishFailed(`${Bucket.Tables}/${key}`, messageOf(err), { cause: err })
+  }
+}
+
+/** Result of an event publish: the stream sequence and whether the server saw the msg id already. */
+export interface EventAck {
+  seq: number
+  duplicate: boolean
+}
+
+/**
+ * Publishes one event on stream ZONEGATE_EVENTS with header `Nats-Msg-Id: msgId`; a second publish with
+ * the same id within the duplicate window (2 min) is acknowledged with `duplicate: true` and stored once.
+ * Throws PublishFailed (transient) when the stream does not ack in time.
+ */
+export async function publishEvent(bus: Bus, subject: string, event: ZonegateEvent, msgId: string): Promise<EventAck> {
+  try {
+    const ack = await bus.js.publish(subject, JSON.stringify(event), { msgID: msgId })
+    return { seq: ack.seq, duplicate: ack.duplicate }
+  } catch (err) {
+    throw new PublishFailed(`${EVENTS_STREAM}/${subject}`, messageOf(err), { cause: err })
+  }
+}
+
+/** `publishEvent` for the output of a core/events.ts builder. */
+export function emitEvent(bus: Bus, built: BuiltEvent): Promise<EventAck> {
+  return publishEvent(bus, built.subject, built.payload, built.msgId)
+}

@@ -1,0 +1,39 @@
+import type { ReconcilerStatus } from '../../schemas/status.js'
+import { STATUS_KEY } from '../../schemas/subjects.js'
+import { PublishFailed } from '../core/errors.js'
+import type { Bus } from './nats-bus.js'
+
+/**
+ * The reconciler status in KV `zonegate-status`, key `reconciler`: written by the active reconciler at the end
+ * of every pass, read by `zonegate status` and by a reconciler that takes over (to keep condition times).
+ */
+
+/** A status read back with its KV revision. */
+export interface StoredStatus {
+  status: ReconcilerStatus
+  kvRevision: number
+}
+
+/**
+ * Writes the status (plain put: the lease decides who writes, and the last writer wins). Resolves to the KV
+ * revision. Throws PublishFailed (transient) when NATS fails.
+ */
+export async function writeStatus(bus: Bus, status: ReconcilerStatus): Promise<number> {
+  try {
+    return await bus.kv.status.put(STATUS_KEY, JSON.stringify(status))
+  } catch (err) {
+    throw new PublishFailed(`zonegate-status/${STATUS_KEY}`, err instanceof Error ? err.message : String(err), {
+      cause: err,
+    })
+  }
+}
+
+/**
+ * Reads the last status, or null when none was written (or it was deleted). Rejects with the client's error
+ * when NATS fails or the bucket is missing, and a SyntaxError when the stored value is not JSON.
+ */
+export async function readStatus(bus: Bus): Promise<StoredStatus | null> {
+  const entry = await bus.kv.status.get(STATUS_KEY)
+  if (entry?.operation !== 'PUT') return null
+  return { status: entry.json<ReconcilerStatus>(), kvRevision: entry.revision }
+}
