@@ -1,6 +1,7 @@
 export * from './digest.js'
 export * from './events.js'
 export * from './resources.js'
+export * from './status.js'
 export * from './subjects.js'
 export * from './table.js'
 export * from './violation.js'
