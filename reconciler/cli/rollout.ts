@@ -1,0 +1,215 @@
+import {
+  type ConsumerMessages,
+  DeliverPolicy,
+  type JetStreamManager,
+  jetstream,
+  jetstreamManager,
+} from '@nats-io/jetstream'
+import { connect, type NatsConnection } from '@nats-io/transport-node'
+import { type Command, Option } from 'commander'
+import { natsOption, natsServers, outputOption, parseDuration, UsageError } from '../../cli/common.js'
+import { commitSubjects, EVENTS_STREAM, EVENTS_SUBJECTS } from '../../schemas/subjects.js'
+import {
+  exitCodeFor,
+  formatEvent,
+  formatSummary,
+  hasTarget,
+  initialWatchState,
+  isRelevant,
+  parseEvent,
+  stepWatch,
+  timeoutWatch,
+  type WatchOptions,
+  type WatchState,
+  watchResult,
+} from '../core/rollout-watch.js'
+
+/**
+ * `zonegate rollout watch`: follows stream ZONEGATE_EVENTS with one ordered consumer (one filter subject,
+ * `zonegate.events.>`, which nats-server 2.9 accepts) and feeds the events to core/rollout-watch.ts.
+ * With `--commit`, it starts at the commit's first event in the stream (replaying the past), else at the
+ * next new event. See docs/getting-started.md for the choices (next commit, superseded, --zone).
+ */
+
+const DEFAULT_TIMEOUT_MS = 60_000
+const FULL_SHA = /^(?:[0-9a-f]{40}|[0-9a-f]{64})$/
+
+interface WatchFlags {
+  commit?: string
+  zone?: string[]
+  until?: string
+  timeout?: string
+  output: 'text' | 'json'
+  nats?: string[]
+}
+
+/** Registers `rollout watch` on the program. */
+export function registerRolloutCommand(program: Command): void {
+  const rollout = program.command('rollout').description('follow rollouts of commits to the egress instances')
+  rollout
+    .command('watch')
+    .description('follow rollout events; exit 0 on converged, 1 on invalid/stalled/timeout')
+    .option('--commit <sha>', 'the commit to follow (full sha or prefix); its past events are replayed')
+    .option('--zone <zone>', 'only this zone (repeatable)', (v: string, prev: string[] | undefined) => [
+      ...(prev ?? []),
+      v,
+    ])
+    .addOption(
+      new Option('--until <state>', 'stop when the commit (default: the next commit) reaches this state').choices([
+        'converged',
+      ]),
+    )
+    .option('--timeout <duration>', 'give up after this long (default 60s with --commit/--until, else never)')
+    .addOption(outputOption())
+    .addOption(natsOption())
+    .action(async (flags: WatchFlags) => {
+      process.exitCode = await runRolloutWatch(flags)
+    })
+}
+
+function watchOptions(flags: WatchFlags): WatchOptions {
+  const commit = flags.commit?.toLowerCase()
+  if (commit !== undefined && !/^[0-9a-f]{4,64}$/.test(commit))
+    throw new UsageError(`--commit: expected a hex sha (at least 4 characters), got "${flags.commit}"`)
+  return { commit, zones: flags.zone ?? [], untilConverged: flags.until === 'converged' }
+}
+
+async function connectOrFail(servers: string[]): Promise<NatsConnection> {
+  try {
+    return await connect({ servers, name: 'zonegate-rollout-watch', maxReconnectAttempts: 5, timeout: 3000 })
+  } catch (err) {
+    throw new UsageError(`cannot connect to NATS at ${servers.join(', ')}: ${(err as Error).message}`)
+  }
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
+
+/** Last sequence of the stream, waiting (until the deadline) for the reconciler to create it. */
+async function streamLastSeq(jsm: JetStreamManager, deadline: number): Promise<number | undefined> {
+  for (;;) {
+    try {
+      return (await jsm.streams.info(EVENTS_STREAM)).state.last_seq
+    } catch (err) {
+      if (!/not found/i.test((err as Error).message)) throw err
+      if (Date.now() >= deadline) return undefined
+      await sleep(250)
+    }
+  }
+}
+
+/**
+ * A sha prefix → the full sha, from the commit subjects in the stream; the prefix itself when no commit
+ * matches yet (it may still come); UsageError when it is ambiguous.
+ */
+async function resolveSha(jsm: JetStreamManager, prefix: string): Promise<string> {
+  if (FULL_SHA.test(prefix)) return prefix
+  const info = await jsm.streams.info(EVENTS_STREAM, { subjects_filter: 'zonegate.events.commit.*.*' })
+  const shas = new Set(
+    Object.keys(info.state.subjects ?? {})
+      .map((s) => s.split('.')[3] ?? '')
+      .filter((sha) => sha.startsWith(prefix)),
+  )
+  if (shas.size > 1) throw new UsageError(`--commit ${prefix} is ambiguous: ${[...shas].join(', ')}`)
+  return [...shas][0] ?? prefix
+}
+
+/** Sequence of the first event of a commit in the stream, or undefined when it has none yet. */
+async function firstSeqOf(jsm: JetStreamManager, sha: string): Promise<number | undefined> {
+  // STREAM.MSG.GET with next_by_subj (nats-server 2.9): the first message at or after seq 1 on the commit's subjects
+  const query = { seq: 1, next_by_subj: commitSubjects(sha) } as unknown as { seq: number }
+  try {
+    const m = await jsm.streams.getMessage(EVENTS_STREAM, query)
+    return m?.seq
+  } catch (err) {
+    if (/not found/i.test((err as Error).message)) return undefined
+    throw err
+  }
+}
+
+/**
+ * Runs the watch: connects, positions an ordered consumer, prints each relevant event (text or one JSON
+ * object per line), stops at the outcome, `--timeout` or SIGINT/SIGTERM, prints the summary (text) or a
+ * `watch.result` object (json), and returns the exit code (0 converged / interrupted follow, 1 otherwise).
+ * Throws UsageError on bad flags or when NATS is unreachable (exit 2).
+ */
+export async function runRolloutWatch(flags: WatchFlags, out: (line: string) => void = println): Promise<number> {
+  const options = watchOptions(flags)
+  const timeoutMs =
+    flags.timeout !== undefined
+      ? parseDuration(flags.timeout, '--timeout')
+      : hasTarget(options)
+        ? DEFAULT_TIMEOUT_MS
+        : undefined
+  const json = flags.output === 'json'
+  const started = Date.now()
+  const deadline = timeoutMs === undefined ? Number.POSITIVE_INFINITY : started + timeoutMs
+  let state: WatchState = initialWatchState(options)
+  const finish = (s: WatchState): number => {
+    const elapsed = Date.now() - started
+    if (json) out(JSON.stringify(watchResult(s, elapsed)))
+    else out(formatSummary(s, elapsed))
+    return exitCodeFor(s)
+  }
+
+  const nc = await connectOrFail(natsServers(flags.nats))
+  let msgs: ConsumerMessages | undefined
+  let stopped = false
+  const stop = () => {
+    stopped = true
+    msgs?.stop()
+  }
+  let timedOut = false
+  const timer =
+    timeoutMs === undefined
+      ? undefined
+      : setTimeout(() => {
+          timedOut = true
+          stop()
+        }, timeoutMs)
+  process.once('SIGINT', stop)
+  process.once('SIGTERM', stop)
+  try {
+    const jsm = await jetstreamManager(nc, { checkAPI: false })
+    const lastSeq = await streamLastSeq(jsm, deadline)
+    if (lastSeq === undefined || stopped) {
+      if (!json) out(`stream ${EVENTS_STREAM} not found (is the reconciler running?)`)
+      return finish(hasTarget(options) && timeoutMs !== undefined ? timeoutWatch(state, timeoutMs) : state)
+    }
+    let startSeq = lastSeq + 1
+    if (options.commit) {
+      const sha = await resolveSha(jsm, options.commit)
+      state = { ...state, sha }
+      startSeq = (FULL_SHA.test(sha) ? await firstSeqOf(jsm, sha) : undefined) ?? startSeq
+    }
+    const consumer = await jetstream(nc).consumers.get(EVENTS_STREAM, {
+      filter_subjects: EVENTS_SUBJECTS,
+      deliver_policy: DeliverPolicy.StartSequence,
+      opt_start_seq: startSeq,
+    })
+    msgs = await consumer.consume()
+    if (stopped) msgs.stop()
+    for await (const m of msgs) {
+      const event = parseEvent(m.string())
+      if (!event || !isRelevant(state, event)) continue
+      state = stepWatch(state, event)
+      if (json) out(JSON.stringify(event))
+      else for (const line of formatEvent(event)) out(line)
+      if (state.outcome && hasTarget(options)) {
+        msgs.stop()
+        break
+      }
+    }
+    if (!state.outcome && timedOut && hasTarget(options) && timeoutMs !== undefined)
+      state = timeoutWatch(state, timeoutMs)
+    return finish(state)
+  } finally {
+    if (timer) clearTimeout(timer)
+    process.removeListener('SIGINT', stop)
+    process.removeListener('SIGTERM', stop)
+    await nc.close().catch(() => {})
+  }
+}
+
+function println(line: string): void {
+  process.stdout.write(`${line}\n`)
+}
