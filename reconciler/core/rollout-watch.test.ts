@@ -165,7 +165,13 @@ describe('rollout-watch', () => {
     [
       '--zone converges when its zone converged',
       { commit: A, zones: ['zone-a'], untilConverged: true },
-      [ev.published(A, [['zone-a', 8], ['zone-b', 2]]), ev.zoneConverged(A, 'zone-a', 8)],
+      [
+        ev.published(A, [
+          ['zone-a', 8],
+          ['zone-b', 2],
+        ]),
+        ev.zoneConverged(A, 'zone-a', 8),
+      ],
       Outcome.Converged,
     ],
     [
@@ -177,7 +183,13 @@ describe('rollout-watch', () => {
     [
       '--zone ignores the timeout of another zone',
       { commit: A, zones: ['zone-b'], untilConverged: true },
-      [ev.published(A, [['zone-a', 8], ['zone-b', 2]]), ev.zoneTimeout(A, 'zone-a')],
+      [
+        ev.published(A, [
+          ['zone-a', 8],
+          ['zone-b', 2],
+        ]),
+        ev.zoneTimeout(A, 'zone-a'),
+      ],
       undefined,
     ],
     [
@@ -226,7 +238,13 @@ describe('rollout-watch', () => {
   })
 
   it('rollout-watch - timeout says what was awaited', () => {
-    const published = run(commitA, [ev.published(A, [['zone-a', 8], ['zone-b', 2]]), ev.zoneConverged(A, 'zone-b', 2)])
+    const published = run(commitA, [
+      ev.published(A, [
+        ['zone-a', 8],
+        ['zone-b', 2],
+      ]),
+      ev.zoneConverged(A, 'zone-b', 2),
+    ])
     const t = timeoutWatch(published, 60_000)
     expect(t.outcome).toBe(Outcome.Timeout)
     expect(t.reason).toBe('no outcome after 60 s: commit 1a2b3c4 published, waiting for zone-a')
