@@ -1,5 +1,6 @@
+import type { InstanceHeartbeat } from '../../schemas/events.js'
 import type { ReconcilerStatus } from '../../schemas/status.js'
-import { STATUS_KEY } from '../../schemas/subjects.js'
+import { decodeToken, STATUS_KEY } from '../../schemas/subjects.js'
 import { PublishFailed } from '../core/errors.js'
 import type { Bus } from './nats-bus.js'
 
@@ -36,4 +37,45 @@ export async function readStatus(bus: Bus): Promise<StoredStatus | null> {
   const entry = await bus.kv.status.get(STATUS_KEY)
   if (entry?.operation !== 'PUT') return null
   return { status: entry.json<ReconcilerStatus>(), kvRevision: entry.revision }
+}
+
+/** One live egress instance as read from KV `zonegate-instances` (key decoded). */
+export interface InstanceRecord {
+  zone: string
+  egress: string
+  instance: string
+  /** KV revision of the heartbeat. */
+  kvRevision: number
+  heartbeat: InstanceHeartbeat
+}
+
+/**
+ * Lists the live instances: every `<zone>.<egress>.<instance>` key of KV `zonegate-instances` (entries age out
+ * with the bucket TTL, 30 s, so what is there heartbeated recently). Malformed keys/values are skipped.
+ * Rejects with the client's error when NATS fails.
+ */
+export async function readInstances(bus: Bus): Promise<InstanceRecord[]> {
+  const keys: string[] = []
+  for await (const k of await bus.kv.instances.keys()) keys.push(k)
+  const entries = await Promise.all(keys.map((k) => bus.kv.instances.get(k)))
+  const out: InstanceRecord[] = []
+  for (const e of entries) {
+    if (e?.operation !== 'PUT') continue
+    const parts = e.key.split('.')
+    if (parts.length !== 3) continue
+    const [zone, egress, instance] = parts as [string, string, string]
+    try {
+      const heartbeat = e.json<InstanceHeartbeat>()
+      out.push({
+        zone,
+        egress: decodeToken(egress),
+        instance: decodeToken(instance),
+        kvRevision: e.revision,
+        heartbeat,
+      })
+    } catch {
+      bus.log.debug({ zone }, 'unreadable heartbeat ignored')
+    }
+  }
+  return out
 }
