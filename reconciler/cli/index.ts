@@ -1,8 +1,12 @@
 import type { Command } from 'commander'
+import { registerReconcileCommand } from './reconcile.js'
 import { registerRolloutCommand } from './rollout.js'
+import { registerStatusCommand } from './status.js'
 
 /** Registers the control-plane subcommands: validate, compile, diff, reconciler, reconcile, status, rollout. */
 export function registerReconcilerCommands(program: Command): void {
   void program
+  registerReconcileCommand(program)
+  registerStatusCommand(program)
   registerRolloutCommand(program)
 }
