@@ -1,0 +1,221 @@
+/**
+ * The one place that turns pass outcomes and errors into status conditions and a retry decision (STYLE.md §4,
+ * Flux's vocabulary). Pure: no clock (times are passed in), no randomness (a `random` function is passed in).
+ *
+ * - `Ready` is always present. `Reconciling`, `Stalled`, `FetchFailed`, `ValidationFailed` and `PublishFailed`
+ *   exist only while true (kstatus "abnormal-true" conditions).
+ * - Errors fall into two kinds: **stalled** (the commit itself is bad: wait for a new revision, never retry the
+ *   same one) and **transient** (Git or NATS failed: retry with exponential backoff and jitter, capped).
+ */
+
+export const ConditionType = {
+  Ready: 'Ready',
+  Reconciling: 'Reconciling',
+  Stalled: 'Stalled',
+  FetchFailed: 'FetchFailed',
+  ValidationFailed: 'ValidationFailed',
+  PublishFailed: 'PublishFailed',
+} as const
+export type ConditionType = (typeof ConditionType)[keyof typeof ConditionType]
+
+export const Reason = {
+  Succeeded: 'ReconciliationSucceeded',
+  Progressing: 'Progressing',
+  ProgressingWithRetry: 'ProgressingWithRetry',
+  FetchFailed: 'FetchFailed',
+  ValidationFailed: 'ValidationFailed',
+  EmptyZoneRefused: 'EmptyZoneRefused',
+  PublishFailed: 'PublishFailed',
+  PublishConflict: 'PublishConflict',
+  ReconcileFailed: 'ReconcileFailed',
+} as const
+export type Reason = (typeof Reason)[keyof typeof Reason]
+
+export interface Condition {
+  type: ConditionType
+  status: 'True' | 'False' | 'Unknown'
+  reason: string
+  message: string
+  /** RFC 3339; kept from the previous condition when the status did not change. */
+  lastTransitionTime: string
+}
+
+/** Error codes that mean "this revision is bad": stall until a new one. */
+export const StalledCodes: ReadonlySet<string> = new Set(['ValidationFailed', 'EmptyZoneRefused', 'CompileFailed'])
+
+export const ErrorKind = { Stalled: 'stalled', Transient: 'transient' } as const
+export type ErrorKind = (typeof ErrorKind)[keyof typeof ErrorKind]
+
+/** `stalled` for codes in StalledCodes, `transient` for everything else (Git, NATS, unexpected). Pure. */
+export function classifyError(err: { code?: string }): ErrorKind {
+  return err.code && StalledCodes.has(err.code) ? ErrorKind.Stalled : ErrorKind.Transient
+}
+
+/** What a finished pass reports to this module. */
+export type PassOutcome =
+  | { result: 'applied'; revision: string; zonesPublished: number }
+  | { result: 'unchanged'; revision: string }
+  | { result: 'failed'; revision?: string; error: { code?: string; message: string } }
+
+/** The condition (besides Stalled/Ready) an error code raises, and its reason. */
+function failureCondition(code: string | undefined): { type: ConditionType; reason: Reason } {
+  switch (code) {
+    case 'FetchFailed':
+      return { type: ConditionType.FetchFailed, reason: Reason.FetchFailed }
+    case 'ValidationFailed':
+    case 'CompileFailed':
+      return { type: ConditionType.ValidationFailed, reason: Reason.ValidationFailed }
+    case 'EmptyZoneRefused':
+      return { type: ConditionType.ValidationFailed, reason: Reason.EmptyZoneRefused }
+    case 'PublishFailed':
+      return { type: ConditionType.PublishFailed, reason: Reason.PublishFailed }
+    case 'PublishConflict':
+      return { type: ConditionType.PublishFailed, reason: Reason.PublishConflict }
+    default:
+      return { type: ConditionType.PublishFailed, reason: Reason.ReconcileFailed }
+  }
+}
+
+function setCondition(
+  list: Condition[],
+  prev: readonly Condition[],
+  c: Omit<Condition, 'lastTransitionTime'>,
+  now: string,
+): void {
+  const old = prev.find((p) => p.type === c.type)
+  list.push({ ...c, lastTransitionTime: old && old.status === c.status ? old.lastTransitionTime : now })
+}
+
+/**
+ * Conditions while a pass runs on `revision`: Ready Unknown, Reconciling True (ProgressingWithRetry when
+ * `attempt > 1`); failure conditions of the previous pass are kept until this pass ends. Pure.
+ */
+export function conditionsReconciling(
+  prev: readonly Condition[],
+  revision: string,
+  attempt: number,
+  now: string,
+): Condition[] {
+  const out: Condition[] = []
+  const retry = attempt > 1
+  const readyPrev = prev.find((c) => c.type === ConditionType.Ready)
+  setCondition(
+    out,
+    prev,
+    {
+      type: ConditionType.Ready,
+      status: 'Unknown',
+      reason: retry ? Reason.ProgressingWithRetry : Reason.Progressing,
+      message: `reconciliation in progress${readyPrev?.status === 'True' ? ` (last: ${readyPrev.message})` : ''}`,
+    },
+    now,
+  )
+  setCondition(
+    out,
+    prev,
+    {
+      type: ConditionType.Reconciling,
+      status: 'True',
+      reason: retry ? Reason.ProgressingWithRetry : Reason.Progressing,
+      message: `${retry ? `attempt ${attempt}: ` : ''}reconciling revision ${revision}`,
+    },
+    now,
+  )
+  for (const c of prev) {
+    if (c.type === ConditionType.FetchFailed || c.type === ConditionType.PublishFailed) out.push(c)
+  }
+  return out
+}
+
+/**
+ * Conditions after a pass. Success: Ready True only. Stalled error: Ready False, Stalled True and the failure
+ * condition. Transient error: Ready False, Reconciling True (ProgressingWithRetry) and the failure condition.
+ * Pure.
+ */
+export function conditionsAfter(outcome: PassOutcome, prev: readonly Condition[], now: string): Condition[] {
+  const out: Condition[] = []
+  if (outcome.result !== 'failed') {
+    setCondition(
+      out,
+      prev,
+      {
+        type: ConditionType.Ready,
+        status: 'True',
+        reason: Reason.Succeeded,
+        message:
+          outcome.result === 'applied'
+            ? `applied revision ${outcome.revision} (${outcome.zonesPublished} zone(s) published)`
+            : `applied revision ${outcome.revision}`,
+      },
+      now,
+    )
+    return out
+  }
+  const { type, reason } = failureCondition(outcome.error.code)
+  const message = outcome.error.message
+  setCondition(out, prev, { type: ConditionType.Ready, status: 'False', reason, message }, now)
+  if (classifyError(outcome.error) === ErrorKind.Stalled) {
+    setCondition(out, prev, { type: ConditionType.Stalled, status: 'True', reason, message }, now)
+  } else {
+    setCondition(
+      out,
+      prev,
+      {
+        type: ConditionType.Reconciling,
+        status: 'True',
+        reason: Reason.ProgressingWithRetry,
+        message: `retrying after ${reason}`,
+      },
+      now,
+    )
+  }
+  setCondition(out, prev, { type, status: 'True', reason, message }, now)
+  return out
+}
+
+export interface RetryPolicy {
+  /** First retry delay (ms). */
+  baseMs: number
+  /** Cap of the exponential delay (ms). */
+  maxMs: number
+  /** Jitter as a fraction of the delay: the delay is scaled by a factor in [1 - jitter, 1 + jitter]. */
+  jitter: number
+}
+
+export const DEFAULT_RETRY_POLICY: RetryPolicy = { baseMs: 500, maxMs: 30_000, jitter: 0.2 }
+
+export type RetryDecision =
+  | { kind: 'none' }
+  | { kind: 'waitForNewRevision' }
+  | { kind: 'retry'; delayMs: number; attempt: number }
+
+/**
+ * Backoff delay before retry number `attempt` (1 = the first retry): `baseMs * 2^(attempt-1)`, capped at
+ * `maxMs`, then jittered by `random()` in [0, 1). Never below 0 nor above `maxMs * (1 + jitter)`. Pure.
+ */
+export function backoffMs(attempt: number, policy: RetryPolicy, random: () => number): number {
+  const exp = Math.min(policy.maxMs, policy.baseMs * 2 ** Math.max(0, Math.min(attempt - 1, 30)))
+  const factor = 1 + policy.jitter * (2 * random() - 1)
+  return Math.max(0, Math.round(exp * factor))
+}
+
+/**
+ * What to do after a pass: nothing after a success; wait for a new revision after a stalled error (no retry of
+ * the same sha); retry after `backoffMs(failures)` after a transient one. `failures` counts consecutive
+ * transient failures including this one. Pure.
+ */
+export function retryDecision(
+  outcome: PassOutcome,
+  failures: number,
+  policy: RetryPolicy,
+  random: () => number,
+): RetryDecision {
+  if (outcome.result !== 'failed') return { kind: 'none' }
+  if (classifyError(outcome.error) === ErrorKind.Stalled) return { kind: 'waitForNewRevision' }
+  return { kind: 'retry', delayMs: backoffMs(failures, policy, random), attempt: failures + 1 }
+}
+
+/** The condition of a type, if present. Pure. */
+export function findCondition(list: readonly Condition[], type: ConditionType): Condition | undefined {
+  return list.find((c) => c.type === type)
+}

@@ -1,0 +1,109 @@
+import type { CommitPublishedEvent } from '../schemas/events.js'
+import type { Violation } from '../schemas/violation.js'
+import type { ReconcileError } from './core/errors.js'
+import { type BuiltEvent, commitSupersededEvent } from './core/events.js'
+import { compileStep, diffStep, fetchStep, flushEvents, publishStep, validateStep } from './steps/steps.js'
+import type { Inventory, PassDeps } from './steps/types.js'
+import type { PassHooks } from './triggers.js'
+
+export type { Inventory, InventoryEntry, PassBus, PassDeps, PassSource } from './steps/types.js'
+
+/**
+ * One reconcile pass, always the same steps in the same order (STYLE.md §3):
+ *
+ *   fetch → parse + validate → compile → diff → publish
+ *
+ * Each step (reconciler/steps/steps.ts) returns `{ value }` or `{ error }` and the pass stops at the first
+ * error. Writing the status is the caller's job (main.ts), whatever the pass returns.
+ *
+ * - Unchanged branch tip already applied: stops after `resolve()` (result `unchanged`, nothing read).
+ * - A sha that stalled (invalid, empty zone refused) is not retried: result `skipped` until the tip moves.
+ * - Invalid commit: publishes nothing, emits `commit.<sha>.invalid` with every violation (result `invalid`).
+ * - Aborted through `hooks.signal` before publishing (a newer commit): emits `commit.<sha>.superseded` with
+ *   `by`, result `superseded`. Once publishing started the pass runs to the end.
+ * - Git/NATS failures: result `failed` with FetchFailed/PublishFailed/PublishConflict; the last good tables
+ *   stay; events not yet delivered are kept in `state.pendingEvents` and sent by the next pass.
+ */
+export interface PassState {
+  /** What each zone last received; undefined = read it from KV before diffing (start-up, takeover, conflict). */
+  inventory?: Inventory
+  /** Last generation of zones that were removed (a zone that comes back continues its generation). */
+  lastGenerations: Map<string, number>
+  /** Sha whose tables are all published (or that changed nothing). */
+  lastAppliedSha?: string
+  /** Sha that stalled: not retried until the branch moves. */
+  stalledSha?: string
+  stalledError?: ReconcileError
+  /** Events built but not yet acknowledged by the stream (sent first by the next pass). */
+  pendingEvents: BuiltEvent[]
+}
+
+export const initialPassState = (): PassState => ({ lastGenerations: new Map(), pendingEvents: [] })
+
+export type PassReport =
+  | { result: 'applied'; revision: string; sha: string; zones: CommitPublishedEvent['zones'] }
+  | { result: 'unchanged'; revision: string; sha: string }
+  | { result: 'skipped'; revision: string; sha: string; error: ReconcileError }
+  | { result: 'invalid'; revision: string; sha: string; error: ReconcileError; violations: Violation[] }
+  | { result: 'failed'; revision?: string; sha?: string; error: ReconcileError }
+  | { result: 'superseded'; revision: string; sha: string; by: string }
+
+/** Runs one pass; never throws (unexpected exceptions become `failed`). Updates `state` in place. */
+export async function reconcileOnce(deps: PassDeps, state: PassState, hooks: PassHooks): Promise<PassReport> {
+  const log = deps.log
+  const fetched = await fetchStep(deps, state, hooks)
+  if ('error' in fetched) return { result: 'failed', error: fetched.error }
+  const { sha, revision } = fetched.value
+  const passLog = log.child({ component: 'reconcile', revision })
+
+  const f = fetched.value
+  if (f.kind === 'unchanged') {
+    const flushed = await flushEvents(deps, state)
+    if ('error' in flushed) return { result: 'failed', revision, sha, error: flushed.error }
+    return { result: 'unchanged', revision, sha }
+  }
+  if (f.kind === 'stalled') {
+    return { result: 'skipped', revision, sha, error: state.stalledError as ReconcileError }
+  }
+  const snapshot = f.snapshot
+
+  const superseded = async (): Promise<PassReport | undefined> => {
+    if (!hooks.signal.aborted) return undefined
+    const reason = hooks.signal.reason as { by?: string } | undefined
+    if (!reason?.by) return { result: 'superseded', revision, sha, by: '' }
+    const by = `${deps.branch}@sha1:${reason.by}`
+    passLog.info({ by }, 'revision superseded')
+    await deps.bus.emit(commitSupersededEvent({ revision, time: deps.now(), by })).catch((err) => {
+      passLog.warn({ err }, 'superseded event not delivered')
+    })
+    return { result: 'superseded', revision, sha, by }
+  }
+
+  const validated = await validateStep(deps, state, snapshot, passLog)
+  if ('error' in validated) {
+    const violations = (validated.error as { violations?: Violation[] }).violations ?? []
+    if (validated.error.code === 'ValidationFailed')
+      return { result: 'invalid', revision, sha, error: validated.error, violations }
+    return { result: 'failed', revision, sha, error: validated.error }
+  }
+  const aborted1 = await superseded()
+  if (aborted1) return aborted1
+
+  const compiled = compileStep(deps, state, validated.value, revision, sha, passLog)
+  if ('error' in compiled) return { result: 'invalid', revision, sha, error: compiled.error, violations: [] }
+
+  const planned = await diffStep(deps, state, compiled.value, revision, sha, passLog)
+  if ('error' in planned) {
+    if (planned.error.code === 'EmptyZoneRefused')
+      return { result: 'invalid', revision, sha, error: planned.error, violations: [] }
+    return { result: 'failed', revision, sha, error: planned.error }
+  }
+  const aborted2 = await superseded()
+  if (aborted2) return aborted2
+
+  hooks.publishing()
+  const published = await publishStep(deps, state, planned.value, revision, sha, passLog)
+  if ('error' in published) return { result: 'failed', revision, sha, error: published.error }
+  if (published.value.length === 0) return { result: 'unchanged', revision, sha }
+  return { result: 'applied', revision, sha, zones: published.value }
+}

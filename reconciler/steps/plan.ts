@@ -1,0 +1,68 @@
+import type { PublishedZoneTable, ZoneTable } from '../../schemas/table.js'
+import type { Inventory } from './types.js'
+
+/**
+ * The diff step: what each zone last received (the inventory) against the compiled tables of a revision.
+ * Comparison is by digest (canonical JSON of zone + egresses + routes), so an unchanged zone is never
+ * republished and a restarted reconciler republishes nothing. Pure.
+ */
+export type ZoneChange =
+  | {
+      zone: string
+      change: 'added' | 'changed'
+      /** The envelope to write: generation = previous + 1, revision set. */
+      table: PublishedZoneTable
+      /** CAS: the KV revision the key must have (0 = must not exist). */
+      expectedKvRevision: number
+      previousRoutes: number
+    }
+  | { zone: string; change: 'removed'; expectedKvRevision: number; previousGeneration: number; previousRoutes: number }
+
+/**
+ * Plans the writes of a revision, sorted by zone. `lastGenerations` holds the last generation of zones that
+ * were removed, so a zone that comes back continues its generation instead of restarting at 1. Pure.
+ */
+export function planZoneChanges(
+  inventory: Inventory,
+  next: readonly ZoneTable[],
+  revision: string,
+  lastGenerations: ReadonlyMap<string, number> = new Map(),
+): ZoneChange[] {
+  const out: ZoneChange[] = []
+  const seen = new Set<string>()
+  for (const t of next) {
+    seen.add(t.zone)
+    const prev = inventory.get(t.zone)
+    if (prev && prev.table.digest === t.digest) continue
+    const previousGeneration = prev?.table.generation ?? lastGenerations.get(t.zone) ?? 0
+    const { generation: _g, revision: _r, ...body } = t
+    out.push({
+      zone: t.zone,
+      change: prev ? 'changed' : 'added',
+      table: { ...body, generation: previousGeneration + 1, revision },
+      expectedKvRevision: prev?.kvRevision ?? 0,
+      previousRoutes: prev?.table.routes.length ?? 0,
+    })
+  }
+  for (const [zone, prev] of inventory) {
+    if (seen.has(zone)) continue
+    out.push({
+      zone,
+      change: 'removed',
+      expectedKvRevision: prev.kvRevision,
+      previousGeneration: prev.table.generation,
+      previousRoutes: prev.table.routes.length,
+    })
+  }
+  return out.sort((a, b) => (a.zone < b.zone ? -1 : a.zone > b.zone ? 1 : 0))
+}
+
+/**
+ * Zones the plan would leave without any route although they had some: removed zones, and changed zones whose
+ * new table has no route. These are refused unless `--allow-empty` (the accidental mass prune). Pure.
+ */
+export function emptiedZones(plan: readonly ZoneChange[]): { zone: string; routes: number }[] {
+  return plan
+    .filter((c) => c.previousRoutes > 0 && (c.change === 'removed' || c.table.routes.length === 0))
+    .map((c) => ({ zone: c.zone, routes: c.previousRoutes }))
+}

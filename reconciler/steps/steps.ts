@@ -1,0 +1,226 @@
+import type { Logger } from 'pino'
+import type { CommitPublishedEvent } from '../../schemas/events.js'
+import type { ZoneTable } from '../../schemas/table.js'
+import {
+  CompileFailed,
+  EmptyZoneRefused,
+  FetchFailed,
+  PublishFailed,
+  ReconcileError,
+  ValidationFailed,
+} from '../core/errors.js'
+import {
+  type BuiltEvent,
+  commitFetchedEvent,
+  commitInvalidEvent,
+  commitPublishedEvent,
+  rolloutPublishedEvent,
+} from '../core/events.js'
+import type { Resources, Snapshot } from '../core/model.js'
+import type { PassState } from '../reconcile.js'
+import type { PassHooks } from '../triggers.js'
+import { emptiedZones, planZoneChanges, type ZoneChange } from './plan.js'
+import type { PassDeps, Step } from './types.js'
+
+/**
+ * The steps of one pass, in order (see reconciler/reconcile.ts). Each returns `{ value }` or `{ error }`
+ * (a ReconcileError with a stable code); none throws.
+ */
+
+const gitRevision = (branch: string, sha: string) => `${branch}@sha1:${sha}`
+
+/** Wraps anything thrown by an effect into a ReconcileError (`wrap` picks the class for foreign errors). */
+function asReconcileError(err: unknown, wrap: (message: string, cause: unknown) => ReconcileError): ReconcileError {
+  if (err instanceof ReconcileError) return err
+  return wrap(err instanceof Error ? err.message : String(err), err)
+}
+
+/** Sends events queued by earlier passes; stops at the first failure (the rest stay queued). */
+export async function flushEvents(deps: PassDeps, state: PassState): Promise<Step<void>> {
+  while (state.pendingEvents.length > 0) {
+    const ev = state.pendingEvents[0] as BuiltEvent
+    try {
+      await deps.bus.emit(ev)
+    } catch (err) {
+      return { error: asReconcileError(err, (m, cause) => new PublishFailed(ev.subject, m, { cause })) }
+    }
+    state.pendingEvents.shift()
+  }
+  return { value: undefined }
+}
+
+/** Queues events and sends every pending one. */
+async function emitAll(deps: PassDeps, state: PassState, events: BuiltEvent[]): Promise<Step<void>> {
+  state.pendingEvents.push(...events)
+  return flushEvents(deps, state)
+}
+
+export type Fetched =
+  | { kind: 'unchanged'; sha: string; revision: string }
+  | { kind: 'stalled'; sha: string; revision: string }
+  | { kind: 'new'; sha: string; revision: string; snapshot: Snapshot }
+
+/**
+ * Step 1, fetch: resolves the branch tip; stops early when it is the applied sha (`unchanged`) or the sha that
+ * stalled (`stalled`); otherwise reads the snapshot and emits `commit.<sha>.fetched`. FetchFailed on Git errors.
+ */
+export async function fetchStep(deps: PassDeps, state: PassState, hooks: PassHooks): Promise<Step<Fetched>> {
+  let sha: string
+  try {
+    sha = await deps.source.resolve()
+  } catch (err) {
+    return { error: asReconcileError(err, (m, cause) => new FetchFailed(deps.branch, m, { cause })) }
+  }
+  const revision = gitRevision(deps.branch, sha)
+  hooks.fetched(sha)
+  if (sha === state.lastAppliedSha && state.inventory) return { value: { kind: 'unchanged', sha, revision } }
+  if (sha === state.stalledSha) return { value: { kind: 'stalled', sha, revision } }
+  let snapshot: Snapshot
+  try {
+    snapshot = await deps.source.fetch(sha)
+  } catch (err) {
+    return { error: asReconcileError(err, (m, cause) => new FetchFailed(deps.branch, m, { cause })) }
+  }
+  deps.log.child({ component: 'reconcile', revision }).info({ files: snapshot.files.size }, 'revision fetched')
+  if (sha !== state.lastAppliedSha) {
+    const sent = await emitAll(deps, state, [commitFetchedEvent({ revision, time: deps.now() })])
+    if ('error' in sent) return sent
+  }
+  return { value: { kind: 'new', sha, revision, snapshot } }
+}
+
+/**
+ * Step 2, parse + validate: every violation of the snapshot. Invalid: emits `commit.<sha>.invalid` with all
+ * violations, marks the sha stalled and returns ValidationFailed. If the event cannot be sent the error is the
+ * transient PublishFailed instead (the sha is retried, so the event is not lost).
+ */
+export async function validateStep(
+  deps: PassDeps,
+  state: PassState,
+  snapshot: Snapshot,
+  log: Logger,
+): Promise<Step<Resources>> {
+  let outcome: ReturnType<PassDeps['validate']>
+  try {
+    outcome = deps.validate(snapshot)
+  } catch (err) {
+    return { error: asReconcileError(err, (m, cause) => new CompileFailed(snapshot.revision, m, { cause })) }
+  }
+  if (outcome.warnings.length > 0) log.warn({ warnings: outcome.warnings.length }, 'revision has warnings')
+  if (outcome.valid) return { value: outcome.resources }
+  const error = new ValidationFailed(snapshot.revision, outcome.violations)
+  log.error({ err: error, violations: outcome.violations.length }, 'revision rejected')
+  const sent = await emitAll(deps, state, [
+    commitInvalidEvent({ revision: snapshot.revision, time: deps.now(), violations: outcome.violations }),
+  ])
+  if ('error' in sent) return sent
+  state.stalledSha = snapshot.revision.slice(snapshot.revision.lastIndexOf(':') + 1)
+  state.stalledError = error
+  return { error }
+}
+
+/** Step 3, compile: one table per zone. An exception (a bug) stalls the sha as CompileFailed. */
+export function compileStep(
+  deps: PassDeps,
+  state: PassState,
+  resources: Resources,
+  revision: string,
+  sha: string,
+  log: Logger,
+): Step<ZoneTable[]> {
+  try {
+    return { value: deps.compile(resources) }
+  } catch (err) {
+    const error = asReconcileError(err, (m, cause) => new CompileFailed(revision, m, { cause }))
+    log.error({ err: error }, 'compile failed')
+    state.stalledSha = sha
+    state.stalledError = error
+    return { error }
+  }
+}
+
+/**
+ * Step 4, diff: reads the inventory from KV when unknown, plans the writes by digest and refuses a plan that
+ * leaves a zone without routes it had (EmptyZoneRefused, stalled) unless `allowEmpty`.
+ */
+export async function diffStep(
+  deps: PassDeps,
+  state: PassState,
+  tables: ZoneTable[],
+  revision: string,
+  sha: string,
+  log: Logger,
+): Promise<Step<ZoneChange[]>> {
+  if (!state.inventory) {
+    try {
+      state.inventory = await deps.bus.readInventory()
+    } catch (err) {
+      return { error: asReconcileError(err, (m, cause) => new PublishFailed('zonegate-tables', m, { cause })) }
+    }
+  }
+  const plan = planZoneChanges(state.inventory, tables, revision, state.lastGenerations)
+  const emptied = emptiedZones(plan)
+  if (emptied.length > 0 && !deps.allowEmpty) {
+    const error = new EmptyZoneRefused(revision, emptied)
+    log.error({ err: error }, 'revision refused')
+    state.stalledSha = sha
+    state.stalledError = error
+    return { error }
+  }
+  log.debug({ zones: tables.length, changes: plan.length }, 'diffed')
+  return { value: plan }
+}
+
+/**
+ * Step 5, publish: writes each changed zone with CAS (generation = previous + 1), deletes removed zones, updates
+ * the inventory as each write lands, then emits `rollout.<zone>.published` per zone and `commit.<sha>.published`.
+ * A new sha that changes nothing still gets `commit.<sha>.published` with no zones. PublishFailed /
+ * PublishConflict (the inventory is then re-read by the next pass) on NATS errors.
+ */
+export async function publishStep(
+  deps: PassDeps,
+  state: PassState,
+  plan: ZoneChange[],
+  revision: string,
+  sha: string,
+  log: Logger,
+): Promise<Step<CommitPublishedEvent['zones']>> {
+  const inventory = state.inventory as NonNullable<PassState['inventory']>
+  const zones: CommitPublishedEvent['zones'] = []
+  const time = deps.now()
+  const events: BuiltEvent[] = []
+  for (const c of plan) {
+    try {
+      if (c.change === 'removed') {
+        await deps.bus.removeTable(c.zone, c.expectedKvRevision)
+        inventory.delete(c.zone)
+        state.lastGenerations.set(c.zone, c.previousGeneration)
+        zones.push({ zone: c.zone, generation: c.previousGeneration, digest: '', change: 'removed' })
+        log.child({ zone: c.zone }).info('zone removed')
+      } else {
+        const kvRevision = await deps.bus.publishTable(c.table, c.expectedKvRevision)
+        inventory.set(c.zone, { table: c.table, kvRevision })
+        zones.push({ zone: c.zone, generation: c.table.generation, digest: c.table.digest, change: c.change })
+        const { generation, digest } = c.table
+        events.push(rolloutPublishedEvent({ revision, time, zone: c.zone, generation, digest }))
+        log.child({ zone: c.zone }).info({ generation, digest, routes: c.table.routes.length }, 'zone published')
+      }
+    } catch (err) {
+      const error = asReconcileError(
+        err,
+        (m, cause) => new PublishFailed(`zonegate-tables/${c.zone}.table`, m, { cause }),
+      )
+      if (error.code === 'PublishConflict') state.inventory = undefined
+      // Zones already written stay written; their events are queued so the retry announces them.
+      if (zones.length > 0) state.pendingEvents.push(...events)
+      return { error }
+    }
+  }
+  const isNew = sha !== state.lastAppliedSha
+  state.lastAppliedSha = sha
+  if (state.stalledSha === sha) state.stalledSha = undefined
+  if (isNew || zones.length > 0) events.push(commitPublishedEvent({ revision, time, zones }))
+  const sent = await emitAll(deps, state, events)
+  if ('error' in sent) return sent
+  return { value: zones }
+}

@@ -1,0 +1,57 @@
+import type { Logger } from 'pino'
+import type { ZonegateEvent } from '../../schemas/events.js'
+import type { PublishedZoneTable, ZoneTable } from '../../schemas/table.js'
+import type { Violation, Warning } from '../../schemas/violation.js'
+import type { ReconcileError } from '../core/errors.js'
+import type { BuiltEvent } from '../core/events.js'
+import type { Resources, Snapshot } from '../core/model.js'
+
+/**
+ * Shared types of the pass's steps (reconciler/reconcile.ts). Each step is one function returning
+ * `{ value }` or `{ error }`; the pass stops at the first error.
+ */
+export type Step<T> = { value: T } | { error: ReconcileError }
+
+/** What a zone last received: its envelope and the KV revision for the next CAS write. */
+export interface InventoryEntry {
+  table: PublishedZoneTable
+  kvRevision: number
+}
+
+/** Zone → what it last received (read back from KV `zonegate-tables`). */
+export type Inventory = Map<string, InventoryEntry>
+
+/** The Git (or any) source, as the pass sees it. */
+export interface PassSource {
+  resolve(): Promise<string>
+  fetch(sha: string): Promise<Snapshot>
+}
+
+export interface ValidationOutcome {
+  valid: boolean
+  resources: Resources
+  violations: Violation[]
+  warnings: Warning[]
+}
+
+/** NATS effects of the pass (the transport engineer's functions, bound to a bus). */
+export interface PassBus {
+  readInventory(): Promise<Inventory>
+  /** CAS write; `expectedKvRevision` 0 = the key must not exist. Resolves to the new KV revision. */
+  publishTable(table: PublishedZoneTable, expectedKvRevision: number): Promise<number>
+  removeTable(zone: string, expectedKvRevision: number): Promise<void>
+  emit(event: BuiltEvent<ZonegateEvent>): Promise<unknown>
+}
+
+export interface PassDeps {
+  source: PassSource
+  validate(snapshot: Snapshot): ValidationOutcome
+  /** One unpublished table per zone (no generation/revision). */
+  compile(resources: Resources): ZoneTable[]
+  bus: PassBus
+  /** Publish a zone whose table would lose every route (default: refuse the commit). */
+  allowEmpty: boolean
+  branch: string
+  now(): Date
+  log: Logger
+}
