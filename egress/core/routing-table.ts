@@ -1,0 +1,187 @@
+import { tableDigest } from '../../schemas/digest.js'
+import type { RouteMode, TableRoute, TableUpstream, ZoneTable } from '../../schemas/table.js'
+import { validateZoneTableShape } from '../../schemas/validators.js'
+
+/**
+ * The egress's routing table: an immutable view of one ZoneTable envelope (DESIGN.md §3), built once per
+ * received table. The proxy reads the current table once per new connection; a swap replaces the reference.
+ * The only mutable state inside is each route's weighted round-robin position, which belongs to this table
+ * instance (a new table starts its balancers afresh). Pure: no I/O, no clocks.
+ */
+
+/** One upstream of a route, ready to dial. */
+export interface Upstream {
+  readonly address: string
+  readonly port: number
+  readonly weight: number
+  /** `address:port`, for logs and metrics. */
+  readonly key: string
+}
+
+/** One route: an SNI and its upstreams, with a smooth weighted round robin over them. */
+export class Route {
+  readonly sni: string
+  readonly mode: RouteMode
+  readonly upstreams: readonly Upstream[]
+  private readonly weights: Int32Array | Float64Array
+  private readonly current: Float64Array
+
+  constructor(route: TableRoute) {
+    this.sni = lowerAscii(route.sni)
+    this.mode = route.mode
+    this.upstreams = Object.freeze(route.upstreams.map(toUpstream))
+    // Weight 0 means "never picked"; a route whose upstreams all have weight 0 spreads evenly instead.
+    const allZero = this.upstreams.every((u) => u.weight === 0)
+    this.weights = Float64Array.from(this.upstreams, (u) => (allZero ? 1 : u.weight))
+    this.current = new Float64Array(this.upstreams.length)
+  }
+
+  /**
+   * Picks the next upstream with nginx's smooth weighted round robin: each candidate's current weight grows
+   * by its weight, the largest wins and loses the total. `tried` (indexes already tried for this connection)
+   * are skipped, as nginx skips peers in its `tried` bitmap. Returns the index, or -1 when none is left.
+   */
+  pick(tried?: ReadonlySet<number>): number {
+    const n = this.upstreams.length
+    if (n === 1) return tried?.has(0) ? -1 : 0
+    let best = -1
+    let total = 0
+    for (let i = 0; i < n; i++) {
+      const w = this.weights[i]!
+      if (w === 0 || tried?.has(i)) continue
+      const c = this.current[i]! + w
+      this.current[i] = c
+      total += w
+      if (best < 0 || c > this.current[best]!) best = i
+    }
+    if (best >= 0) this.current[best] = this.current[best]! - total
+    return best
+  }
+}
+
+function toUpstream(u: TableUpstream): Upstream {
+  return Object.freeze({ address: u.address, port: u.port, weight: u.weight, key: `${u.address}:${u.port}` })
+}
+
+/** Immutable SNI → Route map of one table. */
+export class RoutingTable {
+  readonly zone: string
+  readonly generation: number | undefined
+  readonly revision: string | undefined
+  readonly digest: string
+  readonly size: number
+  private readonly routes: ReadonlyMap<string, Route>
+
+  constructor(readonly envelope: ZoneTable) {
+    this.zone = envelope.zone
+    this.generation = envelope.generation
+    this.revision = envelope.revision
+    this.digest = envelope.digest
+    const routes = new Map<string, Route>()
+    for (const r of envelope.routes) routes.set(lowerAscii(r.sni), new Route(r))
+    this.routes = routes
+    this.size = routes.size
+  }
+
+  /** The route for a server name, matched exactly after ASCII lower-casing, or undefined. */
+  lookup(serverName: string): Route | undefined {
+    return this.routes.get(serverName) ?? this.routes.get(lowerAscii(serverName))
+  }
+
+  /** True when the table has a route for this (already lower-cased) SNI. */
+  has(sni: string): boolean {
+    return this.routes.has(sni)
+  }
+
+  /** Every route, in envelope order. */
+  list(): Route[] {
+    return [...this.routes.values()]
+  }
+}
+
+/** ASCII-only lower-casing (SNI matching is byte-wise; non-ASCII never reaches here from the reader). */
+export function lowerAscii(s: string): string {
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i)
+    if (c >= 65 && c <= 90) return s.replace(/[A-Z]+/g, (m) => m.toLowerCase())
+  }
+  return s
+}
+
+export const TableRejection = {
+  /** The value is not a ZoneTable envelope (schema problems). */
+  Invalid: 'invalid',
+  /** The digest does not match the canonical JSON of zone+egresses+routes. */
+  DigestMismatch: 'digest-mismatch',
+  /** Two routes have the same SNI after lower-casing. */
+  DuplicateSni: 'duplicate-sni',
+  /** The table is for another zone than the egress's. */
+  WrongZone: 'wrong-zone',
+  /** Its generation is not newer than the one served. */
+  Stale: 'stale-generation',
+  /** Neither table has a generation and the digests are equal: nothing to do. */
+  Unchanged: 'unchanged',
+} as const
+export type TableRejection = (typeof TableRejection)[keyof typeof TableRejection]
+
+export type TableCheck = { ok: true; table: ZoneTable } | { ok: false; reason: TableRejection; problems: string[] }
+
+/**
+ * Validates an untrusted value as a table envelope: schema shape (schemas/validators.ts), digest equal to
+ * `tableDigest`, integer generation when present, unique SNIs, and (when `zone` is given) the right zone.
+ * Returns the typed table or the first failing reason with every problem found for it. Pure; never throws.
+ */
+export function validateTableEnvelope(value: unknown, zone?: string): TableCheck {
+  const shape = validateZoneTableShape(value)
+  if (shape.length > 0) {
+    return { ok: false, reason: TableRejection.Invalid, problems: shape.map((p) => `${p.path || '/'}: ${p.message}`) }
+  }
+  const table = value as ZoneTable
+  if (zone !== undefined && table.zone !== zone) {
+    return { ok: false, reason: TableRejection.WrongZone, problems: [`table is for zone ${table.zone}, not ${zone}`] }
+  }
+  const seen = new Set<string>()
+  const dups: string[] = []
+  for (const r of table.routes) {
+    const key = lowerAscii(r.sni)
+    if (seen.has(key)) dups.push(`duplicate route sni ${JSON.stringify(r.sni)}`)
+    seen.add(key)
+  }
+  if (dups.length > 0) return { ok: false, reason: TableRejection.DuplicateSni, problems: dups }
+  const digest = tableDigest(table)
+  if (digest !== table.digest) {
+    return {
+      ok: false,
+      reason: TableRejection.DigestMismatch,
+      problems: [`digest ${table.digest} does not match content ${digest}`],
+    }
+  }
+  return { ok: true, table }
+}
+
+/**
+ * Whether `next` may replace `current`: always when nothing is served; when both have a generation, only a
+ * strictly greater one; a table without a generation (a `zonegate compile` file) replaces one without a
+ * generation when its digest differs, and never replaces a published (generation-bearing) table.
+ * Returns null when `next` may replace `current`, else the rejection reason. Pure.
+ */
+export function staleReason(
+  current: Pick<ZoneTable, 'generation' | 'digest'> | undefined,
+  next: Pick<ZoneTable, 'generation' | 'digest'>,
+): null | typeof TableRejection.Stale | typeof TableRejection.Unchanged {
+  if (current === undefined) return null
+  if (next.generation === undefined) {
+    if (current.generation !== undefined) return TableRejection.Stale
+    return next.digest === current.digest ? TableRejection.Unchanged : null
+  }
+  if (current.generation === undefined) return null
+  return next.generation > current.generation ? null : TableRejection.Stale
+}
+
+/** True when `next` may replace `current` (see `staleReason`). Pure. */
+export function isNewerTable(
+  current: Pick<ZoneTable, 'generation' | 'digest'> | undefined,
+  next: Pick<ZoneTable, 'generation' | 'digest'>,
+): boolean {
+  return staleReason(current, next) === null
+}
