@@ -1,63 +1,83 @@
-/**
- * Errors of the reconciler. Every error has a stable `code`, a structured payload and an optional `cause`
- * (ErrorOptions); `toJSON()` gives the same shape on `/status`, in status events and in logs (STYLE.md §4).
- * Which codes stall and which retry is decided in conditions.ts, never here.
- */
+import type { Violation } from '../../schemas/violation.js'
 
-/** Base class: `code` is stable, `toJSON()` is `{ code, message, ...payload, cause? }`. */
-export class ReconcileError extends Error {
-  readonly code: string = 'ReconcileError'
+/**
+ * Errors of the reconciler: each has a stable `code`, a structured payload (`data()`), an optional `cause`
+ * (ErrorOptions), and `toJSON()` giving the same shape on /status, in events and in logs. Subclasses add
+ * one class per failure (FetchFailed, PublishFailed, ... in the same style).
+ */
+export abstract class ReconcileError extends Error {
+  abstract readonly code: string
 
   constructor(message: string, options?: ErrorOptions) {
     super(message, options)
     this.name = new.target.name
   }
 
-  /** Structured fields besides code and message (overridden by subclasses). */
-  protected payload(): Record<string, unknown> {
+  /** The structured payload of this error (without code and message). */
+  data(): Record<string, unknown> {
     return {}
   }
 
-  toJSON(): Record<string, unknown> {
-    const cause = this.cause
-    return {
-      code: this.code,
-      message: this.message,
-      ...this.payload(),
-      ...(cause === undefined
-        ? {}
-        : { cause: cause instanceof Error ? { name: cause.name, message: cause.message } : String(cause) }),
-    }
+  toJSON(): { code: string; message: string; cause?: string } & Record<string, unknown> {
+    const cause =
+      this.cause instanceof Error ? this.cause.message : this.cause === undefined ? undefined : String(this.cause)
+    return { code: this.code, message: this.message, ...this.data(), ...(cause === undefined ? {} : { cause }) }
+  }
+}
+
+/** `N violations in <revision>: <first violation>` */
+export function summarize(revision: string, violations: readonly Violation[]): string {
+  const first = violations[0]
+  const head = `${violations.length} violation${violations.length === 1 ? '' : 's'} in ${revision}`
+  return first
+    ? `${head}: ${first.file}:${first.line}:${first.column} ${first.path ? `${first.path}: ` : ''}${first.message}`
+    : head
+}
+
+/** A revision whose YAML or resources are invalid. Stalled: wait for a new revision, don't retry. */
+export class ValidationFailed extends ReconcileError {
+  readonly code = 'ValidationFailed'
+
+  constructor(
+    readonly revision: string,
+    readonly violations: Violation[],
+    options?: ErrorOptions,
+  ) {
+    super(summarize(revision, violations), options)
+  }
+
+  override data(): Record<string, unknown> {
+    return { revision: this.revision, violations: this.violations }
   }
 }
 
 /**
- * A NATS write (KV table, event, status) failed for a reason that may go away: connection lost, timeout,
- * JetStream unavailable. Transient: retry with backoff; the last good tables keep serving.
+ * A NATS write or read (KV table, event, status) failed for a reason that may go away: connection lost,
+ * timeout, JetStream unavailable. Transient: retry with backoff; the last good tables keep serving.
  */
 export class PublishFailed extends ReconcileError {
-  override readonly code = 'PublishFailed'
+  readonly code = 'PublishFailed'
 
   constructor(
     readonly target: string,
     message: string,
     options?: ErrorOptions,
   ) {
-    super(`publish to ${target} failed: ${message}`, options)
+    super(`NATS ${target}: ${message}`, options)
   }
 
-  protected override payload(): Record<string, unknown> {
+  override data(): Record<string, unknown> {
     return { target: this.target }
   }
 }
 
 /**
- * A CAS write to KV `zonegate-tables` was refused ("wrong last sequence"): someone else wrote the key since
- * `expectedRevision` was read (another reconciler, or a stale inventory). Retry after re-reading the
- * inventory; never overwrite blindly.
+ * A CAS write to KV `zonegate-tables` was refused ("wrong last sequence"): the key was written since
+ * `expectedRevision` was read (another reconciler, or a stale inventory). Transient: re-read the inventory
+ * and retry; never overwrite blindly.
  */
 export class PublishConflict extends ReconcileError {
-  override readonly code = 'PublishConflict'
+  readonly code = 'PublishConflict'
 
   constructor(
     readonly key: string,
@@ -67,7 +87,70 @@ export class PublishConflict extends ReconcileError {
     super(`${key}: expected KV revision ${expectedRevision} but the key was written by someone else`, options)
   }
 
-  protected override payload(): Record<string, unknown> {
+  override data(): Record<string, unknown> {
     return { key: this.key, expectedRevision: this.expectedRevision }
+  }
+}
+
+/**
+ * Reading the Git source failed (clone, fetch, ref or object read): network down, repository missing, auth
+ * refused. Transient: retry with backoff; the last good tables keep serving. `source` is the repository as safe
+ * to log (no credentials).
+ */
+export class FetchFailed extends ReconcileError {
+  readonly code = 'FetchFailed'
+
+  constructor(
+    readonly source: string,
+    message: string,
+    options?: ErrorOptions,
+  ) {
+    super(`fetch ${source}: ${message}`, options)
+  }
+
+  override data(): Record<string, unknown> {
+    return { source: this.source }
+  }
+}
+
+/**
+ * A revision would leave zones without any of the routes they had (zone removed, or every route gone) and the
+ * reconciler runs without `--allow-empty`. Stalled: the whole commit is refused, nothing is published.
+ */
+export class EmptyZoneRefused extends ReconcileError {
+  readonly code = 'EmptyZoneRefused'
+
+  constructor(
+    readonly revision: string,
+    readonly zones: { zone: string; routes: number }[],
+    options?: ErrorOptions,
+  ) {
+    const names = zones.map((z) => `${z.zone} (${z.routes} route${z.routes === 1 ? '' : 's'})`).join(', ')
+    super(
+      `${revision} refused: zone${zones.length === 1 ? '' : 's'} ${names} would lose every route; ` +
+        'restore them or run the reconciler with --allow-empty',
+      options,
+    )
+  }
+
+  override data(): Record<string, unknown> {
+    return { revision: this.revision, zones: this.zones }
+  }
+}
+
+/** Compiling the valid resources of a revision threw (a bug, not a user error). Stalled: not retried. */
+export class CompileFailed extends ReconcileError {
+  readonly code = 'CompileFailed'
+
+  constructor(
+    readonly revision: string,
+    message: string,
+    options?: ErrorOptions,
+  ) {
+    super(`compile ${revision}: ${message}`, options)
+  }
+
+  override data(): Record<string, unknown> {
+    return { revision: this.revision }
   }
 }

@@ -1,0 +1,105 @@
+import {
+  type ExternalService,
+  Kind,
+  type Mesh,
+  ZONE_TAG,
+  type ZoneEgress,
+  type ZoneIngress,
+} from '../../../schemas/resources.js'
+import type { ParsedDocument } from '../model.js'
+
+/** A document whose kind is known and whose types passed the schema. */
+export interface TypedDocument {
+  kind: Kind
+  name: string
+  doc: ParsedDocument
+  value: Record<string, unknown>
+  /** For ZoneEgress/ZoneIngress: `zone`, or the default zone when empty. */
+  zone?: string
+}
+
+/** Reports a cross-resource finding on `item` (a violation, or a warning when `warning` is true). */
+export type CrossEmit = (
+  item: TypedDocument,
+  rule: string,
+  path: string,
+  message: string,
+  opts?: { at?: string; warning?: boolean },
+) => void
+
+/**
+ * Cross-resource rules (../shared/reference/kuma-model.md §4): duplicate declarative keys (Mesh by name,
+ * ZoneEgress/ZoneIngress by zone+name, ExternalService by mesh+name; the later document is reported), an
+ * ExternalService's mesh must exist; warnings for a zoneEgress mesh while a zone with ingresses has no
+ * ZoneEgress, and for an ExternalService pinned to a zone with no ZoneEgress. Linear in the number of
+ * documents (plus meshes × zones). Returns the documents reported as duplicates. Pure.
+ */
+export function crossRules(items: readonly TypedDocument[], emit: CrossEmit): Set<TypedDocument> {
+  const duplicates = new Set<TypedDocument>()
+  const seen = new Map<string, TypedDocument>()
+  const meshes = new Set<string>()
+  const egressZones = new Set<string>()
+  const ingressZones = new Set<string>()
+  for (const item of items) {
+    const key = keyOf(item)
+    const first = seen.get(key)
+    if (first) {
+      const where = `${first.doc.location.file}:${first.doc.location.line}:${first.doc.location.column}`
+      emit(item, 'resource.duplicate', 'name', `${describe(item)} is already defined at ${where}`)
+      duplicates.add(item)
+    } else seen.set(key, item)
+    if (item.kind === Kind.Mesh) meshes.add(item.name)
+    if (item.kind === Kind.ZoneEgress) egressZones.add(item.zone!)
+    if (item.kind === Kind.ZoneIngress) ingressZones.add(item.zone!)
+  }
+  const lonelyZones = [...ingressZones].filter((z) => !egressZones.has(z)).sort()
+  for (const item of items) {
+    if (item.kind === Kind.ExternalService) {
+      const es = item.value as unknown as ExternalService
+      if (es.mesh && !meshes.has(es.mesh))
+        emit(item, 'external-service.mesh-not-found', '', `mesh of name ${es.mesh} is not found`, { at: 'mesh' })
+      const pinned = es.tags?.[ZONE_TAG]
+      if (pinned && !egressZones.has(pinned))
+        emit(
+          item,
+          'external-service.zone-without-egress',
+          `tags[${JSON.stringify(ZONE_TAG)}]`,
+          `zone "${pinned}" has no ZoneEgress: the service is pinned there and no egress can reach it`,
+          { warning: true },
+        )
+    } else if (item.kind === Kind.Mesh && (item.value as unknown as Mesh).routing?.zoneEgress === true) {
+      for (const zone of lonelyZones)
+        emit(
+          item,
+          'mesh.zone-without-egress',
+          'routing.zoneEgress',
+          `zone "${zone}" has ZoneIngresses but no ZoneEgress: cross-zone and external traffic of this mesh from there has no egress`,
+          { warning: true },
+        )
+    }
+  }
+  return duplicates
+}
+
+function keyOf(item: TypedDocument): string {
+  switch (item.kind) {
+    case Kind.Mesh:
+      return JSON.stringify([item.kind, item.name])
+    case Kind.ExternalService:
+      return JSON.stringify([item.kind, (item.value as unknown as ExternalService).mesh ?? '', item.name])
+    default:
+      return JSON.stringify([item.kind, item.zone, item.name])
+  }
+}
+
+function describe(item: TypedDocument): string {
+  if (item.kind === Kind.Mesh) return `Mesh "${item.name}"`
+  if (item.kind === Kind.ExternalService)
+    return `ExternalService "${item.name}" in mesh "${(item.value as unknown as ExternalService).mesh ?? ''}"`
+  return `${item.kind} "${item.name}" in zone "${item.zone}"`
+}
+
+/** The zone of a zone proxy: its `zone` field, or `defaultZone` when empty. */
+export function zoneOf(value: ZoneEgress | ZoneIngress, defaultZone: string): string {
+  return typeof value.zone === 'string' && value.zone !== '' ? value.zone : defaultZone
+}

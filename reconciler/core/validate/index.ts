@@ -1,0 +1,105 @@
+import { DEFAULT_ZONE, KINDS, Kind } from '../../../schemas/resources.js'
+import { compareViolations, type Violation } from '../../../schemas/violation.js'
+import { emptyResources, type Located, type ParsedDocument, type Resources, type Snapshot } from '../model.js'
+import { parseSnapshot } from '../parse.js'
+import { crossRules, type TypedDocument, zoneOf } from './cross.js'
+import { locate } from './locate.js'
+import { resourceRules } from './rules.js'
+import { validateShape } from './schema.js'
+
+export interface ValidationResult {
+  /** True when there is no violation (warnings do not count). */
+  valid: boolean
+  /** The resources without violations of their own, in file order (zone proxies get their zone filled in). */
+  resources: Resources
+  /** Sorted with compareViolations. */
+  violations: Violation[]
+  /** Sorted with compareViolations. */
+  warnings: Violation[]
+}
+
+export interface ValidateOptions {
+  /** The zone of a ZoneEgress/ZoneIngress without `zone` (default `default`). */
+  defaultZone?: string
+}
+
+/**
+ * Parses and validates a snapshot: parse limits and YAML errors, resource type, JSON Schema (types, unknown
+ * fields as warnings), Kuma's rules per resource (meta, Mesh, ZoneEgress, ZoneIngress, ExternalService with
+ * Kuma's paths and messages) and the cross-resource rules. Collects everything; never stops at the first
+ * problem and never throws. Pure.
+ */
+export function validateSnapshot(snapshot: Snapshot, opts: ValidateOptions = {}): ValidationResult {
+  const parsed = parseSnapshot(snapshot)
+  const result = validateDocuments(parsed.documents, opts)
+  if (parsed.violations.length === 0) return result
+  const violations = [...parsed.violations, ...result.violations].sort(compareViolations)
+  return { ...result, valid: false, violations }
+}
+
+/** Validates already parsed documents (see validateSnapshot). Pure. */
+export function validateDocuments(documents: readonly ParsedDocument[], opts: ValidateOptions = {}): ValidationResult {
+  const defaultZone = opts.defaultZone ?? DEFAULT_ZONE
+  const violations: Violation[] = []
+  const warnings: Violation[] = []
+  const typed: TypedDocument[] = []
+  const bad = new Set<TypedDocument>()
+  for (const doc of documents) {
+    const value = doc.value as Record<string, unknown>
+    const name = typeof value.name === 'string' ? value.name : ''
+    const type = value.type
+    if (typeof type !== 'string' || !(KINDS as readonly string[]).includes(type)) {
+      const shown = typeof type === 'string' ? type : type === undefined || type === null ? '' : JSON.stringify(type)
+      const at = locate(doc, 'type')
+      const kind = typeof type === 'string' ? type : ''
+      const message = `invalid resource type "${shown}"`
+      violations.push({ file: doc.file, ...at, kind, name, path: '', rule: 'meta.invalid-type', message })
+      continue
+    }
+    const kind = type as Kind
+    const shape = validateShape(doc, kind, name)
+    warnings.push(...shape.warnings)
+    if (shape.violations.length > 0) {
+      violations.push(...shape.violations)
+      continue
+    }
+    const item: TypedDocument = { kind, name, doc, value }
+    if (kind === Kind.ZoneEgress || kind === Kind.ZoneIngress) item.zone = zoneOf(value as never, defaultZone)
+    typed.push(item)
+    resourceRules(kind, value, (rule, path, message, at) => {
+      violations.push({ file: doc.file, ...locate(doc, at ?? path), kind, name, path, rule, message })
+      bad.add(item)
+    })
+  }
+  const duplicates = crossRules(typed, (item, rule, path, message, o) => {
+    const at = locate(item.doc, o?.at ?? path)
+    const v = { file: item.doc.file, ...at, kind: item.kind, name: item.name, path, rule, message }
+    if (o?.warning) warnings.push(v)
+    else {
+      violations.push(v)
+      bad.add(item)
+    }
+  })
+  const resources = emptyResources()
+  for (const item of typed) {
+    if (bad.has(item) || duplicates.has(item)) continue
+    addResource(resources, item)
+  }
+  violations.sort(compareViolations)
+  warnings.sort(compareViolations)
+  return { valid: violations.length === 0, resources, violations, warnings }
+}
+
+function addResource(resources: Resources, item: TypedDocument): void {
+  const located = <T>(resource: T): Located<T> => ({
+    resource,
+    location: item.doc.location,
+    positions: item.doc.positions,
+  })
+  const v = item.value as never
+  if (item.kind === Kind.Mesh) resources.meshes.push(located(v))
+  else if (item.kind === Kind.ExternalService) resources.externalServices.push(located(v))
+  else if (item.kind === Kind.ZoneEgress)
+    resources.zoneEgresses.push(located({ ...(v as object), zone: item.zone } as never))
+  else resources.zoneIngresses.push(located({ ...(v as object), zone: item.zone } as never))
+}

@@ -1,0 +1,214 @@
+import type { DataSource, Mesh, MetricsBackend } from '../../../schemas/resources.js'
+import { isDialString, urlPort } from './net.js'
+import { type Emit, isEmptyDataSource, tagRules } from './tags.js'
+
+/**
+ * Kuma's Mesh rules (../shared/reference/kuma-model.md §3.1, §3.1b) with Kuma's paths and messages.
+ * Installed CA plugins are `builtin` and `provided` (Kuma's own). Provided certificates are not loaded
+ * (the core does no I/O): only their presence is checked. Pure.
+ */
+
+/** CA backend types with an installed plugin. */
+export const INSTALLED_CA_TYPES: ReadonlySet<string> = new Set(['builtin', 'provided'])
+
+const DURATION = /^(0|\d+(y|w|d|h|ms|m|s))$/
+const DNS1123_SUBDOMAIN = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/
+const USED = (n: string) => `"${n}" name is already used for another backend`
+
+type Conf = Record<string, unknown>
+const rec = (x: unknown): Conf => (x !== null && typeof x === 'object' && !Array.isArray(x) ? (x as Conf) : {})
+const str = (x: unknown): string => (typeof x === 'string' ? x : '')
+
+export function meshRules(mesh: Mesh, emit: Emit): void {
+  if (mesh.name.length > 63) emit('mesh.name-too-long', 'name', 'cannot be longer than 63 characters')
+  mtlsRules(mesh, emit)
+  loggingRules(mesh, emit)
+  tracingRules(mesh, emit)
+  metricsRules(mesh, emit)
+  const proxy = mesh.constraints?.dataplaneProxy
+  for (const list of ['requirements', 'restrictions'] as const)
+    (proxy?.[list] ?? []).forEach((sel, i) => {
+      tagRules(`constraints.dataplaneProxy.${list}[${i}].tags`, sel.tags ?? {}, emit, { selector: true })
+    })
+  if (mesh.routing?.zoneEgress === true && !mesh.mtls?.enabledBackend)
+    emit(
+      'mesh.zone-egress-requires-mtls',
+      'mtls',
+      'has to be set when zoneEgress enabled',
+      mesh.mtls ? 'mtls' : 'routing.zoneEgress',
+    )
+}
+
+function mtlsRules(mesh: Mesh, emit: Emit): void {
+  const mtls = mesh.mtls
+  if (!mtls) return
+  const backends = mtls.backends ?? []
+  const used = new Set<string>()
+  backends.forEach((b, i) => {
+    const name = b.name ?? ''
+    if (used.has(name)) emit('mesh.mtls-backend-name', `mtls.backends[${i}].name`, USED(name))
+    used.add(name)
+    if (b.dpCert !== undefined && !DURATION.test(b.dpCert?.rotation?.expiration ?? ''))
+      emit(
+        'mesh.mtls-dpcert-expiration',
+        'mtls.dpcert.rotation.expiration',
+        'has to be a valid format',
+        `mtls.backends[${i}].dpCert.rotation.expiration`,
+      )
+  })
+  if (mtls.enabledBackend && !used.has(mtls.enabledBackend))
+    emit('mesh.mtls-enabled-backend', 'mtls.enabledBackend', 'has to be set to one of the backends in the mesh')
+  if (backends.length > 1) emit('mesh.mtls-backends-max', 'mtls.backends', 'cannot have more than 1 backends')
+  // Mesh manager checks (rules 7-9): plugin lookup stops at the first unknown type.
+  for (let i = 0; i < backends.length; i++) {
+    const b = backends[i]!
+    const path = `mtls.backends[${i}]`
+    if (!INSTALLED_CA_TYPES.has(b.type ?? '')) {
+      emit('mesh.mtls-backend-type', `${path}.type`, 'could not find installed plugin for this type')
+      return
+    }
+    if (mtls.skipValidation) continue
+    if (b.type === 'builtin') {
+      const secret = `${mesh.name}.ca-builtin-cert-${b.name ?? ''}`
+      if (!DNS1123_SUBDOMAIN.test(secret))
+        emit(
+          'mesh.mtls-builtin-name',
+          `${path}.conf.mtls.backends.name`,
+          `"${secret}" name must be valid dns name`,
+          `${path}.name`,
+        )
+      else if (secret.length > 255)
+        emit(
+          'mesh.mtls-builtin-name',
+          `${path}.conf.mtls.backends.name`,
+          'Backend name is too long. Max length: 255',
+          `${path}.name`,
+        )
+    } else {
+      const conf = rec(b.conf)
+      for (const field of ['cert', 'key'] as const) {
+        const ds = conf[field]
+        if (ds === undefined || ds === null)
+          emit('mesh.mtls-provided-conf', `${path}.conf.${field}`, 'has to be defined')
+        else if (isEmptyDataSource(rec(ds) as DataSource))
+          emit('mesh.mtls-provided-conf', `${path}.conf.${field}`, 'data source cannot be empty')
+      }
+    }
+  }
+}
+
+function loggingRules(mesh: Mesh, emit: Emit): void {
+  const logging = mesh.logging
+  if (!logging) return
+  const used = new Set<string>()
+  ;(logging.backends ?? []).forEach((b, i) => {
+    const path = `logging.backends[${i}]`
+    const name = b.name ?? ''
+    if (name === '') emit('mesh.logging-backend', `${path}.name`, 'cannot be empty')
+    const conf = rec(b.conf)
+    if (b.type === 'tcp') {
+      const address = str(conf.address)
+      if (address === '')
+        emit('mesh.logging-backend', `${path}.config.address`, 'cannot be empty', `${path}.conf.address`)
+      else if (!isDialString(address))
+        emit(
+          'mesh.logging-backend',
+          `${path}.config.address`,
+          'has to be in format of HOST:PORT',
+          `${path}.conf.address`,
+        )
+    } else if (b.type === 'file') {
+      if (str(conf.path) === '')
+        emit('mesh.logging-backend', `${path}.config.path`, 'cannot be empty', `${path}.conf.path`)
+    } else emit('mesh.logging-backend', `${path}.type`, 'unknown backend type. Available backends: "tcp", "file"')
+    if (used.has(name)) emit('mesh.logging-backend', `${path}.name`, USED(name))
+    used.add(name)
+  })
+  if (logging.defaultBackend && !used.has(logging.defaultBackend))
+    emit('mesh.logging-default', 'logging.defaultBackend', 'has to be set to one of the logging backend in mesh')
+}
+
+const API_VERSIONS = new Set(['httpJsonV1', 'httpJson', 'httpProto'])
+
+function tracingRules(mesh: Mesh, emit: Emit): void {
+  const tracing = mesh.tracing
+  if (!tracing) return
+  const used = new Set<string>()
+  ;(tracing.backends ?? []).forEach((b, i) => {
+    const path = `tracing.backends[${i}]`
+    const name = b.name ?? ''
+    if (name === '') emit('mesh.tracing-backend', `${path}.name`, 'cannot be empty')
+    if (b.sampling !== undefined && (b.sampling < 0 || b.sampling > 100))
+      emit('mesh.tracing-backend', `${path}.sampling`, 'has to be in [0.0 - 100.0] range')
+    const conf = rec(b.conf)
+    if (b.type === 'zipkin') {
+      const url = str(conf.url)
+      const port = urlPort(url)
+      const at = `${path}.conf.url`
+      if (url === '') emit('mesh.tracing-backend', `${path}.config.url`, 'cannot be empty', at)
+      else if (port === undefined) emit('mesh.tracing-backend', `${path}.config.url`, 'invalid URL', at)
+      else if (port === '')
+        emit('mesh.tracing-backend', `${path}.config.url`, 'port has to be explicitly specified', at)
+      const apiVersion = str(conf.apiVersion)
+      if (apiVersion !== '' && !API_VERSIONS.has(apiVersion))
+        emit(
+          'mesh.tracing-backend',
+          `${path}.config.apiVersion`,
+          'has invalid value. Allowed values: httpJsonV1, httpJson, httpProto',
+          `${path}.conf.apiVersion`,
+        )
+    } else if (b.type === 'datadog') {
+      if (str(conf.address) === '')
+        emit('mesh.tracing-backend', `${path}.config.address`, 'cannot be empty', `${path}.conf.address`)
+      const port = typeof conf.port === 'number' ? conf.port : 0
+      if (!(port >= 1 && port <= 65535))
+        emit('mesh.tracing-backend', `${path}.config.port`, 'port must be in the range [1, 65535]', `${path}.conf.port`)
+    } else emit('mesh.tracing-backend', `${path}.type`, 'unknown backend type. Available backends: "zipkin", "datadog"')
+    if (used.has(name)) emit('mesh.tracing-backend', `${path}.name`, USED(name))
+    used.add(name)
+  })
+  if (tracing.defaultBackend && !used.has(tracing.defaultBackend))
+    emit('mesh.tracing-default', 'tracing.defaultBackend', 'has to be set to one of the tracing backend in mesh')
+}
+
+function metricsRules(mesh: Mesh, emit: Emit): void {
+  const metrics = mesh.metrics
+  if (!metrics) return
+  const used = new Set<string>()
+  ;(metrics.backends ?? []).forEach((b: MetricsBackend, i) => {
+    const path = `metrics.backends[${i}]`
+    const name = b.name ?? ''
+    if (used.has(name)) emit('mesh.metrics-backend', `${path}.name`, USED(name))
+    used.add(name)
+    if (b.type !== 'prometheus')
+      emit('mesh.metrics-backend', `${path}.type`, 'unknown backend type. Available backends: "prometheus"')
+    else prometheusRules(`${path}.conf`, rec(b.conf), emit)
+  })
+  if (metrics.enabledBackend && !used.has(metrics.enabledBackend))
+    emit('mesh.metrics-enabled-backend', 'metrics.enabledBackend', 'has to be set to one of the backends in the mesh')
+}
+
+function prometheusRules(path: string, conf: Conf, emit: Emit): void {
+  if (typeof conf.skipMTLS === 'boolean' && conf.tls !== undefined) {
+    const mode = str(rec(conf.tls).mode) || 'activeMTLSBackend'
+    if ((conf.skipMTLS && mode !== 'disabled') || (!conf.skipMTLS && mode !== 'activeMTLSBackend'))
+      emit('mesh.metrics-backend', path, 'skipMTLS and tls configuration cannot be defined together')
+  }
+  const filterRegex = rec(conf.envoy).filterRegex
+  if (typeof filterRegex === 'string' && filterRegex !== '') {
+    try {
+      new RegExp(filterRegex)
+    } catch (err) {
+      const why = err instanceof Error ? err.message : String(err)
+      emit('mesh.metrics-backend', `${path}.envoy.filterRegex`, `provided regexp isn't correct: ${why}`)
+    }
+  }
+  const seen = new Set<string>()
+  const aggregate = Array.isArray(conf.aggregate) ? conf.aggregate : []
+  aggregate.forEach((agg, j) => {
+    const name = str(rec(agg).name)
+    if (seen.has(name))
+      emit('mesh.metrics-backend', `${path}.aggregate[${j}].name`, `duplicate entry: ${name}, values have to be unique`)
+    seen.add(name)
+  })
+}

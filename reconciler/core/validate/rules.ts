@@ -1,0 +1,142 @@
+import {
+  type ExternalService,
+  Kind,
+  PROTOCOL_TAG,
+  SERVICE_TAG,
+  type ZoneEgress,
+  type ZoneIngress,
+} from '../../../schemas/resources.js'
+import { meshRules } from './mesh-rules.js'
+import { isDNSName, isIP, overlapsLoopback, parseUint32, splitHostPort } from './net.js'
+import { type Emit, isEmptyDataSource, tagRules } from './tags.js'
+
+export type { Emit } from './tags.js'
+
+/**
+ * Kuma's per-resource rules (../shared/reference/kuma-model.md §3) with Kuma's paths and messages (and the
+ * two normalisations of §9). They run on documents whose types passed the JSON Schema. Pure.
+ */
+
+export const NAME_RE = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/
+const MESH_RE = /^[0-9a-z-_.]*$/
+/** A zone name is an RFC 1123 label: it becomes a NATS subject token (DESIGN.md §1). */
+export const ZONE_RE = /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/
+export const isZoneName = (s: string): boolean => ZONE_RE.test(s)
+
+const NAME_CHARS =
+  'invalid characters. A lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, ' +
+  "'-' or '.', and must start and end with an alphanumeric character"
+const MESH_CHARS =
+  "invalid characters. Valid characters are numbers, lowercase latin letters and '-', '_', '.' symbols."
+export const ZONE_CHARS =
+  "invalid zone name. A zone name must be a lowercase RFC 1123 label: at most 63 lower case alphanumeric characters or '-', " +
+  'starting and ending with an alphanumeric character (it becomes a NATS subject token)'
+
+/** Meta checks (§3.0) on `name`, `mesh` (mesh-scoped kinds) and `zone` (zone proxies). */
+export function metaRules(kind: Kind, value: Record<string, unknown>, emit: Emit): void {
+  const name = typeof value.name === 'string' ? value.name : ''
+  if (name === '') emit('meta.name-empty', 'name', 'cannot be empty')
+  else {
+    if (name.length > 253) emit('meta.name-too-long', 'name', 'value length must less or equal 253')
+    if (!NAME_RE.test(name)) emit('meta.name-invalid', 'name', NAME_CHARS)
+  }
+  if (kind === Kind.ExternalService) {
+    const mesh = typeof value.mesh === 'string' ? value.mesh : ''
+    if (mesh === '') emit('meta.mesh-empty', 'mesh', 'cannot be empty')
+    else if (!MESH_RE.test(mesh)) emit('meta.mesh-invalid', 'mesh', MESH_CHARS)
+  }
+  if ((kind === Kind.ZoneEgress || kind === Kind.ZoneIngress) && typeof value.zone === 'string' && value.zone !== '')
+    if (!isZoneName(value.zone)) emit('meta.zone-invalid', 'zone', ZONE_CHARS)
+}
+
+/** Runs the Kuma rules of one resource of a known kind. */
+export function resourceRules(kind: Kind, value: Record<string, unknown>, emit: Emit): void {
+  metaRules(kind, value, emit)
+  if (kind === Kind.Mesh) meshRules(value as never, emit)
+  else if (kind === Kind.ZoneEgress) zoneEgressRules(value as unknown as ZoneEgress, emit)
+  else if (kind === Kind.ZoneIngress) zoneIngressRules(value as unknown as ZoneIngress, emit)
+  else externalServiceRules(value as unknown as ExternalService, emit)
+}
+
+const PORT_RANGE = 'port must be in the range [1, 65535]'
+const validPort = (p: number | undefined) => p !== undefined && p >= 1 && p <= 65535
+
+/** validateAddress of Kuma's dataplane validator, reported at `path` (not `path.address`, §9). */
+function addressRules(path: string, address: string, emit: Emit): void {
+  if (address === '0.0.0.0' || address === '::') emit('address.unspecified', path, 'must not be 0.0.0.0 or ::')
+  if (!isIP(address) && !isDNSName(address))
+    emit('address.invalid', path, 'address has to be valid IP address or domain name')
+}
+
+/** §3.2 */
+export function zoneEgressRules(ze: ZoneEgress, emit: Emit): void {
+  const net = ze.networking ?? ({} as Partial<ZoneEgress['networking']>)
+  if (net.admin && net.admin.port === (net.port ?? 0) && overlapsLoopback(net.address))
+    emit('zone-egress.admin-port', 'networking.admin.port', 'must differ from port')
+  if (net.address) addressRules('networking.address', net.address, emit)
+  if (!validPort(net.port)) emit('port.range', 'networking.port', PORT_RANGE)
+}
+
+/** §3.3 */
+export function zoneIngressRules(zi: ZoneIngress, emit: Emit): void {
+  const net = zi.networking ?? ({} as Partial<ZoneIngress['networking']>)
+  const adminPort = net.admin ? (net.admin.port ?? 0) : undefined
+  if (
+    adminPort !== undefined &&
+    ((adminPort === (net.port ?? 0) && overlapsLoopback(net.address)) ||
+      (adminPort === (net.advertisedPort ?? 0) && overlapsLoopback(net.advertisedAddress)))
+  )
+    emit('zone-ingress.admin-port', 'networking.admin.port', 'must differ from port')
+  const advPort = net.advertisedPort ?? 0
+  if (!net.advertisedAddress && advPort !== 0)
+    emit('zone-ingress.advertised-pair', 'networking.advertisedAddress', 'has to be defined with advertisedPort')
+  if (net.advertisedAddress) {
+    if (advPort === 0)
+      emit('zone-ingress.advertised-pair', 'networking.advertisedPort', 'has to be defined with advertisedAddress')
+    addressRules('networking.advertisedAddress', net.advertisedAddress, emit)
+  }
+  if (net.address) addressRules('networking.address', net.address, emit)
+  if (!validPort(net.port)) emit('port.range', 'networking.port', PORT_RANGE)
+  if (advPort !== 0 && !validPort(advPort)) emit('port.range', 'networking.advertisedPort', PORT_RANGE)
+  ;(zi.availableServices ?? []).forEach((svc, i) => {
+    tagRules(`availableServices[${i}].tags`, svc.tags ?? {}, emit, { requireService: true })
+  })
+}
+
+const PROTOCOLS = new Set(['tcp', 'http', 'http2', 'grpc', 'kafka', 'tls', 'mysql'])
+
+/** §3.4 */
+export function externalServiceRules(es: ExternalService, emit: Emit): void {
+  const net = es.networking
+  let host: string | undefined
+  if (!net) emit('external-service.networking', 'networking', 'should have networking')
+  else if (!net.address) emit('external-service.address', 'networking.address', "address can't be empty")
+  else {
+    const hp = splitHostPort(net.address)
+    host = hp?.host ?? ''
+    if (!hp) emit('external-service.address', 'networking.address', 'unable to parse address')
+    if (!isIP(host) && !isDNSName(host))
+      emit('external-service.address', 'networking.address', 'address has to be a valid IP address or a domain name')
+    const port = parseUint32(hp?.port ?? '')
+    if (port === undefined) emit('external-service.address', 'networking.address', 'unable to parse port in address')
+    if (!validPort(port)) emit('port.range', 'networking.address', PORT_RANGE)
+  }
+  const tls = net?.tls
+  if (tls?.serverName === '') emit('external-service.tls', 'networking.tls.serverName', 'cannot be empty')
+  for (const field of ['caCert', 'clientCert', 'clientKey'] as const) {
+    const ds = tls?.[field]
+    if (ds && isEmptyDataSource(ds))
+      emit('external-service.tls', `networking.tls.${field}`, 'data source cannot be empty')
+  }
+  const tags = es.tags ?? {}
+  tagRules('tags', tags, emit, { requireService: true })
+  const protocol = tags[PROTOCOL_TAG]
+  if (protocol !== undefined && !PROTOCOLS.has(protocol.toLowerCase()))
+    emit(
+      'tags.protocol',
+      'tags["kuma.io/protocol"]',
+      `tag "kuma.io/protocol" has an invalid value "${protocol}". Allowed values: grpc, http, http2, kafka, tcp`,
+    )
+  if (host !== undefined && tags[SERVICE_TAG] === host)
+    emit('external-service.service-is-address', 'tags["kuma.io/service"]', 'cannot be the same as networking.address')
+}
