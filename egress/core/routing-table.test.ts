@@ -14,7 +14,7 @@ function route(sni: string, weights: number[], mode: TableRoute['mode'] = 'passt
   }
 }
 
-export function makeTable(routes: TableRoute[], generation?: number, zone = 'zone-a'): ZoneTable {
+function makeTable(routes: TableRoute[], generation?: number, zone = 'zone-a'): ZoneTable {
   const body = { zone, egresses: [{ name: 'ze-a', port: 10002 }], routes }
   return {
     apiVersion: 'zonegate.io/v1',
