@@ -9,7 +9,7 @@ import { cpus } from 'node:os'
 import { join } from 'node:path'
 import { checkProxy, checkRouting } from './peers/checks.js'
 import { type GuardOptions, type LoadSetup, measure, WORKLOADS, type Workload } from './peers/measure.js'
-import { type Server, stopAll } from './peers/procs.js'
+import { onInterrupt, type Server, stopAll } from './peers/procs.js'
 import { figure, med, renderReport, type TargetResult } from './peers/report.js'
 import {
   checkTools,
@@ -54,6 +54,7 @@ export default async function proxyThroughput(ctx: BenchContext): Promise<void> 
   )
 
   const ws = await prepareWorkspace(opts, tools)
+  if (process.env.BENCH_KEEP !== '1') onInterrupt(() => rmSync(ws.dir, { recursive: true, force: true }))
   const ncpu = cpus().length
   const runId = `${new Date()
     .toISOString()

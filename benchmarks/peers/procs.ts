@@ -16,7 +16,13 @@ export interface Server {
 }
 
 const running = new Set<Server>()
+const cleanups: (() => void)[] = []
 let hooked = false
+
+/** Registers a synchronous cleanup (e.g. removing the temp directory) run on SIGINT/SIGTERM. */
+export function onInterrupt(fn: () => void): void {
+  cleanups.push(fn)
+}
 
 function killGroup(pgid: number, signal: NodeJS.Signals): void {
   try {
@@ -33,6 +39,11 @@ function hookExit(): void {
   for (const sig of ['SIGINT', 'SIGTERM'] as const) {
     process.once(sig, () => {
       for (const s of running) killGroup(s.pgid, 'SIGKILL')
+      for (const fn of cleanups) {
+        try {
+          fn()
+        } catch {}
+      }
       process.exit(130)
     })
   }
