@@ -8,8 +8,9 @@ import { LEASE_KEY, LEASES_TTL_MS } from '../../schemas/subjects.js'
  * - acquire with `kv.create` (succeeds only when the key is absent, deleted or aged out by the bucket TTL);
  * - the holder renews every `renewMs` (ttl/3) with `kv.update(key, id, rev)`; a CAS failure ("wrong last
  *   sequence") means someone else holds it now: step down at once;
- * - a holder that cannot renew (NATS down) for `ttlMs - renewMs` steps down by itself, before the key can
- *   expire on the server, so two holders never both believe they lead (single server);
+ * - a holder that cannot renew (NATS down) steps down by itself half a renew period before its key can
+ *   expire on the server (each renew times out after `renewMs`), so two holders never both believe they
+ *   lead (single server; see gitops-and-nats.md §2.2 for the clustered 2.9.10 CAS caveat);
  * - standbys poll `create()` every `pollMs` (2.9 emits no event when MaxAge removes a key) and also watch the
  *   key, so a released lease (DEL) is taken over at once;
  * - `stop({ release: true })` deletes the key (CAS on our revision) so a standby takes over immediately.
@@ -57,14 +58,15 @@ export async function startLease(opts: LeaseOptions): Promise<Lease> {
   const listeners = new Set<(leader: boolean) => void>()
   let leader = false
   let rev = 0
-  let lastRenewed = 0
   let stopped = false
   let timer: NodeJS.Timeout | undefined
+  let fence: NodeJS.Timeout | undefined
   let busy: Promise<void> = Promise.resolve()
 
   const setLeader = (value: boolean, why: string) => {
     if (leader === value) return
     leader = value
+    if (!value && fence) clearTimeout(fence)
     if (value) log.info({ id, rev }, `lease acquired (${why})`)
     else log.warn({ id }, `lease lost (${why})`)
     for (const cb of listeners) {
@@ -76,10 +78,21 @@ export async function startLease(opts: LeaseOptions): Promise<Lease> {
     }
   }
 
+  /**
+   * Self-fencing: the server expires the key `ttlMs` after our last successful write, which happened after
+   * `sent`; step down half a renew period before that unless a later renewal re-arms the fence.
+   */
+  const armFence = (sent: number) => {
+    if (fence) clearTimeout(fence)
+    const left = ttlMs - renewMs / 2 - (now() - sent)
+    fence = setTimeout(() => setLeader(false, 'could not renew in time'), Math.max(0, left))
+  }
+
   const tryAcquire = async () => {
+    const sent = now()
     try {
       rev = await kv.create(LEASE_KEY, id)
-      lastRenewed = now()
+      armFence(sent)
       setLeader(true, 'created')
     } catch (err) {
       if (!isCas(err)) log.debug({ err }, 'lease acquire failed')
@@ -87,12 +100,14 @@ export async function startLease(opts: LeaseOptions): Promise<Lease> {
   }
 
   const renew = async () => {
+    const sent = now()
     try {
-      rev = await kv.update(LEASE_KEY, id, rev)
-      lastRenewed = now()
+      const next = await kv.update(LEASE_KEY, id, rev, renewMs)
+      if (!leader) return // fenced while the write was in flight: let the key lapse, then compete again
+      rev = next
+      armFence(sent)
     } catch (err) {
       if (isCas(err)) setLeader(false, 'taken by another reconciler or expired')
-      else if (now() - lastRenewed >= ttlMs - renewMs) setLeader(false, 'could not renew in time')
       else log.warn({ err }, 'lease renew failed; retrying')
     }
   }
@@ -141,6 +156,7 @@ export async function startLease(opts: LeaseOptions): Promise<Lease> {
       if (stopped) return
       stopped = true
       if (timer) clearTimeout(timer)
+      if (fence) clearTimeout(fence)
       watcher?.stop()
       await busy.catch(() => {})
       if (leader && (o.release ?? true)) {
