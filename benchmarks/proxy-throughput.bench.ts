@@ -49,7 +49,7 @@ export default async function proxyThroughput(ctx: BenchContext): Promise<void> 
       : t === 'egress' && !tools.egress && !opts.egressCmd
         ? 'egress not built'
         : undefined
-  const workloads = WORKLOADS.filter((w) =>
+  const workloads = WORKLOADS.filter((w) => opts.workloads.includes(w)).filter((w) =>
     w === 'connraw' ? tools.gcc : w === 'conn' ? tools.gcc || tools.wrk : tools.wrk,
   )
 

@@ -34,12 +34,16 @@ export interface Options {
   warmup: number
   pin: 'split' | 'none'
   targets: TargetName[]
+  /** Workloads to run (BENCH_WORKLOADS, default all). */
+  workloads: string[]
   maxOtherPct: number
   retries: number
   quietWaitMs: number
   portBase: number
   conns: { conn: number; ka: number; bulk: number }
   egressCmd: string | undefined
+  /** Directory for `node --cpu-prof` of the egress (BENCH_EGRESS_PROF=DIR), written when it exits. */
+  egressProfDir: string | undefined
 }
 
 /** Options from BENCH_* variables; smoke: 1 s, 1 rep, no warm-up, no interference guard. */
@@ -57,12 +61,14 @@ export function readOptions(smoke: boolean, env = process.env): Options {
     warmup: num('BENCH_WARMUP', smoke ? 0 : 2),
     pin,
     targets,
+    workloads: env.BENCH_WORKLOADS ? env.BENCH_WORKLOADS.split(',') : ['conn', 'connraw', 'ka', 'bulk'],
     maxOtherPct: num('BENCH_MAX_OTHER_PCT', 10),
     retries: num('BENCH_RETRIES', smoke ? 0 : 2),
     quietWaitMs: num('BENCH_QUIET_WAIT', smoke ? 0 : 60) * 1000,
     portBase: num('BENCH_PORT_BASE', 18440),
     conns: { conn: num('BENCH_CONN_C', 16), ka: num('BENCH_KA_C', 32), bulk: num('BENCH_BULK_C', 4) },
     egressCmd: env.BENCH_EGRESS_CMD,
+    egressProfDir: env.BENCH_EGRESS_PROF,
   }
 }
 
@@ -248,9 +254,10 @@ export async function startTarget(t: TargetName, ws: Workspace, opts: Options): 
         { logDir, port },
       )
     case 'egress': {
+      const prof = opts.egressProfDir ? ` --cpu-prof --cpu-prof-dir=${opts.egressProfDir}` : ''
       const cmd =
         opts.egressCmd ??
-        `exec ${process.execPath} dist/cli/main.js egress --static {table} --listen 127.0.0.1:{port} --admin 127.0.0.1:{admin}`
+        `exec ${process.execPath}${prof} dist/cli/main.js egress --static {table} --listen 127.0.0.1:{port} --admin 127.0.0.1:{admin}`
       const line = cmd
         .replaceAll('{table}', ws.tableFile)
         .replaceAll('{port}', String(port))
