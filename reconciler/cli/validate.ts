@@ -1,0 +1,48 @@
+import type { Command } from 'commander'
+import { Exit, outputOption, UsageError } from '../../cli/common.js'
+import { formatViolation } from '../../schemas/violation.js'
+import type { Resources } from '../core/model.js'
+import { validateSnapshot } from '../core/validate/index.js'
+import { FolderSourceError, readFolderSnapshot } from '../source/folder-source.js'
+
+const count = (n: number, word: string) => `${n} ${word}${n === 1 ? '' : 's'}`
+const resourceCount = (r: Resources) =>
+  r.meshes.length + r.zoneEgresses.length + r.zoneIngresses.length + r.externalServices.length
+
+/**
+ * `zonegate validate PATH [--output json]`: validates a folder (one snapshot) or one YAML file. Text output
+ * prints one compiler-style line per violation (`file:line:column Kind/name path: message`), then warnings
+ * prefixed `warning: `, then a summary; JSON prints `{ valid, violations, warnings }`. Exit 0 valid,
+ * 1 invalid, 2 usage or I/O error (unreadable path, symlink leaving the folder, too many files).
+ */
+export function registerValidateCommand(program: Command): void {
+  program
+    .command('validate')
+    .description('validate a folder of Kuma Universal YAML (one snapshot) or a single file')
+    .argument('<path>', 'folder or .yaml/.yml file')
+    .addOption(outputOption())
+    .action(async (path: string, opts: { output: 'text' | 'json' }) => {
+      let snapshot: Awaited<ReturnType<typeof readFolderSnapshot>>
+      try {
+        snapshot = await readFolderSnapshot(path)
+      } catch (err) {
+        if (err instanceof FolderSourceError) throw new UsageError(`${err.message} [${err.code}]`)
+        throw err
+      }
+      const result = validateSnapshot(snapshot)
+      if (opts.output === 'json') {
+        const body = { valid: result.valid, violations: result.violations, warnings: result.warnings }
+        process.stdout.write(`${JSON.stringify(body, null, 2)}\n`)
+      } else {
+        const lines = [
+          ...result.violations.map(formatViolation),
+          ...result.warnings.map((w) => `warning: ${formatViolation(w)}`),
+        ]
+        const summary = result.valid
+          ? `${path}: valid (${count(resourceCount(result.resources), 'resource')}, ${count(result.warnings.length, 'warning')})`
+          : `${path}: invalid (${count(result.violations.length, 'violation')}, ${count(result.warnings.length, 'warning')})`
+        process.stdout.write(`${[...lines, summary].join('\n')}\n`)
+      }
+      process.exitCode = result.valid ? Exit.Ok : Exit.Invalid
+    })
+}
