@@ -1,6 +1,5 @@
 import type { Command } from 'commander'
 import { registerReconcileCommand } from './reconcile.js'
-import { registerReconcilerCommand } from './reconciler.js'
 import { registerRolloutCommand } from './rollout.js'
 import { registerStatusCommand } from './status.js'
 import { registerValidateCommand } from './validate.js'
@@ -9,7 +8,6 @@ import { registerValidateCommand } from './validate.js'
 export function registerReconcilerCommands(program: Command): void {
   void program
   registerValidateCommand(program)
-  registerReconcilerCommand(program)
   registerReconcileCommand(program)
   registerStatusCommand(program)
   registerRolloutCommand(program)
