@@ -1,0 +1,176 @@
+import { canonicalJson } from '../../schemas/digest.js'
+import type { TableEgress, TableRoute, TableUpstream, ZoneTable } from '../../schemas/table.js'
+
+/**
+ * Route-level diff of two sets of zone tables (two revisions, or what each zone last got against a new
+ * compile). Pure. Used by `zonegate diff` and by the reconciler to pick the zones to publish.
+ */
+
+export const ZoneStatus = {
+  Unchanged: 'unchanged',
+  Added: 'added',
+  Removed: 'removed',
+  Changed: 'changed',
+} as const
+export type ZoneStatus = (typeof ZoneStatus)[keyof typeof ZoneStatus]
+
+/** One upstream that appeared (`before` absent), disappeared (`after` absent) or changed weight. */
+export interface UpstreamChange {
+  address: string
+  port: number
+  zone?: string
+  /** Weight before; absent when the upstream is new. */
+  before?: number
+  /** Weight after; absent when the upstream is gone. */
+  after?: number
+}
+
+/** A route present on both sides whose content differs. */
+export interface RouteChange {
+  sni: string
+  /** The route fields that differ, in this order: `mesh`, `service`, `kind`, `mode`, `tls`, `upstreams`. */
+  fields: string[]
+  before: TableRoute
+  after: TableRoute
+  /** Only the upstreams that were added, removed or re-weighted (by address, port, zone). */
+  upstreams: UpstreamChange[]
+}
+
+/** An egress listed in the table that appeared, disappeared or changed (address, ports). */
+export interface EgressChange {
+  name: string
+  before?: TableEgress
+  after?: TableEgress
+}
+
+export interface ZoneDiff {
+  zone: string
+  status: ZoneStatus
+  /** Digest before / after; absent on the side where the zone has no table. */
+  before?: string
+  after?: string
+  /** For an added zone every route is added; for a removed zone every route is removed. Sorted by SNI. */
+  routes: { added: TableRoute[]; removed: TableRoute[]; changed: RouteChange[] }
+  egresses: EgressChange[]
+}
+
+/** Tables keyed by zone, or a list of tables. */
+export type ZoneTables = ReadonlyMap<string, ZoneTable> | Iterable<ZoneTable>
+
+const bytewise = (a: string, b: string) => (a < b ? -1 : a > b ? 1 : 0)
+
+function byZone(tables: ZoneTables): Map<string, ZoneTable> {
+  if (tables instanceof Map) return tables as Map<string, ZoneTable>
+  const m = new Map<string, ZoneTable>()
+  for (const t of tables as Iterable<ZoneTable>) m.set(t.zone, t)
+  return m
+}
+
+const upstreamKey = (u: TableUpstream) => `${u.address}\0${u.port}\0${u.zone ?? ''}`
+
+function upstreamChanges(before: TableUpstream[], after: TableUpstream[]): UpstreamChange[] {
+  const b = new Map(before.map((u) => [upstreamKey(u), u]))
+  const a = new Map(after.map((u) => [upstreamKey(u), u]))
+  const out: UpstreamChange[] = []
+  for (const key of [...new Set([...b.keys(), ...a.keys()])].sort(bytewise)) {
+    const x = b.get(key)
+    const y = a.get(key)
+    if (x && y && x.weight === y.weight) continue
+    const u = (y ?? x) as TableUpstream
+    out.push({
+      address: u.address,
+      port: u.port,
+      ...(u.zone === undefined ? {} : { zone: u.zone }),
+      ...(x ? { before: x.weight } : {}),
+      ...(y ? { after: y.weight } : {}),
+    })
+  }
+  return out
+}
+
+function routeChange(before: TableRoute, after: TableRoute): RouteChange | undefined {
+  const fields: string[] = []
+  for (const f of ['mesh', 'service', 'kind', 'mode', 'tls', 'upstreams'] as const)
+    if (canonicalJson(before[f]) !== canonicalJson(after[f])) fields.push(f)
+  if (fields.length === 0) return undefined
+  return { sni: after.sni, fields, before, after, upstreams: upstreamChanges(before.upstreams, after.upstreams) }
+}
+
+function diffRoutes(before: TableRoute[], after: TableRoute[]): ZoneDiff['routes'] {
+  const b = new Map(before.map((r) => [r.sni, r]))
+  const a = new Map(after.map((r) => [r.sni, r]))
+  const added: TableRoute[] = []
+  const removed: TableRoute[] = []
+  const changed: RouteChange[] = []
+  for (const sni of [...new Set([...b.keys(), ...a.keys()])].sort(bytewise)) {
+    const x = b.get(sni)
+    const y = a.get(sni)
+    if (!x) added.push(y as TableRoute)
+    else if (!y) removed.push(x)
+    else {
+      const c = routeChange(x, y)
+      if (c) changed.push(c)
+    }
+  }
+  return { added, removed, changed }
+}
+
+function diffEgresses(before: TableEgress[], after: TableEgress[]): EgressChange[] {
+  const b = new Map(before.map((e) => [e.name, e]))
+  const a = new Map(after.map((e) => [e.name, e]))
+  const out: EgressChange[] = []
+  for (const name of [...new Set([...b.keys(), ...a.keys()])].sort(bytewise)) {
+    const x = b.get(name)
+    const y = a.get(name)
+    if (x && y && canonicalJson(x) === canonicalJson(y)) continue
+    out.push({ name, ...(x ? { before: x } : {}), ...(y ? { after: y } : {}) })
+  }
+  return out
+}
+
+/**
+ * Diffs two sets of zone tables. Returns one ZoneDiff per zone present on either side, sorted by zone:
+ * `unchanged` (equal digests: the fast path, nothing else is compared), `added`, `removed` (explicit, with
+ * every route listed as removed), or `changed` with the added, removed and changed routes (before/after
+ * routes, the fields that differ and the upstreams whose weight changed) and the egress changes. Pure.
+ */
+export function diffZoneTables(previous: ZoneTables, next: ZoneTables): ZoneDiff[] {
+  const prev = byZone(previous)
+  const curr = byZone(next)
+  const zones = [...new Set([...prev.keys(), ...curr.keys()])].sort(bytewise)
+  const none = () => ({ added: [], removed: [], changed: [] })
+  return zones.map((zone): ZoneDiff => {
+    const b = prev.get(zone)
+    const a = curr.get(zone)
+    if (b && a && b.digest === a.digest)
+      return { zone, status: ZoneStatus.Unchanged, before: b.digest, after: a.digest, routes: none(), egresses: [] }
+    if (!b) {
+      const t = a as ZoneTable
+      const egresses = t.egresses.map((e) => ({ name: e.name, after: e }))
+      return { zone, status: ZoneStatus.Added, after: t.digest, routes: { ...none(), added: [...t.routes] }, egresses }
+    }
+    if (!a) {
+      const egresses = b.egresses.map((e) => ({ name: e.name, before: e }))
+      return {
+        zone,
+        status: ZoneStatus.Removed,
+        before: b.digest,
+        routes: { ...none(), removed: [...b.routes] },
+        egresses,
+      }
+    }
+    return {
+      zone,
+      status: ZoneStatus.Changed,
+      before: b.digest,
+      after: a.digest,
+      routes: diffRoutes(b.routes, a.routes),
+      egresses: diffEgresses(b.egresses, a.egresses),
+    }
+  })
+}
+
+/** True when any zone is added, removed or changed. Pure. */
+export function hasChanges(diffs: readonly ZoneDiff[]): boolean {
+  return diffs.some((d) => d.status !== ZoneStatus.Unchanged)
+}
