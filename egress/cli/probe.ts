@@ -1,0 +1,62 @@
+import { readFileSync } from 'node:fs'
+import type { Command } from 'commander'
+import { outputOption, parseDuration, parseHostPort, UsageError } from '../../cli/common.js'
+import { formatProbeResult, probe } from '../probe/probe.js'
+
+interface ProbeFlags {
+  sni: string
+  timeout: string
+  output: 'text' | 'json'
+  insecure?: boolean
+  verify?: boolean
+  ca?: string
+  alpn?: string
+  request: boolean
+}
+
+/**
+ * Registers `zonegate probe --sni S HOST:PORT`: one TLS connection with that SNI; prints what answered
+ * (text, or the ProbeResult as JSON); exit 0 when a TLS handshake completed, 1 otherwise, 2 on bad flags.
+ */
+export function registerProbeCommand(program: Command): void {
+  program
+    .command('probe')
+    .description('open a TLS connection with an SNI (through an egress) and report what answered')
+    .argument('<host:port>', 'where to connect, e.g. an egress listener 127.0.0.1:15200')
+    .requiredOption('--sni <name>', 'the SNI to send, e.g. "orders{mesh=default}"')
+    .option('--timeout <duration>', 'budget for connect + handshake + answer', '5s')
+    .addOption(outputOption())
+    .option('--insecure', 'do not verify the peer certificate (the default)')
+    .option('--verify', 'verify the peer certificate (system store or --ca); a failure exits 1')
+    .option('--ca <file>', 'PEM CA bundle for --verify')
+    .option('--alpn <protocols>', 'ALPN protocols to offer, comma separated (e.g. h2,http/1.1)')
+    .option('--no-request', 'only handshake; do not send GET / to learn which upstream answered')
+    .action(async (target: string, flags: ProbeFlags) => {
+      if (flags.verify && flags.insecure) throw new UsageError('--verify and --insecure exclude each other')
+      const { host, port } = parseHostPort(target, 'HOST:PORT')
+      let ca: string | undefined
+      if (flags.ca) {
+        try {
+          ca = readFileSync(flags.ca, 'utf8')
+        } catch (err) {
+          throw new UsageError(`--ca: ${(err as Error).message}`)
+        }
+      }
+      const result = await probe({
+        host,
+        port,
+        sni: flags.sni,
+        timeoutMs: parseDuration(flags.timeout, '--timeout'),
+        verify: flags.verify === true,
+        ca,
+        alpn: flags.alpn
+          ?.split(',')
+          .map((s) => s.trim())
+          .filter(Boolean),
+        request: flags.request,
+      })
+      const out = flags.output === 'json' ? [JSON.stringify(result)] : formatProbeResult(result)
+      process.stdout.write(`${out.join('\n')}\n`)
+      process.exitCode = result.handshake ? 0 : 1
+    })
+}
