@@ -206,6 +206,17 @@ export function renderReport(results: TargetResult[], meta: { title: string; not
       .filter(Boolean)
       .join(', ')
   out.push('', `Spread across repetitions (min–max rate): connraw: ${spread('connraw')}; ka: ${spread('ka')}.`)
+  const endpoint = measured
+    .map((t) => {
+      const ss = t.workloads.conn ?? []
+      if (ss.length === 0) return ''
+      const be = median(ss.map((s) => (s.backendCpu * 1e6) / s.requests))
+      const cl = median(ss.map((s) => (s.loadCpu * 1e6) / s.requests))
+      return `${t.name} ${f(be)} / ${f(cl)}`
+    })
+    .filter(Boolean)
+    .join(', ')
+  if (endpoint) out.push('', `Endpoint CPU per full TLS connection, µs (backend nginx / client): ${endpoint}.`)
   const skipped = results.filter((t) => t.skipped)
   if (skipped.length) out.push('', `Skipped: ${skipped.map((t) => `${t.name} (${t.skipped})`).join('; ')}.`)
   return `${out.join('\n')}\n`
