@@ -52,7 +52,14 @@ export type PassReport =
 export async function reconcileOnce(deps: PassDeps, state: PassState, hooks: PassHooks): Promise<PassReport> {
   const log = deps.log
   const fetched = await fetchStep(deps, state, hooks)
-  if ('error' in fetched) return { result: 'failed', error: fetched.error }
+  if ('error' in fetched) {
+    const e = fetched.error as ReconcileError & { revision?: string; violations?: Violation[] }
+    if (e.code === 'ValidationFailed' && e.revision) {
+      const sha = e.revision.slice(e.revision.lastIndexOf(':') + 1)
+      return { result: 'invalid', revision: e.revision, sha, error: e, violations: e.violations ?? [] }
+    }
+    return { result: 'failed', error: fetched.error }
+  }
   const { sha, revision } = fetched.value
   const passLog = log.child({ component: 'reconcile', revision })
 

@@ -1,5 +1,6 @@
 import type { Command } from 'commander'
 import { registerReconcileCommand } from './reconcile.js'
+import { registerReconcilerCommand } from './reconciler.js'
 import { registerRolloutCommand } from './rollout.js'
 import { registerStatusCommand } from './status.js'
 import { registerValidateCommand } from './validate.js'
@@ -8,6 +9,7 @@ import { registerValidateCommand } from './validate.js'
 export function registerReconcilerCommands(program: Command): void {
   void program
   registerValidateCommand(program)
+  registerReconcilerCommand(program)
   registerReconcileCommand(program)
   registerStatusCommand(program)
   registerRolloutCommand(program)

@@ -21,6 +21,8 @@ describe('conditions', () => {
     ['ValidationFailed', 'stalled'],
     ['EmptyZoneRefused', 'stalled'],
     ['CompileFailed', 'stalled'],
+    ['PathNotFound', 'stalled'],
+    ['PublishConflict', 'transient'],
     ['FetchFailed', 'transient'],
     ['PublishFailed', 'transient'],
     [undefined, 'transient'],

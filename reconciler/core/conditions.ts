@@ -40,8 +40,19 @@ export interface Condition {
   lastTransitionTime: string
 }
 
+/** A condition as stored (e.g. read back from KV): `type` is any string. */
+export type StoredCondition = Omit<Condition, 'type'> & { type: string }
+
 /** Error codes that mean "this revision is bad": stall until a new one. */
-export const StalledCodes: ReadonlySet<string> = new Set(['ValidationFailed', 'EmptyZoneRefused', 'CompileFailed'])
+export const StalledCodes: ReadonlySet<string> = new Set([
+  'ValidationFailed',
+  'EmptyZoneRefused',
+  'CompileFailed',
+  // The source's revision is unusable as such (GitTreeError): retrying the same sha cannot help.
+  'PathNotFound',
+  'FileTooLarge',
+  'TooManyFiles',
+])
 
 export const ErrorKind = { Stalled: 'stalled', Transient: 'transient' } as const
 export type ErrorKind = (typeof ErrorKind)[keyof typeof ErrorKind]
@@ -58,10 +69,14 @@ export type PassOutcome =
   | { result: 'failed'; revision?: string; error: { code?: string; message: string } }
 
 /** The condition (besides Stalled/Ready) an error code raises, and its reason. */
-function failureCondition(code: string | undefined): { type: ConditionType; reason: Reason } {
+function failureCondition(code: string | undefined): { type: ConditionType; reason: string } {
   switch (code) {
     case 'FetchFailed':
       return { type: ConditionType.FetchFailed, reason: Reason.FetchFailed }
+    case 'PathNotFound':
+    case 'FileTooLarge':
+    case 'TooManyFiles':
+      return { type: ConditionType.FetchFailed, reason: code }
     case 'ValidationFailed':
     case 'CompileFailed':
       return { type: ConditionType.ValidationFailed, reason: Reason.ValidationFailed }
@@ -78,7 +93,7 @@ function failureCondition(code: string | undefined): { type: ConditionType; reas
 
 function setCondition(
   list: Condition[],
-  prev: readonly Condition[],
+  prev: readonly StoredCondition[],
   c: Omit<Condition, 'lastTransitionTime'>,
   now: string,
 ): void {
@@ -91,7 +106,7 @@ function setCondition(
  * `attempt > 1`); failure conditions of the previous pass are kept until this pass ends. Pure.
  */
 export function conditionsReconciling(
-  prev: readonly Condition[],
+  prev: readonly StoredCondition[],
   revision: string,
   attempt: number,
   now: string,
@@ -122,7 +137,7 @@ export function conditionsReconciling(
     now,
   )
   for (const c of prev) {
-    if (c.type === ConditionType.FetchFailed || c.type === ConditionType.PublishFailed) out.push(c)
+    if (c.type === ConditionType.FetchFailed || c.type === ConditionType.PublishFailed) out.push(c as Condition)
   }
   return out
 }
@@ -132,7 +147,7 @@ export function conditionsReconciling(
  * condition. Transient error: Ready False, Reconciling True (ProgressingWithRetry) and the failure condition.
  * Pure.
  */
-export function conditionsAfter(outcome: PassOutcome, prev: readonly Condition[], now: string): Condition[] {
+export function conditionsAfter(outcome: PassOutcome, prev: readonly StoredCondition[], now: string): Condition[] {
   const out: Condition[] = []
   if (outcome.result !== 'failed') {
     setCondition(

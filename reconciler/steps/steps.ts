@@ -1,6 +1,8 @@
 import type { Logger } from 'pino'
 import type { CommitPublishedEvent } from '../../schemas/events.js'
 import type { ZoneTable } from '../../schemas/table.js'
+import type { Violation } from '../../schemas/violation.js'
+import { classifyError, ErrorKind } from '../core/conditions.js'
 import {
   CompileFailed,
   EmptyZoneRefused,
@@ -79,7 +81,11 @@ export async function fetchStep(deps: PassDeps, state: PassState, hooks: PassHoo
   try {
     snapshot = await deps.source.fetch(sha)
   } catch (err) {
-    return { error: asReconcileError(err, (m, cause) => new FetchFailed(deps.branch, m, { cause })) }
+    const error = asReconcileError(err, (m, cause) => new FetchFailed(deps.branch, m, { cause }))
+    if (classifyError(error) === ErrorKind.Transient) return { error }
+    // The revision itself is unusable (path missing, file too large): report it like any invalid commit.
+    const violation = { file: '', line: 1, column: 1, kind: '', name: '', path: '', rule: `source.${error.code}` }
+    return rejectRevision(deps, state, revision, sha, [{ ...violation, message: error.message }], deps.log)
   }
   deps.log.child({ component: 'reconcile', revision }).info({ files: snapshot.files.size }, 'revision fetched')
   if (sha !== state.lastAppliedSha) {
@@ -108,13 +114,24 @@ export async function validateStep(
   }
   if (outcome.warnings.length > 0) log.warn({ warnings: outcome.warnings.length }, 'revision has warnings')
   if (outcome.valid) return { value: outcome.resources }
-  const error = new ValidationFailed(snapshot.revision, outcome.violations)
-  log.error({ err: error, violations: outcome.violations.length }, 'revision rejected')
-  const sent = await emitAll(deps, state, [
-    commitInvalidEvent({ revision: snapshot.revision, time: deps.now(), violations: outcome.violations }),
-  ])
+  const sha = snapshot.revision.slice(snapshot.revision.lastIndexOf(':') + 1)
+  return rejectRevision(deps, state, snapshot.revision, sha, outcome.violations, log)
+}
+
+/** Emits `commit.<sha>.invalid` with every violation, stalls the sha, returns ValidationFailed. */
+async function rejectRevision(
+  deps: PassDeps,
+  state: PassState,
+  revision: string,
+  sha: string,
+  violations: Violation[],
+  log: Logger,
+): Promise<{ error: ReconcileError }> {
+  const error = new ValidationFailed(revision, violations)
+  log.error({ err: error, violations: violations.length }, 'revision rejected')
+  const sent = await emitAll(deps, state, [commitInvalidEvent({ revision, time: deps.now(), violations })])
   if ('error' in sent) return sent
-  state.stalledSha = snapshot.revision.slice(snapshot.revision.lastIndexOf(':') + 1)
+  state.stalledSha = sha
   state.stalledError = error
   return { error }
 }

@@ -1,0 +1,84 @@
+import { homedir } from 'node:os'
+import { join } from 'node:path'
+import type { Command } from 'commander'
+import { natsOption, natsServers, parseDuration, parseHostPort, UsageError } from '../../cli/common.js'
+import { DEFAULT_ZONE } from '../../schemas/resources.js'
+import { runReconciler } from '../main.js'
+
+/** Defaults of `zonegate reconciler` (docs/reconciler.md). */
+export const RECONCILER_DEFAULTS = {
+  branch: 'main',
+  interval: '10s',
+  http: '127.0.0.1:9090',
+  leaseTtl: '15s',
+} as const
+
+/** `$XDG_CACHE_HOME/zonegate/git`, else `~/.cache/zonegate/git`. */
+export function defaultCacheDir(env: NodeJS.ProcessEnv = process.env): string {
+  return join(env.XDG_CACHE_HOME || join(homedir(), '.cache'), 'zonegate', 'git')
+}
+
+interface Flags {
+  repo: string
+  branch: string
+  path?: string
+  interval: string
+  http: string
+  nats?: string[]
+  cacheDir?: string
+  webhookSecretFile?: string
+  allowEmpty?: boolean
+  defaultZone: string
+  id?: string
+  leaseTtl: string
+}
+
+/**
+ * `zonegate reconciler --repo R [--branch B] [--path P] [--interval D] [--http HOST:PORT] [--nats URL]...
+ * [--cache-dir D] [--webhook-secret-file F] [--allow-empty] [--default-zone Z] [--id ID] [--lease-ttl D]`:
+ * runs the reconciler process until SIGTERM/SIGINT (graceful: finishes or aborts the pass, releases the lease,
+ * closes NATS). Bad flags are usage errors (exit 2).
+ */
+export function registerReconcilerCommand(program: Command): void {
+  program
+    .command('reconciler')
+    .description('run the reconciler: Git → validate → compile → diff → publish per-zone tables on NATS')
+    .requiredOption('--repo <path|url>', 'local repository path (bare or not) or http(s) URL')
+    .option('--branch <name>', 'branch to follow', RECONCILER_DEFAULTS.branch)
+    .option('--path <dir>', 'sub-folder of the repository holding the resources (default: the root)')
+    .option('--interval <duration>', 'poll interval (jittered ±10%)', RECONCILER_DEFAULTS.interval)
+    .option('--http <host:port>', 'admin HTTP: /healthz /readyz /status /metrics /hooks/git', RECONCILER_DEFAULTS.http)
+    .addOption(natsOption())
+    .option('--cache-dir <dir>', 'where URL repositories are cloned (default $XDG_CACHE_HOME/zonegate/git)')
+    .option('--webhook-secret-file <file>', 'HMAC secret of POST /hooks/git (X-Hub-Signature-256); hook off without')
+    .option('--allow-empty', 'allow a commit that leaves a zone without any of its routes')
+    .option('--default-zone <zone>', 'zone of a ZoneEgress/ZoneIngress without `zone`', DEFAULT_ZONE)
+    .option('--id <id>', 'id of this reconciler in the lease and status (default <host>-<pid>-<random>)')
+    .option(
+      '--lease-ttl <duration>',
+      'lease TTL of KV zonegate-leases when this process creates it',
+      RECONCILER_DEFAULTS.leaseTtl,
+    )
+    .action(async (flags: Flags) => {
+      const intervalMs = parseDuration(flags.interval, '--interval')
+      if (intervalMs < 100) throw new UsageError('--interval: must be at least 100ms')
+      const leaseTtlMs = parseDuration(flags.leaseTtl, '--lease-ttl')
+      if (leaseTtlMs < 300) throw new UsageError('--lease-ttl: must be at least 300ms')
+      const running = await runReconciler({
+        repo: flags.repo,
+        branch: flags.branch,
+        path: flags.path,
+        intervalMs,
+        http: parseHostPort(flags.http, '--http'),
+        nats: natsServers(flags.nats),
+        cacheDir: flags.cacheDir ?? defaultCacheDir(),
+        webhookSecretFile: flags.webhookSecretFile,
+        allowEmpty: flags.allowEmpty ?? false,
+        defaultZone: flags.defaultZone,
+        id: flags.id,
+        leaseTtlMs,
+        handleSignals: true,
+      })
+      await running.done
+    })
+}

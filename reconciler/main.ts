@@ -1,0 +1,227 @@
+import { randomBytes } from 'node:crypto'
+import { readFile } from 'node:fs/promises'
+import { hostname } from 'node:os'
+import { type Logger, pino } from 'pino'
+import type { ReconcilerStatus } from '../schemas/status.js'
+import { type AdminServer, createReconcilerMetrics, startAdminServer } from './admin/http.js'
+import { DEFAULT_RETRY_POLICY, type RetryPolicy, retryDecision } from './core/conditions.js'
+import { initialPassState, type PassReport, type PassState, reconcileOnce } from './reconcile.js'
+import { createGitSource, gitRevision, shaOfRevision } from './source/git-source.js'
+import { createPassDeps } from './steps/deps.js'
+import { initialStatus, passOutcome, statusAfter, statusReconciling } from './steps/status.js'
+import { type Lease, startLease } from './transport/lease.js'
+import { type Bus, connectBus, ensureNatsLayout } from './transport/nats-bus.js'
+import { type ReconcileServer, serveReconcileRequests } from './transport/reconcile-requests.js'
+import { readStatus, writeStatus } from './transport/status-store.js'
+import { createTriggerLoop, pollDelayMs } from './triggers.js'
+
+/**
+ * The reconciler process (DESIGN.md §4): config, the root logger (only here), wiring of source, NATS, lease,
+ * triggers and admin HTTP, the pass loop, and graceful shutdown. Only the lease holder runs passes, publishes
+ * and answers `zonegate.cmd.reconcile`; standbys wait and take over when the lease lapses.
+ */
+export interface ReconcilerOptions {
+  repo: string
+  branch: string
+  path?: string
+  intervalMs: number
+  /** Admin HTTP address; undefined = no HTTP server. */
+  http?: { host: string; port: number }
+  nats: string[]
+  cacheDir: string
+  webhookSecretFile?: string
+  allowEmpty: boolean
+  defaultZone: string
+  /** Unique id of this process (lease value, status `reconciler`). */
+  id?: string
+  /** Injected for tests: a logger (default pino to stderr), lease TTL, retry policy, randomness. */
+  logger?: Logger
+  leaseTtlMs?: number
+  retryPolicy?: RetryPolicy
+  random?: () => number
+  /** Install SIGTERM/SIGINT handlers that stop gracefully (the CLI sets this). */
+  handleSignals?: boolean
+}
+
+export interface RunningReconciler {
+  id: string
+  /** Admin base URL (`http://host:port`) when HTTP is on. */
+  httpUrl?: string
+  status(): ReconcilerStatus
+  isLeader(): boolean
+  /** Runs a pass now (leader only) and resolves with its report. */
+  trigger(): Promise<PassReport | undefined>
+  /** Graceful stop: abort/finish the pass, release the lease, close HTTP and NATS. Idempotent. */
+  stop(): Promise<void>
+  /** Resolves when stopped. */
+  done: Promise<void>
+}
+
+/** Starts the reconciler; resolves once NATS is connected, the layout exists and the lease was tried. */
+export async function runReconciler(opts: ReconcilerOptions): Promise<RunningReconciler> {
+  const id = opts.id ?? `${hostname()}-${process.pid}-${randomBytes(3).toString('hex')}`
+  const log = opts.logger ?? pino({ name: 'reconciler', level: process.env.LOG_LEVEL ?? 'info' })
+  const random = opts.random ?? Math.random
+  const policy = opts.retryPolicy ?? DEFAULT_RETRY_POLICY
+  const webhookSecret = opts.webhookSecretFile
+    ? Buffer.from((await readFile(opts.webhookSecretFile, 'utf8')).trim(), 'utf8')
+    : undefined
+  const source = createGitSource({
+    repo: opts.repo,
+    branch: opts.branch,
+    path: opts.path,
+    cacheDir: opts.cacheDir,
+    log: log.child({ component: 'git-source' }),
+  })
+  log.info({ id, repo: source.display, branch: opts.branch, path: opts.path ?? '' }, 'reconciler starting')
+
+  const metrics = createReconcilerMetrics()
+  let status = initialStatus(id, new Date())
+  let firstPassDone = false
+  let connected = false
+  let lease: Lease | undefined
+  let loop: ReturnType<typeof createTriggerLoop<PassReport | undefined>> | undefined
+  let admin: AdminServer | undefined
+  if (opts.http) {
+    admin = await startAdminServer({
+      ...opts.http,
+      log: log.child({ component: 'admin' }),
+      metrics,
+      status: () => status,
+      ready: () => connected && (firstPassDone || (lease !== undefined && !lease.isLeader())),
+      webhookSecret,
+      onWebhook: () => loop?.poke(),
+    })
+    log.info({ url: admin.url }, 'admin listening')
+  }
+
+  const bus: Bus = await connectBus({ servers: opts.nats, name: `zonegate-reconciler-${id}`, log })
+  connected = true
+  void (async () => {
+    for await (const s of bus.nc.status()) {
+      if (s.type === 'disconnect') connected = false
+      if (s.type === 'reconnect') connected = true
+    }
+  })().catch(() => {})
+  for (let attempt = 1; ; attempt++) {
+    try {
+      await ensureNatsLayout(bus, opts.leaseTtlMs ? { leasesTtlMs: opts.leaseTtlMs } : {})
+      break
+    } catch (err) {
+      const ms = Math.min(5000, 250 * attempt)
+      log.warn({ err, attempt }, `nats layout not ready; retrying in ${ms} ms`)
+      await new Promise((r) => setTimeout(r, ms))
+    }
+  }
+  const stored = await readStatus(bus).catch(() => null)
+  status = initialStatus(id, new Date(), stored?.status)
+
+  const state: PassState = initialPassState()
+  state.lastAppliedSha = shaOfRevision(stored?.status.lastAppliedRevision)
+  const deps = createPassDeps({ opts, source, bus, log })
+  let failures = 0
+  let lastReport: PassReport | undefined
+
+  const runPass: Parameters<typeof createTriggerLoop<PassReport | undefined>>[0]['runPass'] = async (hooks) => {
+    const interval = pollDelayMs(opts.intervalMs, random)
+    if (!lease?.isLeader()) return { result: undefined, nextDelayMs: interval }
+    const t0 = performance.now()
+    status = statusReconciling(status, status.lastAttemptedRevision ?? opts.branch, failures + 1, new Date())
+    const report = await reconcileOnce(deps, state, hooks)
+    const seconds = (performance.now() - t0) / 1000
+    metrics.passes.inc({ result: report.result })
+    metrics.passDuration.observe({ result: report.result }, seconds)
+    if (report.result === 'applied') for (const z of report.zones) metrics.publishes.inc({ zone: z.zone })
+    firstPassDone = true
+    lastReport = report
+    const outcome = passOutcome(report)
+    status = statusAfter(status, report, state.inventory, new Date())
+    if (report.result === 'failed') log.warn({ err: report.error, ms: Math.round(seconds * 1000) }, 'pass failed')
+    else log.debug({ result: report.result, ms: Math.round(seconds * 1000) }, 'pass done')
+    // Status is written at the end of every pass, whatever happened (best effort when NATS is down).
+    if (report.result !== 'superseded' && report.result !== 'skipped')
+      await writeStatus(bus, status).catch((err) => log.warn({ err }, 'status not written'))
+    if (report.result === 'superseded') return { result: report, nextDelayMs: interval }
+    failures = outcome?.result === 'failed' && report.result === 'failed' ? failures + 1 : 0
+    const decision = outcome ? retryDecision(outcome, failures, policy, random) : { kind: 'none' as const }
+    return { result: report, nextDelayMs: decision.kind === 'retry' ? decision.delayMs : interval }
+  }
+
+  loop = createTriggerLoop<PassReport | undefined>({
+    runPass,
+    resolveTip: () => source.resolve(),
+    onSuperseded: (sha, by) =>
+      log.child({ component: 'reconcile', revision: gitRevision(opts.branch, sha) }).info({ by }, 'superseding'),
+    onError: (err) => log.error({ err }, 'trigger loop error'),
+  })
+
+  let requests: ReconcileServer | undefined
+  const onLeader = (leader: boolean) => {
+    if (leader) {
+      state.inventory = undefined // another reconciler may have published meanwhile
+      requests ??= serveReconcileRequests(bus, async () => {
+        const report = await (loop as NonNullable<typeof loop>).trigger()
+        if (!report) return { ok: false, error: 'this reconciler is not the active one' }
+        if (report.result === 'applied' || report.result === 'unchanged') return { ok: true, revision: report.revision }
+        return { ok: false, error: 'error' in report ? report.error.message : `${report.revision} ${report.result}` }
+      })
+      loop?.poke()
+    } else if (requests) {
+      const r = requests
+      requests = undefined
+      void r.stop()
+    }
+  }
+  lease = await startLease({
+    kv: bus.kv.leases,
+    id,
+    log,
+    ttlMs: opts.leaseTtlMs,
+  })
+  lease.onChange(onLeader)
+  if (lease.isLeader()) onLeader(true)
+  else {
+    log.info({ id }, 'standby: another reconciler holds the lease')
+    firstPassDone = false
+  }
+
+  let stopping: Promise<void> | undefined
+  let resolveDone: () => void = () => {}
+  const done = new Promise<void>((r) => {
+    resolveDone = r
+  })
+  const stop = () => {
+    stopping ??= (async () => {
+      log.info('reconciler stopping')
+      await loop?.stop()
+      await requests?.stop().catch(() => {})
+      await lease?.stop({ release: true }).catch((err) => log.warn({ err }, 'lease release failed'))
+      await admin?.close()
+      await bus.close().catch(() => {})
+      log.info('reconciler stopped')
+      resolveDone()
+    })()
+    return stopping
+  }
+  if (opts.handleSignals) {
+    const onSignal = (sig: string) => {
+      log.info({ signal: sig }, 'signal received')
+      void stop().then(() => process.exit(0))
+    }
+    process.once('SIGTERM', onSignal)
+    process.once('SIGINT', onSignal)
+  }
+
+  return {
+    id,
+    httpUrl: admin?.url,
+    status: () => status,
+    isLeader: () => lease?.isLeader() ?? false,
+    trigger: () => (loop as NonNullable<typeof loop>).trigger(),
+    stop,
+    done,
+    get lastReport() {
+      return lastReport
+    },
+  } as RunningReconciler
+}

@@ -1,0 +1,41 @@
+import type { Logger } from 'pino'
+import type { ZoneTable } from '../../schemas/table.js'
+import { compileZoneTables } from '../core/compile.js'
+import { validateSnapshot } from '../core/validate/index.js'
+import type { GitSource } from '../source/git-source.js'
+import type { Bus } from '../transport/nats-bus.js'
+import { emitEvent, publishZoneTable, readPublishedTables, removeZoneTable } from '../transport/nats-publisher.js'
+import type { PassDeps } from './types.js'
+
+/**
+ * Binds the pass's dependencies to the real edges: the Git source, the validator and compiler of the core, and
+ * the transport's NATS functions on a bus. The only place the pass meets concrete implementations.
+ */
+export function createPassDeps(o: {
+  opts: { branch: string; allowEmpty: boolean; defaultZone: string }
+  source: GitSource
+  bus: Bus
+  log: Logger
+}): PassDeps {
+  const { bus } = o
+  return {
+    source: { resolve: () => o.source.resolve(), fetch: (sha) => o.source.fetch(sha) },
+    validate: (snapshot) => validateSnapshot(snapshot, { defaultZone: o.opts.defaultZone }),
+    compile: (resources) => toTableList(compileZoneTables(resources, { defaultZone: o.opts.defaultZone })),
+    bus: {
+      readInventory: () => readPublishedTables(bus),
+      publishTable: (table, expected) => publishZoneTable(bus, table, expected),
+      removeTable: (zone, expected) => removeZoneTable(bus, zone, expected),
+      emit: (event) => emitEvent(bus, event),
+    },
+    allowEmpty: o.opts.allowEmpty,
+    branch: o.opts.branch,
+    now: () => new Date(),
+    log: o.log,
+  }
+}
+
+/** The compiler's output as a list of tables (it may hand out a Map keyed by zone or an array). */
+function toTableList(out: ReadonlyMap<string, ZoneTable> | readonly ZoneTable[]): ZoneTable[] {
+  return Array.isArray(out) ? [...out] : [...(out as ReadonlyMap<string, ZoneTable>).values()]
+}

@@ -1,0 +1,91 @@
+import type { ReconcilerStatus, ZoneStatus } from '../../schemas/status.js'
+import { conditionsAfter, conditionsReconciling, type PassOutcome } from '../core/conditions.js'
+import type { PassReport } from '../reconcile.js'
+import type { Inventory } from './types.js'
+
+/**
+ * Status bookkeeping of the pass: ReconcilerStatus (schemas/status.ts) from the previous status, a pass report
+ * and the inventory. Pure (time passed in).
+ */
+
+/** The per-zone part of the status, sorted by zone. Pure. */
+export function zoneStatuses(inventory: Inventory | undefined, fallback: ZoneStatus[]): ZoneStatus[] {
+  if (!inventory) return fallback
+  return [...inventory.entries()]
+    .map(([zone, e]) => ({ zone, generation: e.table.generation, digest: e.table.digest, revision: e.table.revision }))
+    .sort((a, b) => (a.zone < b.zone ? -1 : a.zone > b.zone ? 1 : 0))
+}
+
+/** The conditions outcome of a report; undefined when the report leaves conditions as they are. Pure. */
+export function passOutcome(report: PassReport): PassOutcome | undefined {
+  switch (report.result) {
+    case 'applied':
+      return { result: 'applied', revision: report.revision, zonesPublished: report.zones.length }
+    case 'unchanged':
+      return { result: 'unchanged', revision: report.revision }
+    case 'invalid':
+    case 'failed':
+      return { result: 'failed', revision: report.revision, error: report.error }
+    default:
+      return undefined
+  }
+}
+
+/** Status while a pass runs on `revision` (attempt > 1 for retries). Pure. */
+export function statusReconciling(
+  prev: ReconcilerStatus,
+  revision: string,
+  attempt: number,
+  now: Date,
+): ReconcilerStatus {
+  const time = now.toISOString()
+  return { ...prev, time, conditions: conditionsReconciling(prev.conditions, revision, attempt, time) }
+}
+
+/** Status after a pass. Pure. */
+export function statusAfter(
+  prev: ReconcilerStatus,
+  report: PassReport,
+  inventory: Inventory | undefined,
+  now: Date,
+): ReconcilerStatus {
+  const time = now.toISOString()
+  const outcome = passOutcome(report)
+  const next: ReconcilerStatus = {
+    ...prev,
+    time,
+    zones: zoneStatuses(inventory, prev.zones),
+    conditions: outcome ? conditionsAfter(outcome, prev.conditions, time) : prev.conditions,
+  }
+  if (report.revision && report.result !== 'superseded') next.lastAttemptedRevision = report.revision
+  if (report.result === 'applied' || report.result === 'unchanged') {
+    next.lastAppliedRevision = report.revision
+    next.violations = []
+    delete next.violationsRevision
+  }
+  if (report.result === 'invalid') {
+    next.violations = report.violations
+    next.violationsRevision = report.revision
+  }
+  return next
+}
+
+/** The status of a reconciler that has not run a pass yet (or a stored one, re-owned). Pure. */
+export function initialStatus(id: string, now: Date, stored?: ReconcilerStatus | null): ReconcilerStatus {
+  if (stored) return { ...stored, reconciler: id, time: now.toISOString() }
+  return {
+    reconciler: id,
+    time: now.toISOString(),
+    conditions: [
+      {
+        type: 'Ready',
+        status: 'Unknown',
+        reason: 'Progressing',
+        message: 'waiting for the first pass',
+        lastTransitionTime: now.toISOString(),
+      },
+    ],
+    zones: [],
+    violations: [],
+  }
+}
