@@ -1,0 +1,136 @@
+import type { ZoneTable } from '../../schemas/table.js'
+import { staleReason, type TableRejection, validateTableEnvelope } from '../core/routing-table.js'
+
+/**
+ * Context of the egress lifecycle machine and the pure functions that update it. Kept apart from the machine
+ * file so each update is unit-tested on its own (STYLE.md §6).
+ */
+
+export type TableSource = 'file' | 'nats'
+
+export interface EgressInput {
+  /** `static`: one table file (`--static`), reloaded on SIGHUP; `nats`: the zone's KV key (later issue). */
+  source: 'static' | 'nats'
+  zone?: string
+  name?: string
+  instance: string
+}
+
+/** Why a candidate table was not applied. */
+export type RejectionReason = TableRejection | 'load-failed' | 'apply-failed'
+
+export interface TableRejected {
+  reason: RejectionReason
+  problems: string[]
+  source: TableSource
+  generation?: number
+  digest?: string
+}
+
+export interface TableSwapped {
+  generation?: number
+  revision?: string
+  digest: string
+  routes: number
+  ms: number
+}
+
+export interface EgressContext extends EgressInput {
+  /** The table being served (undefined until the first one is applied). */
+  table?: ZoneTable
+  /** The candidate being admitted or applied. */
+  candidate?: Admission
+  /** A table received while another was being applied; admitted next. */
+  queued?: { table: unknown; source: TableSource }
+  lastRejection?: TableRejected
+  lastSwap?: TableSwapped
+  swaps: number
+  rejections: number
+  /** Set when the machine stopped because of an error (first table invalid, listen failed…). */
+  error?: string
+  /** Whether the drain in progress ends the process (SIGTERM, /quitquitquit) or only the listeners. */
+  exitAfterDrain: boolean
+  /** NATS connection lost: the last good table keeps serving (`degraded`). */
+  busLost: boolean
+}
+
+export type Admission = { ok: true; table: ZoneTable; source: TableSource } | ({ ok: false } & TableRejected)
+
+/** The context a fresh machine starts with. Pure. */
+export function initialContext(input: EgressInput): EgressContext {
+  return { ...input, swaps: 0, rejections: 0, exitAfterDrain: true, busLost: false }
+}
+
+/**
+ * Decides whether a received value may replace the served table: it must be a valid envelope (shape, digest,
+ * zone when the egress has one) and newer than `current` (see `staleReason`). Pure; never throws.
+ */
+export function admitTable(
+  current: ZoneTable | undefined,
+  value: unknown,
+  source: TableSource,
+  zone?: string,
+): Admission {
+  const check = validateTableEnvelope(value, zone)
+  if (!check.ok) {
+    const v = value as Partial<ZoneTable> | null
+    return {
+      ok: false,
+      reason: check.reason,
+      problems: check.problems,
+      source,
+      ...(typeof v?.generation === 'number' ? { generation: v.generation } : {}),
+      ...(typeof v?.digest === 'string' ? { digest: v.digest } : {}),
+    }
+  }
+  const stale = staleReason(current, check.table)
+  if (stale !== null) {
+    const problems = [
+      stale === 'unchanged'
+        ? `digest ${check.table.digest} is already served`
+        : `generation ${check.table.generation ?? '(none)'} is not newer than ${current?.generation ?? '(none)'}`,
+    ]
+    return {
+      ok: false,
+      reason: stale,
+      problems,
+      source,
+      ...(check.table.generation === undefined ? {} : { generation: check.table.generation }),
+      digest: check.table.digest,
+    }
+  }
+  return { ok: true, table: check.table, source }
+}
+
+/** Records a rejected candidate; the served table is unchanged. Pure. */
+export function withRejection(context: EgressContext, rejected: TableRejected): Partial<EgressContext> {
+  return { lastRejection: rejected, rejections: context.rejections + 1, candidate: undefined }
+}
+
+/** Records an applied table. Pure. */
+export function withSwap(context: EgressContext, table: ZoneTable, ms: number): Partial<EgressContext> {
+  return {
+    table,
+    candidate: undefined,
+    swaps: context.swaps + 1,
+    lastSwap: {
+      ...(table.generation === undefined ? {} : { generation: table.generation }),
+      ...(table.revision === undefined ? {} : { revision: table.revision }),
+      digest: table.digest,
+      routes: table.routes.length,
+      ms,
+    },
+  }
+}
+
+/** A rejection for a table the source could not even read (unreadable file, bad JSON). Pure. */
+export function loadFailure(error: unknown, source: TableSource): TableRejected {
+  return { reason: 'load-failed', problems: [error instanceof Error ? error.message : String(error)], source }
+}
+
+/** The rejection carried by a refused admission. Pure. */
+export function rejectionOf(a: Admission | undefined): TableRejected {
+  if (a === undefined || a.ok) return { reason: 'apply-failed', problems: ['no candidate'], source: 'file' }
+  const { ok: _ok, ...rest } = a
+  return rest
+}

@@ -1,0 +1,254 @@
+import { assign, enqueueActions, fromPromise, setup } from 'xstate'
+import type { ZoneTable } from '../../schemas/table.js'
+import {
+  type Admission,
+  admitTable,
+  type EgressContext,
+  type EgressInput,
+  initialContext,
+  loadFailure,
+  rejectionOf,
+  type TableRejected,
+  type TableSource,
+  type TableSwapped,
+  withRejection,
+  withSwap,
+} from './egress-context.js'
+
+/**
+ * The egress lifecycle (DESIGN.md §4). It names its effects and main.ts provides them:
+ * - `loadTable` reads the table from the static source (file); resolves with the untrusted JSON value;
+ * - `start` applies the first table and opens the listener (and admin); resolves with where it listens;
+ * - `applyTable` swaps the proxy's table (one reference assignment); resolves with the swap time in ms;
+ * - `drain` stops accepting and waits for open connections up to the grace period;
+ * - `connectBus` connects to NATS (NATS mode, a later issue; not provided yet).
+ * Any source (file reload, a NATS watcher) hands tables in the same way: a `table.received` event with the
+ * raw value. Invalid or not-newer tables are rejected and recorded; the current table keeps serving.
+ *
+ * States: boot → (loading | connecting → awaitingTable) → admitting → starting → serving ⇄ applying
+ * (also serving → reloading → applying, serving ⇄ degraded) → draining → (stopped | drained → stopped).
+ */
+
+export type EgressEvent =
+  | { type: 'table.received'; table: unknown; source: TableSource }
+  | { type: 'reload' }
+  | { type: 'drain'; exit: boolean }
+  | { type: 'bus.lost' }
+  | { type: 'bus.restored' }
+
+export interface StartOutput {
+  /** Where the proxy listens (`host:port`). */
+  listen: string
+  /** Time to build and install the first table, in ms. */
+  ms: number
+}
+
+const missing = (name: string) =>
+  fromPromise<never, unknown>(async () => {
+    throw new Error(`${name} not provided`)
+  })
+
+export const egressMachine = setup({
+  types: {} as { context: EgressContext; events: EgressEvent; input: EgressInput },
+  actors: {
+    loadTable: missing('loadTable') as ReturnType<typeof fromPromise<unknown, void>>,
+    start: missing('start') as ReturnType<typeof fromPromise<StartOutput, { table: ZoneTable }>>,
+    applyTable: missing('applyTable') as ReturnType<typeof fromPromise<{ ms: number }, { table: ZoneTable }>>,
+    drain: missing('drain') as ReturnType<typeof fromPromise<{ destroyed: number }, void>>,
+    connectBus: missing('connectBus') as ReturnType<typeof fromPromise<void, void>>,
+  },
+  actions: {
+    /** Called with every rejection (logging, metrics, and later a `rejected` rollout event). */
+    reportRejected: (_, _params: TableRejected) => {},
+    /** Called with every applied table (logging, metrics, and later an `applied` rollout event). */
+    reportSwapped: (_, _params: TableSwapped) => {},
+    recordRejection: enqueueActions(({ context, enqueue }) => {
+      const rejected = rejectionOf(context.candidate)
+      enqueue.assign(withRejection(context, rejected))
+      // Named sibling actions are resolved at run time (so provide() overrides apply); setup() cannot type them here.
+      enqueue({ type: 'reportRejected', params: rejected } as never)
+    }),
+    recordSwap: enqueueActions(({ context, event, enqueue }) => {
+      const ms = (event as unknown as { output: { ms: number } }).output.ms
+      const update = withSwap(context, acceptedTable(context.candidate), ms)
+      enqueue.assign(update)
+      enqueue({ type: 'reportSwapped', params: update.lastSwap! } as never)
+    }),
+    enqueue: assign({
+      queued: ({ context, event }) =>
+        event.type === 'table.received' ? { table: event.table, source: event.source } : context.queued,
+    }),
+    dequeue: assign(({ context }) => ({
+      candidate: admitTable(context.table, context.queued?.table, context.queued?.source ?? 'file', context.zone),
+      queued: undefined,
+    })),
+  },
+  guards: {
+    isNatsSource: ({ context }) => context.source === 'nats',
+    candidateAccepted: ({ context }) => context.candidate?.ok === true,
+    hasQueued: ({ context }) => context.queued !== undefined,
+    exitAfterDrain: ({ context }) => context.exitAfterDrain,
+  },
+}).createMachine({
+  id: 'egress',
+  initial: 'boot',
+  context: ({ input }) => initialContext(input),
+  states: {
+    boot: {
+      always: [{ guard: 'isNatsSource', target: 'connecting' }, { target: 'loading' }],
+    },
+    connecting: {
+      invoke: {
+        src: 'connectBus',
+        onDone: { target: 'awaitingTable' },
+        onError: { target: 'stopped', actions: assign({ error: ({ event }) => errorText(event.error) }) },
+      },
+      on: { drain: { target: 'stopped' } },
+    },
+    awaitingTable: {
+      on: {
+        'table.received': { target: 'admitting', actions: assign({ candidate: admitEvent }) },
+        drain: { target: 'stopped' },
+      },
+    },
+    loading: {
+      invoke: {
+        src: 'loadTable',
+        onDone: {
+          target: 'admitting',
+          actions: assign({
+            candidate: ({ context, event }) => admitTable(undefined, event.output, 'file', context.zone),
+          }),
+        },
+        onError: {
+          target: 'stopped',
+          actions: [
+            assign(({ context, event }) => ({ ...withRejection(context, loadFailure(event.error, 'file')) })),
+            assign({ error: ({ event }) => `cannot load the table: ${errorText(event.error)}` }),
+          ],
+        },
+      },
+      on: { drain: { target: 'stopped' } },
+    },
+    admitting: {
+      always: [
+        { guard: 'candidateAccepted', target: 'starting' },
+        { guard: 'isNatsSource', target: 'awaitingTable', actions: 'recordRejection' },
+        {
+          target: 'stopped',
+          actions: [
+            assign({ error: ({ context }) => `first table rejected: ${describe(rejectionOf(context.candidate))}` }),
+            'recordRejection',
+          ],
+        },
+      ],
+    },
+    starting: {
+      invoke: {
+        src: 'start',
+        input: ({ context }) => ({ table: acceptedTable(context.candidate) }),
+        onDone: { target: 'serving', actions: 'recordSwap' },
+        onError: { target: 'stopped', actions: assign({ error: ({ event }) => errorText(event.error) }) },
+      },
+      on: { drain: { target: 'stopped' } },
+    },
+    serving: {
+      always: { guard: 'hasQueued', target: 'applying', actions: 'dequeue' },
+      on: {
+        'table.received': { target: 'applying', actions: assign({ candidate: admitEvent }) },
+        reload: { target: 'reloading' },
+        drain: { target: 'draining', actions: assign({ exitAfterDrain: ({ event }) => event.exit }) },
+        'bus.lost': { target: 'degraded', actions: assign({ busLost: true }) },
+      },
+    },
+    degraded: {
+      on: {
+        'bus.restored': { target: 'serving', actions: assign({ busLost: false }) },
+        reload: { target: 'reloading' },
+        drain: { target: 'draining', actions: assign({ exitAfterDrain: ({ event }) => event.exit }) },
+      },
+    },
+    reloading: {
+      invoke: {
+        src: 'loadTable',
+        onDone: {
+          target: 'applying',
+          actions: assign({
+            candidate: ({ context, event }) => admitTable(context.table, event.output, 'file', context.zone),
+          }),
+        },
+        onError: {
+          target: 'serving',
+          actions: [
+            assign(({ context, event }) => withRejection(context, loadFailure(event.error, 'file'))),
+            { type: 'reportRejected', params: ({ event }) => loadFailure(event.error, 'file') },
+          ],
+        },
+      },
+      on: {
+        'table.received': { actions: 'enqueue' },
+        drain: { target: 'draining', actions: assign({ exitAfterDrain: ({ event }) => event.exit }) },
+      },
+    },
+    applying: {
+      initial: 'checking',
+      states: {
+        checking: {
+          always: [
+            { guard: 'candidateAccepted', target: 'swapping' },
+            { target: '#egress.serving', actions: 'recordRejection' },
+          ],
+        },
+        swapping: {
+          invoke: {
+            src: 'applyTable',
+            input: ({ context }) => ({ table: acceptedTable(context.candidate) }),
+            onDone: { target: '#egress.serving', actions: 'recordSwap' },
+            onError: {
+              target: '#egress.serving',
+              actions: assign(({ context, event }) =>
+                withRejection(context, { reason: 'apply-failed', problems: [errorText(event.error)], source: 'file' }),
+              ),
+            },
+          },
+        },
+      },
+      on: {
+        'table.received': { actions: 'enqueue' },
+        drain: { target: 'draining', actions: assign({ exitAfterDrain: ({ event }) => event.exit }) },
+      },
+    },
+    draining: {
+      invoke: {
+        src: 'drain',
+        onDone: [{ guard: 'exitAfterDrain', target: 'stopped' }, { target: 'drained' }],
+        onError: { target: 'stopped', actions: assign({ error: ({ event }) => errorText(event.error) }) },
+      },
+      on: {
+        drain: { actions: assign({ exitAfterDrain: ({ context, event }) => context.exitAfterDrain || event.exit }) },
+      },
+    },
+    drained: {
+      on: { drain: { guard: ({ event }) => event.exit, target: 'stopped' } },
+    },
+    stopped: { type: 'final' },
+  },
+})
+
+function admitEvent({ context, event }: { context: EgressContext; event: EgressEvent }): Admission | undefined {
+  if (event.type !== 'table.received') return context.candidate
+  return admitTable(context.table, event.table, event.source, context.zone)
+}
+
+function acceptedTable(candidate: Admission | undefined): ZoneTable {
+  if (candidate?.ok !== true) throw new Error('no accepted candidate')
+  return candidate.table
+}
+
+function errorText(err: unknown): string {
+  return err instanceof Error ? err.message : String(err)
+}
+
+function describe(r: TableRejected): string {
+  return `${r.reason}: ${r.problems.slice(0, 3).join('; ')}`
+}

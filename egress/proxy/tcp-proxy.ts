@@ -1,0 +1,427 @@
+import net, { type AddressInfo, type Socket } from 'node:net'
+import type { Logger } from 'pino'
+import { ClientHelloReader, type HelloRefusal, parseClientHello } from '../core/client-hello.js'
+import type { Route, RoutingTable } from '../core/routing-table.js'
+import { ProxyStats, type RouteStats } from './proxy-stats.js'
+
+/**
+ * The SNI proxy: a `net` server that reads each connection's ClientHello, looks up the current RoutingTable
+ * once, dials the route's upstream (failing over in weighted round-robin order), forwards the peeked bytes
+ * unchanged and relays both ways with backpressure and half-close. Nothing is terminated: `terminate-mtls`
+ * routes are relayed as passthrough until the mesh mTLS issue lands.
+ *
+ * Hot path notes: socket handlers are module-level functions that find their connection through a symbol on
+ * the socket (no closures per connection); a ClientHello in one chunk is parsed in place; the only timer per
+ * connection is the client socket's (hello deadline, then idle timeout; Node resets it on reads and writes).
+ */
+
+export interface ProxyOptions {
+  /** Deadline for the whole ClientHello to arrive (slowloris cut-off). Default 5 s. */
+  helloTimeoutMs: number
+  /** Per-attempt upstream connect timeout. Default 3 s. */
+  connectTimeoutMs: number
+  /** A relayed connection with no traffic either way for this long is closed. Default 1 h (as Envoy). */
+  idleTimeoutMs: number
+  /** Accepted connections beyond this are closed at once (`over-capacity`). Default 10000. */
+  maxConnections: number
+  /** Connections of a route removed by a swap are closed after this. Default 30 s. */
+  drainPeriodMs: number
+}
+
+export const DEFAULT_PROXY_OPTIONS: ProxyOptions = {
+  helloTimeoutMs: 5000,
+  connectTimeoutMs: 3000,
+  idleTimeoutMs: 3_600_000,
+  maxConnections: 10_000,
+  drainPeriodMs: 30_000,
+}
+
+/** Why a connection was closed without being relayed. */
+export const RejectReason = {
+  UnknownSni: 'unknown-sni',
+  HelloTimeout: 'hello-timeout',
+  ClientClosed: 'client-closed',
+  NoTable: 'no-table',
+  OverCapacity: 'over-capacity',
+  UpstreamUnavailable: 'upstream-unavailable',
+} as const
+export type RejectReason = (typeof RejectReason)[keyof typeof RejectReason] | HelloRefusal
+
+export interface ProxyHooks {
+  /** Seconds from accept to a decision on the ClientHello (routed or refused). */
+  helloRead?(seconds: number): void
+}
+
+/** TLS alert record: fatal (2), unrecognized_name (112). */
+export const UNRECOGNIZED_NAME_ALERT = Buffer.from([0x15, 0x03, 0x03, 0x00, 0x02, 0x02, 0x70])
+const CLOSE_LINGER_MS = 2000
+
+const Phase = { Hello: 0, Connecting: 1, Relay: 2, Closing: 3, Closed: 4 } as const
+type Phase = (typeof Phase)[keyof typeof Phase]
+
+const kConn = Symbol('conn')
+type ConnSocket = Socket & { [kConn]: Conn }
+
+/** One client connection and what it was routed to. */
+class Conn {
+  phase: Phase = Phase.Hello
+  reader: ClientHelloReader | null = null
+  peeked: Buffer | null = null
+  extra: Buffer[] | null = null
+  upstream: ConnSocket | null = null
+  route: Route | null = null
+  routeStats: RouteStats | null = null
+  upstreamIndex = -1
+  tried: Set<number> | null = null
+  generation: number | undefined = undefined
+  clientEnded = false
+  constructor(
+    readonly id: number,
+    readonly proxy: TcpProxy,
+    readonly client: ConnSocket,
+    readonly startedAt: number,
+  ) {}
+}
+
+/** Tracks open connections, routes new ones on the current table, and drains on swap or shutdown. */
+export class TcpProxy {
+  readonly stats = new ProxyStats()
+  readonly options: ProxyOptions
+  private table: RoutingTable | undefined
+  private readonly server: net.Server
+  private readonly conns = new Set<Conn>()
+  private readonly debug: boolean
+  private nextId = 1
+  private idleWaiters: (() => void)[] = []
+
+  constructor(
+    private readonly log: Logger,
+    options: Partial<ProxyOptions> = {},
+    private readonly hooks: ProxyHooks = {},
+  ) {
+    this.options = { ...DEFAULT_PROXY_OPTIONS, ...options }
+    this.debug = log.isLevelEnabled('debug')
+    this.server = net.createServer({ allowHalfOpen: true, noDelay: true }, (s) => this.accept(s as ConnSocket))
+    this.server.maxConnections = this.options.maxConnections
+    this.server.on('drop', () => this.stats.reject(RejectReason.OverCapacity))
+  }
+
+  /** The table new connections are routed on. */
+  get current(): RoutingTable | undefined {
+    return this.table
+  }
+
+  /** Open connections (any phase). */
+  get activeConnections(): number {
+    return this.conns.size
+  }
+
+  /**
+   * Swaps the table: one reference assignment, so the next accepted connection sees `next` and open ones keep
+   * their upstream. Open connections whose route is absent from `next` are closed after the drain period
+   * unless a later table brings the route back. Returns the number of connections scheduled for closing.
+   */
+  setTable(next: RoutingTable): number {
+    const prev = this.table
+    this.table = next
+    if (prev === undefined || this.conns.size === 0) return 0
+    const orphans: Conn[] = []
+    for (const c of this.conns) if (c.route !== null && !next.has(c.route.sni)) orphans.push(c)
+    if (orphans.length === 0) return 0
+    const timer = setTimeout(() => this.closeOrphans(orphans), this.options.drainPeriodMs)
+    timer.unref()
+    return orphans.length
+  }
+
+  private closeOrphans(orphans: Conn[]): void {
+    for (const c of orphans) {
+      if (c.phase === Phase.Closed || c.route === null || this.table?.has(c.route.sni)) continue
+      this.stats.drainedClosed++
+      if (this.debug) this.log.debug({ conn: c.id, route: { sni: c.route.sni } }, 'closing connection of removed route')
+      c.upstream?.destroy()
+      c.client.destroy()
+    }
+  }
+
+  /** Starts listening; resolves with the bound address. Rejects on bind errors (EADDRINUSE…). */
+  listen(host: string, port: number): Promise<AddressInfo> {
+    return new Promise((resolve, reject) => {
+      const onError = (err: Error) => reject(err)
+      this.server.once('error', onError)
+      this.server.listen({ host, port, backlog: 1024 }, () => {
+        this.server.off('error', onError)
+        resolve(this.server.address() as AddressInfo)
+      })
+    })
+  }
+
+  /** The bound address while listening. */
+  address(): AddressInfo | undefined {
+    return (this.server.address() as AddressInfo | null) ?? undefined
+  }
+
+  /** Stops accepting new connections; open ones continue. Idempotent. */
+  stopAccepting(): void {
+    if (this.server.listening) this.server.close()
+  }
+
+  /**
+   * Waits until every open connection has closed or `graceMs` passed, then destroys what is left.
+   * Resolves with the number of connections that had to be destroyed.
+   */
+  async drain(graceMs: number): Promise<number> {
+    this.stopAccepting()
+    if (this.conns.size > 0) {
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, graceMs)
+        this.idleWaiters.push(() => {
+          clearTimeout(timer)
+          resolve()
+        })
+      })
+    }
+    const left = this.conns.size
+    for (const c of [...this.conns]) {
+      c.upstream?.destroy()
+      c.client.destroy()
+    }
+    return left
+  }
+
+  /** Bytes received from / sent to clients, closed connections plus open ones. */
+  bytes(): { in: number; out: number } {
+    let bin = this.stats.closedBytesIn
+    let bout = this.stats.closedBytesOut
+    for (const c of this.conns) {
+      bin += c.client.bytesRead
+      bout += c.client.bytesWritten
+    }
+    return { in: bin, out: bout }
+  }
+
+  private accept(socket: ConnSocket): void {
+    const c = new Conn(this.nextId++, this, socket, performance.now())
+    socket[kConn] = c
+    this.conns.add(c)
+    this.stats.accepted++
+    socket.setTimeout(this.options.helloTimeoutMs)
+    socket.on('data', onClientData)
+    socket.on('end', onClientEnd)
+    socket.on('drain', onClientDrain)
+    socket.on('timeout', onClientTimeout)
+    socket.on('error', onSocketError)
+    socket.on('close', onClientClose)
+  }
+
+  /** Feeds one chunk of the ClientHello phase; routes or refuses once the reader decides. */
+  hello(c: Conn, chunk: Buffer): void {
+    let r = c.reader === null ? parseClientHello(chunk) : c.reader.push(chunk)
+    if (r.ok === null) {
+      if (c.reader === null) {
+        c.reader = new ClientHelloReader()
+        r = c.reader.push(chunk)
+      }
+      if (r.ok === null) return
+    }
+    this.hooks.helloRead?.((performance.now() - c.startedAt) / 1000)
+    if (r.ok === false) return this.reject(c, r.reason, r.tls)
+    const table = this.table
+    if (table === undefined) return this.reject(c, RejectReason.NoTable, true)
+    const route = table.lookup(r.serverName)
+    if (route === undefined) {
+      if (this.debug) this.log.debug({ conn: c.id, sni: r.serverName }, 'unknown sni')
+      return this.reject(c, RejectReason.UnknownSni, true)
+    }
+    c.route = route
+    c.generation = table.generation
+    c.peeked = c.reader === null ? chunk : c.reader.peeked()
+    c.reader = null
+    c.phase = Phase.Connecting
+    c.client.pause()
+    c.client.setTimeout(this.options.idleTimeoutMs)
+    this.dial(c)
+  }
+
+  /** Dials the route's next upstream in WRR order (skipping those tried), or gives up. */
+  dial(c: Conn): void {
+    const route = c.route!
+    const i = route.pick(c.tried ?? undefined)
+    if (i < 0) {
+      this.stats.reject(RejectReason.UpstreamUnavailable)
+      if (this.debug) this.log.debug({ conn: c.id, route: { sni: route.sni } }, 'no upstream reachable')
+      c.phase = Phase.Closing
+      c.client.destroy()
+      return
+    }
+    const u = route.upstreams[i]!
+    c.upstreamIndex = i
+    const s = net.connect({ host: u.address, port: u.port, allowHalfOpen: true, noDelay: true }) as ConnSocket
+    s[kConn] = c
+    c.upstream = s
+    s.setTimeout(this.options.connectTimeoutMs)
+    s.on('connect', onUpstreamConnect)
+    s.on('data', onUpstreamData)
+    s.on('end', onUpstreamEnd)
+    s.on('drain', onUpstreamDrain)
+    s.on('timeout', onUpstreamTimeout)
+    s.on('error', onUpstreamError)
+    s.on('close', onUpstreamClose)
+  }
+
+  /** The upstream attempt failed before connecting: count it and try the next one. */
+  failover(c: Conn, s: ConnSocket, err: string): void {
+    s.destroy()
+    c.upstream = null
+    const u = c.route!.upstreams[c.upstreamIndex]!
+    this.stats.connectFailed(u.key)
+    if (this.debug) this.log.debug({ conn: c.id, upstream: u.key, err }, 'upstream connect failed')
+    if (c.phase !== Phase.Connecting) return
+    c.tried ??= new Set()
+    c.tried.add(c.upstreamIndex)
+    this.dial(c)
+  }
+
+  connected(c: Conn, s: ConnSocket): void {
+    s.setTimeout(0)
+    c.phase = Phase.Relay
+    s.write(c.peeked!)
+    c.peeked = null
+    if (c.extra !== null) for (const b of c.extra) s.write(b)
+    c.extra = null
+    if (c.clientEnded) s.end()
+    c.routeStats = this.stats.route(c.route!.sni)
+    c.client.resume()
+    if (this.debug) {
+      const u = c.route!.upstreams[c.upstreamIndex]!
+      this.log.debug({ conn: c.id, sni: c.route!.sni, upstream: u.key, generation: c.generation }, 'relaying')
+    }
+  }
+
+  reject(c: Conn, reason: RejectReason, tls: boolean): void {
+    this.stats.reject(reason)
+    if (this.debug) this.log.debug({ conn: c.id, reason }, 'connection refused')
+    c.phase = Phase.Closing
+    c.reader = null
+    if (!tls || c.client.destroyed) {
+      c.client.destroy()
+      return
+    }
+    c.client.setTimeout(CLOSE_LINGER_MS)
+    c.client.end(UNRECOGNIZED_NAME_ALERT)
+  }
+
+  closed(c: Conn, hadError: boolean): void {
+    c.phase = Phase.Closed
+    const up = c.upstream
+    if (up !== null && !up.destroyed) {
+      // A clean close lets the upstream flush what the client sent last; an error (RST) cuts it.
+      if (hadError || !up.writableEnded) up.destroy()
+      else {
+        up.setTimeout(CLOSE_LINGER_MS)
+        up.destroySoon()
+      }
+    }
+    this.conns.delete(c)
+    this.stats.closedBytesIn += c.client.bytesRead
+    this.stats.closedBytesOut += c.client.bytesWritten
+    if (c.routeStats !== null) c.routeStats.active--
+    if (this.debug && c.route !== null) {
+      this.log.debug(
+        { conn: c.id, sni: c.route.sni, in: c.client.bytesRead, out: c.client.bytesWritten },
+        'connection closed',
+      )
+    }
+    if (this.conns.size === 0 && this.idleWaiters.length > 0) {
+      const waiters = this.idleWaiters
+      this.idleWaiters = []
+      for (const w of waiters) w()
+    }
+  }
+
+  /** Stops listening and destroys every connection at once. */
+  close(): Promise<void> {
+    for (const c of [...this.conns]) {
+      c.upstream?.destroy()
+      c.client.destroy()
+    }
+    return new Promise((resolve) => (this.server.listening ? this.server.close(() => resolve()) : resolve()))
+  }
+}
+
+function onClientData(this: ConnSocket, chunk: Buffer): void {
+  const c = this[kConn]
+  if (c.phase === Phase.Relay) {
+    if (!c.upstream!.write(chunk)) this.pause()
+  } else if (c.phase === Phase.Hello) c.proxy.hello(c, chunk)
+  else if (c.phase === Phase.Connecting) (c.extra ??= []).push(chunk)
+}
+
+function onClientEnd(this: ConnSocket): void {
+  const c = this[kConn]
+  if (c.phase === Phase.Relay) c.upstream!.end()
+  else if (c.phase === Phase.Connecting) c.clientEnded = true
+  else if (c.phase === Phase.Hello) c.proxy.reject(c, RejectReason.ClientClosed, false)
+  else this.destroy()
+}
+
+function onClientDrain(this: ConnSocket): void {
+  this[kConn].upstream?.resume()
+}
+
+function onClientTimeout(this: ConnSocket): void {
+  const c = this[kConn]
+  if (c.phase === Phase.Hello) c.proxy.reject(c, RejectReason.HelloTimeout, false)
+  else {
+    c.upstream?.destroy()
+    this.destroy()
+  }
+}
+
+function onSocketError(): void {
+  // 'close' follows every error; the connection is cleaned up there.
+}
+
+function onClientClose(this: ConnSocket, hadError: boolean): void {
+  const c = this[kConn]
+  c.proxy.closed(c, hadError)
+}
+
+function onUpstreamConnect(this: ConnSocket): void {
+  const c = this[kConn]
+  if (c.upstream === this && c.phase === Phase.Connecting) c.proxy.connected(c, this)
+  else this.destroy()
+}
+
+function onUpstreamData(this: ConnSocket, chunk: Buffer): void {
+  if (!this[kConn].client.write(chunk)) this.pause()
+}
+
+function onUpstreamEnd(this: ConnSocket): void {
+  const c = this[kConn]
+  if (c.upstream === this) c.client.end()
+}
+
+function onUpstreamDrain(this: ConnSocket): void {
+  this[kConn].client.resume()
+}
+
+function onUpstreamTimeout(this: ConnSocket): void {
+  const c = this[kConn]
+  if (c.upstream === this && c.phase === Phase.Connecting) c.proxy.failover(c, this, 'connect timeout')
+  else this.destroy()
+}
+
+function onUpstreamError(this: ConnSocket, err: Error): void {
+  const c = this[kConn]
+  if (c.upstream === this && c.phase === Phase.Connecting) {
+    c.proxy.failover(c, this, (err as NodeJS.ErrnoException).code ?? err.message)
+  }
+}
+
+function onUpstreamClose(this: ConnSocket, hadError: boolean): void {
+  const c = this[kConn]
+  if (c.upstream !== this || c.phase === Phase.Connecting || c.client.destroyed) return
+  // After a clean close the client gets what is still buffered for it, then its end; after an error, nothing.
+  if (hadError || !c.client.writableEnded) c.client.destroy()
+  else c.client.destroySoon()
+}
