@@ -1,0 +1,115 @@
+import { describe, expect, it } from 'vitest'
+import type { ReconcilerStatus } from '../../schemas/status.js'
+import type { PublishedZoneTable } from '../../schemas/table.js'
+import type { InstanceRecord } from '../transport/status-store.js'
+import { buildStatusView, formatColumns, formatStatusText } from './status-view.js'
+
+const REV = `main@sha1:${'a'.repeat(40)}`
+const table = (zone: string, generation: number, digest: string): PublishedZoneTable => ({
+  apiVersion: 'zonegate.io/v1',
+  kind: 'ZoneEgressTable',
+  zone,
+  generation,
+  revision: REV,
+  digest,
+  egresses: [],
+  routes: [],
+})
+const inst = (zone: string, instance: string, digest?: string): InstanceRecord => ({
+  zone,
+  egress: 'ze-1',
+  instance,
+  kvRevision: 1,
+  heartbeat: { state: digest ? 'serving' : 'awaitingTable', time: 't', ...(digest ? { digest, generation: 1 } : {}) },
+})
+const status: ReconcilerStatus = {
+  reconciler: 'r1',
+  time: 't0',
+  conditions: [
+    { type: 'Ready', status: 'True', reason: 'ReconciliationSucceeded', message: 'ok', lastTransitionTime: 't0' },
+  ],
+  lastAttemptedRevision: REV,
+  lastAppliedRevision: REV,
+  zones: [],
+  violations: [],
+}
+
+describe('status view', () => {
+  const cases: {
+    name: string
+    tables: [string, number, string][]
+    instances: InstanceRecord[]
+    expected: [string, [string, string][]][]
+  }[] = [
+    { name: 'no tables, no instances', tables: [], instances: [], expected: [] },
+    {
+      name: 'instances serving the published digest are current, others stale, none without a table',
+      tables: [['zone-a', 2, 'sha256:a2']],
+      instances: [inst('zone-a', '2', 'sha256:a1'), inst('zone-a', '1', 'sha256:a2'), inst('zone-a', '3')],
+      expected: [
+        [
+          'zone-a',
+          [
+            ['1', 'current'],
+            ['2', 'stale'],
+            ['3', 'none'],
+          ],
+        ],
+      ],
+    },
+    {
+      name: 'an instance of a zone with no table gets a zone entry of its own; zones sorted',
+      tables: [['zone-b', 1, 'sha256:b']],
+      instances: [inst('zone-a', '1', 'sha256:x')],
+      expected: [
+        ['zone-a', [['1', 'stale']]],
+        ['zone-b', []],
+      ],
+    },
+  ]
+  for (const c of cases) {
+    it(`status view - ${c.name}`, () => {
+      const tables = new Map(c.tables.map(([z, g, d]) => [z, { table: table(z, g, d), kvRevision: g }]))
+      const v = buildStatusView(status, tables, c.instances)
+      expect(v.zones.map((z) => [z.zone, z.instances.map((i) => [i.instance, i.serving])])).toEqual(c.expected)
+    })
+  }
+
+  it('status view - stalled flag and violations come from the status; no status gives null', () => {
+    const stalled: ReconcilerStatus = {
+      ...status,
+      conditions: [
+        ...status.conditions,
+        { type: 'Stalled', status: 'True', reason: 'ValidationFailed', message: 'x', lastTransitionTime: 't' },
+      ],
+      violations: [
+        { file: 'a.yaml', line: 1, column: 2, kind: 'Mesh', name: 'm', path: 'mtls', rule: 'r', message: 'bad' },
+      ],
+      violationsRevision: REV,
+    }
+    const v = buildStatusView(stalled, new Map(), [])
+    expect(v.reconciler?.stalled).toBe(true)
+    expect(formatStatusText(v)).toContain(`VIOLATIONS in ${REV} (stalled)\n  a.yaml:1:2 Mesh/m mtls: bad`)
+    expect(buildStatusView(null, new Map(), []).reconciler).toBeNull()
+    expect(formatStatusText(buildStatusView(null, new Map(), []))).toContain('no status written yet')
+  })
+
+  it('status view - text lists zones with current/total instances', () => {
+    const v = buildStatusView(status, new Map([['zone-a', { table: table('zone-a', 7, 'sha256:a'), kvRevision: 3 }]]), [
+      inst('zone-a', '1', 'sha256:a'),
+      inst('zone-a', '2', 'sha256:b'),
+    ])
+    const text = formatStatusText(v)
+    expect(text).toMatch(/zone-a\s+7\s+sha256:a\s+main@sha1:a+\s+1\/2 current/)
+    expect(text).toContain('stale (digest mismatch)')
+  })
+
+  it('status view - formatColumns pads every column but the last', () => {
+    expect(
+      formatColumns([
+        ['A', 'BB', 'C'],
+        ['long', 'x', 'tail'],
+      ]),
+    ).toBe('A     BB  C\nlong  x   tail')
+  })
+})
