@@ -37,6 +37,8 @@ export interface ReconcilerOptions {
   /** Injected for tests: a logger (default pino to stderr), lease TTL, retry policy, randomness. */
   logger?: Logger
   leaseTtlMs?: number
+  /** Timeout of JetStream API calls and publishes (default 5000 ms). */
+  natsTimeoutMs?: number
   retryPolicy?: RetryPolicy
   random?: () => number
   /** Install SIGTERM/SIGINT handlers that stop gracefully (the CLI sets this). */
@@ -95,7 +97,12 @@ export async function runReconciler(opts: ReconcilerOptions): Promise<RunningRec
     log.info({ url: admin.url }, 'admin listening')
   }
 
-  const bus: Bus = await connectBus({ servers: opts.nats, name: `zonegate-reconciler-${id}`, log })
+  const bus: Bus = await connectBus({
+    servers: opts.nats,
+    name: `zonegate-reconciler-${id}`,
+    log,
+    apiTimeoutMs: opts.natsTimeoutMs,
+  })
   connected = true
   void (async () => {
     for await (const s of bus.nc.status()) {

@@ -110,10 +110,10 @@ export function createGitSource(opts: GitSourceOptions): GitSource {
   // URL repository: a bare-like clone under cacheDir.
   const remoteUrl = (() => {
     if (!isUrl) return ''
+    // isomorphic-git appends `/info/refs?service=…` to the URL, so a query string cannot be kept; credentials
+    // travel through onAuth only.
     const u = new URL(opts.repo)
-    u.username = ''
-    u.password = ''
-    return u.toString()
+    return `${u.protocol}//${u.host}${u.pathname}`
   })()
   const cloneDir = join(
     opts.cacheDir,

@@ -1,0 +1,122 @@
+import { type ChildProcess, execFile, spawn } from 'node:child_process'
+import { join, resolve } from 'node:path'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { createGitRepo, type GitRepo } from '../helpers/git-repo.js'
+import { type NatsServer, startNatsServer } from '../helpers/nats-server.js'
+import {
+  baseFiles,
+  externalYaml,
+  probe,
+  startReconciler,
+  tableHistory,
+  tempDir,
+  waitUntil,
+} from './reconciler-helpers.js'
+
+const root = resolve(import.meta.dirname, '../..')
+const cli = resolve(root, 'dist/cli/main.js')
+const TTL_MS = 2000
+
+describe('reconciler failover', () => {
+  let server: NatsServer
+  let repo: GitRepo
+  let dir: Awaited<ReturnType<typeof tempDir>>
+  let child: ChildProcess | undefined
+  let childOut = ''
+
+  beforeAll(async () => {
+    await new Promise<void>((done, fail) =>
+      execFile('npx', ['tsc', '-p', 'tsconfig.build.json'], { cwd: root, timeout: 60_000 }, (err) =>
+        // Type errors elsewhere in the tree still emit JavaScript; only a missing CLI is fatal.
+        err && (err as { killed?: boolean }).killed ? fail(err) : done(),
+      ),
+    )
+    server = await startNatsServer()
+    dir = await tempDir('zonegate-rec-failover-')
+    repo = await createGitRepo({ dir: join(dir.path, 'repo'), files: baseFiles() })
+  })
+  afterAll(async () => {
+    if (child && child.exitCode === null && child.signalCode === null) child.kill('SIGKILL')
+    await server?.stop()
+    await dir?.remove()
+  })
+
+  it('reconciler failover - the child process leads, the standby publishes nothing, then takes over after SIGKILL', async () => {
+    child = spawn(
+      process.execPath,
+      [
+        cli,
+        'reconciler',
+        '--repo',
+        repo.dir,
+        '--nats',
+        server.url,
+        '--http',
+        '127.0.0.1:0',
+        '--interval',
+        '500ms',
+        '--lease-ttl',
+        `${TTL_MS}ms`,
+        '--cache-dir',
+        dir.path,
+        '--id',
+        'child',
+      ],
+      { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, LOG_LEVEL: 'info' } },
+    )
+    child.stdout?.on('data', (d: Buffer) => {
+      childOut = (childOut + d.toString()).slice(-20_000)
+    })
+    child.stderr?.on('data', (d: Buffer) => {
+      childOut = (childOut + d.toString()).slice(-20_000)
+    })
+    const p = await probe(server.url)
+    try {
+      const sha1 = await repo.head()
+      await waitUntil(
+        async () => (await tableHistory(p.tables, 'zone-a').catch(() => [])).length === 1 || undefined,
+        10_000,
+        `child publishes (output: ${childOut})`,
+      )
+      const standby = await startReconciler({
+        repo: repo.dir,
+        nats: server.url,
+        cacheDir: dir.path,
+        id: 'standby',
+        leaseTtlMs: TTL_MS,
+        intervalMs: 500,
+      })
+      try {
+        expect(standby.isLeader()).toBe(false)
+        // The leader (child) publishes a new commit; the standby publishes nothing of its own.
+        const sha2 = await repo.commit({ 'external/a-only.yaml': externalYaml('a-only', '127.0.0.1:18401', 'zone-a') })
+        await waitUntil(
+          async () =>
+            (await tableHistory(p.tables, 'zone-a')).at(-1)?.table?.revision === `main@sha1:${sha2}` || undefined,
+          5000,
+          'child publishes the second commit',
+        )
+        expect(standby.isLeader()).toBe(false)
+        expect(standby.lines.some((l) => l.msg === 'zone published')).toBe(false)
+        expect(sha1).not.toBe(sha2)
+
+        child.kill('SIGKILL')
+        const killedAt = Date.now()
+        await waitUntil(() => standby.isLeader() || undefined, TTL_MS + 3000, 'standby takes the lease')
+        const takeoverMs = Date.now() - killedAt
+        expect(takeoverMs).toBeLessThan(TTL_MS + 1000)
+
+        // The new leader re-reads the inventory (nothing republished) and publishes the next commit.
+        const sha3 = await repo.commit({ 'external/b-only.yaml': externalYaml('b-only', '127.0.0.1:18402', 'zone-b') })
+        expect(await standby.trigger()).toMatchObject({ result: 'applied', sha: sha3 })
+        expect((await tableHistory(p.tables, 'zone-a')).map((e) => e.table?.generation)).toEqual([1, 2])
+        expect((await tableHistory(p.tables, 'zone-b')).map((e) => e.table?.generation)).toEqual([1, 2])
+        expect(standby.status().reconciler).toBe('standby')
+      } finally {
+        await standby.stop()
+      }
+    } finally {
+      await p.close()
+    }
+  })
+})
