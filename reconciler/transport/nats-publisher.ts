@@ -1,4 +1,4 @@
-import { JetStreamApiCodes, JetStreamApiError } from '@nats-io/jetstream'
+import { DeliverPolicy, JetStreamApiCodes, JetStreamApiError } from '@nats-io/jetstream'
 import type { ZonegateEvent } from '../../schemas/events.js'
 import { Bucket, EVENTS_STREAM, tableKey } from '../../schemas/subjects.js'
 import type { PublishedZoneTable } from '../../schemas/table.js'
@@ -38,18 +38,33 @@ const messageOf = (err: unknown) => (err instanceof Error ? err.message : String
  */
 export async function readPublishedTables(bus: Bus): Promise<Map<string, PublishedEntry>> {
   const out = new Map<string, PublishedEntry>()
+  const stream = `KV_${Bucket.Tables}`
+  const prefix = `$KV.${Bucket.Tables}.`
+  const filter = `${prefix}*${TABLE_SUFFIX}`
   try {
-    const keys: string[] = []
-    for await (const k of await bus.kv.tables.keys(`*${TABLE_SUFFIX}`)) keys.push(k)
-    const entries = await Promise.all(keys.map((k) => bus.kv.tables.get(k)))
-    for (const e of entries) {
-      if (e?.operation !== 'PUT') continue
-      const zone = e.key.slice(0, -TABLE_SUFFIX.length)
-      try {
-        const table = e.json<PublishedZoneTable>()
-        out.set(zone, { table, kvRevision: e.revision })
-      } catch (err) {
-        bus.log.warn({ zone, err }, 'unreadable table in KV; ignored')
+    // One ordered consumer delivering the last message of every `<zone>.table` subject (a single string
+    // filter works on 2.9), instead of keys() + one get per zone. The stream info tells whether there is
+    // anything at all, because an empty filter would otherwise only end on a fetch timeout.
+    const info = await bus.jsm.streams.info(stream, { subjects_filter: filter })
+    if (Object.keys(info.state.subjects ?? {}).length === 0) return out
+    const consumer = await bus.js.consumers.get(stream, {
+      filter_subjects: filter,
+      deliver_policy: DeliverPolicy.LastPerSubject,
+    })
+    const msgs = await consumer.consume()
+    for await (const m of msgs) {
+      const op = m.headers?.get('KV-Operation')
+      const zone = m.subject.slice(prefix.length, -TABLE_SUFFIX.length)
+      if (op !== 'DEL' && op !== 'PURGE') {
+        try {
+          out.set(zone, { table: m.json<PublishedZoneTable>(), kvRevision: m.seq })
+        } catch (err) {
+          bus.log.warn({ zone, err }, 'unreadable table in KV; ignored')
+        }
+      }
+      if (m.info.pending === 0) {
+        msgs.stop() // never await close() inside the loop (v3 deadlock)
+        break
       }
     }
   } catch (err) {

@@ -77,6 +77,7 @@ describe('reconciler NATS publisher', () => {
   })
 
   it('publish - create, CAS update, and conflict on a stale revision', async () => {
+    expect((await readPublishedTables(bus)).size).toBe(0) // empty bucket: returns at once, no fetch timeout
     const r1 = await publishZoneTable(bus, table('zone-a', 1), 0)
     expect(r1).toBeGreaterThan(0)
     const r2 = await publishZoneTable(bus, table('zone-a', 2), r1)
