@@ -51,9 +51,9 @@ export async function flushEvents(deps: PassDeps, state: PassState): Promise<Ste
   return { value: undefined }
 }
 
-/** Queues events and sends every pending one. */
+/** Queues events (once per msg id) and sends every pending one. */
 async function emitAll(deps: PassDeps, state: PassState, events: BuiltEvent[]): Promise<Step<void>> {
-  state.pendingEvents.push(...events)
+  for (const e of events) if (!state.pendingEvents.some((p) => p.msgId === e.msgId)) state.pendingEvents.push(e)
   return flushEvents(deps, state)
 }
 
@@ -229,7 +229,7 @@ export async function publishStep(
       )
       if (error.code === 'PublishConflict') state.inventory = undefined
       // Zones already written stay written; their events are queued so the retry announces them.
-      if (zones.length > 0) state.pendingEvents.push(...events)
+      for (const e of events) if (!state.pendingEvents.some((p) => p.msgId === e.msgId)) state.pendingEvents.push(e)
       return { error }
     }
   }

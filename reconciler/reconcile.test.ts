@@ -1,0 +1,130 @@
+import { pino } from 'pino'
+import { describe, expect, it } from 'vitest'
+import { compileZoneTables } from './core/compile.js'
+import { FetchFailed, PublishFailed } from './core/errors.js'
+import type { BuiltEvent } from './core/events.js'
+import type { Snapshot } from './core/model.js'
+import { validateSnapshot } from './core/validate/index.js'
+import { initialPassState, type PassDeps, reconcileOnce } from './reconcile.js'
+import type { PassHooks } from './triggers.js'
+
+const SHA_A = 'a'.repeat(40)
+const SHA_B = 'b'.repeat(40)
+const MESH =
+  'type: Mesh\nname: default\nmtls:\n  enabledBackend: ca-1\n  backends:\n    - name: ca-1\n      type: builtin\n'
+const EGRESS = 'type: ZoneEgress\nname: ze-a\nzone: zone-a\nnetworking:\n  address: 127.0.0.1\n  port: 10002\n'
+const EXT =
+  'type: ExternalService\nname: ext\nmesh: default\ntags:\n  kuma.io/service: ext\nnetworking:\n  address: 127.0.0.1:18080\n'
+
+/** An in-memory world: a source with commits, a KV map and an event log. Unit test of the pass's rules. */
+function world(commits: Record<string, Record<string, string>>) {
+  let tip = Object.keys(commits)[0] as string
+  const kv = new Map<string, { value: string; rev: number }>()
+  let rev = 0
+  const events: BuiltEvent[] = []
+  const faults = { emit: 0, resolve: 0 }
+  const deps: PassDeps = {
+    source: {
+      resolve: async () => {
+        if (faults.resolve-- > 0) throw new FetchFailed('repo', 'network down')
+        return tip
+      },
+      fetch: async (sha): Promise<Snapshot> => ({
+        revision: `main@sha1:${sha}`,
+        files: new Map(Object.entries(commits[sha] ?? {})),
+      }),
+    },
+    validate: (s) => validateSnapshot(s),
+    compile: (r) => [...compileZoneTables(r).values()],
+    bus: {
+      readInventory: async () => new Map(),
+      publishTable: async (t, expected) => {
+        if ((kv.get(t.zone)?.rev ?? 0) !== expected) throw new Error('wrong last sequence')
+        kv.set(t.zone, { value: JSON.stringify(t), rev: ++rev })
+        return rev
+      },
+      removeTable: async (zone) => {
+        kv.delete(zone)
+      },
+      emit: async (e) => {
+        if (faults.emit-- > 0) throw new PublishFailed(e.subject, 'timeout')
+        events.push(e)
+      },
+    },
+    allowEmpty: false,
+    branch: 'main',
+    now: () => new Date('2026-01-01T00:00:00Z'),
+    log: pino({ level: 'silent' }),
+  }
+  return {
+    deps,
+    kv,
+    events,
+    faults,
+    setTip: (sha: string) => {
+      tip = sha
+    },
+  }
+}
+
+const hooks = (signal = new AbortController().signal): PassHooks => ({
+  signal,
+  fetched: () => {},
+  publishing: () => {},
+})
+const good = { 'mesh.yaml': MESH, 'egress.yaml': EGRESS, 'ext.yaml': EXT }
+
+describe('reconcile', () => {
+  it('reconcile - applies, then stops early on the same sha', async () => {
+    const w = world({ [SHA_A]: good })
+    const state = initialPassState()
+    expect(await reconcileOnce(w.deps, state, hooks())).toMatchObject({ result: 'applied', sha: SHA_A })
+    expect(await reconcileOnce(w.deps, state, hooks())).toMatchObject({ result: 'unchanged' })
+    expect(w.events.map((e) => e.subject)).toEqual([
+      `zonegate.events.commit.${SHA_A}.fetched`,
+      'zonegate.events.rollout.zone-a.published',
+      `zonegate.events.commit.${SHA_A}.published`,
+    ])
+  })
+
+  it('reconcile - an invalid sha is reported once and skipped until the tip moves', async () => {
+    const w = world({ [SHA_A]: { ...good, 'egress.yaml': `${EGRESS}  bogus: [` }, [SHA_B]: good })
+    const state = initialPassState()
+    expect((await reconcileOnce(w.deps, state, hooks())).result).toBe('invalid')
+    expect((await reconcileOnce(w.deps, state, hooks())).result).toBe('skipped')
+    expect(w.events.filter((e) => e.subject.endsWith('.invalid')).length).toBe(1)
+    expect(w.kv.size).toBe(0)
+    w.setTip(SHA_B)
+    expect((await reconcileOnce(w.deps, state, hooks())).result).toBe('applied')
+  })
+
+  it('reconcile - an abort before publishing supersedes the pass and names the newer commit', async () => {
+    const w = world({ [SHA_A]: good })
+    const c = new AbortController()
+    c.abort({ by: SHA_B })
+    const report = await reconcileOnce(w.deps, initialPassState(), hooks(c.signal))
+    expect(report).toMatchObject({ result: 'superseded', by: `main@sha1:${SHA_B}` })
+    const ev = w.events.find((e) => e.subject === `zonegate.events.commit.${SHA_A}.superseded`)
+    expect(ev?.payload).toMatchObject({ type: 'commit.superseded', by: `main@sha1:${SHA_B}` })
+    expect(w.kv.size).toBe(0)
+  })
+
+  it('reconcile - failures are transient and undelivered events are sent by the next pass', async () => {
+    const w = world({ [SHA_A]: good })
+    const state = initialPassState()
+    w.faults.resolve = 1
+    expect(await reconcileOnce(w.deps, state, hooks())).toMatchObject({
+      result: 'failed',
+      error: { code: 'FetchFailed' },
+    })
+    w.faults.emit = 2 // the fetched event fails twice; it is queued once and sent by the third pass
+    expect((await reconcileOnce(w.deps, state, hooks())).result).toBe('failed')
+    expect((await reconcileOnce(w.deps, state, hooks())).result).toBe('failed')
+    expect(await reconcileOnce(w.deps, state, hooks())).toMatchObject({ result: 'applied' })
+    expect(w.events.map((e) => e.subject.split('.').slice(-2).join('.'))).toEqual([
+      `${SHA_A}.fetched`,
+      'zone-a.published',
+      `${SHA_A}.published`,
+    ])
+  })
+})

@@ -1,0 +1,70 @@
+import { describe, expect, it } from 'vitest'
+import type { PublishedZoneTable, ZoneTable } from '../../schemas/table.js'
+import { emptiedZones, planZoneChanges } from './plan.js'
+import type { Inventory } from './types.js'
+
+const route = (sni: string) => ({
+  sni,
+  mesh: 'default',
+  service: sni,
+  kind: 'external' as const,
+  mode: 'terminate-mtls' as const,
+  upstreams: [{ address: '127.0.0.1', port: 1, weight: 1 }],
+})
+const table = (zone: string, digest: string, routes = 1): ZoneTable => ({
+  apiVersion: 'zonegate.io/v1',
+  kind: 'ZoneEgressTable',
+  zone,
+  digest,
+  egresses: [],
+  routes: Array.from({ length: routes }, (_, i) => route(`s${i}`)),
+})
+const published = (t: ZoneTable, generation: number, kvRevision: number) => ({
+  table: { ...t, generation, revision: 'main@sha1:old' } as PublishedZoneTable,
+  kvRevision,
+})
+const REV = 'main@sha1:new'
+
+describe('plan', () => {
+  const inventory: Inventory = new Map([
+    ['zone-a', published(table('zone-a', 'da'), 3, 11)],
+    ['zone-b', published(table('zone-b', 'db', 2), 1, 12)],
+  ])
+  const cases: [string, ZoneTable[], string[]][] = [
+    ['unchanged digests plan nothing', [table('zone-a', 'da'), table('zone-b', 'db', 2)], []],
+    ['a changed digest is one write', [table('zone-a', 'da2'), table('zone-b', 'db', 2)], ['zone-a changed g4 cas11']],
+    [
+      'new and vanished zones',
+      [table('zone-a', 'da'), table('zone-c', 'dc')],
+      ['zone-b removed g1 cas12', 'zone-c added g1 cas0'],
+    ],
+  ]
+  it.each(cases)('plan - %s', (_name, next, expected) => {
+    const plan = planZoneChanges(inventory, next, REV)
+    expect(
+      plan.map((c) =>
+        c.change === 'removed'
+          ? `${c.zone} removed g${c.previousGeneration} cas${c.expectedKvRevision}`
+          : `${c.zone} ${c.change} g${c.table.generation} cas${c.expectedKvRevision}`,
+      ),
+    ).toEqual(expected)
+  })
+
+  it('plan - writes carry the revision and drop compile-time fields', () => {
+    const [c] = planZoneChanges(inventory, [table('zone-a', 'x'), table('zone-b', 'db', 2)], REV)
+    expect(c?.change === 'changed' && c.table).toMatchObject({ generation: 4, revision: REV, digest: 'x' })
+  })
+
+  it('plan - a zone that comes back continues its generation', () => {
+    const [c] = planZoneChanges(new Map(), [table('zone-z', 'dz')], REV, new Map([['zone-z', 7]]))
+    expect(c?.change === 'added' && c.table.generation).toBe(8)
+  })
+
+  it.each([
+    ['a removed zone with routes', [table('zone-a', 'da')], ['zone-b:2']],
+    ['a zone left with no routes', [table('zone-a', 'e', 0), table('zone-b', 'db', 2)], ['zone-a:1']],
+    ['routes moving elsewhere is fine', [table('zone-a', 'e', 3), table('zone-b', 'db', 2)], []],
+  ])('plan - emptied zones: %s', (_name, next, expected) => {
+    expect(emptiedZones(planZoneChanges(inventory, next, REV)).map((z) => `${z.zone}:${z.routes}`)).toEqual(expected)
+  })
+})
