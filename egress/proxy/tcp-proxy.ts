@@ -224,13 +224,20 @@ export class TcpProxy {
       if (r.ok === null) return
     }
     this.hooks.helloRead?.((performance.now() - c.startedAt) / 1000)
-    if (r.ok === false) return this.reject(c, r.reason, r.tls)
+    if (r.ok === false) {
+      this.reject(c, r.reason, r.tls)
+      return
+    }
     const table = this.table
-    if (table === undefined) return this.reject(c, RejectReason.NoTable, true)
+    if (table === undefined) {
+      this.reject(c, RejectReason.NoTable, true)
+      return
+    }
     const route = table.lookup(r.serverName)
     if (route === undefined) {
       if (this.debug) this.log.debug({ conn: c.id, sni: r.serverName }, 'unknown sni')
-      return this.reject(c, RejectReason.UnknownSni, true)
+      this.reject(c, RejectReason.UnknownSni, true)
+      return
     }
     c.route = route
     c.generation = table.generation
@@ -353,7 +360,10 @@ function onClientData(this: ConnSocket, chunk: Buffer): void {
   if (c.phase === Phase.Relay) {
     if (!c.upstream!.write(chunk)) this.pause()
   } else if (c.phase === Phase.Hello) c.proxy.hello(c, chunk)
-  else if (c.phase === Phase.Connecting) (c.extra ??= []).push(chunk)
+  else if (c.phase === Phase.Connecting) {
+    if (c.extra === null) c.extra = [chunk]
+    else c.extra.push(chunk)
+  }
 }
 
 function onClientEnd(this: ConnSocket): void {

@@ -1,0 +1,142 @@
+import http, { type IncomingMessage, type ServerResponse } from 'node:http'
+import type { AddressInfo } from 'node:net'
+import type { Logger } from 'pino'
+import { RouteMode } from '../../schemas/table.js'
+import type { EgressContext } from '../lifecycle/egress-context.js'
+import type { TcpProxy } from '../proxy/tcp-proxy.js'
+import type { EgressMetrics } from './metrics.js'
+
+/**
+ * Envoy-style admin HTTP for one egress (bind it to 127.0.0.1):
+ * - `GET /ready`: 200 `LIVE` while serving (also `applying`, `reloading`, `degraded`), else 503 with the state;
+ * - `GET /config_dump`: the served table envelope with generation, revision, digest and lifecycle state;
+ * - `GET /stats`: counters as JSON; `GET /stats/prometheus`: the egress's own prom-client registry;
+ * - `POST /drain_listeners`: stop accepting, let open connections finish (the process stays up);
+ * - `POST /quitquitquit`: drain like SIGTERM, then exit.
+ */
+export interface AdminDeps {
+  /** The lifecycle state name and context, read per request. */
+  state(): { value: string; context: EgressContext }
+  proxy: TcpProxy
+  metrics: EgressMetrics
+  /** Drains; `exit` ends the process afterwards. */
+  drain(exit: boolean): void
+  log: Logger
+}
+
+export const READY_STATES: ReadonlySet<string> = new Set(['serving', 'applying', 'reloading', 'degraded'])
+
+export const TERMINATE_MTLS_NOTE =
+  'routes with mode terminate-mtls are relayed as TLS passthrough until mesh mTLS termination lands'
+
+/** Starts the admin server on host:port; resolves with the bound address and a close function. */
+export async function startAdminServer(
+  deps: AdminDeps,
+  host: string,
+  port: number,
+): Promise<{ address: AddressInfo; close(): Promise<void> }> {
+  const server = http.createServer((req, res) => {
+    handle(deps, req, res).catch((err: unknown) => {
+      deps.log.error({ err }, 'admin request failed')
+      if (!res.headersSent) send(res, 500, { error: 'internal error' })
+    })
+  })
+  server.keepAliveTimeout = 1000
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject)
+    server.listen({ host, port }, () => {
+      server.off('error', reject)
+      resolve()
+    })
+  })
+  return {
+    address: server.address() as AddressInfo,
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.closeAllConnections()
+        server.close(() => resolve())
+      }),
+  }
+}
+
+async function handle(deps: AdminDeps, req: IncomingMessage, res: ServerResponse): Promise<void> {
+  const path = (req.url ?? '/').split('?')[0]
+  const route = `${req.method} ${path}`
+  switch (route) {
+    case 'GET /ready': {
+      const { value } = deps.state()
+      const ready = READY_STATES.has(value)
+      res.writeHead(ready ? 200 : 503, { 'content-type': 'text/plain' }).end(ready ? 'LIVE\n' : `${value}\n`)
+      return
+    }
+    case 'GET /config_dump':
+      send(res, 200, configDump(deps))
+      return
+    case 'GET /stats':
+      send(res, 200, statsJson(deps))
+      return
+    case 'GET /stats/prometheus': {
+      const body = await deps.metrics.registry.metrics()
+      res.writeHead(200, { 'content-type': deps.metrics.registry.contentType }).end(body)
+      return
+    }
+    case 'POST /drain_listeners':
+      deps.drain(false)
+      res.writeHead(200, { 'content-type': 'text/plain' }).end('OK\n')
+      return
+    case 'POST /quitquitquit':
+      deps.drain(true)
+      res.writeHead(200, { 'content-type': 'text/plain' }).end('OK\n')
+      return
+  }
+  const known = ['/ready', '/config_dump', '/stats', '/stats/prometheus', '/drain_listeners', '/quitquitquit']
+  if (known.includes(path ?? '')) send(res, 405, { error: `method ${req.method} not allowed on ${path}` })
+  else send(res, 404, { error: `no such endpoint ${path}`, endpoints: known })
+}
+
+/** The /config_dump document. */
+export function configDump(deps: Pick<AdminDeps, 'state' | 'proxy'>) {
+  const { value, context } = deps.state()
+  const table = context.table
+  const addr = deps.proxy.address()
+  return {
+    state: value,
+    zone: table?.zone ?? context.zone ?? null,
+    name: context.name ?? null,
+    instance: context.instance,
+    listen: addr ? `${addr.address}:${addr.port}` : null,
+    generation: table?.generation ?? null,
+    revision: table?.revision ?? null,
+    digest: table?.digest ?? null,
+    lastSwap: context.lastSwap ?? null,
+    lastRejection: context.lastRejection ?? null,
+    notes: [TERMINATE_MTLS_NOTE],
+    passthroughForNow: (table?.routes ?? []).filter((r) => r.mode === RouteMode.TerminateMtls).map((r) => r.sni),
+    table: table ?? null,
+  }
+}
+
+function statsJson(deps: AdminDeps) {
+  const { value, context } = deps.state()
+  const s = deps.proxy.stats
+  return {
+    state: value,
+    generation: context.table?.generation ?? null,
+    digest: context.table?.digest ?? null,
+    connections: {
+      accepted: s.accepted,
+      active: deps.proxy.activeConnections,
+      routed: s.routed,
+      rejected: Object.fromEntries(s.rejected),
+      closedAfterRouteRemoval: s.drainedClosed,
+    },
+    bytes: deps.proxy.bytes(),
+    routes: Object.fromEntries(s.routes),
+    upstreamConnectFailures: Object.fromEntries(s.connectFailures),
+    tables: { swaps: context.swaps, rejections: context.rejections, lastRejection: context.lastRejection ?? null },
+  }
+}
+
+function send(res: ServerResponse, status: number, body: unknown): void {
+  res.writeHead(status, { 'content-type': 'application/json' }).end(`${JSON.stringify(body, null, 2)}\n`)
+}

@@ -1,0 +1,123 @@
+import { Counter, Gauge, Histogram, Registry } from 'prom-client'
+import type { TcpProxy } from '../proxy/tcp-proxy.js'
+
+/**
+ * The egress's Prometheus metrics, in a registry of its own (never prom-client's global one, so tests and
+ * several egresses in one process do not collide). Connection counters are read from the proxy's plain
+ * counters at scrape time; the two histograms are observed as events happen.
+ */
+export interface EgressMetrics {
+  registry: Registry
+  helloSeconds: Histogram
+  swapSeconds: Histogram
+  tableRejections: Counter<'reason'>
+}
+
+/** Creates the registry and metrics; `generation()` gives the served table's generation (-1 if none). */
+export function createEgressMetrics(proxy: TcpProxy, generation: () => number): EgressMetrics {
+  const registry = new Registry()
+  const registers = [registry]
+  const stats = proxy.stats
+  new Counter({
+    name: 'zonegate_egress_connections_total',
+    help: 'Connections accepted by the listener',
+    registers,
+    collect() {
+      this.reset()
+      this.inc(stats.accepted)
+    },
+  })
+  new Gauge({
+    name: 'zonegate_egress_connections_active',
+    help: 'Open client connections',
+    registers,
+    collect() {
+      this.set(proxy.activeConnections)
+    },
+  })
+  new Counter({
+    name: 'zonegate_egress_connections_rejected_total',
+    help: 'Connections closed without being relayed, by reason',
+    labelNames: ['reason'],
+    registers,
+    collect() {
+      this.reset()
+      for (const [reason, n] of stats.rejected) this.labels(reason).inc(n)
+    },
+  })
+  new Counter({
+    name: 'zonegate_egress_route_connections_total',
+    help: 'Connections relayed, by route SNI',
+    labelNames: ['sni'],
+    registers,
+    collect() {
+      this.reset()
+      for (const [sni, r] of stats.routes) this.labels(sni).inc(r.total)
+    },
+  })
+  new Gauge({
+    name: 'zonegate_egress_route_connections_active',
+    help: 'Open relayed connections, by route SNI',
+    labelNames: ['sni'],
+    registers,
+    collect() {
+      this.reset()
+      for (const [sni, r] of stats.routes) this.labels(sni).set(r.active)
+    },
+  })
+  new Counter({
+    name: 'zonegate_egress_upstream_connect_failures_total',
+    help: 'Failed upstream connect attempts (refused, unreachable, timed out), by upstream',
+    labelNames: ['upstream'],
+    registers,
+    collect() {
+      this.reset()
+      for (const [u, n] of stats.connectFailures) this.labels(u).inc(n)
+    },
+  })
+  new Counter({
+    name: 'zonegate_egress_bytes_received_total',
+    help: 'Bytes received from clients',
+    registers,
+    collect() {
+      this.reset()
+      this.inc(proxy.bytes().in)
+    },
+  })
+  new Counter({
+    name: 'zonegate_egress_bytes_sent_total',
+    help: 'Bytes sent to clients',
+    registers,
+    collect() {
+      this.reset()
+      this.inc(proxy.bytes().out)
+    },
+  })
+  new Gauge({
+    name: 'zonegate_egress_table_generation',
+    help: 'Generation of the table being served (-1 when none or unversioned)',
+    registers,
+    collect() {
+      this.set(generation())
+    },
+  })
+  const helloSeconds = new Histogram({
+    name: 'zonegate_egress_client_hello_seconds',
+    help: 'Time from accept to a decision on the ClientHello',
+    buckets: [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.05, 0.25, 1, 5],
+    registers,
+  })
+  const swapSeconds = new Histogram({
+    name: 'zonegate_egress_table_swap_seconds',
+    help: 'Time to build and install a routing table',
+    buckets: [0.0001, 0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1],
+    registers,
+  })
+  const tableRejections = new Counter({
+    name: 'zonegate_egress_table_rejections_total',
+    help: 'Tables refused (invalid, stale, unreadable), by reason',
+    labelNames: ['reason'] as const,
+    registers,
+  })
+  return { registry, helloSeconds, swapSeconds, tableRejections }
+}

@@ -1,0 +1,79 @@
+import { type Command, Option } from 'commander'
+import { natsOption, parseDuration, parseHostPort, UsageError } from '../../cli/common.js'
+import { runEgress } from '../main.js'
+
+/**
+ * `zonegate egress`: one egress process (DESIGN.md §4–5). Only `--static FILE` is implemented; NATS mode
+ * (`--zone/--name` without `--static`) comes with the rollout issue.
+ */
+interface EgressFlags {
+  static?: string
+  listen?: string
+  admin?: string
+  name?: string
+  zone?: string
+  instance?: string
+  stateDir?: string
+  nats?: string[]
+  helloTimeout: string
+  connectTimeout: string
+  idleTimeout: string
+  drainPeriod: string
+  grace: string
+  maxConnections: string
+  logLevel?: string
+}
+
+/** Adds the `egress` subcommand to the program. */
+export function registerEgressCommand(program: Command): void {
+  program
+    .command('egress')
+    .description('run an egress: route TLS connections by SNI on a zone table (hot-swapped, no drops)')
+    .option('--static <file>', 'serve the table envelope in FILE (no NATS); SIGHUP reloads it')
+    .option(
+      '--listen <host:port>',
+      "listener (default: the table's egresses entry for --name; PORT overrides its port)",
+    )
+    .option('--admin <host:port>', "admin HTTP (default: 127.0.0.1:<the entry's adminPort>, else none)")
+    .option('--name <name>', 'ZoneEgress name (selects the egresses entry)')
+    .option('--zone <zone>', 'zone; a table for another zone is rejected')
+    .option('--instance <id>', 'instance id (default i-<pid>)')
+    .option('--state-dir <dir>', 'state directory (NATS mode)')
+    .addOption(natsOption())
+    .option('--hello-timeout <duration>', 'deadline for the whole ClientHello', '5s')
+    .option('--connect-timeout <duration>', 'upstream connect timeout per attempt', '3s')
+    .option('--idle-timeout <duration>', 'close relayed connections idle this long', '1h')
+    .option('--drain-period <duration>', 'connections of a removed route are closed after this', '30s')
+    .option('--grace <duration>', 'on SIGTERM, wait this long for open connections', '30s')
+    .option('--max-connections <n>', 'concurrent connection cap', '10000')
+    .addOption(new Option('--log-level <level>', 'pino level (default $LOG_LEVEL or info)'))
+    .action(async (flags: EgressFlags) => {
+      if (flags.static === undefined) {
+        throw new UsageError('NATS mode is not implemented yet: use --static FILE')
+      }
+      const maxConnections = Number(flags.maxConnections)
+      if (!Number.isInteger(maxConnections) || maxConnections < 1) {
+        throw new UsageError(`--max-connections: expected a positive integer, got "${flags.maxConnections}"`)
+      }
+      const egress = runEgress({
+        staticFile: flags.static,
+        ...(flags.listen ? { listen: parseHostPort(flags.listen, '--listen') } : {}),
+        ...(flags.admin ? { admin: parseHostPort(flags.admin, '--admin') } : {}),
+        ...(flags.name ? { name: flags.name } : {}),
+        ...(flags.zone ? { zone: flags.zone } : {}),
+        ...(flags.instance ? { instance: flags.instance } : {}),
+        ...(flags.logLevel ? { logLevel: flags.logLevel } : {}),
+        proxy: {
+          helloTimeoutMs: parseDuration(flags.helloTimeout, '--hello-timeout'),
+          connectTimeoutMs: parseDuration(flags.connectTimeout, '--connect-timeout'),
+          idleTimeoutMs: parseDuration(flags.idleTimeout, '--idle-timeout'),
+          drainPeriodMs: parseDuration(flags.drainPeriod, '--drain-period'),
+          maxConnections,
+        },
+        graceMs: parseDuration(flags.grace, '--grace'),
+        signals: true,
+      })
+      const { code } = await egress.done
+      process.exitCode = code
+    })
+}

@@ -1,0 +1,261 @@
+import { readFile } from 'node:fs/promises'
+import type { AddressInfo } from 'node:net'
+import { type Logger, pino } from 'pino'
+import { type Actor, createActor, fromPromise, type SnapshotFrom } from 'xstate'
+import type { TableEgress, ZoneTable } from '../schemas/table.js'
+import { startAdminServer } from './admin/http.js'
+import { createEgressMetrics, type EgressMetrics } from './admin/metrics.js'
+import { RoutingTable } from './core/routing-table.js'
+import { egressMachine, type StartOutput } from './lifecycle/egress.machine.js'
+import type { TableRejected, TableSwapped } from './lifecycle/egress-context.js'
+import { type ProxyOptions, TcpProxy } from './proxy/tcp-proxy.js'
+
+/**
+ * Wiring of one egress process: the lifecycle machine with real effects (read the `--static` file, listen,
+ * swap, drain), the proxy, the admin server and signals. This is the only egress file that creates a logger.
+ */
+
+export interface HostPort {
+  host: string
+  port: number
+}
+
+export interface EgressOptions {
+  /** The table file (`--static`). */
+  staticFile: string
+  /** `--listen`; else `PORT` (port only) and the table's `egresses` entry for `name`. */
+  listen?: HostPort
+  /** `--admin`; else the egress entry's adminPort on 127.0.0.1; `false` disables the admin server. */
+  admin?: HostPort | false
+  name?: string
+  zone?: string
+  instance?: string
+  /** Environment read for `PORT` (default process.env). */
+  env?: NodeJS.ProcessEnv
+  proxy?: Partial<ProxyOptions>
+  /** How long a shutdown waits for open connections before closing them. Default 30 s. */
+  graceMs?: number
+  /** A logger to use instead of a new pino logger on stdout (tests). */
+  logger?: Logger
+  logLevel?: string
+  /** Install SIGTERM/SIGINT (drain and exit) and SIGHUP (reload) handlers. */
+  signals?: boolean
+}
+
+export interface EgressHandle {
+  actor: Actor<typeof egressMachine>
+  proxy: TcpProxy
+  metrics: EgressMetrics
+  /** Resolves once serving (or rejects with the error that stopped the start). */
+  ready: Promise<{ listen: AddressInfo; admin?: AddressInfo }>
+  /** Re-reads the table file (what SIGHUP does). */
+  reload(): void
+  /** Drains (stop accepting, wait for connections up to the grace period) and stops. */
+  shutdown(): Promise<{ code: number; error?: string }>
+  /** Resolves when the machine has stopped: code 0, or 1 with the error. */
+  done: Promise<{ code: number; error?: string }>
+}
+
+/** The state name shown in logs and /ready: the top-level state of the machine. */
+export function stateName(snapshot: SnapshotFrom<typeof egressMachine>): string {
+  const v = snapshot.value
+  return typeof v === 'string' ? v : (Object.keys(v)[0] ?? 'unknown')
+}
+
+/**
+ * Resolves the proxy listener: `--listen`, else host from the table's egress entry (127.0.0.1 when it has no
+ * address) with the port from `PORT` or the entry. Throws when no entry matches `name`.
+ */
+export function resolveListen(table: ZoneTable, o: Pick<EgressOptions, 'listen' | 'name' | 'env'>): HostPort {
+  if (o.listen) return o.listen
+  const entry = egressEntry(table, o.name)
+  const envPort = o.env?.PORT
+  const port = envPort !== undefined && envPort !== '' ? Number(envPort) : entry.port
+  if (!Number.isInteger(port) || port < 0 || port > 65535) throw new Error(`PORT: expected a port, got "${envPort}"`)
+  return { host: entry.address ?? '127.0.0.1', port }
+}
+
+function egressEntry(table: ZoneTable, name: string | undefined): TableEgress {
+  const entry =
+    name === undefined && table.egresses.length === 1 ? table.egresses[0] : table.egresses.find((e) => e.name === name)
+  if (entry === undefined) {
+    const names = table.egresses.map((e) => e.name).join(', ') || 'none'
+    throw new Error(
+      name === undefined
+        ? `no --listen and no --name: the table has egresses ${names}`
+        : `egress ${name} is not in the table of zone ${table.zone} (egresses: ${names}); use --listen`,
+    )
+  }
+  return entry
+}
+
+/** Starts an egress on a table file. Never throws: failures end `done` (and reject `ready`). */
+export function runEgress(options: EgressOptions): EgressHandle {
+  const root = options.logger ?? pino({ name: 'egress', level: options.logLevel ?? process.env.LOG_LEVEL ?? 'info' })
+  const log = root.child({
+    component: 'egress',
+    ...(options.zone ? { zone: options.zone } : {}),
+    ...(options.name ? { egress: options.name } : {}),
+  })
+  const proxy = new TcpProxy(log.child({ component: 'proxy' }), options.proxy, {
+    helloRead: (s) => metrics.helloSeconds.observe(s),
+  })
+  const metrics = createEgressMetrics(proxy, () => proxy.current?.generation ?? -1)
+  let admin: { address: AddressInfo; close(): Promise<void> } | undefined
+  const graceMs = options.graceMs ?? 30_000
+
+  const install = (table: ZoneTable): number => {
+    const t0 = performance.now()
+    proxy.setTable(new RoutingTable(table))
+    const ms = performance.now() - t0
+    metrics.swapSeconds.observe(ms / 1000)
+    return ms
+  }
+
+  const machine = egressMachine.provide({
+    actors: {
+      loadTable: fromPromise(async () => {
+        const text = await readFile(options.staticFile, 'utf8')
+        try {
+          return JSON.parse(text) as unknown
+        } catch (err) {
+          throw new Error(`${options.staticFile}: ${(err as Error).message}`)
+        }
+      }),
+      start: fromPromise<StartOutput, { table: ZoneTable }>(async ({ input }) => {
+        const ms = install(input.table)
+        const where = resolveListen(input.table, { ...options, env: options.env ?? process.env })
+        const addr = await proxy.listen(where.host, where.port)
+        log.info({ listen: `${addr.address}:${addr.port}` }, 'listener up')
+        await startAdmin(input.table)
+        return { listen: `${addr.address}:${addr.port}`, ms }
+      }),
+      applyTable: fromPromise<{ ms: number }, { table: ZoneTable }>(async ({ input }) => ({
+        ms: install(input.table),
+      })),
+      drain: fromPromise(async () => {
+        log.info({ open: proxy.activeConnections, graceMs }, 'draining')
+        const destroyed = await proxy.drain(graceMs)
+        log.info({ destroyed }, 'drained')
+        return { destroyed }
+      }),
+    },
+    actions: {
+      reportRejected: (_, r: TableRejected) => {
+        metrics.tableRejections.inc({ reason: r.reason })
+        log.warn(
+          { reason: r.reason, problems: r.problems, generation: r.generation, digest: r.digest },
+          'table rejected',
+        )
+      },
+      reportSwapped: (_, s: TableSwapped) => {
+        log.info(
+          { generation: s.generation, revision: s.revision, digest: s.digest, routes: s.routes, ms: s.ms },
+          'table swapped',
+        )
+      },
+    },
+  })
+
+  async function startAdmin(table: ZoneTable): Promise<void> {
+    if (options.admin === false) return
+    const entry =
+      table.egresses.find((e) => e.name === options.name) ??
+      (table.egresses.length === 1 ? table.egresses[0] : undefined)
+    const where =
+      options.admin ?? (entry?.adminPort !== undefined ? { host: '127.0.0.1', port: entry.adminPort } : undefined)
+    if (where === undefined) return
+    const deps = {
+      state: () => ({ value: stateName(actor.getSnapshot()), context: actor.getSnapshot().context }),
+      proxy,
+      metrics,
+      drain: (exit: boolean) => actor.send({ type: 'drain', exit }),
+      log: log.child({ component: 'admin' }),
+    }
+    try {
+      admin = await startAdminServer(deps, where.host, where.port)
+      log.info({ admin: `${admin.address.address}:${admin.address.port}` }, 'admin up')
+    } catch (err) {
+      // The table's adminPort is shared by replicas on one host: only an explicit --admin must bind.
+      if (options.admin !== undefined) throw err
+      log.warn({ err }, 'admin server not started (adminPort in use?); pass --admin HOST:PORT')
+    }
+  }
+
+  const actor = createActor(machine, {
+    input: {
+      source: 'static',
+      instance: options.instance ?? `i-${process.pid}`,
+      ...(options.zone ? { zone: options.zone } : {}),
+      ...(options.name ? { name: options.name } : {}),
+    },
+  })
+
+  let resolveDone!: (r: { code: number; error?: string }) => void
+  const done = new Promise<{ code: number; error?: string }>((r) => {
+    resolveDone = r
+  })
+  let resolveReady!: (v: { listen: AddressInfo; admin?: AddressInfo }) => void
+  let rejectReady!: (e: Error) => void
+  const ready = new Promise<{ listen: AddressInfo; admin?: AddressInfo }>((res, rej) => {
+    resolveReady = res
+    rejectReady = rej
+  })
+  ready.catch(() => {})
+
+  const onTerm = () => {
+    if (actor.getSnapshot().status === 'active') actor.send({ type: 'drain', exit: true })
+  }
+  const onHup = () => actor.send({ type: 'reload' })
+  if (options.signals) {
+    process.on('SIGTERM', onTerm)
+    process.on('SIGINT', onTerm)
+    process.on('SIGHUP', onHup)
+  }
+
+  let last = ''
+  actor.subscribe({
+    next(snapshot) {
+      const name = stateName(snapshot)
+      if (name === last) return
+      last = name
+      log.info({ state: name }, 'state changed')
+      if (name === 'serving') resolveReady({ listen: proxy.address()!, ...(admin ? { admin: admin.address } : {}) })
+      if (snapshot.status === 'done') void finish(snapshot.context.error)
+    },
+    error(err) {
+      void finish(err instanceof Error ? err.message : String(err))
+    },
+  })
+
+  let finished = false
+  async function finish(error: string | undefined): Promise<void> {
+    if (finished) return
+    finished = true
+    if (options.signals) {
+      process.off('SIGTERM', onTerm)
+      process.off('SIGINT', onTerm)
+      process.off('SIGHUP', onHup)
+    }
+    if (error) log.error({ err: new Error(error) }, 'egress stopped')
+    else log.info('egress stopped')
+    rejectReady(new Error(error ?? 'stopped before serving'))
+    await proxy.close()
+    await admin?.close()
+    resolveDone(error ? { code: 1, error } : { code: 0 })
+  }
+
+  actor.start()
+  return {
+    actor,
+    proxy,
+    metrics,
+    ready,
+    reload: () => actor.send({ type: 'reload' }),
+    shutdown: () => {
+      if (actor.getSnapshot().status === 'active') actor.send({ type: 'drain', exit: true })
+      return done
+    },
+    done,
+  }
+}
