@@ -1,8 +1,10 @@
-import { mkdtemp, rm, writeFile } from 'node:fs/promises'
+import { execFile, execFileSync } from 'node:child_process'
+import { cp, mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
 import { afterAll, describe, expect, it } from 'vitest'
 import { probe } from '../../egress/probe/probe.js'
+import { type NatsServer, startNatsServer } from '../helpers/nats-server.js'
 import {
   freePort,
   type RunningProcess,
@@ -13,16 +15,39 @@ import {
   stopAll,
   waitForOutput,
   waitForPort,
+  waitForUrl,
 } from '../helpers/procfile.js'
 
 /** The Procfile and test/helpers/procfile.ts: real processes (the built demo upstream), real foreman. */
 const running: RunningProcess[] = []
-let scratch: string | undefined
+const scratches: string[] = []
+let nats: NatsServer | undefined
 
 afterAll(async () => {
   await stopAll(running.splice(0), 3000)
-  if (scratch) await rm(scratch, { recursive: true, force: true })
+  await nats?.stop()
+  for (const d of scratches) await rm(d, { recursive: true, force: true })
 })
+
+const git = (cwd: string, ...args: string[]) =>
+  execFileSync('git', ['-c', 'user.name=t', '-c', 'user.email=t@example.com', ...args], {
+    cwd,
+    encoding: 'utf8',
+  }).trim()
+
+function watch(args: string[]): Promise<{ code: number; stdout: string }> {
+  return new Promise((done) => {
+    execFile(
+      'node',
+      [resolve(repoRoot, 'dist/cli/main.js'), 'rollout', 'watch', ...args],
+      { timeout: 30_000 },
+      (err, stdout) => {
+        const code = err ? (err as { code?: number }).code : 0
+        done({ code: typeof code === 'number' ? code : -1, stdout })
+      },
+    )
+  })
+}
 
 describe('procfile', () => {
   it('procfile - declares the system processes; egress ports come from PORT', () => {
@@ -52,7 +77,8 @@ describe('procfile', () => {
   })
 
   it('procfile - foreman -m runs replicas on base + 100 × index + n − 1 with PS', async () => {
-    scratch = await mkdtemp(join(tmpdir(), 'zonegate-foreman-'))
+    const scratch = await mkdtemp(join(tmpdir(), 'zonegate-foreman-'))
+    scratches.push(scratch)
     const upstream = resolve(repoRoot, 'dist/demo/upstream.js')
     await writeFile(
       join(scratch, 'Procfile'),
@@ -69,5 +95,47 @@ describe('procfile', () => {
     expect(answers).toEqual(['up-up.1', 'up-up.2', 'up-up.3'])
     expect(await fm.stop(8000)).toBe(0)
     expect(fm.output()).toContain('sending SIGTERM to all processes')
+  })
+
+  it('procfile - the reconciler line on a scratch repo: an invalid commit ends the watch with exit 1 and file:line', async () => {
+    const scratch = await mkdtemp(join(tmpdir(), 'zonegate-gitops-'))
+    scratches.push(scratch)
+    await cp(resolve(repoRoot, 'gitops-example'), scratch, { recursive: true })
+    git(scratch, 'init', '-q', '-b', 'main')
+    git(scratch, 'add', '-A')
+    git(scratch, 'commit', '-qm', 'seed')
+    nats = await startNatsServer()
+    const http = await freePort()
+    const entry = readProcfile().find((e) => e.name === 'reconciler')!
+    const rec = startProcess(entry, {
+      replace: { '.data/gitops': scratch, '127.0.0.1:9090': `127.0.0.1:${http}`, 'nats://127.0.0.1:4222': nats.url },
+      args: ['--interval', '1s'],
+      env: { LOG_LEVEL: 'warn' },
+    })
+    running.push(rec)
+    await waitForUrl(`http://127.0.0.1:${http}/healthz`, 20_000)
+    const file = join(scratch, 'zones/zone-a/zone-egresses/egress-1.yaml')
+    await writeFile(
+      file,
+      'type: ZoneEgress\nname: ze-a\nzone: zone-a\nnetworking:\n  address: 127.0.0.1\n  port: 70000\n',
+    )
+    git(scratch, 'commit', '-qam', 'bad port')
+    const r = await watch([
+      '--commit',
+      git(scratch, 'rev-parse', 'HEAD'),
+      '--until',
+      'converged',
+      '--timeout',
+      '20s',
+      '--nats',
+      nats.url,
+    ])
+    expect(r.stdout).toMatch(/invalid {2}\d+ violation\(s\)/)
+    expect(r.stdout).toMatch(
+      /^ {2}zones\/zone-a\/zone-egresses\/egress-1\.yaml:6:\d+ ZoneEgress\/ze-a networking\.port: /m,
+    )
+    expect(r.stdout.trim().split('\n').at(-1)).toMatch(/^invalid {2}commit /)
+    expect(r.code).toBe(1)
+    expect(await rec.stop()).toBe(0)
   })
 })
