@@ -89,6 +89,7 @@ export default async function proxyThroughput(ctx: BenchContext): Promise<void> 
       maxOtherPct: opts.maxOtherPct,
       retries: opts.retries,
       quietWaitMs: opts.quietWaitMs,
+      quietBudget: { remainingMs: opts.quietBudgetMs },
       ncpu,
     }
     const noGuard: GuardOptions = { ...guard, retries: 0, quietWaitMs: 0 }

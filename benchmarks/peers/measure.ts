@@ -156,6 +156,8 @@ export interface GuardOptions {
   maxOtherPct: number
   retries: number
   quietWaitMs: number
+  /** Total waiting allowed over the whole run (shared, decremented), so a busy box cannot stall the run for hours. */
+  quietBudget: { remainingMs: number }
   ncpu: number
 }
 
@@ -174,7 +176,12 @@ export async function measure(
   const { argv, env } = loadCommand(w, port, seconds, load)
   let sample: Sample | undefined
   for (let attempt = 0; attempt <= guard.retries; attempt++) {
-    if (guard.quietWaitMs > 0) await waitForQuiet(guard.maxOtherPct, guard.quietWaitMs, guard.ncpu)
+    const wait = Math.min(guard.quietWaitMs, guard.quietBudget.remainingMs)
+    if (wait > 0) {
+      const w0 = Date.now()
+      await waitForQuiet(guard.maxOtherPct, wait, guard.ncpu)
+      guard.quietBudget.remainingMs -= Date.now() - w0
+    }
     const groups = [pgids.backend, ...(pgids.proxy === undefined ? [] : [pgids.proxy])]
     const g0 = groupTicks(groups)
     const busy0 = machineBusyTicks()

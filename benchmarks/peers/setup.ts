@@ -39,6 +39,7 @@ export interface Options {
   maxOtherPct: number
   retries: number
   quietWaitMs: number
+  quietBudgetMs: number
   portBase: number
   conns: { conn: number; ka: number; bulk: number }
   egressCmd: string | undefined
@@ -65,6 +66,7 @@ export function readOptions(smoke: boolean, env = process.env): Options {
     maxOtherPct: num('BENCH_MAX_OTHER_PCT', 10),
     retries: num('BENCH_RETRIES', smoke ? 0 : 2),
     quietWaitMs: num('BENCH_QUIET_WAIT', smoke ? 0 : 60) * 1000,
+    quietBudgetMs: num('BENCH_QUIET_BUDGET', smoke ? 0 : 300) * 1000,
     portBase: num('BENCH_PORT_BASE', 18440),
     conns: { conn: num('BENCH_CONN_C', 16), ka: num('BENCH_KA_C', 32), bulk: num('BENCH_BULK_C', 4) },
     egressCmd: env.BENCH_EGRESS_CMD,
