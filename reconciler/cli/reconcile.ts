@@ -1,6 +1,5 @@
 import type { Command } from 'commander'
 import { natsOption, natsServers, parseDuration } from '../../cli/common.js'
-import { requestReconcile } from '../transport/reconcile-requests.js'
 
 /** Exit codes of `zonegate reconcile` (DESIGN.md §5): 0 resolved, 1 no reconciler / failed / timeout. */
 export const ReconcileExit = { Ok: 0, Failed: 1 } as const
@@ -21,6 +20,8 @@ export function registerReconcileCommand(program: Command): void {
       const servers = natsServers(opts.nats)
       process.stderr.write('► asking the active reconciler to reconcile\n')
       try {
+        // Loaded on use: keeps the NATS client out of the start-up of every other command.
+        const { requestReconcile } = await import('../transport/reconcile-requests.js')
         const reply = await requestReconcile(servers, timeoutMs)
         if (reply.ok) {
           process.stdout.write(`✔ reconciled revision ${reply.revision}\n`)

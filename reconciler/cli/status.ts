@@ -1,11 +1,9 @@
 import type { Command } from 'commander'
-import { pino } from 'pino'
 import { natsOption, natsServers, outputOption } from '../../cli/common.js'
 import type { ReconcilerStatus } from '../../schemas/status.js'
-import { type Bus, connectBus } from '../transport/nats-bus.js'
-import { type PublishedEntry, readPublishedTables } from '../transport/nats-publisher.js'
-import { type InstanceRecord, readInstances, readStatus } from '../transport/status-store.js'
-import { buildStatusView, formatStatusText } from './status-view.js'
+import type { Bus } from '../transport/nats-bus.js'
+import type { PublishedEntry } from '../transport/nats-publisher.js'
+import type { InstanceRecord } from '../transport/status-store.js'
 
 /** Bucket or stream not created yet: nothing to show, not an error. */
 function isMissing(err: unknown): boolean {
@@ -36,6 +34,15 @@ export function registerStatusCommand(program: Command): void {
     .addOption(outputOption())
     .action(async (opts: { nats?: string[]; output: 'text' | 'json' }) => {
       const servers = natsServers(opts.nats)
+      // Loaded on use: keeps pino and the NATS client out of the start-up of every other command.
+      const [{ pino }, { connectBus }, { readPublishedTables }, { readInstances, readStatus }, view] =
+        await Promise.all([
+          import('pino'),
+          import('../transport/nats-bus.js'),
+          import('../transport/nats-publisher.js'),
+          import('../transport/status-store.js'),
+          import('./status-view.js'),
+        ])
       const log = pino({ level: process.env.LOG_LEVEL ?? 'silent' }, pino.destination(2))
       let bus: Bus
       try {
@@ -57,8 +64,8 @@ export function registerStatusCommand(program: Command): void {
           orEmpty(readPublishedTables(bus), new Map<string, PublishedEntry>()),
           orEmpty(readInstances(bus), [] as InstanceRecord[]),
         ])
-        const view = buildStatusView((stored?.status ?? null) as ReconcilerStatus | null, tables, instances)
-        process.stdout.write(opts.output === 'json' ? `${JSON.stringify(view, null, 2)}\n` : formatStatusText(view))
+        const v = view.buildStatusView((stored?.status ?? null) as ReconcilerStatus | null, tables, instances)
+        process.stdout.write(opts.output === 'json' ? `${JSON.stringify(v, null, 2)}\n` : view.formatStatusText(v))
       } finally {
         await bus.close()
       }
