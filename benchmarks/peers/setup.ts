@@ -259,7 +259,7 @@ export async function startTarget(t: TargetName, ws: Workspace, opts: Options): 
       const prof = opts.egressProfDir ? ` --cpu-prof --cpu-prof-dir=${opts.egressProfDir}` : ''
       const cmd =
         opts.egressCmd ??
-        `exec ${process.execPath}${prof} dist/cli/main.js egress --static {table} --listen 127.0.0.1:{port} --admin 127.0.0.1:{admin}`
+        `exec ${process.execPath}${prof} dist/cli/main.js egress --static {table} --listen 127.0.0.1:{port} --admin 127.0.0.1:{admin} --grace 2s`
       const line = cmd
         .replaceAll('{table}', ws.tableFile)
         .replaceAll('{port}', String(port))
