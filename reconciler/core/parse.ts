@@ -83,7 +83,7 @@ function parseFile(file: string, content: Uint8Array | string, limits: ParseLimi
   }
   const lines = new LineCounter()
   const parser = new Parser(lines.addNewLine)
-  const composer = new Composer({ uniqueKeys: true })
+  const composer = new Composer({ uniqueKeys: true, logLevel: 'error' })
   let index = 0
   const take = (doc: Document.Parsed): boolean => {
     if (index >= limits.maxDocuments) {

@@ -7,6 +7,7 @@ import {
   type ZoneIngress,
 } from '../../../schemas/resources.js'
 import type { ParsedDocument } from '../model.js'
+import { MESH_RE } from './rules.js'
 
 /** A document whose kind is known and whose types passed the schema. */
 export interface TypedDocument {
@@ -56,7 +57,7 @@ export function crossRules(items: readonly TypedDocument[], emit: CrossEmit): Se
   for (const item of items) {
     if (item.kind === Kind.ExternalService) {
       const es = item.value as unknown as ExternalService
-      if (es.mesh && !meshes.has(es.mesh))
+      if (es.mesh && MESH_RE.test(es.mesh) && !meshes.has(es.mesh))
         emit(item, 'external-service.mesh-not-found', '', `mesh of name ${es.mesh} is not found`, { at: 'mesh' })
       const pinned = es.tags?.[ZONE_TAG]
       if (pinned && !egressZones.has(pinned))

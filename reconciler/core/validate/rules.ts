@@ -18,7 +18,7 @@ export type { Emit } from './tags.js'
  */
 
 export const NAME_RE = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/
-const MESH_RE = /^[0-9a-z-_.]*$/
+export const MESH_RE = /^[0-9a-z-_.]*$/
 /** A zone name is an RFC 1123 label: it becomes a NATS subject token (DESIGN.md §1). */
 export const ZONE_RE = /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/
 export const isZoneName = (s: string): boolean => ZONE_RE.test(s)
