@@ -1,4 +1,5 @@
-import { tableDigest } from '../../schemas/digest.js'
+import { createHash } from 'node:crypto'
+import { canonicalJson } from '../../schemas/digest.js'
 import {
   type AvailableService,
   DEFAULT_ZONE,
@@ -50,6 +51,7 @@ interface Endpoint {
 }
 
 interface PreparedEs {
+  /** The resource name: Kuma lists ExternalServices by name. */
   name: string
   service: string
   pinned?: string
@@ -144,23 +146,10 @@ function toUpstreams(endpoints: Endpoint[]): TableUpstream[] {
   )
 }
 
-/**
- * Kuma's egress endpoint map for mesh M seen from zone Z (kuma-model.md §5.2), in build order: (1) remote
- * ingresses sorted by name, skipping an advertised pair already used by an earlier ingress with non-empty
- * availableServices; (2) ExternalServices of M reachable from Z, by name.
- */
-function endpointMap(
-  zone: string,
-  mesh: string,
-  ingresses: PreparedIngress[],
-  externalServices: PreparedEs[],
-): Map<string, Endpoint[]> {
+/** Step 1 of Kuma's endpoint map (kuma-model.md §5.2): remote ingresses by name, an advertised pair used once
+ * (it counts as used only when that ingress had non-empty availableServices). Service → endpoints. */
+function ingressEndpoints(zone: string, mesh: string, ingresses: PreparedIngress[]): Map<string, Endpoint[]> {
   const map = new Map<string, Endpoint[]>()
-  const add = (service: string, e: Endpoint) => {
-    const list = map.get(service)
-    if (list) list.push(e)
-    else map.set(service, [e])
-  }
   const usedPairs = new Set<string>()
   for (const zi of ingresses) {
     if (zi.zone === zone || !zi.pair || usedPairs.has(zi.pair.key)) continue
@@ -170,11 +159,164 @@ function endpointMap(
       if (s.mesh !== mesh || service === undefined) continue
       // Kuma leaves the Envoy weight unset for 0 instances, and Envoy's default weight is 1.
       const weight = s.instances && s.instances > 0 ? s.instances : 1
-      add(service, { address: zi.pair.address, port: zi.pair.port, weight, zone: zi.zone, external: false })
+      const e: Endpoint = { address: zi.pair.address, port: zi.pair.port, weight, zone: zi.zone, external: false }
+      const list = map.get(service)
+      if (list) list.push(e)
+      else map.set(service, [e])
     }
   }
-  for (const es of externalServices) if (es.pinned === undefined || es.pinned === zone) add(es.service, es.endpoint)
   return map
+}
+
+const groupByService = (list: PreparedEs[]) => {
+  const m = new Map<string, PreparedEs[]>()
+  for (const es of list) {
+    const g = m.get(es.service)
+    if (g) g.push(es)
+    else m.set(es.service, [es])
+  }
+  return m
+}
+
+/** A route and `,` + its canonical JSON as UTF-8 (the digest is hashed from these fragments). */
+interface Built {
+  route: TableRoute
+  commaJson: Buffer
+}
+
+/** Per mesh with mTLS: its ExternalServices split into unpinned (shared by every zone) and pinned per zone. */
+class MeshPlan {
+  readonly unpinned: Map<string, PreparedEs[]>
+  readonly pinned = new Map<string, Map<string, PreparedEs[]>>()
+  private readonly unpinnedBySni: string[]
+  private readonly shared = new Map<string, Built>()
+
+  constructor(
+    readonly mesh: Mesh,
+    externalServices: PreparedEs[],
+    private readonly format: SniFormat,
+  ) {
+    this.unpinned = groupByService(externalServices.filter((e) => e.pinned === undefined))
+    // Emitting shared routes already in SNI order lets the per-zone sort (TimSort) merge runs instead of sorting.
+    this.unpinnedBySni = [...this.unpinned.keys()]
+      .map((service) => ({ service, sni: format.build({ mesh: mesh.name, service }) }))
+      .sort((a, b) => bytewise(a.sni, b.sni))
+      .map((x) => x.service)
+    const byZone = new Map<string, PreparedEs[]>()
+    for (const es of externalServices) {
+      if (es.pinned === undefined) continue
+      const l = byZone.get(es.pinned)
+      if (l) l.push(es)
+      else byZone.set(es.pinned, [es])
+    }
+    for (const [zone, l] of byZone) this.pinned.set(zone, groupByService(l))
+  }
+
+  build(service: string, kind: RouteKind, endpoints: Endpoint[], tls?: RouteTls): Built {
+    const external = kind === RouteKind.External
+    const route: TableRoute = {
+      sni: this.format.build({ mesh: this.mesh.name, service }),
+      mesh: this.mesh.name,
+      service,
+      kind,
+      mode: external ? RouteMode.TerminateMtls : RouteMode.Passthrough,
+      upstreams: toUpstreams(endpoints),
+    }
+    if (tls) route.tls = tls
+    return { route, commaJson: Buffer.from(`,${canonicalRouteJson(route)}`, 'utf8') }
+  }
+
+  /** The external route of a service reached only through unpinned ExternalServices: the same in every zone. */
+  sharedExternal(service: string, list: PreparedEs[]): Built {
+    let b = this.shared.get(service)
+    if (!b) {
+      b = this.build(
+        service,
+        RouteKind.External,
+        list.map((e) => e.endpoint),
+        (list[0] as PreparedEs).endpoint.tls,
+      )
+      deepFreeze(b.route)
+      this.shared.set(service, b)
+    }
+    return b
+  }
+
+  /** The routes of this mesh for zone Z, in no particular order. */
+  routes(zone: string, ingresses: PreparedIngress[]): Built[] {
+    const out: Built[] = []
+    const fromIngress = ingressEndpoints(zone, this.mesh.name, ingresses)
+    const pinnedHere = this.pinned.get(zone)
+    // Step 2: ExternalServices reachable from Z, in name order (unpinned and pinned-here interleaved).
+    const reachable = (service: string): PreparedEs[] => {
+      const a = this.unpinned.get(service) ?? []
+      const b = pinnedHere?.get(service)
+      return b ? [...a, ...b].sort((x, y) => bytewise(x.name, y.name)) : a
+    }
+    // First endpoint from an ingress: cross-zone (zoneEgress only), with every endpoint of the service.
+    if (zoneEgressOn(this.mesh))
+      for (const [service, eps] of fromIngress)
+        out.push(this.build(service, RouteKind.CrossZone, [...eps, ...reachable(service).map((e) => e.endpoint)]))
+    const external = (service: string) => {
+      if (fromIngress.has(service)) return
+      const list = reachable(service)
+      if (pinnedHere?.has(service)) {
+        const first = list[0] as PreparedEs
+        out.push(
+          this.build(
+            service,
+            RouteKind.External,
+            list.map((e) => e.endpoint),
+            first.endpoint.tls,
+          ),
+        )
+      } else out.push(this.sharedExternal(service, list))
+    }
+    for (const service of this.unpinnedBySni) external(service)
+    if (pinnedHere) for (const service of pinnedHere.keys()) if (!this.unpinned.has(service)) external(service)
+    return out
+  }
+}
+
+function deepFreeze<T>(value: T): T {
+  if (value !== null && typeof value === 'object' && !Object.isFrozen(value)) {
+    Object.freeze(value)
+    for (const v of Object.values(value)) deepFreeze(v)
+  }
+  return value
+}
+
+const str = JSON.stringify
+
+/**
+ * canonicalJson(route) for a route built by the compiler, written out by hand (keys in bytewise order): the
+ * same string, ~10× faster than the generic walk. Tested against canonicalJson. Pure.
+ */
+export function canonicalRouteJson(r: TableRoute): string {
+  let ups = ''
+  for (const u of r.upstreams) {
+    const zone = u.zone === undefined ? '' : `,"zone":${str(u.zone)}`
+    ups += `${ups === '' ? '' : ','}{"address":${str(u.address)},"port":${u.port},"weight":${u.weight}${zone}}`
+  }
+  let tls = ''
+  if (r.tls !== undefined) {
+    const sn = r.tls.serverName === undefined ? '' : `,"serverName":${str(r.tls.serverName)}`
+    tls = `,"tls":{"enabled":${r.tls.enabled}${sn}}`
+  }
+  return `{"kind":${str(r.kind)},"mesh":${str(r.mesh)},"mode":${str(r.mode)},"service":${str(r.service)},"sni":${str(r.sni)}${tls},"upstreams":[${ups}]}`
+}
+
+/**
+ * sha256 of canonicalJson({zone, egresses, routes}) fed fragment by fragment: byte for byte the input of
+ * tableDigest (tested), without building (and UTF-8 encoding) a multi-megabyte string per zone.
+ */
+function digestOf(zone: string, egresses: TableEgress[], built: Built[]): string {
+  const hash = createHash('sha256').update(`{"egresses":${canonicalJson(egresses)},"routes":[`, 'utf8')
+  built.forEach((b, i) => {
+    hash.update(i === 0 ? b.commaJson.subarray(1) : b.commaJson)
+  })
+  hash.update(`],"zone":${JSON.stringify(zone)}}`, 'utf8')
+  return `sha256:${hash.digest('hex')}`
 }
 
 /**
@@ -183,15 +325,17 @@ function endpointMap(
  * Input: validated resources (any order; duplicates already rejected). Output: a Map keyed by zone, inserted in
  * bytewise zone order, each value the envelope of DESIGN.md §3 without generation, revision and signature:
  * `egresses` (that zone's ZoneEgresses by name: name, address if set, port, adminPort if set and non-zero) and
- * `routes` sorted by SNI, with `digest` = tableDigest. For every Mesh with mTLS, per service of its endpoint map:
+ * `routes` sorted by SNI, with `digest` equal to tableDigest. For every Mesh with mTLS, per service of Kuma's
+ * egress endpoint map (step 1 remote ingresses, step 2 reachable ExternalServices):
  * - first endpoint from an ExternalService → `external` route, mode `terminate-mtls`, one upstream per
  *   reachable ExternalService (`kuma.io/zone` absent or this zone), weight 1, `tls` `{enabled, serverName}`
- *   (serverName: `networking.tls.serverName`, else the host when it is a DNS name; only when enabled). Generated
- *   whether or not the mesh routes through zone egress.
+ *   (serverName: `networking.tls.serverName`, else the host when it is a DNS name; only when enabled) of the
+ *   first ExternalService by name. Generated whether or not the mesh routes through zone egress.
  * - first endpoint from a remote ingress → `cross-zone` route, mode `passthrough`, only when the mesh has
  *   `routing.zoneEgress: true`; upstream = advertised pair, weight = `instances` (0 or absent → 1), `zone` = the
  *   ingress's zone. ExternalServices pinned to another zone reach here through that zone's ingresses.
  * Upstreams with the same address, port and zone merge (weights summed) and are sorted by address, port, zone.
+ * Routes identical in every zone are shared (frozen) objects: treat tables as immutable.
  * Equal inputs give byte-identical output whatever the order of files and documents. Pure.
  */
 export function compileZoneTables(resources: Resources, opts: CompileOptions = {}): Map<string, ZoneTable> {
@@ -218,12 +362,6 @@ export function compileZoneTables(resources: Resources, opts: CompileOptions = {
     else esByMesh.set(es.mesh, [es])
   }
   for (const list of esByMesh.values()) list.sort((a, b) => bytewise(a.name, b.name))
-  const preparedEs = new Map<string, PreparedEs[]>()
-  for (const [mesh, list] of esByMesh)
-    preparedEs.set(
-      mesh,
-      list.map(prepareExternalService).filter((e): e is PreparedEs => e !== undefined),
-    )
 
   const synthesizedByZone = new Map<string, AvailableService[]>()
   const ingresses = resources.zoneIngresses
@@ -238,36 +376,26 @@ export function compileZoneTables(resources: Resources, opts: CompileOptions = {
     })
     .sort((a, b) => bytewise(a.name, b.name) || bytewise(a.zone, b.zone))
 
+  // Ingresses and egresses route on SNI under mesh mTLS only: meshes without it contribute nothing.
+  const plans = meshes.filter(mtlsOn).map((m) => {
+    const prepared = (esByMesh.get(m.name) ?? []).map(prepareExternalService)
+    return new MeshPlan(
+      m,
+      prepared.filter((e): e is PreparedEs => e !== undefined),
+      format,
+    )
+  })
+
   const tables = new Map<string, ZoneTable>()
   for (const zone of [...egressesByZone.keys()].sort(bytewise)) {
     const egresses = (egressesByZone.get(zone) as TableEgress[]).sort((a, b) => bytewise(a.name, b.name))
-    const routes: TableRoute[] = []
-    for (const mesh of meshes) {
-      if (!mtlsOn(mesh)) continue // ingresses and egresses route on SNI under mesh mTLS only
-      const map = endpointMap(zone, mesh.name, ingresses, preparedEs.get(mesh.name) ?? [])
-      for (const [service, endpoints] of map) {
-        const first = endpoints[0] as Endpoint
-        if (!first.external && !zoneEgressOn(mesh)) continue
-        const route: TableRoute = {
-          sni: format.build({ mesh: mesh.name, service }),
-          mesh: mesh.name,
-          service,
-          kind: first.external ? RouteKind.External : RouteKind.CrossZone,
-          mode: first.external ? RouteMode.TerminateMtls : RouteMode.Passthrough,
-          upstreams: toUpstreams(endpoints),
-        }
-        // One tls per route (wire contract): the first ExternalService's, by name. See docs/compile.md.
-        if (first.external) route.tls = first.tls as RouteTls
-        routes.push(route)
-      }
-    }
-    routes.sort((a, b) => bytewise(a.sni, b.sni))
-    const body = { zone, egresses, routes }
+    const built = plans.flatMap((p) => p.routes(zone, ingresses)).sort((a, b) => bytewise(a.route.sni, b.route.sni))
+    const routes = built.map((b) => b.route)
     tables.set(zone, {
       apiVersion: TABLE_API_VERSION,
       kind: TABLE_KIND,
       zone,
-      digest: tableDigest(body),
+      digest: digestOf(zone, egresses, built),
       egresses,
       routes,
     })

@@ -18,7 +18,6 @@ export const GitTreeErrorCode = {
   RefNotFound: 'RefNotFound',
   /** `path` does not exist at that revision, or is a file. */
   PathNotFound: 'PathNotFound',
-  FileTooLarge: 'FileTooLarge',
   TooManyFiles: 'TooManyFiles',
 } as const
 export type GitTreeErrorCode = (typeof GitTreeErrorCode)[keyof typeof GitTreeErrorCode]
@@ -120,8 +119,11 @@ export async function resolveCommit(opts: { dir: string; ref: string; cache?: ob
  * e.g. `3f2a9c1@sha1:3f2a9c1…`), so `shaOfRevision` works on every form. Callers that know better (the
  * reconciler: `<branch>@sha1:<sha>`) overwrite it.
  *
+ * Same limits as the folder source: a YAML file over 1 MiB is handed on cut at 1 MiB + 1 byte (the parser then
+ * reports `parse.file-too-large` for it); more than 10,000 YAML files is an error.
+ *
  * Rejects with GitTreeError: `RefNotFound` (message names the ref), `PathNotFound` (`path` absent at that revision
- * or not a folder), `FileTooLarge` (a YAML file over 1 MiB), `TooManyFiles` (more than 10,000 YAML files).
+ * or not a folder), `TooManyFiles`.
  */
 export async function readGitSnapshot(opts: ReadGitSnapshotOptions): Promise<Snapshot> {
   const gitdir = gitdirOf(opts.dir)
@@ -163,15 +165,10 @@ export async function readGitSnapshot(opts: ReadGitSnapshotOptions): Promise<Sna
           opts.ref,
           root,
         )
-      const content = await entry.content()
-      if (content && content.byteLength > maxFileBytes)
-        throw new GitTreeError(
-          GitTreeErrorCode.FileTooLarge,
-          `${rel} is ${content.byteLength} bytes at ${opts.ref}, over the ${maxFileBytes} byte limit`,
-          opts.ref,
-          root,
-        )
-      files.set(rel, content ?? new Uint8Array())
+      const content = (await entry.content()) ?? new Uint8Array()
+      // As the folder source: an oversized file is handed on cut at the limit + 1 byte, so the parser reports it
+      // (parse.file-too-large, with its path) instead of the whole revision failing to read.
+      files.set(rel, content.byteLength > maxFileBytes ? content.subarray(0, maxFileBytes + 1) : content)
       return undefined
     },
     reduce: async () => undefined,
