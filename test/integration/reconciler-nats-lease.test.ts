@@ -64,7 +64,7 @@ describe('reconciler lease', () => {
     expect(a.isLeader()).toBe(true)
     await a.stop({ release: false })
     const took = await waitFor(() => b.isLeader(), TTL + 2 * POLL + 1000)
-    expect(took).toBeLessThanOrEqual(TTL + 2 * POLL)
+    expect(took).toBeLessThanOrEqual(TTL + 500)
     expect(changes).toEqual([true])
     expect((await busA.kv.leases.get(LEASE_KEY))?.string()).toBe('b')
   })
