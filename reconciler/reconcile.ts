@@ -41,7 +41,14 @@ export interface PassState {
 export const initialPassState = (): PassState => ({ lastGenerations: new Map(), pendingEvents: [] })
 
 export type PassReport =
-  | { result: 'applied'; revision: string; sha: string; zones: CommitPublishedEvent['zones'] }
+  | {
+      result: 'applied'
+      revision: string
+      sha: string
+      zones: CommitPublishedEvent['zones']
+      /** Milliseconds spent in each step (fetch, validate, compile, diff, publish). */
+      timings: Record<string, number>
+    }
   | { result: 'unchanged'; revision: string; sha: string }
   | { result: 'skipped'; revision: string; sha: string; error: ReconcileError }
   | { result: 'invalid'; revision: string; sha: string; error: ReconcileError; violations: Violation[] }
@@ -51,6 +58,7 @@ export type PassReport =
 /** Runs one pass; never throws (unexpected exceptions become `failed`). Updates `state` in place. */
 export async function reconcileOnce(deps: PassDeps, state: PassState, hooks: PassHooks): Promise<PassReport> {
   const log = deps.log
+  const started = performance.now()
   const fetched = await fetchStep(deps, state, hooks)
   if ('error' in fetched) {
     const e = fetched.error as ReconcileError & { revision?: string; violations?: Violation[] }
@@ -86,7 +94,17 @@ export async function reconcileOnce(deps: PassDeps, state: PassState, hooks: Pas
     return { result: 'superseded', revision, sha, by }
   }
 
+  const timings: Record<string, number> = {}
+  let t = performance.now()
+  const mark = (step: string) => {
+    const now = performance.now()
+    timings[step] = Math.round((now - t) * 10) / 10
+    t = now
+  }
+  timings.fetch = Math.round((t - started) * 10) / 10
+
   const validated = await validateStep(deps, state, snapshot, passLog)
+  mark('validate')
   if ('error' in validated) {
     const violations = (validated.error as { violations?: Violation[] }).violations ?? []
     if (validated.error.code === 'ValidationFailed')
@@ -97,9 +115,11 @@ export async function reconcileOnce(deps: PassDeps, state: PassState, hooks: Pas
   if (aborted1) return aborted1
 
   const compiled = compileStep(deps, state, validated.value, revision, sha, passLog)
+  mark('compile')
   if ('error' in compiled) return { result: 'invalid', revision, sha, error: compiled.error, violations: [] }
 
   const planned = await diffStep(deps, state, compiled.value, revision, sha, passLog)
+  mark('diff')
   if ('error' in planned) {
     if (planned.error.code === 'EmptyZoneRefused')
       return { result: 'invalid', revision, sha, error: planned.error, violations: [] }
@@ -110,7 +130,9 @@ export async function reconcileOnce(deps: PassDeps, state: PassState, hooks: Pas
 
   hooks.publishing()
   const published = await publishStep(deps, state, planned.value, revision, sha, passLog)
+  mark('publish')
   if ('error' in published) return { result: 'failed', revision, sha, error: published.error }
   if (published.value.length === 0) return { result: 'unchanged', revision, sha }
-  return { result: 'applied', revision, sha, zones: published.value }
+  passLog.info({ zones: published.value.length, timings }, 'revision applied')
+  return { result: 'applied', revision, sha, zones: published.value, timings }
 }
