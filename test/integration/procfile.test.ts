@@ -84,11 +84,14 @@ describe('procfile', () => {
       join(scratch, 'Procfile'),
       `other: exec sleep 30\nup: exec node ${upstream} --listen 127.0.0.1:$PORT --name up-$PS\n`,
     )
-    const base = 20000 + Math.floor(Math.random() * 400) * 100
+    // below Linux's ephemeral range (32768+), where other tests' random ports live
+    const base = 20000 + Math.floor(Math.random() * 120) * 100
     const fm = startForeman({ cwd: scratch, formation: 'all=0,up=3', basePort: base, timeoutS: 5 })
     running.push(fm)
     const ports = [base + 100, base + 101, base + 102]
-    for (const port of ports) await waitForPort('127.0.0.1', port, 20_000)
+    // the output check fails fast (with foreman's log) when foreman exits, e.g. a port in use
+    for (const n of [1, 2, 3]) await waitForOutput(fm, new RegExp(`up\\.${n} .*listening on`), 40_000)
+    for (const port of ports) await waitForPort('127.0.0.1', port, 5000)
     const answers = await Promise.all(
       ports.map(async (port) => (await probe({ host: '127.0.0.1', port, sni: 'x', timeoutMs: 5000 })).answer),
     )
