@@ -404,28 +404,35 @@ export function compileZoneTables(resources: Resources, opts: CompileOptions = {
 }
 
 /**
- * The envelope as `zonegate compile --output json` prints it: keys in envelope order (apiVersion, kind, zone,
- * generation, revision, digest, egresses, routes, signature), 2-space indent, trailing newline. Pure.
+ * A copy of the envelope with keys in envelope order (apiVersion, kind, zone, generation, revision, digest,
+ * egresses, routes, signature; each route sni, mesh, service, kind, mode, upstreams, tls) and absent members
+ * dropped, for human-facing JSON. Pure.
  */
+export function orderTableKeys(table: ZoneTable): ZoneTable {
+  return JSON.parse(
+    JSON.stringify({
+      apiVersion: table.apiVersion,
+      kind: table.kind,
+      zone: table.zone,
+      generation: table.generation,
+      revision: table.revision,
+      digest: table.digest,
+      egresses: table.egresses.map((e) => ({ name: e.name, address: e.address, port: e.port, adminPort: e.adminPort })),
+      routes: table.routes.map((r) => ({
+        sni: r.sni,
+        mesh: r.mesh,
+        service: r.service,
+        kind: r.kind,
+        mode: r.mode,
+        upstreams: r.upstreams.map((u) => ({ address: u.address, port: u.port, weight: u.weight, zone: u.zone })),
+        tls: r.tls === undefined ? undefined : { enabled: r.tls.enabled, serverName: r.tls.serverName },
+      })),
+      signature: table.signature,
+    }),
+  ) as ZoneTable
+}
+
+/** The envelope as `zonegate compile --output json` prints it: orderTableKeys, 2-space indent, newline. Pure. */
 export function formatTableJson(table: ZoneTable): string {
-  const ordered = {
-    apiVersion: table.apiVersion,
-    kind: table.kind,
-    zone: table.zone,
-    generation: table.generation,
-    revision: table.revision,
-    digest: table.digest,
-    egresses: table.egresses.map((e) => ({ name: e.name, address: e.address, port: e.port, adminPort: e.adminPort })),
-    routes: table.routes.map((r) => ({
-      sni: r.sni,
-      mesh: r.mesh,
-      service: r.service,
-      kind: r.kind,
-      mode: r.mode,
-      upstreams: r.upstreams.map((u) => ({ address: u.address, port: u.port, weight: u.weight, zone: u.zone })),
-      tls: r.tls === undefined ? undefined : { enabled: r.tls.enabled, serverName: r.tls.serverName },
-    })),
-    signature: table.signature,
-  }
-  return `${JSON.stringify(ordered, null, 2)}\n`
+  return `${JSON.stringify(orderTableKeys(table), null, 2)}\n`
 }
