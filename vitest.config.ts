@@ -16,6 +16,7 @@ export default defineConfig({
             'test/unit/**/*.test.ts',
           ],
           testTimeout: 20_000,
+          sequence: { groupOrder: 0 },
         },
       },
       {
@@ -26,6 +27,8 @@ export default defineConfig({
           hookTimeout: 60_000,
           // integration tests start servers on random ports; run files in parallel but not too many on 2 cores
           maxWorkers: 2,
+          // unit tests run first, then this group with its own worker limit
+          sequence: { groupOrder: 1 },
         },
       },
     ],
