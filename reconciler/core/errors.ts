@@ -154,3 +154,24 @@ export class CompileFailed extends ReconcileError {
     return { revision: this.revision }
   }
 }
+
+/**
+ * A zone's table is larger than the NATS server's `max_payload` (1 MB by default), so it can never be written
+ * as one KV value. Stalled: retrying the same revision cannot help (split the zone, or raise max_payload).
+ */
+export class TableTooLarge extends ReconcileError {
+  readonly code = 'TableTooLarge'
+
+  constructor(
+    readonly zone: string,
+    readonly bytes: number,
+    readonly maxPayload: number,
+    options?: ErrorOptions,
+  ) {
+    super(`zone ${zone}: table is ${bytes} bytes, over the NATS server's max_payload of ${maxPayload}`, options)
+  }
+
+  override data(): Record<string, unknown> {
+    return { zone: this.zone, bytes: this.bytes, maxPayload: this.maxPayload }
+  }
+}

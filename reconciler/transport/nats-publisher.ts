@@ -2,7 +2,7 @@ import { DeliverPolicy, JetStreamApiCodes, JetStreamApiError } from '@nats-io/je
 import type { ZonegateEvent } from '../../schemas/events.js'
 import { Bucket, EVENTS_STREAM, tableKey } from '../../schemas/subjects.js'
 import type { PublishedZoneTable } from '../../schemas/table.js'
-import { PublishConflict, PublishFailed } from '../core/errors.js'
+import { PublishConflict, PublishFailed, TableTooLarge } from '../core/errors.js'
 import type { BuiltEvent } from '../core/events.js'
 import type { Bus } from './nats-bus.js'
 
@@ -19,6 +19,7 @@ export interface PublishedEntry {
 }
 
 const TABLE_SUFFIX = '.table'
+const HEADER_MARGIN = 512
 
 function isCasMismatch(err: unknown): boolean {
   if (err instanceof JetStreamApiError)
@@ -76,8 +77,9 @@ export async function readPublishedTables(bus: Bus): Promise<Map<string, Publish
 /**
  * Writes a zone's envelope to KV `zonegate-tables` key `<zone>.table` with CAS: `expectedKvRevision` 0 means
  * "the key must not exist" (`kv.create`, which also succeeds over a deleted key), otherwise `kv.update` with
- * that revision. Resolves to the new KV revision. Throws PublishConflict when the key was written since
- * (server error "wrong last sequence"), PublishFailed for any other NATS failure (timeout, disconnected).
+ * that revision. Resolves to the new KV revision. Throws TableTooLarge (before any I/O) when the envelope
+ * cannot fit the server's max_payload, PublishConflict when the key was written since (server error "wrong
+ * last sequence"), PublishFailed for any other NATS failure (timeout, disconnected).
  */
 export async function publishZoneTable(
   bus: Bus,
@@ -86,6 +88,10 @@ export async function publishZoneTable(
 ): Promise<number> {
   const key = tableKey(table.zone)
   const value = JSON.stringify(table)
+  const bytes = Buffer.byteLength(value)
+  const maxPayload = bus.nc.info?.max_payload
+  // Headers (expected-sequence) travel in the same message: keep a small margin.
+  if (maxPayload && bytes + HEADER_MARGIN > maxPayload) throw new TableTooLarge(table.zone, bytes, maxPayload)
   try {
     return expectedKvRevision === 0
       ? await bus.kv.tables.create(key, value)

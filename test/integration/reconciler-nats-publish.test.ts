@@ -1,7 +1,7 @@
 import { StorageType } from '@nats-io/jetstream'
 import { pino } from 'pino'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { PublishConflict, PublishFailed } from '../../reconciler/core/errors.js'
+import { PublishConflict, PublishFailed, TableTooLarge } from '../../reconciler/core/errors.js'
 import { commitFetchedEvent, commitPublishedEvent } from '../../reconciler/core/events.js'
 import { type Bus, connectBus, ensureNatsLayout } from '../../reconciler/transport/nats-bus.js'
 import {
@@ -92,6 +92,15 @@ describe('reconciler NATS publisher', () => {
     const e = await bus.kv.tables.get(tableKey('zone-a'))
     expect(e?.json<PublishedZoneTable>().generation).toBe(2)
     expect(e?.revision).toBe(r2)
+  })
+
+  it('publish - a table over max_payload is refused as TableTooLarge without writing', async () => {
+    const max = bus.nc.info?.max_payload ?? 0
+    expect(max).toBeGreaterThan(0)
+    const big = { ...table('zone-big', 1), routes: [] as PublishedZoneTable['routes'] }
+    big.egresses = Array.from({ length: Math.ceil(max / 20) }, (_, i) => ({ name: `egress-${i}`, port: 1 }))
+    await expect(publishZoneTable(bus, big, 0)).rejects.toBeInstanceOf(TableTooLarge)
+    expect(await bus.kv.tables.get(tableKey('zone-big'))).toBeNull()
   })
 
   it('inventory - read back with KV revisions; removed zones are excluded and can be re-created', async () => {
