@@ -22,7 +22,7 @@ function world(commits: Record<string, Record<string, string>>) {
   const kv = new Map<string, { value: string; rev: number }>()
   let rev = 0
   const events: BuiltEvent[] = []
-  const faults = { emit: 0, resolve: 0 }
+  const faults = { emit: 0, resolve: 0, maxPayload: 1024 * 1024 }
   const deps: PassDeps = {
     source: {
       resolve: async () => {
@@ -46,6 +46,7 @@ function world(commits: Record<string, Record<string, string>>) {
       removeTable: async (zone) => {
         kv.delete(zone)
       },
+      maxPayload: () => faults.maxPayload,
       emit: async (e) => {
         if (faults.emit-- > 0) throw new PublishFailed(e.subject, 'timeout')
         events.push(e)
@@ -96,6 +97,15 @@ describe('reconcile', () => {
     expect(w.kv.size).toBe(0)
     w.setTip(SHA_B)
     expect((await reconcileOnce(w.deps, state, hooks())).result).toBe('applied')
+  })
+
+  it('reconcile - a table over the NATS max_payload stalls the commit instead of retrying forever', async () => {
+    const w = world({ [SHA_A]: good })
+    w.faults.maxPayload = 1500
+    const report = await reconcileOnce(w.deps, initialPassState(), hooks())
+    expect(report).toMatchObject({ result: 'invalid', error: { code: 'TableTooLarge' } })
+    expect(report.result === 'invalid' && report.error.message).toMatch(/zone-a: table is \d+ bytes.*1500/)
+    expect(w.kv.size).toBe(0)
   })
 
   it('reconcile - an abort before publishing supersedes the pass and names the newer commit', async () => {

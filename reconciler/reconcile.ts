@@ -121,7 +121,7 @@ export async function reconcileOnce(deps: PassDeps, state: PassState, hooks: Pas
   const planned = await diffStep(deps, state, compiled.value, revision, sha, passLog)
   mark('diff')
   if ('error' in planned) {
-    if (planned.error.code === 'EmptyZoneRefused')
+    if (planned.error.code === 'EmptyZoneRefused' || planned.error.code === 'TableTooLarge')
       return { result: 'invalid', revision, sha, error: planned.error, violations: [] }
     return { result: 'failed', revision, sha, error: planned.error }
   }

@@ -48,6 +48,7 @@ export const StalledCodes: ReadonlySet<string> = new Set([
   'ValidationFailed',
   'EmptyZoneRefused',
   'CompileFailed',
+  'TableTooLarge',
   // The source's revision is unusable as such (GitTreeError): retrying the same sha cannot help.
   'PathNotFound',
   'FileTooLarge',
@@ -82,6 +83,8 @@ function failureCondition(code: string | undefined): { type: ConditionType; reas
       return { type: ConditionType.ValidationFailed, reason: Reason.ValidationFailed }
     case 'EmptyZoneRefused':
       return { type: ConditionType.ValidationFailed, reason: Reason.EmptyZoneRefused }
+    case 'TableTooLarge':
+      return { type: ConditionType.ValidationFailed, reason: code }
     case 'PublishFailed':
       return { type: ConditionType.PublishFailed, reason: Reason.PublishFailed }
     case 'PublishConflict':

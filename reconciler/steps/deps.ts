@@ -27,6 +27,7 @@ export function createPassDeps(o: {
       publishTable: (table, expected) => publishZoneTable(bus, table, expected),
       removeTable: (zone, expected) => removeZoneTable(bus, zone, expected),
       emit: (event) => emitEvent(bus, event),
+      maxPayload: () => bus.nc.info?.max_payload,
     },
     allowEmpty: o.opts.allowEmpty,
     branch: o.opts.branch,

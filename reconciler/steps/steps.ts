@@ -9,6 +9,7 @@ import {
   FetchFailed,
   PublishFailed,
   ReconcileError,
+  TableTooLarge,
   ValidationFailed,
 } from '../core/errors.js'
 import {
@@ -183,6 +184,21 @@ export async function diffStep(
     state.stalledSha = sha
     state.stalledError = error
     return { error }
+  }
+  const max = deps.bus.maxPayload?.()
+  if (max) {
+    const big = plan.flatMap((c) => {
+      const bytes = c.change === 'removed' ? 0 : Buffer.byteLength(JSON.stringify(c.table))
+      return bytes > max - 1024 ? [{ zone: c.zone, bytes }] : []
+    })
+    if (big.length > 0) {
+      const first = big[0] as { zone: string; bytes: number }
+      const error = new TableTooLarge(first.zone, first.bytes, max)
+      log.error({ err: error }, 'revision refused')
+      state.stalledSha = sha
+      state.stalledError = error
+      return { error }
+    }
   }
   log.debug({ zones: tables.length, changes: plan.length }, 'diffed')
   return { value: plan }

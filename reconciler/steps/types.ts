@@ -41,6 +41,8 @@ export interface PassBus {
   publishTable(table: PublishedZoneTable, expectedKvRevision: number): Promise<number>
   removeTable(zone: string, expectedKvRevision: number): Promise<void>
   emit(event: BuiltEvent<ZonegateEvent>): Promise<unknown>
+  /** The server's max_payload in bytes (a table must fit one message); undefined = unknown, not checked. */
+  maxPayload?(): number | undefined
 }
 
 export interface PassDeps {
