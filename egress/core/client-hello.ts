@@ -69,6 +69,9 @@ function refuse(reason: HelloRefusal, tls: boolean): HelloRefused {
   return r
 }
 
+const MALFORMED = refuse(HelloRefusal.Malformed, true)
+const NO_SNI = refuse(HelloRefusal.NoSni, true)
+
 /**
  * Decides on a contiguous buffer holding the first bytes of a connection (records and headers, as sent).
  * Returns `NEED_MORE` while the bytes are a valid prefix of a ClientHello within the limits, a refusal as soon
@@ -106,7 +109,7 @@ export function parseClientHello(buf: Uint8Array): HelloResult {
 /** Slow path: the handshake message spans several records. Copies it out once all bytes are there. */
 function gatherFragmented(buf: Uint8Array): HelloResult {
   const n = buf.length
-  const head = new Uint8Array(4)
+  let head = 0 // the 4-byte handshake header, big-endian, as far as received
   let need = -1 // handshake bytes needed, header included, once known
   let have = 0 // handshake bytes received so far
   let off = 0
@@ -119,11 +122,13 @@ function gatherFragmented(buf: Uint8Array): HelloResult {
     if (len === 0 || len > MAX_RECORD_PAYLOAD) return refuse(HelloRefusal.Malformed, true)
     const start = off + RECORD_HEADER
     const avail = Math.min(len, n - start)
-    for (let i = 0; i < avail && have + i < 4; i++) head[have + i] = buf[start + i]!
+    for (let i = 0; i < avail && have + i < 4; i++) head = head * 256 + buf[start + i]!
+    if (have === 0 && avail > 0 && buf[start] !== HANDSHAKE_CLIENT_HELLO) {
+      return refuse(HelloRefusal.NotClientHello, true)
+    }
     have += avail
-    if (have >= 1 && head[0] !== HANDSHAKE_CLIENT_HELLO) return refuse(HelloRefusal.NotClientHello, true)
     if (need < 0 && have >= 4) {
-      need = 4 + ((head[1]! << 16) | (head[2]! << 8) | head[3]!)
+      need = 4 + (head & 0xffffff)
       if (need > MAX_HANDSHAKE_BYTES) return refuse(HelloRefusal.TooLarge, true)
     }
     if ((need >= 0 && have >= need) || avail < len) break
@@ -149,7 +154,7 @@ function gatherFragmented(buf: Uint8Array): HelloResult {
  * host_name of the server_name extension.
  */
 function parseHelloBody(buf: Uint8Array, start: number, end: number): HelloResult {
-  const malformed = refuse(HelloRefusal.Malformed, true)
+  const malformed = MALFORMED
   let p = start + 2 + 32 // legacy_version, random
   if (p + 1 > end) return malformed
   p += 1 + buf[p]! // session_id
@@ -162,7 +167,7 @@ function parseHelloBody(buf: Uint8Array, start: number, end: number): HelloResul
   if (compressions < 1) return malformed
   p += 1 + compressions
   if (p > end) return malformed
-  if (p === end) return refuse(HelloRefusal.NoSni, true) // no extensions at all
+  if (p === end) return NO_SNI // no extensions at all
   if (p + 2 > end) return malformed
   const extEnd = p + 2 + ((buf[p]! << 8) | buf[p + 1]!)
   if (extEnd !== end) return malformed
@@ -181,11 +186,11 @@ function parseHelloBody(buf: Uint8Array, start: number, end: number): HelloResul
     }
     p += len
   }
-  return found ?? refuse(HelloRefusal.NoSni, true)
+  return found ?? NO_SNI
 }
 
 function readServerName(buf: Uint8Array, start: number, end: number): HelloResult {
-  const malformed = refuse(HelloRefusal.Malformed, true)
+  const malformed = MALFORMED
   if (start + 2 > end) return malformed
   const listEnd = start + 2 + ((buf[start]! << 8) | buf[start + 1]!)
   if (listEnd !== end) return malformed
@@ -206,7 +211,7 @@ function readServerName(buf: Uint8Array, start: number, end: number): HelloResul
     }
     p += len
   }
-  return refuse(HelloRefusal.NoSni, true)
+  return NO_SNI
 }
 
 function latin1(buf: Uint8Array, start: number, end: number): string {

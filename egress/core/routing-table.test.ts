@@ -76,6 +76,7 @@ describe('routing-table', () => {
     expect(lowerAscii('Orders{Mesh=Default}')).toBe('orders{mesh=default}')
     const same = 'already.lower'
     expect(lowerAscii(same)).toBe(same)
+    expect(lowerAscii('\u212Aelvin.TEST')).toBe('\u212Aelvin.test')
   })
 })
 

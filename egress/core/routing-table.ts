@@ -23,8 +23,8 @@ export class Route {
   readonly sni: string
   readonly mode: RouteMode
   readonly upstreams: readonly Upstream[]
-  private readonly weights: Int32Array | Float64Array
-  private readonly current: Float64Array
+  private readonly weights: number[]
+  private readonly current: number[]
 
   constructor(route: TableRoute) {
     this.sni = lowerAscii(route.sni)
@@ -32,8 +32,8 @@ export class Route {
     this.upstreams = Object.freeze(route.upstreams.map(toUpstream))
     // Weight 0 means "never picked"; a route whose upstreams all have weight 0 spreads evenly instead.
     const allZero = this.upstreams.every((u) => u.weight === 0)
-    this.weights = Float64Array.from(this.upstreams, (u) => (allZero ? 1 : u.weight))
-    this.current = new Float64Array(this.upstreams.length)
+    this.weights = this.upstreams.map((u) => (allZero ? 1 : u.weight))
+    this.current = this.upstreams.map(() => 0)
   }
 
   /**
@@ -99,13 +99,16 @@ export class RoutingTable {
   }
 }
 
-/** ASCII-only lower-casing (SNI matching is byte-wise; non-ASCII never reaches here from the reader). */
+const UPPER = /[A-Z]/
+const NON_ASCII = /[^\x00-\x7f]/
+
+/**
+ * ASCII-only lower-casing: A-Z become a-z, every other character is kept (so no Unicode case folding, e.g.
+ * the Kelvin sign never turns into "k"). Returns the same string when there is nothing to change. Pure.
+ */
 export function lowerAscii(s: string): string {
-  for (let i = 0; i < s.length; i++) {
-    const c = s.charCodeAt(i)
-    if (c >= 65 && c <= 90) return s.replace(/[A-Z]+/g, (m) => m.toLowerCase())
-  }
-  return s
+  if (!UPPER.test(s)) return s
+  return NON_ASCII.test(s) ? s.replace(/[A-Z]+/g, (m) => m.toLowerCase()) : s.toLowerCase()
 }
 
 export const TableRejection = {

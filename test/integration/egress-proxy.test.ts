@@ -156,3 +156,28 @@ describe('egress proxy', () => {
     other.socket!.destroy()
   })
 })
+
+describe('egress proxy limits', () => {
+  it('egress proxy - connections over the cap are closed without an upstream connection', async () => {
+    const capped = runEgress({
+      staticFile: join(dir, 'table.json'),
+      listen: { host: '127.0.0.1', port: 0 },
+      admin: false,
+      proxy: { maxConnections: 1 },
+      logger: pino({ level: 'silent' }),
+    })
+    try {
+      const p = (await capped.ready).listen.port
+      const held = await tlsConnect(p, 'b.test', true)
+      expect(held.upstream).toBe('B')
+      const before = accepts()
+      const over = await tlsConnect(p, 'b.test')
+      expect(over.upstream).toBeUndefined()
+      expect(accepts()).toBe(before)
+      expect(capped.proxy.stats.rejected.get('over-capacity')).toBe(1)
+      held.socket!.destroy()
+    } finally {
+      await capped.shutdown()
+    }
+  })
+})
