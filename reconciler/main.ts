@@ -133,7 +133,7 @@ export async function runReconciler(opts: ReconcilerOptions): Promise<RunningRec
     const interval = pollDelayMs(opts.intervalMs, random)
     if (!lease?.isLeader()) return { result: undefined, nextDelayMs: interval }
     const t0 = performance.now()
-    status = statusReconciling(status, status.lastAttemptedRevision ?? opts.branch, failures + 1, new Date())
+    status = statusReconciling(status, `branch ${opts.branch}`, failures + 1, new Date())
     const report = await reconcileOnce(deps, state, hooks)
     const seconds = (performance.now() - t0) / 1000
     metrics.passes.inc({ result: report.result })

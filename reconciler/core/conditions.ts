@@ -105,12 +105,12 @@ function setCondition(
 }
 
 /**
- * Conditions while a pass runs on `revision`: Ready Unknown, Reconciling True (ProgressingWithRetry when
- * `attempt > 1`); failure conditions of the previous pass are kept until this pass ends. Pure.
+ * Conditions while a pass runs on `target` (a revision, or `branch main` before it is resolved): Ready
+ * Unknown, Reconciling True (ProgressingWithRetry when `attempt > 1`); failure conditions of the previous pass are kept until this pass ends. Pure.
  */
 export function conditionsReconciling(
   prev: readonly StoredCondition[],
-  revision: string,
+  target: string,
   attempt: number,
   now: string,
 ): Condition[] {
@@ -135,7 +135,7 @@ export function conditionsReconciling(
       type: ConditionType.Reconciling,
       status: 'True',
       reason: retry ? Reason.ProgressingWithRetry : Reason.Progressing,
-      message: `${retry ? `attempt ${attempt}: ` : ''}reconciling revision ${revision}`,
+      message: `${retry ? `attempt ${attempt}: ` : ''}reconciling ${target}`,
     },
     now,
   )
