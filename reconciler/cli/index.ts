@@ -1,4 +1,6 @@
 import type { Command } from 'commander'
+import { registerCompileCommand } from './compile.js'
+import { registerDiffCommand } from './diff.js'
 import { registerReconcileCommand } from './reconcile.js'
 import { registerReconcilerCommand } from './reconciler.js'
 import { registerRolloutCommand } from './rollout.js'
@@ -9,6 +11,8 @@ import { registerValidateCommand } from './validate.js'
 export function registerReconcilerCommands(program: Command): void {
   void program
   registerValidateCommand(program)
+  registerCompileCommand(program)
+  registerDiffCommand(program)
   registerReconcilerCommand(program)
   registerReconcileCommand(program)
   registerStatusCommand(program)

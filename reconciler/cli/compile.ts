@@ -1,0 +1,97 @@
+import type { Command } from 'commander'
+import { Exit, outputOption, UsageError } from '../../cli/common.js'
+import type { TableRoute, TableUpstream, ZoneTable } from '../../schemas/table.js'
+import { formatViolation, type Violation } from '../../schemas/violation.js'
+import { compileZoneTables, formatTableJson } from '../core/compile.js'
+import type { Snapshot } from '../core/model.js'
+import { type ValidationResult, validateSnapshot } from '../core/validate/index.js'
+import { FolderSourceError, readFolderSnapshot } from '../source/folder-source.js'
+
+/** `198.51.100.21:10001 w2 (zone-b)`; IPv6 addresses bracketed. Pure. */
+export function formatUpstream(u: TableUpstream): string {
+  const host = u.address.includes(':') ? `[${u.address}]` : u.address
+  return `${host}:${u.port} w${u.weight}${u.zone ? ` (${u.zone})` : ''}`
+}
+
+/** The readable columns of a route after its SNI: mode, upstreams with weights, and TLS origination. Pure. */
+export function formatRouteTail(r: TableRoute): string {
+  const tls = r.tls?.enabled ? `  tls${r.tls.serverName ? ` ${r.tls.serverName}` : ''}` : ''
+  return `${r.mode.padEnd(15)} ${r.upstreams.map(formatUpstream).join(', ')}${tls}`
+}
+
+/** The readable form of `zonegate compile`: a header, the egresses, then one line per route. Pure. */
+export function formatTableText(t: ZoneTable): string {
+  const lines = [`zone ${t.zone}${t.revision ? `  revision ${t.revision}` : ''}`, `digest ${t.digest}`]
+  for (const e of t.egresses)
+    lines.push(
+      `egress ${e.name} ${e.address ?? '(address from the process)'}:${e.port}${e.adminPort ? ` admin ${e.adminPort}` : ''}`,
+    )
+  const width = Math.max(3, ...t.routes.map((r) => r.sni.length))
+  lines.push('', `${'SNI'.padEnd(width)}  ${'MODE'.padEnd(15)} UPSTREAMS`)
+  for (const r of t.routes) lines.push(`${r.sni.padEnd(width)}  ${formatRouteTail(r)}`)
+  lines.push('', `${t.routes.length} route${t.routes.length === 1 ? '' : 's'}`)
+  return `${lines.join('\n')}\n`
+}
+
+/** Reads a folder snapshot; FolderSourceError becomes a UsageError (exit 2). */
+export async function readFolderOrUsage(path: string): Promise<Snapshot> {
+  try {
+    return await readFolderSnapshot(path)
+  } catch (err) {
+    if (err instanceof FolderSourceError) throw new UsageError(`${err.message} [${err.code}]`)
+    throw err
+  }
+}
+
+/** Violation lines as `zonegate validate` prints them, optionally prefixed (`from: `). Pure. */
+export const violationLines = (violations: readonly Violation[], prefix = '') =>
+  violations.map((v) => `${prefix}${formatViolation(v)}`)
+
+/** Validates and compiles a snapshot: the tables (revision set to the snapshot's), or the validation result. */
+export function compileSnapshot(
+  snapshot: Snapshot,
+): { ok: true; tables: Map<string, ZoneTable>; result: ValidationResult } | { ok: false; result: ValidationResult } {
+  const result = validateSnapshot(snapshot)
+  if (!result.valid) return { ok: false, result }
+  const tables = compileZoneTables(result.resources)
+  for (const t of tables.values()) t.revision = snapshot.revision
+  return { ok: true, tables, result }
+}
+
+/**
+ * `zonegate compile PATH --zone Z [--output json]`: validates the folder and prints zone Z's table envelope
+ * (JSON, as published minus generation and signature, `revision` = `path:<PATH>`) or a readable table. Exit 0;
+ * 1 when the snapshot is invalid (violations printed; JSON: `{valid:false, violations, warnings}` on stdout);
+ * 2 on usage or I/O errors, or when Z has no ZoneEgress (the message lists the zones that have one).
+ */
+export function registerCompileCommand(program: Command): void {
+  program
+    .command('compile')
+    .description("validate a folder and print one zone's SNI routing table")
+    .argument('<path>', 'folder (or .yaml/.yml file) of Kuma Universal YAML')
+    .requiredOption('--zone <zone>', 'the zone whose table to print')
+    .addOption(outputOption())
+    .action(async (path: string, opts: { zone: string; output: 'text' | 'json' }) => {
+      const compiled = compileSnapshot(await readFolderOrUsage(path))
+      if (!compiled.ok) {
+        const { violations, warnings } = compiled.result
+        if (opts.output === 'json')
+          process.stdout.write(`${JSON.stringify({ valid: false, violations, warnings }, null, 2)}\n`)
+        else
+          process.stderr.write(
+            `${[...violationLines(violations), `${path}: invalid (${violations.length} violation${violations.length === 1 ? '' : 's'}), nothing compiled`].join('\n')}\n`,
+          )
+        process.exitCode = Exit.Invalid
+        return
+      }
+      const table = compiled.tables.get(opts.zone)
+      if (!table) {
+        const zones = [...compiled.tables.keys()]
+        throw new UsageError(
+          `zone "${opts.zone}" has no ZoneEgress in ${path}, so it has no table; ${zones.length === 0 ? 'no zone has a ZoneEgress' : `zones with a ZoneEgress: ${zones.join(', ')}`}`,
+        )
+      }
+      process.stdout.write(opts.output === 'json' ? formatTableJson(table) : formatTableText(table))
+      process.exitCode = Exit.Ok
+    })
+}
