@@ -37,6 +37,9 @@ describe('routing-table', () => {
     expect(t.lookup('a.test.')).toBeUndefined()
     expect(t.lookup('b.test')).toBeUndefined()
     expect(t.lookup('orders')).toBeUndefined()
+    const k = new RoutingTable(makeTable([route('k.test', [1])]))
+    expect(k.lookup('K.TEST')?.sni).toBe('k.test')
+    expect(k.lookup('\u212A.test')).toBeUndefined() // Kelvin sign: no Unicode case folding
   })
 
   const wrr: [string, number[], number[]][] = [

@@ -1,7 +1,20 @@
+import type { HelloRefusal } from '../core/client-hello.js'
+
 /**
  * Plain counters the proxy bumps on its hot path (a property increment, no label lookups); the admin server
  * reads them when /stats or /stats/prometheus is scraped.
  */
+
+/** Why a connection was closed without being relayed. */
+export const RejectReason = {
+  UnknownSni: 'unknown-sni',
+  HelloTimeout: 'hello-timeout',
+  ClientClosed: 'client-closed',
+  NoTable: 'no-table',
+  OverCapacity: 'over-capacity',
+  UpstreamUnavailable: 'upstream-unavailable',
+} as const
+export type RejectReason = (typeof RejectReason)[keyof typeof RejectReason] | HelloRefusal
 
 /** Connections of one route (by SNI). */
 export interface RouteStats {

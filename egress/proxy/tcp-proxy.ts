@@ -1,8 +1,9 @@
-import net, { type AddressInfo, type Socket } from 'node:net'
+import net, { type AddressInfo } from 'node:net'
 import type { Logger } from 'pino'
-import { ClientHelloReader, type HelloRefusal, parseClientHello } from '../core/client-hello.js'
-import type { Route, RoutingTable } from '../core/routing-table.js'
-import { ProxyStats, type RouteStats } from './proxy-stats.js'
+import { ClientHelloReader, parseClientHello } from '../core/client-hello.js'
+import type { RoutingTable } from '../core/routing-table.js'
+import { CLOSE_LINGER_MS, Conn, type ConnSocket, kConn, listenClient, listenUpstream, Phase } from './connection.js'
+import { ProxyStats, RejectReason } from './proxy-stats.js'
 
 /**
  * The SNI proxy: a `net` server that reads each connection's ClientHello, looks up the current RoutingTable
@@ -36,16 +37,7 @@ export const DEFAULT_PROXY_OPTIONS: ProxyOptions = {
   drainPeriodMs: 30_000,
 }
 
-/** Why a connection was closed without being relayed. */
-export const RejectReason = {
-  UnknownSni: 'unknown-sni',
-  HelloTimeout: 'hello-timeout',
-  ClientClosed: 'client-closed',
-  NoTable: 'no-table',
-  OverCapacity: 'over-capacity',
-  UpstreamUnavailable: 'upstream-unavailable',
-} as const
-export type RejectReason = (typeof RejectReason)[keyof typeof RejectReason] | HelloRefusal
+export { RejectReason } from './proxy-stats.js'
 
 export interface ProxyHooks {
   /** Seconds from accept to a decision on the ClientHello (routed or refused). */
@@ -54,34 +46,6 @@ export interface ProxyHooks {
 
 /** TLS alert record: fatal (2), unrecognized_name (112). */
 export const UNRECOGNIZED_NAME_ALERT = Buffer.from([0x15, 0x03, 0x03, 0x00, 0x02, 0x02, 0x70])
-const CLOSE_LINGER_MS = 2000
-
-const Phase = { Hello: 0, Connecting: 1, Relay: 2, Closing: 3, Closed: 4 } as const
-type Phase = (typeof Phase)[keyof typeof Phase]
-
-const kConn = Symbol('conn')
-type ConnSocket = Socket & { [kConn]: Conn }
-
-/** One client connection and what it was routed to. */
-class Conn {
-  phase: Phase = Phase.Hello
-  reader: ClientHelloReader | null = null
-  peeked: Buffer | null = null
-  extra: Buffer[] | null = null
-  upstream: ConnSocket | null = null
-  route: Route | null = null
-  routeStats: RouteStats | null = null
-  upstreamIndex = -1
-  tried: Set<number> | null = null
-  generation: number | undefined = undefined
-  clientEnded = false
-  constructor(
-    readonly id: number,
-    readonly proxy: TcpProxy,
-    readonly client: ConnSocket,
-    readonly startedAt: number,
-  ) {}
-}
 
 /** Tracks open connections, routes new ones on the current table, and drains on swap or shutdown. */
 export class TcpProxy {
@@ -205,12 +169,7 @@ export class TcpProxy {
     this.conns.add(c)
     this.stats.accepted++
     socket.setTimeout(this.options.helloTimeoutMs)
-    socket.on('data', onClientData)
-    socket.on('end', onClientEnd)
-    socket.on('drain', onClientDrain)
-    socket.on('timeout', onClientTimeout)
-    socket.on('error', onSocketError)
-    socket.on('close', onClientClose)
+    listenClient(socket)
   }
 
   /** Feeds one chunk of the ClientHello phase; routes or refuses once the reader decides. */
@@ -266,13 +225,7 @@ export class TcpProxy {
     s[kConn] = c
     c.upstream = s
     s.setTimeout(this.options.connectTimeoutMs)
-    s.on('connect', onUpstreamConnect)
-    s.on('data', onUpstreamData)
-    s.on('end', onUpstreamEnd)
-    s.on('drain', onUpstreamDrain)
-    s.on('timeout', onUpstreamTimeout)
-    s.on('error', onUpstreamError)
-    s.on('close', onUpstreamClose)
+    listenUpstream(s)
   }
 
   /** The upstream attempt failed before connecting: count it and try the next one. */
@@ -353,85 +306,4 @@ export class TcpProxy {
     }
     return new Promise((resolve) => (this.server.listening ? this.server.close(() => resolve()) : resolve()))
   }
-}
-
-function onClientData(this: ConnSocket, chunk: Buffer): void {
-  const c = this[kConn]
-  if (c.phase === Phase.Relay) {
-    if (!c.upstream!.write(chunk)) this.pause()
-  } else if (c.phase === Phase.Hello) c.proxy.hello(c, chunk)
-  else if (c.phase === Phase.Connecting) {
-    if (c.extra === null) c.extra = [chunk]
-    else c.extra.push(chunk)
-  }
-}
-
-function onClientEnd(this: ConnSocket): void {
-  const c = this[kConn]
-  if (c.phase === Phase.Relay) c.upstream!.end()
-  else if (c.phase === Phase.Connecting) c.clientEnded = true
-  else if (c.phase === Phase.Hello) c.proxy.reject(c, RejectReason.ClientClosed, false)
-  else this.destroy()
-}
-
-function onClientDrain(this: ConnSocket): void {
-  this[kConn].upstream?.resume()
-}
-
-function onClientTimeout(this: ConnSocket): void {
-  const c = this[kConn]
-  if (c.phase === Phase.Hello) c.proxy.reject(c, RejectReason.HelloTimeout, false)
-  else {
-    c.upstream?.destroy()
-    this.destroy()
-  }
-}
-
-function onSocketError(): void {
-  // 'close' follows every error; the connection is cleaned up there.
-}
-
-function onClientClose(this: ConnSocket, hadError: boolean): void {
-  const c = this[kConn]
-  c.proxy.closed(c, hadError)
-}
-
-function onUpstreamConnect(this: ConnSocket): void {
-  const c = this[kConn]
-  if (c.upstream === this && c.phase === Phase.Connecting) c.proxy.connected(c, this)
-  else this.destroy()
-}
-
-function onUpstreamData(this: ConnSocket, chunk: Buffer): void {
-  if (!this[kConn].client.write(chunk)) this.pause()
-}
-
-function onUpstreamEnd(this: ConnSocket): void {
-  const c = this[kConn]
-  if (c.upstream === this) c.client.end()
-}
-
-function onUpstreamDrain(this: ConnSocket): void {
-  this[kConn].client.resume()
-}
-
-function onUpstreamTimeout(this: ConnSocket): void {
-  const c = this[kConn]
-  if (c.upstream === this && c.phase === Phase.Connecting) c.proxy.failover(c, this, 'connect timeout')
-  else this.destroy()
-}
-
-function onUpstreamError(this: ConnSocket, err: Error): void {
-  const c = this[kConn]
-  if (c.upstream === this && c.phase === Phase.Connecting) {
-    c.proxy.failover(c, this, (err as NodeJS.ErrnoException).code ?? err.message)
-  }
-}
-
-function onUpstreamClose(this: ConnSocket, hadError: boolean): void {
-  const c = this[kConn]
-  if (c.upstream !== this || c.phase === Phase.Connecting || c.client.destroyed) return
-  // After a clean close the client gets what is still buffered for it, then its end; after an error, nothing.
-  if (hadError || !c.client.writableEnded) c.client.destroy()
-  else c.client.destroySoon()
 }

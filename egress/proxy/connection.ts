@@ -1,0 +1,144 @@
+import type { Socket } from 'node:net'
+import type { ClientHelloReader } from '../core/client-hello.js'
+import type { Route } from '../core/routing-table.js'
+import type { RouteStats } from './proxy-stats.js'
+import { RejectReason } from './proxy-stats.js'
+import type { TcpProxy } from './tcp-proxy.js'
+
+/**
+ * One proxied connection and its socket handlers. The handlers are module-level functions shared by every
+ * connection (no closures per connection): each finds its connection through a symbol on the socket and
+ * calls back into the TcpProxy for the decisions.
+ */
+
+/** After refusing with an alert, how long to wait for the client to close before cutting it. */
+export const CLOSE_LINGER_MS = 2000
+
+export const Phase = { Hello: 0, Connecting: 1, Relay: 2, Closing: 3, Closed: 4 } as const
+export type Phase = (typeof Phase)[keyof typeof Phase]
+
+export const kConn = Symbol('conn')
+export type ConnSocket = Socket & { [kConn]: Conn }
+
+/** One client connection and what it was routed to. */
+export class Conn {
+  phase: Phase = Phase.Hello
+  reader: ClientHelloReader | null = null
+  peeked: Buffer | null = null
+  extra: Buffer[] | null = null
+  upstream: ConnSocket | null = null
+  route: Route | null = null
+  routeStats: RouteStats | null = null
+  upstreamIndex = -1
+  tried: Set<number> | null = null
+  generation: number | undefined = undefined
+  clientEnded = false
+  constructor(
+    readonly id: number,
+    readonly proxy: TcpProxy,
+    readonly client: ConnSocket,
+    readonly startedAt: number,
+  ) {}
+}
+
+/** Attaches the client-side handlers. */
+export function listenClient(socket: ConnSocket): void {
+  socket.on('data', onClientData)
+  socket.on('end', onClientEnd)
+  socket.on('drain', onClientDrain)
+  socket.on('timeout', onClientTimeout)
+  socket.on('error', onSocketError)
+  socket.on('close', onClientClose)
+}
+
+/** Attaches the upstream-side handlers. */
+export function listenUpstream(s: ConnSocket): void {
+  s.on('connect', onUpstreamConnect)
+  s.on('data', onUpstreamData)
+  s.on('end', onUpstreamEnd)
+  s.on('drain', onUpstreamDrain)
+  s.on('timeout', onUpstreamTimeout)
+  s.on('error', onUpstreamError)
+  s.on('close', onUpstreamClose)
+}
+
+function onClientData(this: ConnSocket, chunk: Buffer): void {
+  const c = this[kConn]
+  if (c.phase === Phase.Relay) {
+    if (!c.upstream!.write(chunk)) this.pause()
+  } else if (c.phase === Phase.Hello) c.proxy.hello(c, chunk)
+  else if (c.phase === Phase.Connecting) {
+    if (c.extra === null) c.extra = [chunk]
+    else c.extra.push(chunk)
+  }
+}
+
+function onClientEnd(this: ConnSocket): void {
+  const c = this[kConn]
+  if (c.phase === Phase.Relay) c.upstream!.end()
+  else if (c.phase === Phase.Connecting) c.clientEnded = true
+  else if (c.phase === Phase.Hello) c.proxy.reject(c, RejectReason.ClientClosed, false)
+  else this.destroy()
+}
+
+function onClientDrain(this: ConnSocket): void {
+  this[kConn].upstream?.resume()
+}
+
+function onClientTimeout(this: ConnSocket): void {
+  const c = this[kConn]
+  if (c.phase === Phase.Hello) c.proxy.reject(c, RejectReason.HelloTimeout, false)
+  else {
+    c.upstream?.destroy()
+    this.destroy()
+  }
+}
+
+function onSocketError(): void {
+  // 'close' follows every error; the connection is cleaned up there.
+}
+
+function onClientClose(this: ConnSocket, hadError: boolean): void {
+  const c = this[kConn]
+  c.proxy.closed(c, hadError)
+}
+
+function onUpstreamConnect(this: ConnSocket): void {
+  const c = this[kConn]
+  if (c.upstream === this && c.phase === Phase.Connecting) c.proxy.connected(c, this)
+  else this.destroy()
+}
+
+function onUpstreamData(this: ConnSocket, chunk: Buffer): void {
+  if (!this[kConn].client.write(chunk)) this.pause()
+}
+
+function onUpstreamEnd(this: ConnSocket): void {
+  const c = this[kConn]
+  if (c.upstream === this) c.client.end()
+}
+
+function onUpstreamDrain(this: ConnSocket): void {
+  this[kConn].client.resume()
+}
+
+function onUpstreamTimeout(this: ConnSocket): void {
+  const c = this[kConn]
+  if (c.upstream === this && c.phase === Phase.Connecting) c.proxy.failover(c, this, 'connect timeout')
+  else this.destroy()
+}
+
+function onUpstreamError(this: ConnSocket, err: Error): void {
+  const c = this[kConn]
+  if (c.upstream === this && c.phase === Phase.Connecting) {
+    c.proxy.failover(c, this, (err as NodeJS.ErrnoException).code ?? err.message)
+  }
+}
+
+function onUpstreamClose(this: ConnSocket, hadError: boolean): void {
+  const c = this[kConn]
+  if (c.upstream !== this || c.phase === Phase.Connecting || c.client.destroyed) return
+  // After a clean close the client gets what is still buffered for it, then its end; after an error, nothing.
+  if (hadError || !c.client.writableEnded) c.client.destroy()
+  else c.client.destroySoon()
+}
