@@ -143,10 +143,10 @@ export function runEgress(options: EgressOptions): EgressHandle {
     actions: {
       reportRejected: (_, r: TableRejected) => {
         metrics.tableRejections.inc({ reason: r.reason })
-        log.warn(
-          { reason: r.reason, problems: r.problems, generation: r.generation, digest: r.digest },
-          'table rejected',
-        )
+        const fields = { reason: r.reason, problems: r.problems, generation: r.generation, digest: r.digest }
+        // Re-reading an unchanged file is routine (SIGHUP without an edit): not worth a warning.
+        if (r.reason === 'unchanged') log.info(fields, 'table rejected')
+        else log.warn(fields, 'table rejected')
       },
       reportSwapped: (_, s: TableSwapped) => {
         log.info(

@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto'
 import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -74,6 +75,20 @@ describe('egress proxy', () => {
     expect(await tlsConnect(port, 'B.TeSt')).toEqual({ upstream: 'B' })
     expect(await tlsConnect(port, 'm.test')).toEqual({ upstream: 'A' })
     expect(b.snis.at(-1)).toBe('B.TeSt') // the ClientHello was forwarded unchanged
+  })
+
+  it('egress proxy - bulk data crosses intact both ways and a half-close still gets the reply', async () => {
+    const c = await tlsConnect(port, 'b.test', true)
+    const payload = randomBytes(4 * 1024 * 1024)
+    const received: Buffer[] = []
+    const ended = new Promise<void>((r) => c.socket!.once('end', () => r()))
+    c.socket!.on('data', (d: Buffer) => received.push(d))
+    c.socket!.end(payload) // FIN right after the data: the echo must still come back
+    await ended
+    const back = Buffer.concat(received)
+    expect(back.length).toBe(payload.length)
+    expect(back.equals(payload)).toBe(true)
+    c.socket!.destroy()
   })
 
   it('egress proxy - weights are honoured over many connections', async () => {
