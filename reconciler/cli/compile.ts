@@ -13,10 +13,15 @@ export function formatUpstream(u: TableUpstream): string {
   return `${host}:${u.port} w${u.weight}${u.zone ? ` (${u.zone})` : ''}`
 }
 
-/** The readable columns of a route after its SNI: mode, upstreams with weights, and TLS origination. Pure. */
-export function formatRouteTail(r: TableRoute): string {
+/** A route's upstreams with weights, then TLS origination (`tls <serverName>`). Pure. */
+export function formatUpstreams(r: TableRoute): string {
   const tls = r.tls?.enabled ? `  tls${r.tls.serverName ? ` ${r.tls.serverName}` : ''}` : ''
-  return `${r.mode.padEnd(15)} ${r.upstreams.map(formatUpstream).join(', ')}${tls}`
+  return `${r.upstreams.map(formatUpstream).join(', ')}${tls}`
+}
+
+/** The readable columns of a route after its SNI: mode (padded), upstreams with weights, TLS. Pure. */
+export function formatRouteTail(r: TableRoute): string {
+  return `${r.mode.padEnd(15)} ${formatUpstreams(r)}`
 }
 
 /** The readable form of `zonegate compile`: a header, the egresses, then one line per route. Pure. */

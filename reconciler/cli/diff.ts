@@ -4,7 +4,7 @@ import type { TableEgress } from '../../schemas/table.js'
 import { diffZoneTables, hasChanges, type ZoneDiff } from '../core/diff.js'
 import type { Snapshot } from '../core/model.js'
 import { GitTreeError, readGitSnapshot } from '../source/git-tree.js'
-import { compileSnapshot, formatRouteTail, formatUpstream, readFolderOrUsage, violationLines } from './compile.js'
+import { compileSnapshot, formatUpstream, formatUpstreams, readFolderOrUsage, violationLines } from './compile.js'
 
 const egressText = (e: TableEgress) =>
   `${e.address ?? '(process)'}:${e.port}${e.adminPort ? ` admin ${e.adminPort}` : ''}`
@@ -18,8 +18,8 @@ export function formatDiffText(from: string, to: string, diffs: readonly ZoneDif
     else if (z.status === 'added') lines.push(`${z.zone}: added (${n} route${n === 1 ? '' : 's'})`)
     else if (z.status === 'removed') lines.push(`${z.zone}: removed (${n} route${n === 1 ? '' : 's'})`)
     else lines.push(`${z.zone}: changed`)
-    for (const r of z.routes.added) lines.push(`  + ${r.sni}  ${r.kind} ${formatRouteTail(r)}`)
-    for (const r of z.routes.removed) lines.push(`  - ${r.sni}  ${r.kind} ${formatRouteTail(r)}`)
+    for (const r of z.routes.added) lines.push(`  + ${r.sni}  ${r.kind} ${r.mode}  ${formatUpstreams(r)}`)
+    for (const r of z.routes.removed) lines.push(`  - ${r.sni}  ${r.kind} ${r.mode}  ${formatUpstreams(r)}`)
     for (const c of z.routes.changed) {
       const parts: string[] = []
       for (const f of c.fields.filter((f) => f !== 'upstreams')) {
