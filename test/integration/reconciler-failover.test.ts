@@ -1,5 +1,7 @@
 import { type ChildProcess, execFile, spawn } from 'node:child_process'
 import { join, resolve } from 'node:path'
+import { jetstream } from '@nats-io/jetstream'
+import { Kvm } from '@nats-io/kv'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { createGitRepo, type GitRepo } from '../helpers/git-repo.js'
 import { type NatsServer, startNatsServer } from '../helpers/nats-server.js'
@@ -22,6 +24,7 @@ describe('reconciler failover', () => {
   let repo: GitRepo
   let dir: Awaited<ReturnType<typeof tempDir>>
   let child: ChildProcess | undefined
+  let child2: ChildProcess | undefined
   let childOut = ''
 
   beforeAll(async () => {
@@ -36,13 +39,13 @@ describe('reconciler failover', () => {
     repo = await createGitRepo({ dir: join(dir.path, 'repo'), files: baseFiles() })
   })
   afterAll(async () => {
-    if (child && child.exitCode === null && child.signalCode === null) child.kill('SIGKILL')
+    for (const c of [child, child2]) if (c && c.exitCode === null && c.signalCode === null) c.kill('SIGKILL')
     await server?.stop()
     await dir?.remove()
   })
 
-  it('reconciler failover - the child process leads, the standby publishes nothing, then takes over after SIGKILL', async () => {
-    child = spawn(
+  const spawnChild = (id: string): ChildProcess => {
+    const c = spawn(
       process.execPath,
       [
         cli,
@@ -60,16 +63,20 @@ describe('reconciler failover', () => {
         '--cache-dir',
         dir.path,
         '--id',
-        'child',
+        id,
       ],
       { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, LOG_LEVEL: 'info' } },
     )
-    child.stdout?.on('data', (d: Buffer) => {
+    const keep = (d: Buffer) => {
       childOut = (childOut + d.toString()).slice(-20_000)
-    })
-    child.stderr?.on('data', (d: Buffer) => {
-      childOut = (childOut + d.toString()).slice(-20_000)
-    })
+    }
+    c.stdout?.on('data', keep)
+    c.stderr?.on('data', keep)
+    return c
+  }
+
+  it('reconciler failover - the child process leads, the standby publishes nothing, then takes over after SIGKILL', async () => {
+    child = spawnChild('child')
     const p = await probe(server.url)
     try {
       const sha1 = await repo.head()
@@ -115,6 +122,51 @@ describe('reconciler failover', () => {
       } finally {
         await standby.stop()
       }
+    } finally {
+      await p.close()
+    }
+  })
+
+  it('reconciler failover - a graceful stop releases the lease at once and SIGTERM ends the process cleanly', async () => {
+    const leader = await startReconciler({
+      repo: repo.dir,
+      nats: server.url,
+      cacheDir: dir.path,
+      id: 'in-process',
+      leaseTtlMs: TTL_MS,
+    })
+    try {
+      await waitUntil(() => leader.isLeader() || undefined, TTL_MS + 3000, 'in-process leader')
+      childOut = ''
+      child2 = spawnChild('child2')
+      await waitUntil(
+        () => childOut.includes('standby: another reconciler holds the lease') || undefined,
+        10_000,
+        'child2 up as standby',
+      )
+    } finally {
+      await leader.stop() // releases the lease (KV delete): the standby child takes over without waiting for the TTL
+    }
+    const p = await probe(server.url)
+    try {
+      const leases = await new Kvm(jetstream(p.nc)).open('zonegate-leases')
+      const t0 = Date.now()
+      await waitUntil(
+        async () => (await leases.get('reconciler'))?.string() === 'child2' || undefined,
+        TTL_MS,
+        'child2 leads',
+      ).catch(async (err) => {
+        throw new Error(
+          `${err.message}; lease=${(await leases.get('reconciler'))?.string()}; child2: ${childOut.slice(-3000)}`,
+        )
+      })
+      expect(Date.now() - t0).toBeLessThan(TTL_MS)
+      const c = child2 as ChildProcess
+      const exited = new Promise<number | null>((res) => c.once('exit', (code) => res(code)))
+      c.kill('SIGTERM')
+      expect(await exited).toBe(0)
+      const entry = await leases.get('reconciler')
+      expect(entry === null || entry.operation !== 'PUT').toBe(true)
     } finally {
       await p.close()
     }
