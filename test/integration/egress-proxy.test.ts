@@ -196,3 +196,28 @@ describe('egress proxy limits', () => {
     }
   })
 })
+
+describe('egress proxy admin drain', () => {
+  it('egress proxy - /drain_listeners stops accepting but keeps open connections; /quitquitquit exits', async () => {
+    const e = runEgress({
+      staticFile: join(dir, 'table.json'),
+      listen: { host: '127.0.0.1', port: 0 },
+      admin: { host: '127.0.0.1', port: 0 },
+      graceMs: 20_000,
+      logger: pino({ level: 'silent' }),
+    })
+    const ready = await e.ready
+    const url = `http://127.0.0.1:${ready.admin!.port}`
+    const open = await tlsConnect(ready.listen.port, 'b.test', true)
+    expect((await fetch(`${url}/drain_listeners`, { method: 'POST' })).status).toBe(200)
+    await waitFor(e.actor, (s) => s.matches('draining'))
+    expect((await fetch(`${url}/ready`)).status).toBe(503)
+    expect((await tlsConnect(ready.listen.port, 'b.test')).error).toBe('ECONNREFUSED')
+    open.socket!.write('ping\n')
+    expect(await new Promise<string>((r) => open.socket!.once('data', (d) => r(d.toString())))).toBe('ping\n')
+    open.socket!.destroy()
+    await waitFor(e.actor, (s) => s.matches('drained'))
+    expect((await fetch(`${url}/quitquitquit`, { method: 'POST' })).status).toBe(200)
+    expect(await e.done).toEqual({ code: 0 })
+  })
+})
