@@ -1,6 +1,5 @@
 import { type Command, Option } from 'commander'
 import { natsOption, parseDuration, parseHostPort, UsageError } from '../../cli/common.js'
-import { runEgress } from '../main.js'
 
 /**
  * `zonegate egress`: one egress process (DESIGN.md §4–5). Only `--static FILE` is implemented; NATS mode
@@ -55,6 +54,8 @@ export function registerEgressCommand(program: Command): void {
       if (!Number.isInteger(maxConnections) || maxConnections < 1) {
         throw new UsageError(`--max-connections: expected a positive integer, got "${flags.maxConnections}"`)
       }
+      // Loaded here so other subcommands do not pay for pino, xstate and prom-client at start-up.
+      const { runEgress } = await import('../main.js')
       const egress = runEgress({
         staticFile: flags.static,
         ...(flags.listen ? { listen: parseHostPort(flags.listen, '--listen') } : {}),
