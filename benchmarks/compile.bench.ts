@@ -106,10 +106,8 @@ export default async function bench(ctx: BenchContext): Promise<void> {
     ctx.smoke ? 1 : 9,
     ctx.smoke ? 0 : 2,
   )
-  ctx.report(
-    `compile ${size.externalServices} ES × ${size.meshes} meshes × ${size.zones} zones (median)`,
-    ms,
-    'ms',
-    { target: 500, note: `${routes} routes in all tables` },
-  )
+  ctx.report(`compile ${size.externalServices} ES × ${size.meshes} meshes × ${size.zones} zones (median)`, ms, 'ms', {
+    target: 500,
+    note: `${routes} routes in all tables`,
+  })
 }

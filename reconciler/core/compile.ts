@@ -190,6 +190,7 @@ class MeshPlan {
   readonly pinned = new Map<string, Map<string, PreparedEs[]>>()
   private readonly unpinnedBySni: string[]
   private readonly shared = new Map<string, Built>()
+  private readonly crossZone = new Map<string, Built>()
 
   constructor(
     readonly mesh: Mesh,
@@ -255,8 +256,19 @@ class MeshPlan {
     }
     // First endpoint from an ingress: cross-zone (zoneEgress only), with every endpoint of the service.
     if (zoneEgressOn(this.mesh))
-      for (const [service, eps] of fromIngress)
-        out.push(this.build(service, RouteKind.CrossZone, [...eps, ...reachable(service).map((e) => e.endpoint)]))
+      for (const [service, eps] of fromIngress) {
+        const all = [...eps, ...reachable(service).map((e) => e.endpoint)]
+        // Most zones see the same remote endpoints for a service: reuse the route built for the first of them.
+        let key = service
+        for (const e of all) key += `\0${e.address}\0${e.port}\0${e.weight}\0${e.zone ?? ''}`
+        let b = this.crossZone.get(key)
+        if (!b) {
+          b = this.build(service, RouteKind.CrossZone, all)
+          deepFreeze(b.route)
+          this.crossZone.set(key, b)
+        }
+        out.push(b)
+      }
     const external = (service: string) => {
       if (fromIngress.has(service)) return
       const list = reachable(service)

@@ -88,7 +88,21 @@ function upstreamChanges(before: TableUpstream[], after: TableUpstream[]): Upstr
   return out
 }
 
+const sameUpstream = (a: TableUpstream, b: TableUpstream) =>
+  a.address === b.address && a.port === b.port && a.weight === b.weight && a.zone === b.zone
+
+/** Field-by-field equality of two routes of the table shape: no serialisation, so 10,000s per ms. */
+function sameRoute(a: TableRoute, b: TableRoute): boolean {
+  if (a === b) return true
+  if (a.sni !== b.sni || a.mesh !== b.mesh || a.service !== b.service || a.kind !== b.kind || a.mode !== b.mode)
+    return false
+  if (a.tls?.enabled !== b.tls?.enabled || a.tls?.serverName !== b.tls?.serverName || !a.tls !== !b.tls) return false
+  if (a.upstreams.length !== b.upstreams.length) return false
+  return a.upstreams.every((u, i) => sameUpstream(u, b.upstreams[i] as TableUpstream))
+}
+
 function routeChange(before: TableRoute, after: TableRoute): RouteChange | undefined {
+  if (sameRoute(before, after)) return undefined
   const fields: string[] = []
   for (const f of ['mesh', 'service', 'kind', 'mode', 'tls', 'upstreams'] as const)
     if (canonicalJson(before[f]) !== canonicalJson(after[f])) fields.push(f)
@@ -96,20 +110,34 @@ function routeChange(before: TableRoute, after: TableRoute): RouteChange | undef
   return { sni: after.sni, fields, before, after, upstreams: upstreamChanges(before.upstreams, after.upstreams) }
 }
 
+const isSortedBySni = (routes: readonly TableRoute[]) =>
+  routes.every((r, i) => i === 0 || (routes[i - 1] as TableRoute).sni < r.sni)
+const bySni = (routes: readonly TableRoute[]) =>
+  isSortedBySni(routes) ? routes : [...routes].sort((a, b) => bytewise(a.sni, b.sni))
+
+/** Merge-join of two route lists by SNI (tables are sorted by SNI; others are sorted first). Linear. */
 function diffRoutes(before: TableRoute[], after: TableRoute[]): ZoneDiff['routes'] {
-  const b = new Map(before.map((r) => [r.sni, r]))
-  const a = new Map(after.map((r) => [r.sni, r]))
+  const b = bySni(before)
+  const a = bySni(after)
   const added: TableRoute[] = []
   const removed: TableRoute[] = []
   const changed: RouteChange[] = []
-  for (const sni of [...new Set([...b.keys(), ...a.keys()])].sort(bytewise)) {
-    const x = b.get(sni)
-    const y = a.get(sni)
-    if (!x) added.push(y as TableRoute)
-    else if (!y) removed.push(x)
-    else {
+  let i = 0
+  let j = 0
+  while (i < b.length || j < a.length) {
+    const x = b[i]
+    const y = a[j]
+    if (y === undefined || (x !== undefined && x.sni < y.sni)) {
+      removed.push(x as TableRoute)
+      i++
+    } else if (x === undefined || y.sni < x.sni) {
+      added.push(y)
+      j++
+    } else {
       const c = routeChange(x, y)
       if (c) changed.push(c)
+      i++
+      j++
     }
   }
   return { added, removed, changed }
