@@ -1,14 +1,6 @@
 import { createHash } from 'node:crypto'
 import { canonicalJson } from '../../schemas/digest.js'
-import {
-  type AvailableService,
-  DEFAULT_ZONE,
-  type ExternalService,
-  type Mesh,
-  SERVICE_TAG,
-  ZONE_TAG,
-  type ZoneIngress,
-} from '../../schemas/resources.js'
+import { type AvailableService, DEFAULT_ZONE, type ExternalService, type Mesh } from '../../schemas/resources.js'
 import {
   RouteKind,
   RouteMode,
@@ -17,12 +9,25 @@ import {
   TABLE_KIND,
   type TableEgress,
   type TableRoute,
-  type TableUpstream,
   type ZoneTable,
 } from '../../schemas/table.js'
+import {
+  bytewise,
+  type Endpoint,
+  groupByService,
+  ingressEndpoints,
+  mtlsOn,
+  type PreparedEs,
+  type PreparedIngress,
+  pinnedEsServices,
+  prepareExternalService,
+  prepareIngress,
+  toUpstreams,
+  zoneEgressOn,
+  zoneOf,
+} from './compile-inputs.js'
 import type { Resources } from './model.js'
-import { defaultSniFormat, type SniFormat, sniFromTags } from './sni.js'
-import { isDNSName, splitHostPort } from './validate/net.js'
+import { defaultSniFormat, type SniFormat } from './sni.js'
 
 /**
  * The heart of zonegate: validated resources → one SNI routing table per zone, following Kuma 2.14's legacy
@@ -34,148 +39,6 @@ export interface CompileOptions {
   defaultZone?: string
   /** The SNI format (default: the legacy tag SNI). */
   sniFormat?: SniFormat
-}
-
-const MAX_WEIGHT = 0xffffffff
-const bytewise = (a: string, b: string) => (a < b ? -1 : a > b ? 1 : 0)
-
-/** One endpoint of Kuma's egress endpoint map (BuildEgressEndpointMap). */
-interface Endpoint {
-  address: string
-  port: number
-  weight: number
-  zone?: string
-  /** From an ExternalService (step 2) rather than a remote ingress (step 1). */
-  external: boolean
-  tls?: RouteTls
-}
-
-interface PreparedEs {
-  /** The resource name: Kuma lists ExternalServices by name. */
-  name: string
-  service: string
-  pinned?: string
-  endpoint: Endpoint
-}
-
-interface PreparedIngress {
-  name: string
-  zone: string
-  pair?: { address: string; port: number; key: string }
-  services: AvailableService[]
-}
-
-const zoneOf = (zone: string | undefined, defaultZone: string) => (zone ? zone : defaultZone)
-const mtlsOn = (m: Mesh) => typeof m.mtls?.enabledBackend === 'string' && m.mtls.enabledBackend !== ''
-const zoneEgressOn = (m: Mesh) => m.routing?.zoneEgress === true
-
-/** Kuma's `ExternalService` endpoint: host:port, weight 1, TLS from `networking.tls`. */
-function prepareExternalService(es: ExternalService): PreparedEs | undefined {
-  const hp = splitHostPort(es.networking.address)
-  const port = hp ? Number(hp.port) : Number.NaN
-  const service = es.tags[SERVICE_TAG]
-  if (!hp || !Number.isInteger(port) || service === undefined) return undefined // cannot happen after validation
-  const t = es.networking.tls
-  const enabled = t?.enabled === true
-  // Kuma: serverName, else the host when it is a DNS name (never an IP). Only meaningful when TLS is originated.
-  const serverName = !enabled ? undefined : t?.serverName ? t.serverName : isDNSName(hp.host) ? hp.host : undefined
-  const tls: RouteTls = serverName === undefined ? { enabled } : { enabled, serverName }
-  const pinned = es.tags[ZONE_TAG]
-  return {
-    name: es.name,
-    service,
-    ...(pinned === undefined ? {} : { pinned }),
-    endpoint: { address: hp.host, port, weight: 1, external: true, tls },
-  }
-}
-
-/**
- * What a zone CP adds to its ingresses' `availableServices` for ExternalServices pinned to its zone
- * (`pkg/zone/available_services.go`: only when the mesh has zoneEgress on and MeshServices mode is not Exclusive):
- * one entry per (mesh, tag set), `instances` = how many ExternalServices carry that tag set.
- */
-function pinnedEsServices(zone: string, meshes: Mesh[], esByMesh: Map<string, ExternalService[]>): AvailableService[] {
-  const out: AvailableService[] = []
-  for (const mesh of meshes) {
-    if (!zoneEgressOn(mesh) || mesh.meshServices?.mode === 'Exclusive') continue
-    const counts = new Map<string, { tags: Record<string, string>; n: number }>()
-    for (const es of esByMesh.get(mesh.name) ?? []) {
-      if (es.tags[ZONE_TAG] !== zone) continue
-      const key = sniFromTags(es.tags)
-      const c = counts.get(key)
-      if (c) c.n++
-      else counts.set(key, { tags: es.tags, n: 1 })
-    }
-    for (const key of [...counts.keys()].sort(bytewise)) {
-      const c = counts.get(key) as { tags: Record<string, string>; n: number }
-      out.push({ tags: c.tags, instances: c.n, mesh: mesh.name, externalService: true })
-    }
-  }
-  return out
-}
-
-function prepareIngress(zi: ZoneIngress, zone: string, synthesized: AvailableService[]): PreparedIngress {
-  const declared = zi.availableServices ?? []
-  const seen = new Set(declared.map((s) => `${s.mesh ?? ''}\0${sniFromTags(s.tags)}`))
-  const extra = synthesized.filter((s) => !seen.has(`${s.mesh}\0${sniFromTags(s.tags)}`))
-  const { advertisedAddress: address, advertisedPort: port } = zi.networking
-  const pair =
-    address && port
-      ? { address, port, key: address.includes(':') ? `[${address}]:${port}` : `${address}:${port}` }
-      : undefined
-  return { name: zi.name, zone, ...(pair ? { pair } : {}), services: [...declared, ...extra] }
-}
-
-/** Same (address, port, zone) upstreams merge, weights summed; sorted by address, port, zone (Kuma's EDS order). */
-function toUpstreams(endpoints: Endpoint[]): TableUpstream[] {
-  const merged = new Map<string, TableUpstream>()
-  for (const e of endpoints) {
-    const key = `${e.address}\0${e.port}\0${e.zone ?? ''}`
-    const u = merged.get(key)
-    if (u) u.weight = Math.min(MAX_WEIGHT, u.weight + e.weight)
-    else
-      merged.set(key, {
-        address: e.address,
-        port: e.port,
-        weight: e.weight,
-        ...(e.zone === undefined ? {} : { zone: e.zone }),
-      })
-  }
-  return [...merged.values()].sort(
-    (a, b) => bytewise(a.address, b.address) || a.port - b.port || bytewise(a.zone ?? '', b.zone ?? ''),
-  )
-}
-
-/** Step 1 of Kuma's endpoint map (kuma-model.md §5.2): remote ingresses by name, an advertised pair used once
- * (it counts as used only when that ingress had non-empty availableServices). Service → endpoints. */
-function ingressEndpoints(zone: string, mesh: string, ingresses: PreparedIngress[]): Map<string, Endpoint[]> {
-  const map = new Map<string, Endpoint[]>()
-  const usedPairs = new Set<string>()
-  for (const zi of ingresses) {
-    if (zi.zone === zone || !zi.pair || usedPairs.has(zi.pair.key)) continue
-    if (zi.services.length > 0) usedPairs.add(zi.pair.key)
-    for (const s of zi.services) {
-      const service = s.tags[SERVICE_TAG]
-      if (s.mesh !== mesh || service === undefined) continue
-      // Kuma leaves the Envoy weight unset for 0 instances, and Envoy's default weight is 1.
-      const weight = s.instances && s.instances > 0 ? s.instances : 1
-      const e: Endpoint = { address: zi.pair.address, port: zi.pair.port, weight, zone: zi.zone, external: false }
-      const list = map.get(service)
-      if (list) list.push(e)
-      else map.set(service, [e])
-    }
-  }
-  return map
-}
-
-const groupByService = (list: PreparedEs[]) => {
-  const m = new Map<string, PreparedEs[]>()
-  for (const es of list) {
-    const g = m.get(es.service)
-    if (g) g.push(es)
-    else m.set(es.service, [es])
-  }
-  return m
 }
 
 /** A route and `,` + its canonical JSON as UTF-8 (the digest is hashed from these fragments). */

@@ -1,0 +1,169 @@
+import type { AvailableService, ExternalService, Mesh, ZoneIngress } from '../../schemas/resources.js'
+import { SERVICE_TAG, ZONE_TAG } from '../../schemas/resources.js'
+import type { RouteTls, TableUpstream } from '../../schemas/table.js'
+import { sniFromTags } from './sni.js'
+import { isDNSName, splitHostPort } from './validate/net.js'
+
+/**
+ * The inputs of the compiler, prepared once per compile: ExternalService endpoints, ingresses with the
+ * availableServices their zone's control plane would add for zone-pinned ExternalServices, and step 1 of Kuma's
+ * egress endpoint map. Pure. See compile.ts and docs/compile.md.
+ */
+
+/** Envoy weights are uint32: merged weights are capped here. */
+export const MAX_WEIGHT = 0xffffffff
+/** Bytewise (UTF-16 code unit) order, as `Array.prototype.sort` and canonicalJson use. Pure. */
+export const bytewise = (a: string, b: string) => (a < b ? -1 : a > b ? 1 : 0)
+
+/** One endpoint of Kuma's egress endpoint map (BuildEgressEndpointMap). */
+export interface Endpoint {
+  address: string
+  port: number
+  weight: number
+  zone?: string
+  /** From an ExternalService (step 2) rather than a remote ingress (step 1). */
+  external: boolean
+  tls?: RouteTls
+}
+
+/** An ExternalService reduced to what routing needs. */
+export interface PreparedEs {
+  /** The resource name: Kuma lists ExternalServices by name. */
+  name: string
+  service: string
+  pinned?: string
+  endpoint: Endpoint
+}
+
+/** A ZoneIngress with its zone resolved, its advertised pair (if both fields are set) and effective services. */
+export interface PreparedIngress {
+  name: string
+  zone: string
+  pair?: { address: string; port: number; key: string }
+  services: AvailableService[]
+}
+
+/** A zone proxy's zone: its `zone`, or `defaultZone` when empty. Pure. */
+export const zoneOf = (zone: string | undefined, defaultZone: string) => (zone ? zone : defaultZone)
+/** Kuma's MTLSEnabled(): `mtls.enabledBackend` is non-empty. Pure. */
+export const mtlsOn = (m: Mesh) => typeof m.mtls?.enabledBackend === 'string' && m.mtls.enabledBackend !== ''
+/** `routing.zoneEgress: true`. Pure. */
+export const zoneEgressOn = (m: Mesh) => m.routing?.zoneEgress === true
+
+/** Kuma's `ExternalService` endpoint: host:port, weight 1, TLS from `networking.tls`. */
+export function prepareExternalService(es: ExternalService): PreparedEs | undefined {
+  const hp = splitHostPort(es.networking.address)
+  const port = hp ? Number(hp.port) : Number.NaN
+  const service = es.tags[SERVICE_TAG]
+  if (!hp || !Number.isInteger(port) || service === undefined) return undefined // cannot happen after validation
+  const t = es.networking.tls
+  const enabled = t?.enabled === true
+  // Kuma: serverName, else the host when it is a DNS name (never an IP). Only meaningful when TLS is originated.
+  const serverName = !enabled ? undefined : t?.serverName ? t.serverName : isDNSName(hp.host) ? hp.host : undefined
+  const tls: RouteTls = serverName === undefined ? { enabled } : { enabled, serverName }
+  const pinned = es.tags[ZONE_TAG]
+  return {
+    name: es.name,
+    service,
+    ...(pinned === undefined ? {} : { pinned }),
+    endpoint: { address: hp.host, port, weight: 1, external: true, tls },
+  }
+}
+
+/**
+ * What a zone CP adds to its ingresses' `availableServices` for ExternalServices pinned to its zone
+ * (`pkg/zone/available_services.go`: only when the mesh has zoneEgress on and MeshServices mode is not Exclusive):
+ * one entry per (mesh, tag set), `instances` = how many ExternalServices carry that tag set.
+ */
+export function pinnedEsServices(
+  zone: string,
+  meshes: Mesh[],
+  esByMesh: Map<string, ExternalService[]>,
+): AvailableService[] {
+  const out: AvailableService[] = []
+  for (const mesh of meshes) {
+    if (!zoneEgressOn(mesh) || mesh.meshServices?.mode === 'Exclusive') continue
+    const counts = new Map<string, { tags: Record<string, string>; n: number }>()
+    for (const es of esByMesh.get(mesh.name) ?? []) {
+      if (es.tags[ZONE_TAG] !== zone) continue
+      const key = sniFromTags(es.tags)
+      const c = counts.get(key)
+      if (c) c.n++
+      else counts.set(key, { tags: es.tags, n: 1 })
+    }
+    for (const key of [...counts.keys()].sort(bytewise)) {
+      const c = counts.get(key) as { tags: Record<string, string>; n: number }
+      out.push({ tags: c.tags, instances: c.n, mesh: mesh.name, externalService: true })
+    }
+  }
+  return out
+}
+
+/**
+ * An ingress as the compiler sees it: declared availableServices plus the synthesized pinned-ExternalService
+ * entries of its zone, minus those already declared with the same mesh and tag set. Pure.
+ */
+export function prepareIngress(zi: ZoneIngress, zone: string, synthesized: AvailableService[]): PreparedIngress {
+  const declared = zi.availableServices ?? []
+  const seen = new Set(declared.map((s) => `${s.mesh ?? ''}\0${sniFromTags(s.tags)}`))
+  const extra = synthesized.filter((s) => !seen.has(`${s.mesh}\0${sniFromTags(s.tags)}`))
+  const { advertisedAddress: address, advertisedPort: port } = zi.networking
+  const pair =
+    address && port
+      ? { address, port, key: address.includes(':') ? `[${address}]:${port}` : `${address}:${port}` }
+      : undefined
+  return { name: zi.name, zone, ...(pair ? { pair } : {}), services: [...declared, ...extra] }
+}
+
+/** Same (address, port, zone) upstreams merge, weights summed; sorted by address, port, zone (Kuma's EDS order). */
+export function toUpstreams(endpoints: Endpoint[]): TableUpstream[] {
+  const merged = new Map<string, TableUpstream>()
+  for (const e of endpoints) {
+    const key = `${e.address}\0${e.port}\0${e.zone ?? ''}`
+    const u = merged.get(key)
+    if (u) u.weight = Math.min(MAX_WEIGHT, u.weight + e.weight)
+    else
+      merged.set(key, {
+        address: e.address,
+        port: e.port,
+        weight: e.weight,
+        ...(e.zone === undefined ? {} : { zone: e.zone }),
+      })
+  }
+  return [...merged.values()].sort(
+    (a, b) => bytewise(a.address, b.address) || a.port - b.port || bytewise(a.zone ?? '', b.zone ?? ''),
+  )
+}
+
+/** Step 1 of Kuma's endpoint map (kuma-model.md §5.2): remote ingresses by name, an advertised pair used once
+ * (it counts as used only when that ingress had non-empty availableServices). Service → endpoints. */
+export function ingressEndpoints(zone: string, mesh: string, ingresses: PreparedIngress[]): Map<string, Endpoint[]> {
+  const map = new Map<string, Endpoint[]>()
+  const usedPairs = new Set<string>()
+  for (const zi of ingresses) {
+    if (zi.zone === zone || !zi.pair || usedPairs.has(zi.pair.key)) continue
+    if (zi.services.length > 0) usedPairs.add(zi.pair.key)
+    for (const s of zi.services) {
+      const service = s.tags[SERVICE_TAG]
+      if (s.mesh !== mesh || service === undefined) continue
+      // Kuma leaves the Envoy weight unset for 0 instances, and Envoy's default weight is 1.
+      const weight = s.instances && s.instances > 0 ? s.instances : 1
+      const e: Endpoint = { address: zi.pair.address, port: zi.pair.port, weight, zone: zi.zone, external: false }
+      const list = map.get(service)
+      if (list) list.push(e)
+      else map.set(service, [e])
+    }
+  }
+  return map
+}
+
+/** ExternalServices grouped by service tag, each group in input (name) order. Pure. */
+export const groupByService = (list: PreparedEs[]) => {
+  const m = new Map<string, PreparedEs[]>()
+  for (const es of list) {
+    const g = m.get(es.service)
+    if (g) g.push(es)
+    else m.set(es.service, [es])
+  }
+  return m
+}
