@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs the system packages zonegate needs, then the npm dependencies, then builds.
 #   npm run setup              nats-server (2.9+), foreman (Procfile runner), git, openssl
-#   npm run setup -- --bench   also haproxy, nginx (stream + ssl_preread) and wrk, for benchmarks/
+#   npm run setup -- --bench   also haproxy, nginx (stream + ssl_preread), wrk, gcc + libssl-dev (the C load client), for benchmarks/
 # Debian/Ubuntu: apt-get (as root, or through sudo). macOS: brew. Elsewhere: says what to install.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -18,7 +18,7 @@ done
 pkgs_apt=(nats-server ruby-foreman git openssl ca-certificates)
 pkgs_brew=(nats-server foreman git openssl)
 if [ "$bench" = yes ]; then
-  pkgs_apt+=(haproxy nginx libnginx-mod-stream wrk)
+  pkgs_apt+=(haproxy nginx libnginx-mod-stream wrk gcc libc6-dev libssl-dev)
   pkgs_brew+=(haproxy nginx wrk)
 fi
 
@@ -29,6 +29,8 @@ have_all() {
     command -v haproxy >/dev/null 2>&1 || [ -x /usr/sbin/haproxy ] || return 1
     command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || return 1
     command -v wrk >/dev/null 2>&1 || return 1
+    command -v gcc >/dev/null 2>&1 || return 1
+    [ -f /usr/include/openssl/ssl.h ] || return 1
   fi
   return 0
 }
