@@ -23,6 +23,29 @@ export interface ZoneStatus {
   digest: string
   /** Revision of the commit that produced this table. */
   revision: string
+  /** The rollout of this table to the zone's live egress instances (set by the lease holder that published it). */
+  rollout?: ZoneRolloutStatus
+}
+
+/** How far a zone's last published table got (reconciler/core/rollout.ts). Instances are `<egress>/<instance>`. */
+export interface ZoneRolloutStatus {
+  /** `progressing` until every live instance reports the digest (`converged`) or the rollout timeout (`timeout`). */
+  state: 'progressing' | 'converged' | 'timeout'
+  revision: string
+  generation: number
+  digest: string
+  /** RFC 3339: when the reconciler started following it (right after publishing). */
+  startedAt: string
+  /** RFC 3339: when it converged or timed out. */
+  endedAt?: string
+  /** Live instances that reported the digest. */
+  current: string[]
+  /** Live instances that have not (yet) reported it; after a timeout, the ones still missing. */
+  missing: string[]
+  /** Instances that appeared after the end and did not apply the digest within the rollout timeout. */
+  stale: string[]
+  /** Instances that rejected this table, with their reason. */
+  rejected: { instance: string; reason: string }[]
 }
 
 export interface ReconcilerStatus {

@@ -1,0 +1,374 @@
+import type { InstanceHeartbeat } from '../../schemas/events.js'
+import type { ZoneRolloutStatus } from '../../schemas/status.js'
+
+/**
+ * Rollout tracking, the pure half (the edge is reconciler/rollout/tracker.ts). A `RolloutBook` holds the live
+ * egress instances (from heartbeats in KV `zonegate-instances`), one rollout per zone (the last table the
+ * zone received) and the commits whose rollout is still undecided. Every function takes the book and `now`
+ * (ms), returns a new book plus the outputs the edge turns into events and logs, and never mutates its input.
+ *
+ * Rules (docs/reconciler.md "Rollouts"):
+ * - An instance is live while its last heartbeat is younger than the bucket TTL (2.9 sends no expiry event,
+ *   so liveness is decided here) and its state is not `draining`/`stopped`; a KV delete removes it at once.
+ * - An instance reports the digest through a `rollout.applied` event or a heartbeat carrying the digest;
+ *   once reported it stays reported for that rollout (the two arrive on different paths, in any order).
+ * - `converged`: at least one live instance and every live instance reported. A zone with no live instance
+ *   waits (an egress that starts within the timeout converges it), then times out with `missing: []`.
+ * - `timeout`: the deadline passed; `missing` names the live instances that did not report.
+ * - A newer table for the zone (or the zone's removal) ends the rollout as superseded: no timeout event.
+ * - Commit: `converged` when all its zones converged, `stalled` at the first zone timeout or at the first
+ *   rejection of its table by a live instance (reason RolloutTimeout / RolloutRejected), `superseded` when a
+ *   newer commit replaced one of its zones' tables before it was decided.
+ * - After a rollout ended, an instance that appears and reports the digest is announced
+ *   (`instance.converged`); one that does not report it within the timeout is announced once as stale.
+ */
+
+export const RolloutState = { Progressing: 'progressing', Converged: 'converged', Timeout: 'timeout' } as const
+export type RolloutState = (typeof RolloutState)[keyof typeof RolloutState]
+
+export const StallReason = { RolloutTimeout: 'RolloutTimeout', RolloutRejected: 'RolloutRejected' } as const
+export type StallReason = (typeof StallReason)[keyof typeof StallReason]
+
+/** Heartbeat states of an instance that is going away: it no longer counts as live. */
+const LEAVING_STATES = new Set(['draining', 'stopped'])
+
+export interface InstanceSeen {
+  zone: string
+  egress: string
+  instance: string
+  lastSeenMs: number
+  state?: string
+  /** Digest of the last heartbeat. */
+  digest?: string
+  /** Digest of the last `rollout.applied` event. */
+  appliedDigest?: string
+}
+
+export interface ZoneRollout {
+  zone: string
+  revision: string
+  sha: string
+  generation: number
+  digest: string
+  state: RolloutState
+  startedMs: number
+  deadlineMs: number
+  endedMs?: number
+  /** `<egress>/<instance>` that reported the digest, in report order. */
+  reported: string[]
+  /** `<egress>/<instance>` → reason, for rejections of this table. */
+  rejected: Record<string, string>
+  /** Instances missing at the timeout. */
+  missing: string[]
+  /** After the end: live instances without the digest, since when, and whether they were reported stale. */
+  late: Record<string, { sinceMs: number; stale: boolean }>
+}
+
+export interface CommitRollout {
+  sha: string
+  revision: string
+  zones: string[]
+}
+
+export interface RolloutBook {
+  timeoutMs: number
+  liveTtlMs: number
+  /** Key `<zone>/<egress>/<instance>`. */
+  instances: Record<string, InstanceSeen>
+  zones: Record<string, ZoneRollout>
+  /** Commits not decided yet, by sha. */
+  commits: Record<string, CommitRollout>
+}
+
+interface ZoneRef {
+  zone: string
+  revision: string
+  generation: number
+  digest: string
+}
+export type RolloutOutput =
+  | (ZoneRef & { type: 'zone.converged'; instances: string[]; ms: number })
+  | (ZoneRef & { type: 'zone.timeout'; missing: string[]; rejected: Record<string, string> })
+  | (ZoneRef & { type: 'zone.superseded'; by: string })
+  | { type: 'commit.converged'; revision: string; sha: string; zones: string[] }
+  | { type: 'commit.stalled'; revision: string; sha: string; reason: StallReason; message: string }
+  | { type: 'commit.superseded'; revision: string; sha: string; by: string }
+  | (ZoneRef & { type: 'instance.converged'; instance: string })
+  | (ZoneRef & { type: 'instance.stale'; instance: string; serving?: string })
+  | (ZoneRef & { type: 'instance.rejected'; instance: string; reason: string })
+
+export interface RolloutStep {
+  book: RolloutBook
+  outputs: RolloutOutput[]
+}
+
+/** `<egress>/<instance>`, the name of an instance in events, logs and status. Pure. */
+export const instanceName = (egress: string, instance: string) => `${egress}/${instance}`
+const bookKey = (zone: string, egress: string, instance: string) => `${zone}/${egress}/${instance}`
+const byName = (a: string, b: string) => (a < b ? -1 : a > b ? 1 : 0)
+const seconds = (ms: number) => `${Math.round(ms / 100) / 10} s`
+
+/** An empty book. Pure. */
+export function initialRolloutBook(o: { timeoutMs: number; liveTtlMs: number }): RolloutBook {
+  return { timeoutMs: o.timeoutMs, liveTtlMs: o.liveTtlMs, instances: {}, zones: {}, commits: {} }
+}
+
+/**
+ * Starts following the rollout of a published commit: one rollout per added/changed zone (deadline
+ * now + timeout), superseding the zone's undecided rollout; removed zones end theirs and are forgotten.
+ * A commit with nothing to follow (only removals) converges at once with `zones: []`. Pure.
+ */
+export function startCommitRollout(
+  book: RolloutBook,
+  c: { revision: string; sha: string; zones: { zone: string; generation: number; digest: string; change: string }[] },
+  now: number,
+): RolloutStep {
+  const b = structuredClone(book)
+  const out: RolloutOutput[] = []
+  const tracked = c.zones.filter((z) => z.change !== 'removed')
+  for (const z of c.zones) {
+    const prev = b.zones[z.zone]
+    if (prev?.state === RolloutState.Progressing) {
+      out.push({ type: 'zone.superseded', ...ref(prev), by: c.revision })
+      const pc = b.commits[prev.sha]
+      if (pc && prev.sha !== c.sha) {
+        out.push({ type: 'commit.superseded', revision: pc.revision, sha: pc.sha, by: c.revision })
+        delete b.commits[prev.sha]
+      }
+    }
+    if (z.change === 'removed') delete b.zones[z.zone]
+  }
+  for (const z of tracked) {
+    b.zones[z.zone] = {
+      zone: z.zone,
+      revision: c.revision,
+      sha: c.sha,
+      generation: z.generation,
+      digest: z.digest,
+      state: RolloutState.Progressing,
+      startedMs: now,
+      deadlineMs: now + b.timeoutMs,
+      reported: [],
+      rejected: {},
+      missing: [],
+      late: {},
+    }
+  }
+  if (tracked.length === 0) out.push({ type: 'commit.converged', revision: c.revision, sha: c.sha, zones: [] })
+  else b.commits[c.sha] = { sha: c.sha, revision: c.revision, zones: tracked.map((z) => z.zone).sort(byName) }
+  return evaluate(b, now, out)
+}
+
+/** A heartbeat (KV PUT of `<zone>.<egress>.<instance>`, names decoded) seen at `seenMs`. Pure. */
+export function observeHeartbeat(
+  book: RolloutBook,
+  h: { zone: string; egress: string; instance: string; heartbeat: InstanceHeartbeat; seenMs: number },
+  now: number,
+): RolloutStep {
+  const b = structuredClone(book)
+  const k = bookKey(h.zone, h.egress, h.instance)
+  const prev = b.instances[k]
+  b.instances[k] = {
+    ...(prev ?? { zone: h.zone, egress: h.egress, instance: h.instance }),
+    lastSeenMs: Math.max(prev?.lastSeenMs ?? 0, Math.min(h.seenMs, now)),
+    state: h.heartbeat.state,
+    digest: h.heartbeat.digest,
+  }
+  return evaluate(b, now, [])
+}
+
+/** The instance's key was deleted (a graceful stop): it is no longer live. Pure. */
+export function observeInstanceGone(
+  book: RolloutBook,
+  i: { zone: string; egress: string; instance: string },
+  now: number,
+): RolloutStep {
+  const b = structuredClone(book)
+  delete b.instances[bookKey(i.zone, i.egress, i.instance)]
+  return evaluate(b, now, [])
+}
+
+/** A `rollout.applied` event: the instance serves `digest` (and is alive now). Pure. */
+export function observeApplied(
+  book: RolloutBook,
+  a: { zone: string; egress: string; instance: string; digest: string },
+  now: number,
+): RolloutStep {
+  const b = structuredClone(book)
+  const k = bookKey(a.zone, a.egress, a.instance)
+  b.instances[k] = { ...(b.instances[k] ?? a), lastSeenMs: now, appliedDigest: a.digest }
+  const z = b.zones[a.zone]
+  const name = instanceName(a.egress, a.instance)
+  if (z && a.digest === z.digest) delete z.rejected[name]
+  return evaluate(b, now, [])
+}
+
+/**
+ * A `rollout.rejected` event. When it concerns the zone's current table (same digest or generation, or
+ * neither given), it is recorded, announced (`instance.rejected`) and stalls the undecided commit. Pure.
+ */
+export function observeRejected(
+  book: RolloutBook,
+  r: { zone: string; egress: string; instance: string; digest?: string; generation?: number; reason: string },
+  now: number,
+): RolloutStep {
+  const b = structuredClone(book)
+  const out: RolloutOutput[] = []
+  const k = bookKey(r.zone, r.egress, r.instance)
+  b.instances[k] = { ...(b.instances[k] ?? { zone: r.zone, egress: r.egress, instance: r.instance }), lastSeenMs: now }
+  const z = b.zones[r.zone]
+  const concerns =
+    z &&
+    (r.digest !== undefined ? r.digest === z.digest : r.generation !== undefined ? r.generation === z.generation : true)
+  if (z && concerns) {
+    const name = instanceName(r.egress, r.instance)
+    z.rejected[name] = r.reason
+    out.push({ type: 'instance.rejected', ...ref(z), instance: name, reason: r.reason })
+    const c = b.commits[z.sha]
+    if (c && z.state === RolloutState.Progressing) {
+      const message = `zone ${z.zone} gen ${z.generation}: ${name} rejected the table: ${r.reason}`
+      out.push({
+        type: 'commit.stalled',
+        revision: c.revision,
+        sha: c.sha,
+        reason: StallReason.RolloutRejected,
+        message,
+      })
+      delete b.commits[z.sha]
+    }
+  }
+  return evaluate(b, now, out)
+}
+
+/** Time passes: instances age out, deadlines expire. Pure. */
+export function tickRollouts(book: RolloutBook, now: number): RolloutStep {
+  return evaluate(structuredClone(book), now, [])
+}
+
+/** The next time (ms) at which `tickRollouts` can change something; undefined when nothing waits. Pure. */
+export function nextWakeupMs(book: RolloutBook): number | undefined {
+  const times: number[] = Object.values(book.instances).map((i) => i.lastSeenMs + book.liveTtlMs + 1)
+  for (const z of Object.values(book.zones)) {
+    if (z.state === RolloutState.Progressing) times.push(z.deadlineMs)
+    for (const l of Object.values(z.late)) if (!l.stale) times.push(l.sinceMs + book.timeoutMs)
+  }
+  return times.length === 0 ? undefined : Math.min(...times)
+}
+
+/** Per zone, the rollout part of the status (schemas/status.ts). Pure. */
+export function zoneRolloutStatuses(book: RolloutBook, now: number): Record<string, ZoneRolloutStatus> {
+  const out: Record<string, ZoneRolloutStatus> = {}
+  for (const z of Object.values(book.zones)) {
+    const live = liveNames(book, z.zone, now)
+    const s: ZoneRolloutStatus = {
+      state: z.state,
+      revision: z.revision,
+      generation: z.generation,
+      digest: z.digest,
+      startedAt: new Date(z.startedMs).toISOString(),
+      current: live.filter((n) => z.reported.includes(n)),
+      missing: live.filter((n) => !z.reported.includes(n)),
+      stale: Object.entries(z.late)
+        .filter(([, l]) => l.stale)
+        .map(([n]) => n)
+        .sort(byName),
+      rejected: Object.entries(z.rejected)
+        .map(([instance, reason]) => ({ instance, reason }))
+        .sort((x, y) => byName(x.instance, y.instance)),
+    }
+    if (z.endedMs !== undefined) s.endedAt = new Date(z.endedMs).toISOString()
+    out[z.zone] = s
+  }
+  return out
+}
+
+const ref = (z: ZoneRollout): ZoneRef => ({
+  zone: z.zone,
+  revision: z.revision,
+  generation: z.generation,
+  digest: z.digest,
+})
+
+const isLive = (b: RolloutBook, i: InstanceSeen, now: number) =>
+  now - i.lastSeenMs <= b.liveTtlMs && !LEAVING_STATES.has(i.state ?? '')
+
+function liveInstances(b: RolloutBook, zone: string, now: number): InstanceSeen[] {
+  return Object.values(b.instances).filter((i) => i.zone === zone && isLive(b, i, now))
+}
+
+function liveNames(b: RolloutBook, zone: string, now: number): string[] {
+  return liveInstances(b, zone, now)
+    .map((i) => instanceName(i.egress, i.instance))
+    .sort(byName)
+}
+
+const serves = (i: InstanceSeen, digest: string) => i.digest === digest || i.appliedDigest === digest
+
+/** Applies the rules to a (cloned, owned) book: liveness, reports, convergence, deadlines, late instances. */
+function evaluate(b: RolloutBook, now: number, out: RolloutOutput[]): RolloutStep {
+  for (const [k, i] of Object.entries(b.instances)) if (now - i.lastSeenMs > b.liveTtlMs) delete b.instances[k]
+  for (const z of Object.values(b.zones).sort((x, y) => byName(x.zone, y.zone))) {
+    const live = liveInstances(b, z.zone, now)
+    const names = live.map((i) => instanceName(i.egress, i.instance)).sort(byName)
+    if (z.state === RolloutState.Progressing) {
+      for (const i of live) {
+        const n = instanceName(i.egress, i.instance)
+        if (serves(i, z.digest) && !z.reported.includes(n)) z.reported.push(n)
+      }
+      if (names.length > 0 && names.every((n) => z.reported.includes(n))) {
+        z.state = RolloutState.Converged
+        z.endedMs = now
+        out.push({ type: 'zone.converged', ...ref(z), instances: names, ms: now - z.startedMs })
+        commitZoneConverged(b, z, out)
+      } else if (now >= z.deadlineMs) {
+        z.state = RolloutState.Timeout
+        z.endedMs = now
+        z.missing = names.filter((n) => !z.reported.includes(n))
+        for (const n of z.missing) z.late[n] = { sinceMs: now, stale: true }
+        out.push({ type: 'zone.timeout', ...ref(z), missing: z.missing, rejected: { ...z.rejected } })
+        commitZoneTimedOut(b, z, out)
+      }
+      continue
+    }
+    for (const i of live) {
+      const n = instanceName(i.egress, i.instance)
+      if (z.reported.includes(n)) delete z.late[n]
+      else if (serves(i, z.digest)) {
+        z.reported.push(n)
+        delete z.late[n]
+        out.push({ type: 'instance.converged', ...ref(z), instance: n })
+      } else {
+        const l = z.late[n]
+        if (!l) z.late[n] = { sinceMs: now, stale: false }
+        else if (!l.stale && now - l.sinceMs >= b.timeoutMs) {
+          l.stale = true
+          out.push({ type: 'instance.stale', ...ref(z), instance: n, ...(i.digest ? { serving: i.digest } : {}) })
+        }
+      }
+    }
+    for (const n of Object.keys(z.late)) if (!names.includes(n)) delete z.late[n]
+  }
+  return { book: b, outputs: out }
+}
+
+function commitZoneConverged(b: RolloutBook, z: ZoneRollout, out: RolloutOutput[]): void {
+  const c = b.commits[z.sha]
+  if (!c) return
+  const done = c.zones.every((n) => b.zones[n]?.sha === c.sha && b.zones[n]?.state === RolloutState.Converged)
+  if (!done) return
+  out.push({ type: 'commit.converged', revision: c.revision, sha: c.sha, zones: c.zones })
+  delete b.commits[c.sha]
+}
+
+function commitZoneTimedOut(b: RolloutBook, z: ZoneRollout, out: RolloutOutput[]): void {
+  const c = b.commits[z.sha]
+  if (!c) return
+  const what =
+    z.missing.length > 0
+      ? `no report from ${z.missing.join(', ')} within ${seconds(b.timeoutMs)}`
+      : `no live instance within ${seconds(b.timeoutMs)}`
+  const rejected = Object.entries(z.rejected).map(([n, r]) => `${n} rejected it: ${r}`)
+  const message = [`zone ${z.zone} gen ${z.generation}: ${what}`, ...rejected].join('; ')
+  out.push({ type: 'commit.stalled', revision: c.revision, sha: c.sha, reason: StallReason.RolloutTimeout, message })
+  delete b.commits[c.sha]
+}
