@@ -9,10 +9,12 @@ import { RoutingTable } from './core/routing-table.js'
 import { egressMachine, type StartOutput } from './lifecycle/egress.machine.js'
 import type { TableRejected, TableSwapped } from './lifecycle/egress-context.js'
 import { type ProxyOptions, TcpProxy } from './proxy/tcp-proxy.js'
+import type { NatsSubscriber } from './transport/nats-subscriber.js'
 
 /**
- * Wiring of one egress process: the lifecycle machine with real effects (read the `--static` file, listen,
- * swap, drain), the proxy, the admin server and signals. This is the only egress file that creates a logger.
+ * Wiring of one egress process: the lifecycle machine with real effects (read the `--static` file, or the
+ * NATS subscriber and the `--state-dir` file; listen, swap, drain), the proxy, the admin server and signals.
+ * This is the only egress file that creates a logger. The NATS client is imported only in NATS mode.
  */
 
 export interface HostPort {
@@ -20,9 +22,19 @@ export interface HostPort {
   port: number
 }
 
+/** NATS mode: the zone's table comes from KV `zonegate-tables` (`zone` and `name` are required). */
+export interface NatsModeOptions {
+  servers: string[]
+  /** Where the last good table is kept (`<dir>/<zone>.table.json`), to serve while NATS is down. */
+  stateDir?: string
+  /** Heartbeat period (default 10 s; tests shorten it). */
+  heartbeatMs?: number
+}
+
 export interface EgressOptions {
-  /** The table file (`--static`). */
-  staticFile: string
+  /** The table file (`--static`); exactly one of `staticFile` and `nats`. */
+  staticFile?: string
+  nats?: NatsModeOptions
   /** `--listen`; else `PORT` (port only) and the table's `egresses` entry for `name`. */
   listen?: HostPort
   /** `--admin`; else the egress entry's adminPort on 127.0.0.1; `false` disables the admin server. */
@@ -89,7 +101,10 @@ function egressEntry(table: ZoneTable, name: string | undefined): TableEgress {
   return entry
 }
 
-/** Starts an egress on a table file. Never throws: failures end `done` (and reject `ready`). */
+/**
+ * Starts an egress on a table file (`staticFile`) or on NATS (`nats`). Never throws: failures end `done`
+ * (and reject `ready`, which resolves once the first table serves, `degraded` included).
+ */
 export function runEgress(options: EgressOptions): EgressHandle {
   const root = options.logger ?? pino({ name: 'egress', level: options.logLevel ?? process.env.LOG_LEVEL ?? 'info' })
   const log = root.child({
@@ -103,6 +118,14 @@ export function runEgress(options: EgressOptions): EgressHandle {
   const metrics = createEgressMetrics(proxy, () => proxy.current?.generation ?? -1)
   let admin: { address: AddressInfo; close(): Promise<void> } | undefined
   const graceMs = options.graceMs ?? 30_000
+  const natsMode = options.nats !== undefined
+  const instance = options.instance ?? `i-${process.pid}`
+  let nats: NatsSubscriber | undefined
+  let stopping = false
+  let resolveConnected!: () => void
+  const connected = new Promise<void>((r) => {
+    resolveConnected = r
+  })
 
   const install = (table: ZoneTable): number => {
     const t0 = performance.now()
@@ -114,7 +137,9 @@ export function runEgress(options: EgressOptions): EgressHandle {
 
   const machine = egressMachine.provide({
     actors: {
+      connectBus: fromPromise(() => connected),
       loadTable: fromPromise(async () => {
+        if (options.staticFile === undefined) throw new Error('no table file in NATS mode')
         const text = await readFile(options.staticFile, 'utf8')
         try {
           return JSON.parse(text) as unknown
@@ -147,12 +172,14 @@ export function runEgress(options: EgressOptions): EgressHandle {
         // Re-reading an unchanged file is routine (SIGHUP without an edit): not worth a warning.
         if (r.reason === 'unchanged') log.info(fields, 'table rejected')
         else log.warn(fields, 'table rejected')
+        if (r.source === 'nats') nats?.rejected({ ...r, reason: `${r.reason}: ${r.problems.slice(0, 3).join('; ')}` })
       },
-      reportSwapped: (_, s: TableSwapped) => {
+      reportSwapped: ({ context }, s: TableSwapped) => {
         log.info(
           { generation: s.generation, revision: s.revision, digest: s.digest, routes: s.routes, ms: s.ms },
           'table swapped',
         )
+        if (s.source === 'nats' && context.table?.digest === s.digest) nats?.applied(context.table, s.ms)
       },
     },
   })
@@ -171,6 +198,7 @@ export function runEgress(options: EgressOptions): EgressHandle {
       metrics,
       drain: (exit: boolean) => actor.send({ type: 'drain', exit }),
       log: log.child({ component: 'admin' }),
+      ...(natsMode ? { nats: () => nats?.state() ?? { connected: false, loading: true } } : {}),
     }
     try {
       admin = await startAdminServer(deps, where.host, where.port)
@@ -184,8 +212,8 @@ export function runEgress(options: EgressOptions): EgressHandle {
 
   const actor = createActor(machine, {
     input: {
-      source: 'static',
-      instance: options.instance ?? `i-${process.pid}`,
+      source: natsMode ? 'nats' : 'static',
+      instance,
       ...(options.zone ? { zone: options.zone } : {}),
       ...(options.name ? { name: options.name } : {}),
     },
@@ -206,7 +234,10 @@ export function runEgress(options: EgressOptions): EgressHandle {
   const onTerm = () => {
     if (actor.getSnapshot().status === 'active') actor.send({ type: 'drain', exit: true })
   }
-  const onHup = () => actor.send({ type: 'reload' })
+  const onHup = () => {
+    if (natsMode) log.info('SIGHUP ignored in NATS mode (tables come from KV)')
+    else actor.send({ type: 'reload' })
+  }
   if (options.signals) {
     process.on('SIGTERM', onTerm)
     process.on('SIGINT', onTerm)
@@ -220,7 +251,9 @@ export function runEgress(options: EgressOptions): EgressHandle {
       if (name === last) return
       last = name
       log.info({ state: name }, 'state changed')
-      if (name === 'serving') resolveReady({ listen: proxy.address()!, ...(admin ? { admin: admin.address } : {}) })
+      nats?.beat()
+      if (name === 'serving' || name === 'degraded')
+        resolveReady({ listen: proxy.address()!, ...(admin ? { admin: admin.address } : {}) })
       if (snapshot.status === 'done') void finish(snapshot.context.error)
     },
     error(err) {
@@ -240,12 +273,62 @@ export function runEgress(options: EgressOptions): EgressHandle {
     if (error) log.error({ err: new Error(error) }, 'egress stopped')
     else log.info('egress stopped')
     rejectReady(new Error(error ?? 'stopped before serving'))
+    stopping = true
+    await nats?.close()
     await proxy.close()
     await admin?.close()
     resolveDone(error ? { code: 1, error } : { code: 0 })
   }
 
+  /** NATS mode: hand in the `--state-dir` table first (so it serves while NATS is down), then connect. */
+  async function bootNats(o: NatsModeOptions): Promise<void> {
+    const zone = options.zone as string
+    if (o.stateDir) {
+      const { loadSavedTable } = await import('./transport/state-store.js')
+      try {
+        const saved = await loadSavedTable(o.stateDir, zone)
+        if (saved !== undefined) actor.send({ type: 'table.received', table: saved, source: 'file' })
+      } catch (err) {
+        log.warn({ err }, 'saved table unreadable; waiting for NATS')
+      }
+    }
+    const { startNatsSubscriber } = await import('./transport/nats-subscriber.js')
+    if (stopping) return
+    nats = startNatsSubscriber({
+      servers: o.servers,
+      zone,
+      egress: options.name as string,
+      instance,
+      log,
+      send: (e) => {
+        if (actor.getSnapshot().status === 'active') actor.send(e)
+      },
+      heartbeat: () => heartbeatOf(),
+      ...(o.heartbeatMs ? { heartbeatMs: o.heartbeatMs } : {}),
+      ...(o.stateDir ? { stateDir: o.stateDir } : {}),
+      onConnected: resolveConnected,
+    })
+  }
+  function heartbeatOf() {
+    const snap = actor.getSnapshot()
+    const t = snap.context.table
+    const addr = proxy.address()
+    return {
+      state: stateName(snap),
+      ...(t?.generation === undefined ? {} : { generation: t.generation }),
+      ...(t ? { digest: t.digest } : {}),
+      ...(addr ? { listen: `${addr.address}:${addr.port}` } : {}),
+      ...(admin ? { admin: `${admin.address.address}:${admin.address.port}` } : {}),
+    }
+  }
+
   actor.start()
+  if (options.nats) {
+    bootNats(options.nats).catch((err: unknown) => {
+      log.error({ err }, 'NATS mode failed to start')
+      void finish(`NATS mode failed to start: ${(err as Error).message}`)
+    })
+  }
   return {
     actor,
     proxy,

@@ -22,6 +22,8 @@ export interface AdminDeps {
   /** Drains; `exit` ends the process afterwards. */
   drain(exit: boolean): void
   log: Logger
+  /** NATS mode: the subscriber's state (connected, KV revision…), shown under `nats` in /config_dump. */
+  nats?(): unknown
 }
 
 export const READY_STATES: ReadonlySet<string> = new Set(['serving', 'applying', 'reloading', 'degraded'])
@@ -95,7 +97,7 @@ async function handle(deps: AdminDeps, req: IncomingMessage, res: ServerResponse
 }
 
 /** The /config_dump document. */
-export function configDump(deps: Pick<AdminDeps, 'state' | 'proxy'>) {
+export function configDump(deps: Pick<AdminDeps, 'state' | 'proxy' | 'nats'>) {
   const { value, context } = deps.state()
   const table = context.table
   const addr = deps.proxy.address()
@@ -110,6 +112,7 @@ export function configDump(deps: Pick<AdminDeps, 'state' | 'proxy'>) {
     digest: table?.digest ?? null,
     lastSwap: context.lastSwap ?? null,
     lastRejection: context.lastRejection ?? null,
+    ...(deps.nats ? { nats: deps.nats() } : {}),
     notes: [TERMINATE_MTLS_NOTE],
     passthroughForNow: (table?.routes ?? []).filter((r) => r.mode === RouteMode.TerminateMtls).map((r) => r.sni),
     table: table ?? null,

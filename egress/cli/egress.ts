@@ -1,9 +1,11 @@
+import { hostname } from 'node:os'
 import { type Command, Option } from 'commander'
-import { natsOption, parseDuration, parseHostPort, UsageError } from '../../cli/common.js'
+import { natsOption, natsServers, parseDuration, parseHostPort, UsageError } from '../../cli/common.js'
+import { defaultInstanceId } from '../transport/heartbeat.js'
 
 /**
- * `zonegate egress`: one egress process (DESIGN.md §4–5). Only `--static FILE` is implemented; NATS mode
- * (`--zone/--name` without `--static`) comes with the rollout issue.
+ * `zonegate egress`: one egress process (DESIGN.md §4–5): `--static FILE` (a table file, no NATS), or NATS
+ * mode (`--zone Z --name N [--nats URL]... [--state-dir D]`: the zone's table from KV `zonegate-tables`).
  */
 interface EgressFlags {
   static?: string
@@ -20,6 +22,7 @@ interface EgressFlags {
   drainPeriod: string
   grace: string
   maxConnections: string
+  heartbeat: string
   logLevel?: string
 }
 
@@ -35,9 +38,9 @@ export function registerEgressCommand(program: Command): void {
     )
     .option('--admin <host:port>', "admin HTTP (default: 127.0.0.1:<the entry's adminPort>, else none)")
     .option('--name <name>', 'ZoneEgress name (selects the egresses entry)')
-    .option('--zone <zone>', 'zone; a table for another zone is rejected')
-    .option('--instance <id>', 'instance id (default i-<pid>)')
-    .option('--state-dir <dir>', 'state directory (NATS mode)')
+    .option('--zone <zone>', 'zone; a table for another zone is rejected (required in NATS mode)')
+    .option('--instance <id>', 'instance id (default: $PS or $FOREMAN_WORKER_NAME, else <hostname>-<pid>)')
+    .option('--state-dir <dir>', 'NATS mode: keep the last good table here, to serve while NATS is down')
     .addOption(natsOption())
     .option('--hello-timeout <duration>', 'deadline for the whole ClientHello', '5s')
     .option('--connect-timeout <duration>', 'upstream connect timeout per attempt', '3s')
@@ -45,11 +48,14 @@ export function registerEgressCommand(program: Command): void {
     .option('--drain-period <duration>', 'connections of a removed route are closed after this', '30s')
     .option('--grace <duration>', 'on SIGTERM, wait this long for open connections', '30s')
     .option('--max-connections <n>', 'concurrent connection cap', '10000')
+    .option('--heartbeat <duration>', 'NATS mode: heartbeat period in KV zonegate-instances', '10s')
     .addOption(new Option('--log-level <level>', 'pino level (default $LOG_LEVEL or info)'))
     .action(async (flags: EgressFlags) => {
-      if (flags.static === undefined) {
-        throw new UsageError('NATS mode is not implemented yet: use --static FILE')
+      const natsMode = flags.static === undefined
+      if (natsMode && (flags.zone === undefined || flags.name === undefined)) {
+        throw new UsageError('NATS mode needs --zone and --name (or use --static FILE)')
       }
+      if (!natsMode && flags.stateDir !== undefined) throw new UsageError('--state-dir is for NATS mode only')
       const maxConnections = Number(flags.maxConnections)
       if (!Number.isInteger(maxConnections) || maxConnections < 1) {
         throw new UsageError(`--max-connections: expected a positive integer, got "${flags.maxConnections}"`)
@@ -57,12 +63,20 @@ export function registerEgressCommand(program: Command): void {
       // Loaded here so other subcommands do not pay for pino, xstate and prom-client at start-up.
       const { runEgress } = await import('../main.js')
       const egress = runEgress({
-        staticFile: flags.static,
+        ...(natsMode
+          ? {
+              nats: {
+                servers: natsServers(flags.nats),
+                ...(flags.stateDir ? { stateDir: flags.stateDir } : {}),
+                heartbeatMs: parseDuration(flags.heartbeat, '--heartbeat'),
+              },
+            }
+          : { staticFile: flags.static }),
         ...(flags.listen ? { listen: parseHostPort(flags.listen, '--listen') } : {}),
         ...(flags.admin ? { admin: parseHostPort(flags.admin, '--admin') } : {}),
         ...(flags.name ? { name: flags.name } : {}),
         ...(flags.zone ? { zone: flags.zone } : {}),
-        ...(flags.instance ? { instance: flags.instance } : {}),
+        instance: defaultInstanceId(process.env, hostname(), process.pid, flags.instance),
         ...(flags.logLevel ? { logLevel: flags.logLevel } : {}),
         proxy: {
           helloTimeoutMs: parseDuration(flags.helloTimeout, '--hello-timeout'),
@@ -76,5 +90,7 @@ export function registerEgressCommand(program: Command): void {
       })
       const { code } = await egress.done
       process.exitCode = code
+      // NATS mode: a client still retrying its first connection would keep the process alive.
+      if (natsMode) setTimeout(() => process.exit(code), 200).unref()
     })
 }

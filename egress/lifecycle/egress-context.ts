@@ -9,7 +9,7 @@ import { staleReason, type TableRejection, validateTableEnvelope } from '../core
 export type TableSource = 'file' | 'nats'
 
 export interface EgressInput {
-  /** `static`: one table file (`--static`), reloaded on SIGHUP; `nats`: the zone's KV key (later issue). */
+  /** `static`: one table file (`--static`), reloaded on SIGHUP; `nats`: the zone's KV key (+ `--state-dir`). */
   source: 'static' | 'nats'
   zone?: string
   name?: string
@@ -25,6 +25,8 @@ export interface TableRejected {
   source: TableSource
   generation?: number
   digest?: string
+  /** The table's `revision`, when it had one (the rollout event's msg id is built from it). */
+  revision?: string
 }
 
 export interface TableSwapped {
@@ -33,6 +35,7 @@ export interface TableSwapped {
   digest: string
   routes: number
   ms: number
+  source?: TableSource
 }
 
 export interface EgressContext extends EgressInput {
@@ -50,15 +53,25 @@ export interface EgressContext extends EgressInput {
   error?: string
   /** Whether the drain in progress ends the process (SIGTERM, /quitquitquit) or only the listeners. */
   exitAfterDrain: boolean
-  /** NATS connection lost: the last good table keeps serving (`degraded`). */
+  /** NATS connection lost (or not yet made): the last good table keeps serving (`degraded`). */
   busLost: boolean
+  /**
+   * NATS mode: the next NATS table is admitted whatever its generation, because the served one is only a
+   * cache (the `--state-dir` file) or the zone's key was deleted / the bucket recreated (generations restart).
+   */
+  resync: boolean
 }
 
 export type Admission = { ok: true; table: ZoneTable; source: TableSource } | ({ ok: false } & TableRejected)
 
 /** The context a fresh machine starts with. Pure. */
 export function initialContext(input: EgressInput): EgressContext {
-  return { ...input, swaps: 0, rejections: 0, exitAfterDrain: true, busLost: false }
+  return { ...input, swaps: 0, rejections: 0, exitAfterDrain: true, busLost: input.source === 'nats', resync: false }
+}
+
+/** The table a candidate must be newer than: none while resyncing (see `EgressContext.resync`). Pure. */
+export function admissionBase(context: EgressContext): ZoneTable | undefined {
+  return context.resync ? undefined : context.table
 }
 
 /**
@@ -81,6 +94,7 @@ export function admitTable(
       source,
       ...(typeof v?.generation === 'number' ? { generation: v.generation } : {}),
       ...(typeof v?.digest === 'string' ? { digest: v.digest } : {}),
+      ...(typeof v?.revision === 'string' ? { revision: v.revision } : {}),
     }
   }
   const stale = staleReason(current, check.table)
@@ -97,6 +111,7 @@ export function admitTable(
       source,
       ...(check.table.generation === undefined ? {} : { generation: check.table.generation }),
       digest: check.table.digest,
+      ...(check.table.revision === undefined ? {} : { revision: check.table.revision }),
     }
   }
   return { ok: true, table: check.table, source }
@@ -107,18 +122,28 @@ export function withRejection(context: EgressContext, rejected: TableRejected): 
   return { lastRejection: rejected, rejections: context.rejections + 1, candidate: undefined }
 }
 
-/** Records an applied table. Pure. */
-export function withSwap(context: EgressContext, table: ZoneTable, ms: number): Partial<EgressContext> {
+/**
+ * Records an applied table. In NATS mode a table from the state file leaves `resync` set (the next NATS
+ * table replaces it whatever its generation); a NATS table clears it. Pure.
+ */
+export function withSwap(
+  context: EgressContext,
+  table: ZoneTable,
+  ms: number,
+  source: TableSource = 'file',
+): Partial<EgressContext> {
   return {
     table,
     candidate: undefined,
     swaps: context.swaps + 1,
+    resync: context.source === 'nats' && source === 'file',
     lastSwap: {
       ...(table.generation === undefined ? {} : { generation: table.generation }),
       ...(table.revision === undefined ? {} : { revision: table.revision }),
       digest: table.digest,
       routes: table.routes.length,
       ms,
+      source,
     },
   }
 }

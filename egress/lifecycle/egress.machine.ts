@@ -2,6 +2,7 @@ import { assign, enqueueActions, fromPromise, setup } from 'xstate'
 import type { ZoneTable } from '../../schemas/table.js'
 import {
   type Admission,
+  admissionBase,
   admitTable,
   type EgressContext,
   type EgressInput,
@@ -21,9 +22,13 @@ import {
  * - `start` applies the first table and opens the listener (and admin); resolves with where it listens;
  * - `applyTable` swaps the proxy's table (one reference assignment); resolves with the swap time in ms;
  * - `drain` stops accepting and waits for open connections up to the grace period;
- * - `connectBus` connects to NATS (NATS mode, a later issue; not provided yet).
- * Any source (file reload, a NATS watcher) hands tables in the same way: a `table.received` event with the
- * raw value. Invalid or not-newer tables are rejected and recorded; the current table keeps serving.
+ * - `connectBus` resolves at the first NATS connection (NATS mode).
+ * Any source (file reload, the `--state-dir` file, a NATS watcher) hands tables in the same way: a
+ * `table.received` event with the raw value. Invalid or not-newer tables are rejected and recorded; the
+ * current table keeps serving. In NATS mode a table may arrive while still `connecting` (the saved table,
+ * so an egress serves while NATS is down); `bus.lost` / `bus.restored` set `busLost` in any state, and
+ * `serving` shows it as `degraded`; `table.removed` (the zone's key deleted, or the bucket recreated) lets
+ * the next table in whatever its generation.
  *
  * States: boot → (loading | connecting → awaitingTable) → admitting → starting → serving ⇄ applying
  * (also serving → reloading → applying, serving ⇄ degraded) → draining → (stopped | drained → stopped).
@@ -35,6 +40,7 @@ export type EgressEvent =
   | { type: 'drain'; exit: boolean }
   | { type: 'bus.lost' }
   | { type: 'bus.restored' }
+  | { type: 'table.removed'; reason: string }
 
 export interface StartOutput {
   /** Where the proxy listens (`host:port`). */
@@ -70,7 +76,8 @@ export const egressMachine = setup({
     }),
     recordSwap: enqueueActions(({ context, event, enqueue }) => {
       const ms = (event as unknown as { output: { ms: number } }).output.ms
-      const update = withSwap(context, acceptedTable(context.candidate), ms)
+      const source = context.candidate?.source ?? 'file'
+      const update = withSwap(context, acceptedTable(context.candidate), ms, source)
       enqueue.assign(update)
       enqueue({ type: 'reportSwapped', params: update.lastSwap! } as never)
     }),
@@ -79,7 +86,12 @@ export const egressMachine = setup({
         event.type === 'table.received' ? { table: event.table, source: event.source } : context.queued,
     }),
     dequeue: assign(({ context }) => ({
-      candidate: admitTable(context.table, context.queued?.table, context.queued?.source ?? 'file', context.zone),
+      candidate: admitTable(
+        admissionBase(context),
+        context.queued?.table,
+        context.queued?.source ?? 'file',
+        context.zone,
+      ),
       queued: undefined,
     })),
   },
@@ -88,11 +100,18 @@ export const egressMachine = setup({
     candidateAccepted: ({ context }) => context.candidate?.ok === true,
     hasQueued: ({ context }) => context.queued !== undefined,
     exitAfterDrain: ({ context }) => context.exitAfterDrain,
+    busLost: ({ context }) => context.busLost,
+    busUp: ({ context }) => !context.busLost,
   },
 }).createMachine({
   id: 'egress',
   initial: 'boot',
   context: ({ input }) => initialContext(input),
+  on: {
+    'bus.lost': { actions: assign({ busLost: true }) },
+    'bus.restored': { actions: assign({ busLost: false }) },
+    'table.removed': { actions: assign({ resync: true }) },
+  },
   states: {
     boot: {
       always: [{ guard: 'isNatsSource', target: 'connecting' }, { target: 'loading' }],
@@ -100,10 +119,14 @@ export const egressMachine = setup({
     connecting: {
       invoke: {
         src: 'connectBus',
-        onDone: { target: 'awaitingTable' },
+        onDone: { target: 'awaitingTable', actions: assign({ busLost: false }) },
         onError: { target: 'stopped', actions: assign({ error: ({ event }) => errorText(event.error) }) },
       },
-      on: { drain: { target: 'stopped' } },
+      on: {
+        // the `--state-dir` table: serve it while NATS is not (yet) there
+        'table.received': { target: 'admitting', actions: assign({ candidate: admitEvent }) },
+        drain: { target: 'stopped' },
+      },
     },
     awaitingTable: {
       on: {
@@ -150,20 +173,29 @@ export const egressMachine = setup({
         onDone: { target: 'serving', actions: 'recordSwap' },
         onError: { target: 'stopped', actions: assign({ error: ({ event }) => errorText(event.error) }) },
       },
-      on: { drain: { target: 'stopped' } },
+      on: {
+        'table.received': { actions: 'enqueue' },
+        drain: { target: 'stopped' },
+      },
     },
     serving: {
-      always: { guard: 'hasQueued', target: 'applying', actions: 'dequeue' },
+      always: [
+        { guard: 'hasQueued', target: 'applying', actions: 'dequeue' },
+        { guard: 'busLost', target: 'degraded' },
+      ],
       on: {
         'table.received': { target: 'applying', actions: assign({ candidate: admitEvent }) },
         reload: { target: 'reloading' },
         drain: { target: 'draining', actions: assign({ exitAfterDrain: ({ event }) => event.exit }) },
-        'bus.lost': { target: 'degraded', actions: assign({ busLost: true }) },
       },
     },
     degraded: {
+      always: [
+        { guard: 'hasQueued', target: 'applying', actions: 'dequeue' },
+        { guard: 'busUp', target: 'serving' },
+      ],
       on: {
-        'bus.restored': { target: 'serving', actions: assign({ busLost: false }) },
+        'table.received': { target: 'applying', actions: assign({ candidate: admitEvent }) },
         reload: { target: 'reloading' },
         drain: { target: 'draining', actions: assign({ exitAfterDrain: ({ event }) => event.exit }) },
       },
@@ -237,7 +269,7 @@ export const egressMachine = setup({
 
 function admitEvent({ context, event }: { context: EgressContext; event: EgressEvent }): Admission | undefined {
   if (event.type !== 'table.received') return context.candidate
-  return admitTable(context.table, event.table, event.source, context.zone)
+  return admitTable(admissionBase(context), event.table, event.source, context.zone)
 }
 
 function acceptedTable(candidate: Admission | undefined): ZoneTable {

@@ -1,0 +1,287 @@
+import { type JetStreamClient, type JetStreamManager, jetstream, jetstreamManager } from '@nats-io/jetstream'
+import { type KV, type KvEntry, Kvm } from '@nats-io/kv'
+import { connect, type NatsConnection } from '@nats-io/transport-node'
+import type { Logger } from 'pino'
+import type { RolloutAppliedEvent, RolloutRejectedEvent } from '../../schemas/events.js'
+import { Bucket, instanceKey, tableKey } from '../../schemas/subjects.js'
+import type { ZoneTable } from '../../schemas/table.js'
+import { type Heartbeat, type HeartbeatSource, startHeartbeat } from './heartbeat.js'
+import { appliedEvent, type BuiltInstanceEvent, rejectedEvent } from './rollout-events.js'
+import { saveTable } from './state-store.js'
+
+/**
+ * The egress's NATS edge (DESIGN.md §3–4), loaded only in NATS mode. It connects (retrying while no server
+ * answers, then reconnecting forever), reads the zone's table with a **direct get** (bucket opened with
+ * `allow_direct`), then **watches the one key** `<zone>.table` from the next KV revision. The watch is
+ * supervised: it is recreated from the last revision after every reconnect and on any error, and the key is
+ * read again first, because on nats-server 2.9 a v3 watcher stalls silently when the server lost its store
+ * (gitops-and-nats.md §2.2). Values whose KV revision is not above the last one handled are ignored; a
+ * recreated bucket (new `created` time) resets that revision. Tables go to the lifecycle as
+ * `table.received {source: 'nats'}`; a DEL/PURGE of the key as `table.removed` (keep serving; accept a
+ * lower generation next). It also heartbeats, publishes `applied`/`rejected`, and saves applied tables to
+ * `--state-dir`.
+ */
+
+/** Events the subscriber sends into the lifecycle machine. */
+export type BusEvent =
+  | { type: 'table.received'; table: unknown; source: 'nats' }
+  | { type: 'table.removed'; reason: string }
+  | { type: 'bus.lost' }
+  | { type: 'bus.restored' }
+
+export interface NatsSubscriberOptions {
+  servers: string[]
+  zone: string
+  egress: string
+  instance: string
+  log: Logger
+  send(event: BusEvent): void
+  heartbeat: HeartbeatSource
+  heartbeatMs?: number
+  stateDir?: string
+  /** Called once, at the first connection. */
+  onConnected?(): void
+}
+
+/** The NATS part of `/config_dump`. */
+export interface NatsState {
+  connected: boolean
+  everConnected: boolean
+  server: string | null
+  key: string
+  /** KV revision of the last value of the key handled (applied, rejected or deleted). */
+  kvRevision: number
+  /** Set while the zone's key is deleted in KV (the last table keeps serving). */
+  zoneRemoved: { kvRevision: number; time: string } | null
+  watchRestarts: number
+  lastError: string | null
+  lastSave: string | null
+}
+
+export interface NatsSubscriber {
+  state(): NatsState
+  /** Heartbeat now (state change). */
+  beat(): void
+  /** An applied table: save it, publish `applied`. */
+  applied(table: ZoneTable, swapMs: number): void
+  /** A rejected NATS table: publish `rejected`. */
+  rejected(r: { reason: string; revision?: string; generation?: number; digest?: string }): void
+  /** Stops watching, removes the heartbeat key, closes the connection. */
+  close(): Promise<void>
+}
+
+const RETRY_MS = 250
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
+const text = (err: unknown) => (err instanceof Error ? err.message : String(err))
+
+/** Starts the subscriber; never throws (every failure is logged and retried). */
+export function startNatsSubscriber(o: NatsSubscriberOptions): NatsSubscriber {
+  const log = o.log.child({ component: 'nats' })
+  const key = tableKey(o.zone)
+  const st: NatsState = {
+    connected: false,
+    everConnected: false,
+    server: null,
+    key,
+    kvRevision: 0,
+    zoneRemoved: null,
+    watchRestarts: 0,
+    lastError: null,
+    lastSave: null,
+  }
+  let nc: NatsConnection | undefined
+  let js: JetStreamClient | undefined
+  let jsm: JetStreamManager | undefined
+  let tables: KV | undefined
+  let instances: KV | undefined
+  let bucketCreated: string | undefined
+  let closed = false
+  let watcher: { stop(): void } | undefined
+  let kick: (() => void) | undefined
+  const heartbeat: Heartbeat = startHeartbeat(
+    () => (st.connected ? instances : undefined),
+    instanceKey(o.zone, o.egress, o.instance),
+    o.heartbeat,
+    log,
+    o.heartbeatMs,
+  )
+
+  /** Handles one value of the key: skip old revisions, forward tables, report deletions. */
+  const handle = (e: KvEntry) => {
+    if (e.revision <= st.kvRevision) return
+    st.kvRevision = e.revision
+    if (e.operation === 'DEL' || e.operation === 'PURGE') {
+      st.zoneRemoved = { kvRevision: e.revision, time: new Date().toISOString() }
+      log.warn({ kvRevision: e.revision, op: e.operation }, 'zone table deleted in KV; the last table keeps serving')
+      o.send({ type: 'table.removed', reason: `${e.operation} at KV revision ${e.revision}` })
+      return
+    }
+    st.zoneRemoved = null
+    let value: unknown
+    try {
+      value = e.json<unknown>()
+    } catch {
+      value = e.string()
+    }
+    log.debug({ kvRevision: e.revision }, 'table received')
+    o.send({ type: 'table.received', table: value, source: 'nats' })
+  }
+
+  /** Reads the key (direct get) and (re)creates the watch from the next revision; returns when it ends. */
+  const syncOnce = async () => {
+    if (!nc || !js || !jsm) return
+    tables ??= await new Kvm(js).open(Bucket.Tables, { allow_direct: true })
+    instances ??= await new Kvm(js).open(Bucket.Instances)
+    const info = await jsm.streams.info(`KV_${Bucket.Tables}`)
+    const created = String(info.created)
+    if (bucketCreated !== undefined && created !== bucketCreated) {
+      // The server lost its store (or the bucket was recreated): revisions restart, and so may generations.
+      log.warn({ created }, 'tables bucket was recreated; resyncing from scratch')
+      st.kvRevision = 0
+      o.send({ type: 'table.removed', reason: 'tables bucket recreated' })
+    }
+    bucketCreated = created
+    const entry = await tables.get(key)
+    if (entry) handle(entry)
+    const w = await tables.watch({
+      key,
+      ...(st.kvRevision > 0 ? { resumeFromRevision: st.kvRevision + 1 } : {}),
+    })
+    watcher = w
+    if (closed) w.stop()
+    for await (const e of w) handle(e)
+  }
+
+  /** The supervisor: keeps one watch alive; any end or error → wait (or a reconnect kick) → again. */
+  const supervise = async () => {
+    while (!closed) {
+      try {
+        await syncOnce()
+      } catch (err) {
+        st.lastError = text(err)
+        log.debug({ err }, 'table watch failed; retrying')
+      }
+      watcher = undefined
+      if (closed) break
+      st.watchRestarts++
+      await new Promise<void>((r) => {
+        kick = r
+        setTimeout(r, 1000).unref()
+      })
+      kick = undefined
+    }
+  }
+
+  const restartWatch = () => {
+    watcher?.stop()
+    kick?.()
+  }
+
+  const publish = async (built: BuiltInstanceEvent<RolloutAppliedEvent | RolloutRejectedEvent>) => {
+    if (!js) return
+    try {
+      await js.publish(built.subject, JSON.stringify(built.payload), { msgID: built.msgId, timeout: 5000 })
+    } catch (err) {
+      log.warn({ err, subject: built.subject }, 'rollout event not published')
+    }
+  }
+
+  const run = async () => {
+    while (!closed && nc === undefined) {
+      try {
+        nc = await connect({
+          servers: o.servers,
+          name: `zonegate-egress-${o.zone}-${o.instance}`,
+          maxReconnectAttempts: -1,
+          reconnectTimeWait: RETRY_MS,
+          waitOnFirstConnect: false,
+          timeout: 2000,
+        })
+      } catch (err) {
+        st.lastError = text(err)
+        await sleep(RETRY_MS)
+      }
+    }
+    if (closed || !nc) {
+      await nc?.close()
+      return
+    }
+    const conn = nc
+    js = jetstream(conn, { timeout: 5000 })
+    jsm = await jetstreamManager(conn, { timeout: 5000, checkAPI: false })
+    st.connected = true
+    st.everConnected = true
+    st.server = conn.getServer()
+    log.info({ server: st.server }, 'nats connected')
+    o.onConnected?.()
+    o.send({ type: 'bus.restored' })
+    void (async () => {
+      for await (const s of conn.status()) {
+        if (s.type === 'disconnect') {
+          st.connected = false
+          log.warn({ server: s.server }, 'nats lost; serving the last table')
+          o.send({ type: 'bus.lost' })
+        } else if (s.type === 'reconnect') {
+          st.connected = true
+          st.server = s.server
+          log.info({ server: s.server }, 'nats restored; resyncing')
+          o.send({ type: 'bus.restored' })
+          restartWatch()
+          heartbeat.beat()
+        }
+      }
+    })().catch(() => {})
+    heartbeat.beat()
+    await supervise()
+  }
+  const running = run().catch((err: unknown) => log.error({ err }, 'nats subscriber failed'))
+
+  return {
+    state: () => ({ ...st }),
+    beat: () => heartbeat.beat(),
+    applied(table, swapMs) {
+      if (o.stateDir) {
+        saveTable(o.stateDir, table).then(
+          (path) => {
+            st.lastSave = path
+          },
+          (err: unknown) => log.warn({ err }, 'table not saved to the state dir'),
+        )
+      }
+      if (table.generation === undefined || table.revision === undefined) return
+      void publish(
+        appliedEvent({
+          zone: o.zone,
+          egress: o.egress,
+          instance: o.instance,
+          revision: table.revision,
+          generation: table.generation,
+          digest: table.digest,
+          swapMs: Math.round(swapMs * 1000) / 1000,
+          time: new Date(),
+        }),
+      )
+    },
+    rejected(r) {
+      void publish(
+        rejectedEvent({
+          zone: o.zone,
+          egress: o.egress,
+          instance: o.instance,
+          revision: r.revision ?? `kv:${key}@${st.kvRevision}`,
+          reason: r.reason,
+          ...(r.generation === undefined ? {} : { generation: r.generation }),
+          ...(r.digest === undefined ? {} : { digest: r.digest }),
+          time: new Date(),
+        }),
+      )
+    },
+    async close() {
+      closed = true
+      restartWatch()
+      await heartbeat.stop({ remove: st.connected })
+      await nc?.drain().catch(() => nc?.close())
+      await running
+    },
+  }
+}

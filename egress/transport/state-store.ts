@@ -1,0 +1,54 @@
+import { randomBytes } from 'node:crypto'
+import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises'
+import { join } from 'node:path'
+import type { ZoneTable } from '../../schemas/table.js'
+
+/**
+ * The egress's last good table on disk (`--state-dir`), so an egress can start and serve while NATS is down.
+ * One file per zone, `<dir>/<zone>.table.json`; replicas of a zone may share the directory, so every write
+ * goes to a temp file unique to the writer and is renamed over the target (atomic on one file system): a
+ * reader sees the old or the new table, never half of one. Replicas write the same published table, so the
+ * last rename wins harmlessly.
+ */
+
+/** Path of a zone's state file. Pure. */
+export function stateFilePath(dir: string, zone: string): string {
+  return join(dir, `${zone}.table.json`)
+}
+
+/**
+ * Writes the table atomically (temp file + rename), creating the directory if needed. Rejects with the fs
+ * error (the caller logs it: a failed save never stops serving).
+ */
+export async function saveTable(dir: string, table: ZoneTable): Promise<string> {
+  await mkdir(dir, { recursive: true })
+  const target = stateFilePath(dir, table.zone)
+  const tmp = `${target}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`
+  try {
+    await writeFile(tmp, `${JSON.stringify(table)}\n`, { mode: 0o644 })
+    await rename(tmp, target)
+  } catch (err) {
+    await rm(tmp, { force: true }).catch(() => {})
+    throw err
+  }
+  return target
+}
+
+/**
+ * Reads the saved table of a zone: the parsed JSON (untrusted: the lifecycle admits it like any other table),
+ * or undefined when there is no file. Rejects when the file exists but cannot be read or parsed.
+ */
+export async function loadSavedTable(dir: string, zone: string): Promise<unknown> {
+  let text: string
+  try {
+    text = await readFile(stateFilePath(dir, zone), 'utf8')
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined
+    throw err
+  }
+  try {
+    return JSON.parse(text) as unknown
+  } catch (err) {
+    throw new Error(`${stateFilePath(dir, zone)}: ${(err as Error).message}`)
+  }
+}
