@@ -41,6 +41,8 @@ export interface PreparedIngress {
   zone: string
   pair?: { address: string; port: number; key: string }
   services: AvailableService[]
+  /** Step-1 endpoints of this ingress per mesh, built once (used when the ingress is remote and its pair unused). */
+  byMesh: Map<string, { service: string; endpoint: Endpoint }[]>
 }
 
 /** A zone proxy's zone: its `zone`, or `defaultZone` when empty. Pure. */
@@ -112,7 +114,20 @@ export function prepareIngress(zi: ZoneIngress, zone: string, synthesized: Avail
     address && port
       ? { address, port, key: address.includes(':') ? `[${address}]:${port}` : `${address}:${port}` }
       : undefined
-  return { name: zi.name, zone, ...(pair ? { pair } : {}), services: [...declared, ...extra] }
+  const services = [...declared, ...extra]
+  const byMesh = new Map<string, { service: string; endpoint: Endpoint }[]>()
+  if (pair)
+    for (const s of services) {
+      const service = s.tags[SERVICE_TAG]
+      if (s.mesh === undefined || service === undefined) continue
+      // Kuma leaves the Envoy weight unset for 0 instances, and Envoy's default weight is 1.
+      const weight = s.instances && s.instances > 0 ? s.instances : 1
+      const endpoint: Endpoint = { address: pair.address, port: pair.port, weight, zone, external: false }
+      const list = byMesh.get(s.mesh)
+      if (list) list.push({ service, endpoint })
+      else byMesh.set(s.mesh, [{ service, endpoint }])
+    }
+  return { name: zi.name, zone, ...(pair ? { pair } : {}), services, byMesh }
 }
 
 /** Same (address, port, zone) upstreams merge, weights summed; sorted by address, port, zone (Kuma's EDS order). */
@@ -143,15 +158,10 @@ export function ingressEndpoints(zone: string, mesh: string, ingresses: Prepared
   for (const zi of ingresses) {
     if (zi.zone === zone || !zi.pair || usedPairs.has(zi.pair.key)) continue
     if (zi.services.length > 0) usedPairs.add(zi.pair.key)
-    for (const s of zi.services) {
-      const service = s.tags[SERVICE_TAG]
-      if (s.mesh !== mesh || service === undefined) continue
-      // Kuma leaves the Envoy weight unset for 0 instances, and Envoy's default weight is 1.
-      const weight = s.instances && s.instances > 0 ? s.instances : 1
-      const e: Endpoint = { address: zi.pair.address, port: zi.pair.port, weight, zone: zi.zone, external: false }
+    for (const { service, endpoint } of zi.byMesh.get(mesh) ?? []) {
       const list = map.get(service)
-      if (list) list.push(e)
-      else map.set(service, [e])
+      if (list) list.push(endpoint)
+      else map.set(service, [endpoint])
     }
   }
   return map

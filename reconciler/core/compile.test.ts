@@ -230,10 +230,18 @@ describe('compile', () => {
     const input = resources({
       meshes: [mesh('m')],
       egresses: [egress('ze', 'a'), egress('ze', 'b')],
-      es: [ext('e', 'm', 'web', 'w.example.com:1')],
+      es: [
+        ext('e', 'm', 'web', 'w.example.com:1'),
+        // Non-ASCII in a shared route: the digest's byte offsets must count UTF-8 bytes, not characters.
+        {
+          ...ext('u', 'm', 'uni', 'u.example.com:443'),
+          networking: { address: 'u.example.com:443', tls: { enabled: true, serverName: 'ünï.example' } },
+        },
+        ext('z', 'm', 'zed', 'z.example.com:1'),
+      ],
     })
     const tables = compileZoneTables(input)
-    const a = tables.get('a')?.routes[0] as TableRoute
+    const a = tables.get('a')?.routes.find((r) => r.service === 'web') as TableRoute
     expect(Object.isFrozen(a)).toBe(true)
     expect(() => {
       ;(a.upstreams[0] as { weight: number }).weight = 9

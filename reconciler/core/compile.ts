@@ -41,18 +41,30 @@ export interface CompileOptions {
   sniFormat?: SniFormat
 }
 
-/** A route and `,` + its canonical JSON as UTF-8 (the digest is hashed from these fragments). */
+/** A route and `,` + its canonical JSON (the digest is hashed from these fragments). */
 interface Built {
   route: TableRoute
-  commaJson: Buffer
+  commaJson: string
+  /** Within one compile: where this route goes in the shared list (index of the first shared SNI ≥ its SNI). */
+  pos?: number
+}
+
+/** A zone-independent route, tagged with its mesh plan so a zone can leave it out. */
+interface SharedBuilt extends Built {
+  plan: MeshPlan
+  service: string
+}
+
+/** What one mesh contributes to one zone: its own routes, and the shared services it replaces or drops. */
+interface ZonePart {
+  specific: Built[]
+  excluded: Set<string>
 }
 
 /** Per mesh with mTLS: its ExternalServices split into unpinned (shared by every zone) and pinned per zone. */
 class MeshPlan {
   readonly unpinned: Map<string, PreparedEs[]>
   readonly pinned = new Map<string, Map<string, PreparedEs[]>>()
-  private readonly unpinnedBySni: string[]
-  private readonly shared = new Map<string, Built>()
   private readonly crossZone = new Map<string, Built>()
 
   constructor(
@@ -61,11 +73,6 @@ class MeshPlan {
     private readonly format: SniFormat,
   ) {
     this.unpinned = groupByService(externalServices.filter((e) => e.pinned === undefined))
-    // Emitting shared routes already in SNI order lets the per-zone sort (TimSort) merge runs instead of sorting.
-    this.unpinnedBySni = [...this.unpinned.keys()]
-      .map((service) => ({ service, sni: format.build({ mesh: mesh.name, service }) }))
-      .sort((a, b) => bytewise(a.sni, b.sni))
-      .map((x) => x.service)
     const byZone = new Map<string, PreparedEs[]>()
     for (const es of externalServices) {
       if (es.pinned === undefined) continue
@@ -87,28 +94,33 @@ class MeshPlan {
       upstreams: toUpstreams(endpoints),
     }
     if (tls) route.tls = tls
-    return { route, commaJson: Buffer.from(`,${canonicalRouteJson(route)}`, 'utf8') }
+    return { route, commaJson: `,${canonicalRouteJson(route)}` }
   }
 
-  /** The external route of a service reached only through unpinned ExternalServices: the same in every zone. */
-  sharedExternal(service: string, list: PreparedEs[]): Built {
-    let b = this.shared.get(service)
-    if (!b) {
-      b = this.build(
+  /** External routes of services reached only through unpinned ExternalServices: the same in every zone (frozen). */
+  shared(): SharedBuilt[] {
+    const out: SharedBuilt[] = []
+    for (const [service, list] of this.unpinned) {
+      const first = list[0] as PreparedEs
+      const b = this.build(
         service,
         RouteKind.External,
         list.map((e) => e.endpoint),
-        (list[0] as PreparedEs).endpoint.tls,
+        first.endpoint.tls,
       )
       deepFreeze(b.route)
-      this.shared.set(service, b)
+      out.push({ ...b, plan: this, service })
     }
-    return b
+    return out
   }
 
-  /** The routes of this mesh for zone Z, in no particular order. */
-  routes(zone: string, ingresses: PreparedIngress[]): Built[] {
-    const out: Built[] = []
+  /**
+   * This mesh in zone Z: cross-zone routes (first endpoint from a remote ingress) and external routes that
+   * involve ExternalServices pinned to Z; `excluded` = the shared services those replace or drop.
+   */
+  zonePart(zone: string, ingresses: PreparedIngress[]): ZonePart {
+    const specific: Built[] = []
+    const excluded = new Set<string>()
     const fromIngress = ingressEndpoints(zone, this.mesh.name, ingresses)
     const pinnedHere = this.pinned.get(zone)
     // Step 2: ExternalServices reachable from Z, in name order (unpinned and pinned-here interleaved).
@@ -117,27 +129,29 @@ class MeshPlan {
       const b = pinnedHere?.get(service)
       return b ? [...a, ...b].sort((x, y) => bytewise(x.name, y.name)) : a
     }
-    // First endpoint from an ingress: cross-zone (zoneEgress only), with every endpoint of the service.
-    if (zoneEgressOn(this.mesh))
-      for (const [service, eps] of fromIngress) {
-        const all = [...eps, ...reachable(service).map((e) => e.endpoint)]
-        // Most zones see the same remote endpoints for a service: reuse the route built for the first of them.
-        let key = service
-        for (const e of all) key += `\0${e.address}\0${e.port}\0${e.weight}\0${e.zone ?? ''}`
-        let b = this.crossZone.get(key)
-        if (!b) {
-          b = this.build(service, RouteKind.CrossZone, all)
-          deepFreeze(b.route)
-          this.crossZone.set(key, b)
-        }
-        out.push(b)
+    for (const [service, eps] of fromIngress) {
+      if (this.unpinned.has(service)) excluded.add(service)
+      // First endpoint from an ingress: cross-zone (zoneEgress only, else no route), with every endpoint.
+      if (!zoneEgressOn(this.mesh)) continue
+      const all = [...eps, ...reachable(service).map((e) => e.endpoint)]
+      // Most zones see the same remote endpoints for a service: reuse the route built for the first of them.
+      let key = service
+      for (const e of all) key += `\0${e.address}\0${e.port}\0${e.weight}\0${e.zone ?? ''}`
+      let b = this.crossZone.get(key)
+      if (!b) {
+        b = this.build(service, RouteKind.CrossZone, all)
+        deepFreeze(b.route)
+        this.crossZone.set(key, b)
       }
-    const external = (service: string) => {
-      if (fromIngress.has(service)) return
-      const list = reachable(service)
-      if (pinnedHere?.has(service)) {
+      specific.push(b)
+    }
+    if (pinnedHere)
+      for (const service of pinnedHere.keys()) {
+        if (fromIngress.has(service)) continue
+        if (this.unpinned.has(service)) excluded.add(service)
+        const list = reachable(service)
         const first = list[0] as PreparedEs
-        out.push(
+        specific.push(
           this.build(
             service,
             RouteKind.External,
@@ -145,11 +159,8 @@ class MeshPlan {
             first.endpoint.tls,
           ),
         )
-      } else out.push(this.sharedExternal(service, list))
-    }
-    for (const service of this.unpinnedBySni) external(service)
-    if (pinnedHere) for (const service of pinnedHere.keys()) if (!this.unpinned.has(service)) external(service)
-    return out
+      }
+    return { specific, excluded }
   }
 }
 
@@ -182,16 +193,98 @@ export function canonicalRouteJson(r: TableRoute): string {
 }
 
 /**
- * sha256 of canonicalJson({zone, egresses, routes}) fed fragment by fragment: byte for byte the input of
- * tableDigest (tested), without building (and UTF-8 encoding) a multi-megabyte string per zone.
+ * The zone-independent routes of a compile, sorted by SNI, with their canonical JSON laid end to end in one
+ * buffer. A zone's table is this list minus the services the zone replaces, plus the zone's own routes merged in
+ * by position; its digest hashes the buffer in contiguous runs, so a 10,000-route zone costs a few hundred
+ * hash updates instead of 10,000 and no re-sort.
  */
-function digestOf(zone: string, egresses: TableEgress[], built: Built[]): string {
-  const hash = createHash('sha256').update(`{"egresses":${canonicalJson(egresses)},"routes":[`, 'utf8')
-  built.forEach((b, i) => {
-    hash.update(i === 0 ? b.commaJson.subarray(1) : b.commaJson)
-  })
-  hash.update(`],"zone":${JSON.stringify(zone)}}`, 'utf8')
-  return `sha256:${hash.digest('hex')}`
+class SharedRoutes {
+  private readonly list: SharedBuilt[]
+  private readonly sni: string[]
+  private readonly offsets: number[]
+  private readonly blob: Buffer
+  private readonly index = new Map<MeshPlan, Map<string, number>>()
+
+  constructor(items: SharedBuilt[]) {
+    this.list = items.sort((a, b) => bytewise(a.route.sni, b.route.sni))
+    this.sni = this.list.map((b) => b.route.sni)
+    this.offsets = [0]
+    for (const b of this.list) this.offsets.push((this.offsets.at(-1) as number) + Buffer.byteLength(b.commaJson))
+    this.blob = Buffer.from(this.list.map((b) => b.commaJson).join(''), 'utf8')
+    this.list.forEach((b, i) => {
+      const m = this.index.get(b.plan) ?? new Map<string, number>()
+      this.index.set(b.plan, m)
+      m.set(b.service, i)
+    })
+  }
+
+  /** Index of the first shared SNI ≥ `sni` (binary search; cached on the Built, which may recur across zones). */
+  private position(b: Built): number {
+    if (b.pos !== undefined) return b.pos
+    let lo = 0
+    let hi = this.sni.length
+    while (lo < hi) {
+      const mid = (lo + hi) >>> 1
+      if ((this.sni[mid] as string) < b.route.sni) lo = mid + 1
+      else hi = mid
+    }
+    b.pos = lo
+    return lo
+  }
+
+  /**
+   * One zone's routes in SNI order and its digest: equal to tableDigest({zone, egresses, routes}), byte for byte
+   * the canonical JSON (tested).
+   */
+  assemble(
+    zone: string,
+    egresses: TableEgress[],
+    parts: [MeshPlan, ZonePart][],
+  ): { routes: TableRoute[]; digest: string } {
+    const n = this.list.length
+    const skip = new Uint8Array(n)
+    for (const [plan, part] of parts)
+      for (const service of part.excluded) {
+        const i = this.index.get(plan)?.get(service)
+        if (i !== undefined) skip[i] = 1
+      }
+    const own = parts
+      .flatMap(([, part]) => part.specific)
+      .map((b) => ({ b, pos: this.position(b) }))
+      .sort((x, y) => x.pos - y.pos || bytewise(x.b.route.sni, y.b.route.sni))
+
+    const hash = createHash('sha256').update(`{"egresses":${canonicalJson(egresses)},"routes":[`, 'utf8')
+    let first = true
+    const emit = (part: Buffer | string) => {
+      hash.update(first ? part.slice(1) : part) // the first route has no leading comma
+      first = false
+    }
+    const routes: TableRoute[] = []
+    let run = -1 // start of the current run of shared routes not yet hashed
+    const flush = (end: number) => {
+      if (run >= 0 && end > run) emit(this.blob.subarray(this.offsets[run], this.offsets[end]))
+      run = -1
+    }
+    let j = 0
+    for (let i = 0; i <= n; i++) {
+      while (j < own.length && (own[j] as { pos: number }).pos === i) {
+        flush(i)
+        const b = (own[j++] as { b: Built }).b
+        routes.push(b.route)
+        emit(b.commaJson)
+      }
+      if (i === n) break
+      if (skip[i]) {
+        flush(i)
+        continue
+      }
+      if (run < 0) run = i
+      routes.push((this.list[i] as SharedBuilt).route)
+    }
+    flush(n)
+    hash.update(`],"zone":${JSON.stringify(zone)}}`, 'utf8')
+    return { routes, digest: `sha256:${hash.digest('hex')}` }
+  }
 }
 
 /**
@@ -261,19 +354,18 @@ export function compileZoneTables(resources: Resources, opts: CompileOptions = {
     )
   })
 
+  // Shared routes of every mesh, sorted by SNI once; each zone merges its own (few) routes into this list.
+  const shared = new SharedRoutes(plans.flatMap((p) => p.shared()))
+
   const tables = new Map<string, ZoneTable>()
   for (const zone of [...egressesByZone.keys()].sort(bytewise)) {
     const egresses = (egressesByZone.get(zone) as TableEgress[]).sort((a, b) => bytewise(a.name, b.name))
-    const built = plans.flatMap((p) => p.routes(zone, ingresses)).sort((a, b) => bytewise(a.route.sni, b.route.sni))
-    const routes = built.map((b) => b.route)
-    tables.set(zone, {
-      apiVersion: TABLE_API_VERSION,
-      kind: TABLE_KIND,
+    const { routes, digest } = shared.assemble(
       zone,
-      digest: digestOf(zone, egresses, built),
       egresses,
-      routes,
-    })
+      plans.map((p) => [p, p.zonePart(zone, ingresses)]),
+    )
+    tables.set(zone, { apiVersion: TABLE_API_VERSION, kind: TABLE_KIND, zone, digest, egresses, routes })
   }
   return tables
 }
