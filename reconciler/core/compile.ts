@@ -1,5 +1,3 @@
-import { createHash } from 'node:crypto'
-import { canonicalJson } from '../../schemas/digest.js'
 import { type AvailableService, DEFAULT_ZONE, type ExternalService, type Mesh } from '../../schemas/resources.js'
 import {
   RouteKind,
@@ -28,6 +26,10 @@ import {
 } from './compile-inputs.js'
 import type { Resources } from './model.js'
 import { defaultSniFormat, type SniFormat } from './sni.js'
+import { canonicalRouteJson } from './table-json.js'
+import { type Built, type SharedBuilt, SharedRoutes, type ZonePart } from './zone-assembly.js'
+
+export { canonicalRouteJson, formatTableJson, orderTableKeys } from './table-json.js'
 
 /**
  * The heart of zonegate: validated resources → one SNI routing table per zone, following Kuma 2.14's legacy
@@ -39,26 +41,6 @@ export interface CompileOptions {
   defaultZone?: string
   /** The SNI format (default: the legacy tag SNI). */
   sniFormat?: SniFormat
-}
-
-/** A route and `,` + its canonical JSON (the digest is hashed from these fragments). */
-interface Built {
-  route: TableRoute
-  commaJson: string
-  /** Within one compile: where this route goes in the shared list (index of the first shared SNI ≥ its SNI). */
-  pos?: number
-}
-
-/** A zone-independent route, tagged with its mesh plan so a zone can leave it out. */
-interface SharedBuilt extends Built {
-  plan: MeshPlan
-  service: string
-}
-
-/** What one mesh contributes to one zone: its own routes, and the shared services it replaces or drops. */
-interface ZonePart {
-  specific: Built[]
-  excluded: Set<string>
 }
 
 /** Per mesh with mTLS: its ExternalServices split into unpinned (shared by every zone) and pinned per zone. */
@@ -172,121 +154,6 @@ function deepFreeze<T>(value: T): T {
   return value
 }
 
-const str = JSON.stringify
-
-/**
- * canonicalJson(route) for a route built by the compiler, written out by hand (keys in bytewise order): the
- * same string, ~10× faster than the generic walk. Tested against canonicalJson. Pure.
- */
-export function canonicalRouteJson(r: TableRoute): string {
-  let ups = ''
-  for (const u of r.upstreams) {
-    const zone = u.zone === undefined ? '' : `,"zone":${str(u.zone)}`
-    ups += `${ups === '' ? '' : ','}{"address":${str(u.address)},"port":${u.port},"weight":${u.weight}${zone}}`
-  }
-  let tls = ''
-  if (r.tls !== undefined) {
-    const sn = r.tls.serverName === undefined ? '' : `,"serverName":${str(r.tls.serverName)}`
-    tls = `,"tls":{"enabled":${r.tls.enabled}${sn}}`
-  }
-  return `{"kind":${str(r.kind)},"mesh":${str(r.mesh)},"mode":${str(r.mode)},"service":${str(r.service)},"sni":${str(r.sni)}${tls},"upstreams":[${ups}]}`
-}
-
-/**
- * The zone-independent routes of a compile, sorted by SNI, with their canonical JSON laid end to end in one
- * buffer. A zone's table is this list minus the services the zone replaces, plus the zone's own routes merged in
- * by position; its digest hashes the buffer in contiguous runs, so a 10,000-route zone costs a few hundred
- * hash updates instead of 10,000 and no re-sort.
- */
-class SharedRoutes {
-  private readonly list: SharedBuilt[]
-  private readonly sni: string[]
-  private readonly offsets: number[]
-  private readonly blob: Buffer
-  private readonly index = new Map<MeshPlan, Map<string, number>>()
-
-  constructor(items: SharedBuilt[]) {
-    this.list = items.sort((a, b) => bytewise(a.route.sni, b.route.sni))
-    this.sni = this.list.map((b) => b.route.sni)
-    this.offsets = [0]
-    for (const b of this.list) this.offsets.push((this.offsets.at(-1) as number) + Buffer.byteLength(b.commaJson))
-    this.blob = Buffer.from(this.list.map((b) => b.commaJson).join(''), 'utf8')
-    this.list.forEach((b, i) => {
-      const m = this.index.get(b.plan) ?? new Map<string, number>()
-      this.index.set(b.plan, m)
-      m.set(b.service, i)
-    })
-  }
-
-  /** Index of the first shared SNI ≥ `sni` (binary search; cached on the Built, which may recur across zones). */
-  private position(b: Built): number {
-    if (b.pos !== undefined) return b.pos
-    let lo = 0
-    let hi = this.sni.length
-    while (lo < hi) {
-      const mid = (lo + hi) >>> 1
-      if ((this.sni[mid] as string) < b.route.sni) lo = mid + 1
-      else hi = mid
-    }
-    b.pos = lo
-    return lo
-  }
-
-  /**
-   * One zone's routes in SNI order and its digest: equal to tableDigest({zone, egresses, routes}), byte for byte
-   * the canonical JSON (tested).
-   */
-  assemble(
-    zone: string,
-    egresses: TableEgress[],
-    parts: [MeshPlan, ZonePart][],
-  ): { routes: TableRoute[]; digest: string } {
-    const n = this.list.length
-    const skip = new Uint8Array(n)
-    for (const [plan, part] of parts)
-      for (const service of part.excluded) {
-        const i = this.index.get(plan)?.get(service)
-        if (i !== undefined) skip[i] = 1
-      }
-    const own = parts
-      .flatMap(([, part]) => part.specific)
-      .map((b) => ({ b, pos: this.position(b) }))
-      .sort((x, y) => x.pos - y.pos || bytewise(x.b.route.sni, y.b.route.sni))
-
-    const hash = createHash('sha256').update(`{"egresses":${canonicalJson(egresses)},"routes":[`, 'utf8')
-    let first = true
-    const emit = (part: Buffer | string) => {
-      hash.update(first ? part.slice(1) : part) // the first route has no leading comma
-      first = false
-    }
-    const routes: TableRoute[] = []
-    let run = -1 // start of the current run of shared routes not yet hashed
-    const flush = (end: number) => {
-      if (run >= 0 && end > run) emit(this.blob.subarray(this.offsets[run], this.offsets[end]))
-      run = -1
-    }
-    let j = 0
-    for (let i = 0; i <= n; i++) {
-      while (j < own.length && (own[j] as { pos: number }).pos === i) {
-        flush(i)
-        const b = (own[j++] as { b: Built }).b
-        routes.push(b.route)
-        emit(b.commaJson)
-      }
-      if (i === n) break
-      if (skip[i]) {
-        flush(i)
-        continue
-      }
-      if (run < 0) run = i
-      routes.push((this.list[i] as SharedBuilt).route)
-    }
-    flush(n)
-    hash.update(`],"zone":${JSON.stringify(zone)}}`, 'utf8')
-    return { routes, digest: `sha256:${hash.digest('hex')}` }
-  }
-}
-
 /**
  * Compiles one routing table per zone that has at least one ZoneEgress (a zone without one gets no table).
  *
@@ -368,38 +235,4 @@ export function compileZoneTables(resources: Resources, opts: CompileOptions = {
     tables.set(zone, { apiVersion: TABLE_API_VERSION, kind: TABLE_KIND, zone, digest, egresses, routes })
   }
   return tables
-}
-
-/**
- * A copy of the envelope with keys in envelope order (apiVersion, kind, zone, generation, revision, digest,
- * egresses, routes, signature; each route sni, mesh, service, kind, mode, upstreams, tls) and absent members
- * dropped, for human-facing JSON. Pure.
- */
-export function orderTableKeys(table: ZoneTable): ZoneTable {
-  return JSON.parse(
-    JSON.stringify({
-      apiVersion: table.apiVersion,
-      kind: table.kind,
-      zone: table.zone,
-      generation: table.generation,
-      revision: table.revision,
-      digest: table.digest,
-      egresses: table.egresses.map((e) => ({ name: e.name, address: e.address, port: e.port, adminPort: e.adminPort })),
-      routes: table.routes.map((r) => ({
-        sni: r.sni,
-        mesh: r.mesh,
-        service: r.service,
-        kind: r.kind,
-        mode: r.mode,
-        upstreams: r.upstreams.map((u) => ({ address: u.address, port: u.port, weight: u.weight, zone: u.zone })),
-        tls: r.tls === undefined ? undefined : { enabled: r.tls.enabled, serverName: r.tls.serverName },
-      })),
-      signature: table.signature,
-    }),
-  ) as ZoneTable
-}
-
-/** The envelope as `zonegate compile --output json` prints it: orderTableKeys, 2-space indent, newline. Pure. */
-export function formatTableJson(table: ZoneTable): string {
-  return `${JSON.stringify(orderTableKeys(table), null, 2)}\n`
 }

@@ -19,7 +19,7 @@ const cases = readdirSync(root, { withFileTypes: true })
   .map((d) => d.name)
   .sort()
 
-export async function compileFolder(input: string) {
+async function compileFolder(input: string) {
   const result = validateSnapshot(await readFolderSnapshot(input))
   return { result, tables: [...compileZoneTables(result.resources).values()] }
 }
