@@ -6,9 +6,10 @@ import type { ReconcilerStatus } from '../schemas/status.js'
 import { type AdminServer, createReconcilerMetrics, startAdminServer } from './admin/http.js'
 import { DEFAULT_RETRY_POLICY, type RetryPolicy, retryDecision } from './core/conditions.js'
 import { initialPassState, type PassReport, type PassState, reconcileOnce } from './reconcile.js'
+import { type RolloutTracker, startRolloutTracker } from './rollout/tracker.js'
 import { createGitSource, gitRevision, shaOfRevision } from './source/git-source.js'
 import { createPassDeps } from './steps/deps.js'
-import { initialStatus, passOutcome, statusAfter, statusReconciling } from './steps/status.js'
+import { initialStatus, passOutcome, statusAfter, statusReconciling, statusWithRollouts } from './steps/status.js'
 import { type Lease, startLease } from './transport/lease.js'
 import { type Bus, connectBus, ensureNatsLayout } from './transport/nats-bus.js'
 import { type ReconcileServer, serveReconcileRequests } from './transport/reconcile-requests.js'
@@ -43,7 +44,14 @@ export interface ReconcilerOptions {
   random?: () => number
   /** Install SIGTERM/SIGINT handlers that stop gracefully (the CLI sets this). */
   handleSignals?: boolean
+  /** `--rollout-timeout`: how long a published zone may take to converge (default 60 000 ms). */
+  rolloutTimeoutMs?: number
+  /** Instance liveness for rollout tracking (default: the bucket TTL, 30 s). For tests. */
+  instancesTtlMs?: number
 }
+
+/** Default of `--rollout-timeout`. */
+export const DEFAULT_ROLLOUT_TIMEOUT_MS = 60_000
 
 export interface RunningReconciler {
   id: string
@@ -128,6 +136,31 @@ export async function runReconciler(opts: ReconcilerOptions): Promise<RunningRec
   const deps = createPassDeps({ opts, source, bus, log })
   let failures = 0
   let lastReport: PassReport | undefined
+  // Rollout tracking (leader only) runs beside the pass loop and rewrites the status when a rollout moves.
+  let tracker: RolloutTracker | undefined
+  let statusWrite: Promise<void> = Promise.resolve()
+  const saveStatus = (): Promise<void> => {
+    // Serialized, and each write sends the status of the moment it runs (never an older one after a newer).
+    statusWrite = statusWrite
+      .then(() => writeStatus(bus, status))
+      .then(
+        () => {},
+        (err) => log.warn({ err }, 'status not written'),
+      )
+    return statusWrite
+  }
+  const startTracker = () =>
+    startRolloutTracker({
+      bus,
+      log,
+      timeoutMs: opts.rolloutTimeoutMs ?? DEFAULT_ROLLOUT_TIMEOUT_MS,
+      liveTtlMs: opts.instancesTtlMs,
+      onChange: () => {
+        if (!tracker || !lease?.isLeader()) return
+        status = statusWithRollouts(status, tracker.statuses())
+        void saveStatus()
+      },
+    })
 
   const runPass: Parameters<typeof createTriggerLoop<PassReport | undefined>>[0]['runPass'] = async (hooks) => {
     const interval = pollDelayMs(opts.intervalMs, random)
@@ -142,12 +175,12 @@ export async function runReconciler(opts: ReconcilerOptions): Promise<RunningRec
     firstPassDone = true
     lastReport = report
     const outcome = passOutcome(report)
-    status = statusAfter(status, report, state.inventory, new Date())
+    if (report.result === 'applied') tracker?.track(report)
+    status = statusWithRollouts(statusAfter(status, report, state.inventory, new Date()), tracker?.statuses())
     if (report.result === 'failed') log.warn({ err: report.error, ms: Math.round(seconds * 1000) }, 'pass failed')
     else log.debug({ result: report.result, ms: Math.round(seconds * 1000) }, 'pass done')
     // Status is written at the end of every pass, whatever happened (best effort when NATS is down).
-    if (report.result !== 'superseded' && report.result !== 'skipped')
-      await writeStatus(bus, status).catch((err) => log.warn({ err }, 'status not written'))
+    if (report.result !== 'superseded' && report.result !== 'skipped') await saveStatus()
     if (report.result === 'superseded') return { result: report, nextDelayMs: interval }
     failures = outcome?.result === 'failed' && report.result === 'failed' ? failures + 1 : 0
     const decision = outcome ? retryDecision(outcome, failures, policy, random) : { kind: 'none' as const }
@@ -166,6 +199,7 @@ export async function runReconciler(opts: ReconcilerOptions): Promise<RunningRec
   const onLeader = (leader: boolean) => {
     if (leader) {
       state.inventory = undefined // another reconciler may have published meanwhile
+      tracker ??= startTracker()
       requests ??= serveReconcileRequests(bus, async () => {
         const report = await (loop as NonNullable<typeof loop>).trigger()
         if (!report) return { ok: false, error: 'this reconciler is not the active one' }
@@ -173,10 +207,15 @@ export async function runReconciler(opts: ReconcilerOptions): Promise<RunningRec
         return { ok: false, error: 'error' in report ? report.error.message : `${report.revision} ${report.result}` }
       })
       loop?.poke()
-    } else if (requests) {
-      const r = requests
-      requests = undefined
-      void r.stop()
+    } else {
+      const t = tracker
+      tracker = undefined
+      void t?.stop()
+      if (requests) {
+        const r = requests
+        requests = undefined
+        void r.stop()
+      }
     }
   }
   lease = await startLease({
@@ -202,6 +241,8 @@ export async function runReconciler(opts: ReconcilerOptions): Promise<RunningRec
       log.info('reconciler stopping')
       await loop?.stop()
       await requests?.stop().catch(() => {})
+      await tracker?.stop().catch(() => {})
+      await statusWrite
       await lease?.stop({ release: true }).catch((err) => log.warn({ err }, 'lease release failed'))
       await admin?.close()
       await bus.close().catch(() => {})

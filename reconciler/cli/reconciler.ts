@@ -11,6 +11,7 @@ export const RECONCILER_DEFAULTS = {
   interval: '10s',
   http: '127.0.0.1:9090',
   leaseTtl: '15s',
+  rolloutTimeout: '60s',
 } as const
 
 /** `$XDG_CACHE_HOME/zonegate/git`, else `~/.cache/zonegate/git`. */
@@ -31,11 +32,13 @@ interface Flags {
   defaultZone: string
   id?: string
   leaseTtl: string
+  rolloutTimeout: string
 }
 
 /**
  * `zonegate reconciler --repo R [--branch B] [--path P] [--interval D] [--http HOST:PORT] [--nats URL]...
- * [--cache-dir D] [--webhook-secret-file F] [--allow-empty] [--default-zone Z] [--id ID] [--lease-ttl D]`:
+ * [--cache-dir D] [--webhook-secret-file F] [--allow-empty] [--default-zone Z] [--id ID] [--lease-ttl D]
+ * [--rollout-timeout D]`:
  * runs the reconciler process until SIGTERM/SIGINT (graceful: finishes or aborts the pass, releases the lease,
  * closes NATS). Bad flags are usage errors (exit 2).
  */
@@ -59,11 +62,18 @@ export function registerReconcilerCommand(program: Command): void {
       'lease TTL of KV zonegate-leases when this process creates it',
       RECONCILER_DEFAULTS.leaseTtl,
     )
+    .option(
+      '--rollout-timeout <duration>',
+      'how long every live egress instance of a zone has to report a new table before `timeout`',
+      RECONCILER_DEFAULTS.rolloutTimeout,
+    )
     .action(async (flags: Flags) => {
       const intervalMs = parseDuration(flags.interval, '--interval')
       if (intervalMs < 100) throw new UsageError('--interval: must be at least 100ms')
       const leaseTtlMs = parseDuration(flags.leaseTtl, '--lease-ttl')
       if (leaseTtlMs < 300) throw new UsageError('--lease-ttl: must be at least 300ms')
+      const rolloutTimeoutMs = parseDuration(flags.rolloutTimeout, '--rollout-timeout')
+      if (rolloutTimeoutMs < 100) throw new UsageError('--rollout-timeout: must be at least 100ms')
       const running = await runReconciler({
         repo: flags.repo,
         branch: flags.branch,
@@ -77,6 +87,7 @@ export function registerReconcilerCommand(program: Command): void {
         defaultZone: flags.defaultZone,
         id: flags.id,
         leaseTtlMs,
+        rolloutTimeoutMs,
         handleSignals: true,
       })
       await running.done

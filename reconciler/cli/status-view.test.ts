@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest'
 import type { ReconcilerStatus } from '../../schemas/status.js'
 import type { PublishedZoneTable } from '../../schemas/table.js'
 import type { InstanceRecord } from '../transport/status-store.js'
-import { buildStatusView, formatColumns, formatStatusText } from './status-view.js'
+import { buildStatusView, formatColumns, formatRollout, formatStatusText } from './status-view.js'
 
 const REV = `main@sha1:${'a'.repeat(40)}`
 const table = (zone: string, generation: number, digest: string): PublishedZoneTable => ({
@@ -111,5 +111,59 @@ describe('status view', () => {
         ['long', 'x', 'tail'],
       ]),
     ).toBe('A     BB  C\nlong  x   tail')
+  })
+  it('status view - the rollout of the published digest is shown per zone', () => {
+    const rollout = {
+      state: 'timeout' as const,
+      revision: REV,
+      generation: 7,
+      digest: 'sha256:a',
+      startedAt: 't0',
+      endedAt: 't1',
+      current: ['ze-1/1'],
+      missing: ['ze-1/2'],
+      stale: [],
+      rejected: [],
+    }
+    const withRollout = {
+      ...status,
+      zones: [{ zone: 'zone-a', generation: 7, digest: 'sha256:a', revision: REV, rollout }],
+    }
+    const tables = new Map([['zone-a', { table: table('zone-a', 7, 'sha256:a'), kvRevision: 3 }]])
+    const v = buildStatusView(withRollout, tables, [])
+    expect(v.zones[0]?.rollout).toEqual(rollout)
+    expect(formatStatusText(v)).toMatch(/zone-a\s+7\s+.*0\/0 current\s+timeout, missing: ze-1\/2/)
+    // a rollout of another digest (an older table) is not shown
+    const older = new Map([['zone-a', { table: table('zone-a', 8, 'sha256:b'), kvRevision: 4 }]])
+    expect(buildStatusView(withRollout, older, []).zones[0]?.rollout).toBeUndefined()
+  })
+
+  it('status view - rollout column', () => {
+    const base = {
+      revision: REV,
+      generation: 1,
+      digest: 'd',
+      startedAt: 't',
+      current: [],
+      missing: [],
+      stale: [],
+      rejected: [],
+    }
+    const cases: [Parameters<typeof formatRollout>[0], string][] = [
+      [undefined, '-'],
+      [{ ...base, state: 'progressing', missing: ['e/1', 'e/2'] }, 'progressing, waiting for e/1 e/2'],
+      [{ ...base, state: 'progressing' }, 'progressing, no live instance yet'],
+      [{ ...base, state: 'converged', current: ['e/1'] }, 'converged'],
+      [
+        { ...base, state: 'converged', current: ['e/1'], missing: ['e/2'], stale: ['e/2'] },
+        'converged, missing: e/2, stale: e/2',
+      ],
+      [{ ...base, state: 'timeout' }, 'timeout, no live instance'],
+      [
+        { ...base, state: 'timeout', missing: ['e/2'], rejected: [{ instance: 'e/2', reason: 'bad signature' }] },
+        'timeout, missing: e/2; rejected by e/2: bad signature',
+      ],
+    ]
+    for (const [r, text] of cases) expect(formatRollout(r)).toBe(text)
   })
 })

@@ -1,4 +1,4 @@
-import type { ReconcilerStatus, StatusCondition } from '../../schemas/status.js'
+import type { ReconcilerStatus, StatusCondition, ZoneRolloutStatus } from '../../schemas/status.js'
 import type { PublishedZoneTable } from '../../schemas/table.js'
 import { formatViolation, type Violation } from '../../schemas/violation.js'
 import type { InstanceRecord } from '../transport/status-store.js'
@@ -31,6 +31,8 @@ export interface ZoneView {
   revision?: string
   kvRevision?: number
   instances: InstanceView[]
+  /** The rollout of the zone's table, as the reconciler last wrote it (absent when it did not follow one). */
+  rollout?: ZoneRolloutStatus
 }
 
 export interface StatusView {
@@ -57,6 +59,7 @@ export function buildStatusView(
 ): StatusView {
   const zones = new Map<string, ZoneView>()
   for (const [zone, { table, kvRevision }] of tables) {
+    const rollout = status?.zones.find((z) => z.zone === zone && z.digest === table.digest)?.rollout
     zones.set(zone, {
       zone,
       generation: table.generation,
@@ -64,6 +67,7 @@ export function buildStatusView(
       revision: table.revision,
       kvRevision,
       instances: [],
+      ...(rollout ? { rollout } : {}),
     })
   }
   for (const r of instances) {
@@ -137,7 +141,7 @@ export function formatStatusText(v: StatusView): string {
   else {
     out.push(
       formatColumns([
-        ['ZONE', 'GENERATION', 'DIGEST', 'REVISION', 'INSTANCES'],
+        ['ZONE', 'GENERATION', 'DIGEST', 'REVISION', 'INSTANCES', 'ROLLOUT'],
         ...v.zones.map((z) => {
           const current = z.instances.filter((i) => i.serving === 'current').length
           return [
@@ -146,6 +150,7 @@ export function formatStatusText(v: StatusView): string {
             short(z.digest),
             z.revision ?? '(no table)',
             `${current}/${z.instances.length} current`,
+            formatRollout(z.rollout),
           ]
         }),
       ]),
@@ -177,6 +182,19 @@ export function formatStatusText(v: StatusView): string {
     for (const x of r.violations) out.push(`  ${formatViolation(x)}`)
   }
   return `${out.join('\n')}\n`
+}
+
+/** `converged`, `progressing, waiting for ze-a/2`, `timeout, missing: ze-a/2; rejected by ze-a/2`. Pure. */
+export function formatRollout(r: ZoneRolloutStatus | undefined): string {
+  if (!r) return '-'
+  const parts: string[] = [r.state]
+  if (r.state === 'progressing')
+    parts.push(r.missing.length > 0 ? `waiting for ${r.missing.join(' ')}` : 'no live instance yet')
+  else if (r.missing.length > 0) parts.push(`missing: ${r.missing.join(' ')}`)
+  else if (r.state === 'timeout' && r.current.length === 0) parts.push('no live instance')
+  if (r.stale.length > 0) parts.push(`stale: ${r.stale.join(' ')}`)
+  const rejected = r.rejected.map((x) => `rejected by ${x.instance}: ${x.reason}`)
+  return [parts.join(', '), ...rejected].join('; ')
 }
 
 const indent = (s: string) =>

@@ -196,7 +196,8 @@ export function observeApplied(
 ): RolloutStep {
   const b = structuredClone(book)
   const k = bookKey(a.zone, a.egress, a.instance)
-  b.instances[k] = { ...(b.instances[k] ?? a), lastSeenMs: now, appliedDigest: a.digest }
+  const seen = b.instances[k] ?? { zone: a.zone, egress: a.egress, instance: a.instance }
+  b.instances[k] = { ...seen, lastSeenMs: now, appliedDigest: a.digest }
   const z = b.zones[a.zone]
   const name = instanceName(a.egress, a.instance)
   if (z && a.digest === z.digest) delete z.rejected[name]

@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest'
 import type { PublishedZoneTable } from '../../schemas/table.js'
 import { ValidationFailed } from '../core/errors.js'
 import type { PassReport } from '../reconcile.js'
-import { initialStatus, statusAfter, statusReconciling } from './status.js'
+import { initialStatus, statusAfter, statusReconciling, statusWithRollouts } from './status.js'
 import type { Inventory } from './types.js'
 
 const T = new Date('2026-01-01T00:00:00Z')
@@ -67,5 +67,27 @@ describe('status', () => {
     const s = statusAfter(base, { result: 'superseded', revision: R2, sha: '2'.repeat(40), by: R1 }, undefined, T)
     expect(s.lastAttemptedRevision).toBeUndefined()
     expect(s.conditions).toEqual(base.conditions)
+  })
+  it('status - rollouts attach to zones holding their digest; other zones lose a stale one', () => {
+    const report: PassReport = { result: 'applied', revision: R1, sha: '1'.repeat(40), zones: [], timings: {} }
+    const s = statusAfter(initialStatus('r1', T), report, inventory, T)
+    const r = (digest: string) => ({
+      state: 'converged' as const,
+      revision: R1,
+      generation: 1,
+      digest,
+      startedAt: T.toISOString(),
+      current: ['ze/1'],
+      missing: [],
+      stale: [],
+      rejected: [],
+    })
+    const withA = statusWithRollouts(s, { 'zone-a': r('da'), 'zone-b': r('old') })
+    expect(withA.zones.map((z) => [z.zone, z.rollout?.state])).toEqual([
+      ['zone-a', 'converged'],
+      ['zone-b', undefined],
+    ])
+    expect(statusWithRollouts(withA, {}).zones.every((z) => !('rollout' in z))).toBe(true)
+    expect(statusWithRollouts(withA, undefined)).toBe(withA)
   })
 })

@@ -1,4 +1,4 @@
-import type { ReconcilerStatus, ZoneStatus } from '../../schemas/status.js'
+import type { ReconcilerStatus, ZoneRolloutStatus, ZoneStatus } from '../../schemas/status.js'
 import { conditionsAfter, conditionsReconciling, type PassOutcome } from '../core/conditions.js'
 import type { PassReport } from '../reconcile.js'
 import type { Inventory } from './types.js'
@@ -68,6 +68,24 @@ export function statusAfter(
     next.violationsRevision = report.revision
   }
   return next
+}
+
+/**
+ * Attaches to each zone the rollout of its table (from the rollout tracker), when the rollout is of the digest
+ * the zone holds; other zones keep no `rollout`. `rollouts` undefined (no tracker: a standby) leaves the
+ * status as it is. Pure.
+ */
+export function statusWithRollouts(
+  status: ReconcilerStatus,
+  rollouts: Readonly<Record<string, ZoneRolloutStatus>> | undefined,
+): ReconcilerStatus {
+  if (!rollouts) return status
+  const zones = status.zones.map((z) => {
+    const { rollout: _old, ...rest } = z
+    const r = rollouts[z.zone]
+    return r && r.digest === z.digest ? { ...rest, rollout: r } : rest
+  })
+  return { ...status, zones }
 }
 
 /** The status of a reconciler that has not run a pass yet (or a stored one, re-owned). Pure. */

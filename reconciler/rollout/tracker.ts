@@ -1,0 +1,239 @@
+import type { KvWatchEntry } from '@nats-io/kv'
+import type { QueuedIterator, Subscription } from '@nats-io/transport-node'
+import type { Logger } from 'pino'
+import type { InstanceHeartbeat, ZonegateEvent } from '../../schemas/events.js'
+import type { ZoneRolloutStatus } from '../../schemas/status.js'
+import { decodeToken, INSTANCES_TTL_MS, rolloutSubjects } from '../../schemas/subjects.js'
+import {
+  type BuiltEvent,
+  commitConvergedEvent,
+  commitStalledEvent,
+  commitSupersededEvent,
+  rolloutConvergedEvent,
+  rolloutTimeoutEvent,
+} from '../core/events.js'
+import {
+  initialRolloutBook,
+  nextWakeupMs,
+  observeApplied,
+  observeHeartbeat,
+  observeInstanceGone,
+  observeRejected,
+  type RolloutOutput,
+  type RolloutStep,
+  startCommitRollout,
+  tickRollouts,
+  zoneRolloutStatuses,
+} from '../core/rollout.js'
+import type { Bus } from '../transport/nats-bus.js'
+import { emitEvent } from '../transport/nats-publisher.js'
+
+/**
+ * Follows rollouts on NATS for the lease holder (the rules are in reconciler/core/rollout.ts): one KV watch on
+ * `zonegate-instances` (key `>`, one string filter, fine on 2.9) for the live instances, one core subscription
+ * on `zonegate.events.rollout.*.>` for `applied`/`rejected` events, and a timer at the core's next wakeup.
+ * Runs beside the pass loop: `track()` returns at once, so a new pass never waits for a rollout.
+ * Emits `rollout.<zone>.converged|timeout` and `commit.<sha>.converged|stalled|superseded` with the builders
+ * of core/events.ts (msg ids dedupe retries; events that fail are retried every second, in order).
+ */
+export interface RolloutTracker {
+  /** Starts following the zones an applied pass published (`PassReport` with result `applied`). */
+  track(c: {
+    revision: string
+    sha: string
+    zones: { zone: string; generation: number; digest: string; change: string }[]
+  }): void
+  /** Per zone, the rollout of its last published table, for the status. */
+  statuses(): Record<string, ZoneRolloutStatus>
+  /** Resolves once the instance watch and the event subscription are set up. */
+  ready: Promise<void>
+  /** Stops watching (state is dropped: a new lease holder starts afresh); sends what it can of pending events. */
+  stop(): Promise<void>
+}
+
+export interface RolloutTrackerOptions {
+  bus: Bus
+  log: Logger
+  /** `--rollout-timeout` (default 60 s). */
+  timeoutMs: number
+  /** Called after the statuses changed (the caller rewrites the status). */
+  onChange?: () => void
+  /** Instance liveness; default the bucket's TTL (30 s). */
+  liveTtlMs?: number
+  now?: () => number
+}
+
+const RETRY_MS = 1000
+
+/** Starts the tracker; never throws (watch errors are logged and the watch is recreated). */
+export function startRolloutTracker(o: RolloutTrackerOptions): RolloutTracker {
+  const log = o.log.child({ component: 'rollout' })
+  const now = o.now ?? Date.now
+  let book = initialRolloutBook({ timeoutMs: o.timeoutMs, liveTtlMs: o.liveTtlMs ?? INSTANCES_TTL_MS })
+  let lastStatus = '{}'
+  let stopped = false
+  let timer: NodeJS.Timeout | undefined
+  let watcher: QueuedIterator<KvWatchEntry> | undefined
+  let sub: Subscription | undefined
+  const pending: BuiltEvent[] = []
+  let flushing: Promise<void> | undefined
+  let retryTimer: NodeJS.Timeout | undefined
+
+  const flush = (): Promise<void> => {
+    flushing ??= (async () => {
+      while (pending.length > 0) {
+        try {
+          await emitEvent(o.bus, pending[0] as BuiltEvent)
+          pending.shift()
+        } catch (err) {
+          log.warn({ err, events: pending.length }, 'rollout events not delivered; retrying')
+          if (!stopped)
+            retryTimer ??= setTimeout(() => {
+              retryTimer = undefined
+              void flush()
+            }, RETRY_MS).unref()
+          break
+        }
+      }
+    })().finally(() => {
+      flushing = undefined
+    })
+    return flushing
+  }
+
+  const apply = (step: RolloutStep) => {
+    if (stopped) return
+    book = step.book
+    for (const out of step.outputs) report(out)
+    if (pending.length > 0) void flush()
+    schedule()
+    const status = JSON.stringify(zoneRolloutStatuses(book, now()))
+    if (status !== lastStatus) {
+      lastStatus = status
+      o.onChange?.()
+    }
+  }
+
+  const report = (x: RolloutOutput) => {
+    const time = new Date(now())
+    const zlog = 'zone' in x ? log.child({ zone: x.zone, revision: x.revision }) : log.child({ revision: x.revision })
+    switch (x.type) {
+      case 'zone.converged':
+        zlog.info({ generation: x.generation, instances: x.instances, ms: x.ms }, 'rollout converged')
+        pending.push(rolloutConvergedEvent({ ...x, time }))
+        break
+      case 'zone.timeout':
+        zlog.warn({ generation: x.generation, missing: x.missing, rejected: x.rejected }, 'rollout timed out')
+        pending.push(rolloutTimeoutEvent({ ...x, time }))
+        break
+      case 'zone.superseded':
+        zlog.info({ generation: x.generation, by: x.by }, 'rollout superseded')
+        break
+      case 'commit.converged':
+        zlog.info({ zones: x.zones }, 'commit converged')
+        pending.push(commitConvergedEvent({ ...x, time }))
+        break
+      case 'commit.stalled':
+        zlog.warn({ reason: x.reason, detail: x.message }, 'commit stalled')
+        pending.push(commitStalledEvent({ ...x, time }))
+        break
+      case 'commit.superseded':
+        zlog.info({ by: x.by }, 'commit superseded before it converged')
+        pending.push(commitSupersededEvent({ ...x, time }))
+        break
+      case 'instance.converged':
+        zlog.info({ instance: x.instance, generation: x.generation }, 'instance converged after the rollout')
+        break
+      case 'instance.stale':
+        zlog.warn(
+          { instance: x.instance, generation: x.generation, serving: x.serving ?? null },
+          'instance has not applied the current table',
+        )
+        break
+      case 'instance.rejected':
+        zlog.warn({ instance: x.instance, generation: x.generation, reason: x.reason }, 'instance rejected the table')
+        break
+    }
+  }
+
+  const schedule = () => {
+    if (timer) clearTimeout(timer)
+    timer = undefined
+    const at = nextWakeupMs(book)
+    if (at === undefined || stopped) return
+    timer = setTimeout(() => apply(tickRollouts(book, now())), Math.max(5, at - now())).unref()
+  }
+
+  const onEntry = (e: KvWatchEntry) => {
+    const parts = e.key.split('.')
+    if (parts.length !== 3) return
+    const [zone, egressToken, instanceToken] = parts as [string, string, string]
+    const id = { zone, egress: decodeToken(egressToken), instance: decodeToken(instanceToken) }
+    if (e.operation !== 'PUT') return apply(observeInstanceGone(book, id, now()))
+    let heartbeat: InstanceHeartbeat
+    try {
+      heartbeat = e.json<InstanceHeartbeat>()
+    } catch {
+      log.debug({ zone }, 'unreadable heartbeat ignored')
+      return
+    }
+    if (!heartbeat || typeof heartbeat !== 'object') return
+    apply(observeHeartbeat(book, { ...id, heartbeat, seenMs: e.created.getTime() }, now()))
+  }
+
+  const onEvent = (ev: ZonegateEvent) => {
+    if (ev.type !== 'rollout.applied' && ev.type !== 'rollout.rejected') return
+    if (typeof ev.zone !== 'string' || typeof ev.egress !== 'string' || typeof ev.instance !== 'string') return
+    if (ev.type === 'rollout.applied') {
+      if (typeof ev.digest !== 'string') return
+      apply(observeApplied(book, ev, now()))
+    } else apply(observeRejected(book, { ...ev, reason: String(ev.reason) }, now()))
+  }
+
+  const watchLoop = async (onReady: () => void) => {
+    while (!stopped) {
+      try {
+        const w = await o.bus.kv.instances.watch({ key: '>' })
+        watcher = w
+        onReady()
+        if (stopped) w.stop()
+        for await (const e of w) onEntry(e)
+      } catch (err) {
+        log.warn({ err }, 'instance watch failed; recreating')
+        onReady()
+      }
+      if (!stopped) await new Promise((r) => setTimeout(r, RETRY_MS))
+    }
+  }
+
+  const ready = new Promise<void>((resolve) => {
+    sub = o.bus.nc.subscribe(rolloutSubjects('*'), {
+      callback: (err, m) => {
+        if (err || stopped) return
+        try {
+          onEvent(m.json<ZonegateEvent>())
+        } catch {
+          log.debug({ subject: m.subject }, 'unreadable rollout event ignored')
+        }
+      },
+    })
+    void watchLoop(resolve)
+  })
+
+  return {
+    track(c) {
+      apply(startCommitRollout(book, c, now()))
+    },
+    statuses: () => zoneRolloutStatuses(book, now()),
+    ready,
+    async stop() {
+      if (stopped) return
+      stopped = true
+      if (timer) clearTimeout(timer)
+      if (retryTimer) clearTimeout(retryTimer)
+      sub?.unsubscribe()
+      watcher?.stop()
+      if (pending.length > 0) await flush().catch(() => {})
+    },
+  }
+}
