@@ -98,6 +98,7 @@ export function startNatsSubscriber(o: NatsSubscriberOptions): NatsSubscriber {
   let closed = false
   let watcher: { stop(): void } | undefined
   let kick: (() => void) | undefined
+  let kicked = false
   const heartbeat: Heartbeat = startHeartbeat(
     () => (st.connected ? instances : undefined),
     instanceKey(o.zone, o.egress, o.instance),
@@ -154,25 +155,33 @@ export function startNatsSubscriber(o: NatsSubscriberOptions): NatsSubscriber {
 
   /** The supervisor: keeps one watch alive; any end or error → wait (or a reconnect kick) → again. */
   const supervise = async () => {
+    let failures = 0
     while (!closed) {
+      kicked = false
       try {
         await syncOnce()
+        failures = 0
       } catch (err) {
+        failures++
         st.lastError = text(err)
         log.debug({ err }, 'table watch failed; retrying')
       }
       watcher = undefined
       if (closed) break
       st.watchRestarts++
+      if (kicked) continue
+      // errors right after a server restart (JetStream still loading) are retried soon, then less often
       await new Promise<void>((r) => {
         kick = r
-        setTimeout(r, 1000).unref()
+        setTimeout(r, Math.min(2000, RETRY_MS * 2 ** Math.min(failures, 3))).unref()
       })
       kick = undefined
     }
   }
 
+  /** Ends the current watch so the supervisor reads the key again and watches from the last revision. */
   const restartWatch = () => {
+    kicked = true
     watcher?.stop()
     kick?.()
   }
