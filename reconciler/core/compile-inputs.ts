@@ -132,6 +132,14 @@ export function prepareIngress(zi: ZoneIngress, zone: string, synthesized: Avail
 
 /** Same (address, port, zone) upstreams merge, weights summed; sorted by address, port, zone (Kuma's EDS order). */
 export function toUpstreams(endpoints: Endpoint[]): TableUpstream[] {
+  if (endpoints.length === 1) {
+    const e = endpoints[0] as Endpoint // the common case: nothing to merge or sort
+    return [
+      e.zone === undefined
+        ? { address: e.address, port: e.port, weight: e.weight }
+        : { address: e.address, port: e.port, weight: e.weight, zone: e.zone },
+    ]
+  }
   const merged = new Map<string, TableUpstream>()
   for (const e of endpoints) {
     const key = `${e.address}\0${e.port}\0${e.zone ?? ''}`

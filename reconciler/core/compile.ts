@@ -91,7 +91,7 @@ class MeshPlan {
         first.endpoint.tls,
       )
       deepFreeze(b.route)
-      out.push({ ...b, plan: this, service })
+      out.push({ route: b.route, commaJson: b.commaJson, plan: this, service })
     }
     return out
   }
