@@ -289,8 +289,10 @@ export function startNatsSubscriber(o: NatsSubscriberOptions): NatsSubscriber {
       closed = true
       restartWatch()
       await heartbeat.stop({ remove: st.connected })
-      await nc?.drain().catch(() => nc?.close())
-      await running
+      // drain only when connected (a drain while reconnecting would wait for the server), and not for long
+      if (nc && st.connected) await Promise.race([nc.drain().catch(() => {}), sleep(1000)])
+      await nc?.close().catch(() => {})
+      await Promise.race([running, sleep(1000)])
     },
   }
 }

@@ -1,0 +1,164 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { probe } from '../../egress/probe/probe.js'
+import { waitFor } from '../helpers/procfile.js'
+import { cli, configDump, type Egress, openTls, probeCli, type System, startSystem, waitForReady } from './system.js'
+
+/**
+ * The whole system from real processes (built CLI): nats-server, `zonegate reconciler` on a scratch Git
+ * repository seeded from gitops-example/, two zone-a egresses and one zone-b egress in NATS mode, TLS demo
+ * upstreams. Commits go to the repository; the reconciler is asked to run at once over NATS
+ * (`zonegate.cmd.reconcile`, as `zonegate reconcile` does) and also polls every second. The tests run in
+ * order and share the system.
+ */
+let sys: System
+let a1: Egress
+const EGRESS = 'zones/zone-a/zone-egresses/egress-1.yaml'
+
+const external = (name: string, port: number) => `type: ExternalService
+name: ${name}
+mesh: default
+tags:
+  kuma.io/service: ${name}
+  kuma.io/zone: zone-a
+networking:
+  address: 127.0.0.1:${port}
+`
+const sni = (service: string) => `${service}{mesh=default}`
+const ask = async (port: number, service: string) =>
+  probe({ host: '127.0.0.1', port, sni: sni(service), timeoutMs: 3000 })
+
+/** `zonegate rollout watch --commit SHA --until converged --output json`: exit code, events, elapsed ms. */
+async function watchCommit(sha: string, timeout = '15s') {
+  const t0 = Date.now()
+  const r = await cli([
+    'rollout',
+    'watch',
+    '--commit',
+    sha,
+    '--until',
+    'converged',
+    '--timeout',
+    timeout,
+    '--nats',
+    sys.nats.url,
+    '--output',
+    'json',
+  ])
+  const events = r.stdout
+    .split('\n')
+    .filter((l) => l.startsWith('{'))
+    .map((l) => JSON.parse(l) as { type: string; [k: string]: unknown })
+  return { code: r.code, events, stdout: r.stdout, ms: Date.now() - t0 }
+}
+
+beforeAll(async () => {
+  sys = await startSystem({
+    egresses: [
+      { zone: 'zone-a', instance: 'a1' },
+      { zone: 'zone-a', instance: 'a2' },
+      { zone: 'zone-b', instance: 'b1' },
+    ],
+    egressArgs: ['--drain-period', '1s', '--grace', '1s'],
+  })
+  a1 = sys.egresses[0]!
+}, 90_000)
+
+afterAll(async () => {
+  await sys?.stop()
+})
+
+describe('e2e rollout', () => {
+  it('e2e - a commit converges within 5 s and the new SNI routes to its upstream', async () => {
+    const secure = sys.upstreams.get('secure_api')!.port
+    expect((await ask(a1.port, 'shipping')).detail).toBe('unrecognized_name')
+    const t0 = Date.now()
+    const sha = await sys.commit({ 'external-services/shipping.yaml': external('shipping', secure) }, 'add shipping')
+    const w = await watchCommit(sha)
+    expect(w.code, w.stdout).toBe(0)
+    expect(Date.now() - t0).toBeLessThan(5000)
+    const converged = w.events.find((e) => e.type === 'rollout.converged' && e.zone === 'zone-a')
+    expect(converged?.instances).toEqual(expect.arrayContaining(['ze-a/a1', 'ze-a/a2']))
+    for (const e of sys.egresses.filter((x) => x.zone === 'zone-a')) {
+      const r = await probeCli(e.port, sni('shipping'))
+      expect(r).toMatchObject({ handshake: true, answer: 'api.example.test' })
+    }
+  })
+
+  it('e2e - a commit that removes a route: new connections refused, open ones drained', async () => {
+    const open = await openTls(a1.port, sni('shipping'))
+    const sha = await sys.commit({ 'external-services/shipping.yaml': null }, 'remove shipping')
+    const w = await watchCommit(sha)
+    expect(w.code, w.stdout).toBe(0)
+    const refused = await ask(a1.port, 'shipping')
+    expect(refused).toMatchObject({ handshake: false, detail: 'unrecognized_name' })
+    // open when the rollout converged, closed by the egress after --drain-period 1s
+    expect(open.socket.destroyed).toBe(false)
+    const ms = await Promise.race([open.closed, new Promise<number>((r) => setTimeout(() => r(-1), 6000))])
+    expect(ms).toBeGreaterThan(0)
+    expect((await ask(a1.port, 'billing')).answer).toBe('zi-b')
+  })
+
+  it('e2e - an invalid commit: invalid event with file:line, traffic unchanged', async () => {
+    const before = await configDump(a1)
+    const bad = sys.repo.files.get(EGRESS)!.replace('port: 10002', 'port: 70000')
+    const sha = await sys.commit({ [EGRESS]: bad }, 'bad port')
+    const w = await watchCommit(sha)
+    expect(w.code).toBe(1)
+    const invalid = w.events.find((e) => e.type === 'commit.invalid') as
+      | { violations: { file: string; line: number; path: string }[] }
+      | undefined
+    expect(invalid?.violations).toEqual(
+      expect.arrayContaining([expect.objectContaining({ file: EGRESS, line: 6, path: 'networking.port' })]),
+    )
+    expect((await ask(a1.port, 'billing')).answer).toBe('zi-b')
+    expect((await configDump(a1)).generation).toBe(before.generation)
+  })
+
+  it('e2e - an egress started after a commit converges by itself', async () => {
+    const fixed = sys.repo.files.get(EGRESS)!.replace('port: 70000', 'port: 10002')
+    const secure = sys.upstreams.get('secure_api')!.port
+    const sha = await sys.commit(
+      { [EGRESS]: fixed, 'external-services/tracking.yaml': external('tracking', secure) },
+      'fix port, add tracking',
+    )
+    expect((await watchCommit(sha)).code).toBe(0)
+    const a3 = await sys.startEgress('zone-a', 'a3')
+    await waitForReady(a3)
+    expect((await ask(a3.port, 'tracking')).answer).toBe('api.example.test')
+    const zone = await sys.zone('zone-a')
+    expect((await configDump(a3)).digest).toBe(zone?.digest)
+    await waitFor(
+      'a3 reported current',
+      async () => (await sys.zone('zone-a'))?.rollout?.current.includes('ze-a/a3') === true,
+      10_000,
+    )
+  })
+
+  it('e2e - NATS killed and restarted: egresses keep serving and resync to a commit made meanwhile', async () => {
+    await sys.nats.kill()
+    await waitFor('a1 degraded', async () => (await configDump(a1)).state === 'degraded', 5000)
+    expect((await ask(a1.port, 'tracking')).answer).toBe('api.example.test')
+    const secure = sys.upstreams.get('secure_api')!.port
+    await sys.repo.commit({ 'external-services/outage.yaml': external('outage', secure) }, 'during the outage')
+    await new Promise((r) => setTimeout(r, 1200)) // the reconciler polls (1 s) and cannot publish
+    expect((await ask(a1.port, 'outage')).detail).toBe('unrecognized_name')
+    await sys.nats.restart()
+    for (const e of sys.egresses.filter((x) => x.zone === 'zone-a'))
+      await waitFor(
+        `${e.instance} resynced`,
+        async () => (await ask(e.port, 'outage')).answer === 'api.example.test',
+        15_000,
+      )
+    expect((await configDump(a1)).state).toBe('serving')
+  })
+
+  it('e2e - an egress started while NATS is down serves its saved table', async () => {
+    const gen = (await configDump(a1)).generation
+    await sys.nats.kill()
+    const a4 = await sys.startEgress('zone-a', 'a4')
+    await waitForReady(a4)
+    expect(await configDump(a4)).toMatchObject({ state: 'degraded', generation: gen })
+    expect((await ask(a4.port, 'outage')).answer).toBe('api.example.test')
+    expect((await ask(a4.port, 'billing')).answer).toBe('zi-b')
+  })
+})

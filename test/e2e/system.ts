@@ -1,0 +1,253 @@
+import { execFile } from 'node:child_process'
+import { existsSync } from 'node:fs'
+import { mkdtemp, rm } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join, resolve } from 'node:path'
+import tls from 'node:tls'
+import { connect, type NatsConnection } from '@nats-io/transport-node'
+import type { ReconcilerStatus, ZoneStatus } from '../../schemas/status.js'
+import { RECONCILE_SUBJECT } from '../../schemas/subjects.js'
+import { createGitRepo, type GitRepo, readFolderFiles } from '../helpers/git-repo.js'
+import { type NatsServer, startNatsServer } from '../helpers/nats-server.js'
+import {
+  freePort,
+  type ProcfileEntry,
+  type RunningProcess,
+  readProcfile,
+  repoRoot,
+  startProcess,
+  waitFor,
+  waitForOutput,
+  waitForUrl,
+} from '../helpers/procfile.js'
+
+/**
+ * The whole system from the built CLI for end-to-end tests: a real nats-server, `zonegate reconciler` on a
+ * scratch isomorphic-git repository seeded from gitops-example/ (its upstream ports rewritten to random ones),
+ * `zonegate egress` processes in NATS mode and TLS demo upstreams (`dist/demo/upstream.js`), all started
+ * from the Procfile's own command lines with addresses and paths replaced. Random ports everywhere.
+ */
+
+export const CLI = resolve(repoRoot, 'dist/cli/main.js')
+
+export interface Egress {
+  proc: RunningProcess
+  zone: string
+  instance: string
+  port: number
+  admin: string
+}
+
+export interface System {
+  nats: NatsServer
+  nc: NatsConnection
+  repo: GitRepo
+  http: string
+  stateDir: string
+  reconciler: RunningProcess
+  upstreams: Map<string, { port: number; proc: RunningProcess }>
+  egresses: Egress[]
+  /** Starts an egress of `zone` (instance id given) on random ports; does not wait. */
+  startEgress(zone: 'zone-a' | 'zone-b', instance: string): Promise<Egress>
+  /** Commits changes (path → text, null deletes) and asks the reconciler to run now over NATS. */
+  commit(changes: Record<string, string | null>, message: string): Promise<string>
+  /** Asks the active reconciler to run now (`zonegate.cmd.reconcile`); errors are ignored. */
+  kick(): Promise<void>
+  status(): Promise<ReconcilerStatus>
+  zone(name: string): Promise<ZoneStatus | undefined>
+  stop(): Promise<void>
+}
+
+/** Runs the built CLI; resolves with exit code, stdout and stderr (never rejects). */
+export function cli(args: string[], timeoutMs = 30_000): Promise<{ code: number; stdout: string; stderr: string }> {
+  return new Promise((done) => {
+    execFile('node', [CLI, ...args], { timeout: timeoutMs }, (err, stdout, stderr) => {
+      const code = err ? (err as { code?: number }).code : 0
+      done({ code: typeof code === 'number' ? code : -1, stdout, stderr })
+    })
+  })
+}
+
+/** Fails with a clear message when dist/ is missing (the e2e suite runs the built CLI). */
+export function requireBuild(): void {
+  if (!existsSync(CLI) || !existsSync(resolve(repoRoot, 'dist/demo/upstream.js')))
+    throw new Error('dist/ is missing: run `npm run build` before the e2e tests')
+}
+
+const entry = (name: string): ProcfileEntry => {
+  const e = readProcfile().find((p) => p.name === name)
+  if (!e) throw new Error(`Procfile has no ${name}`)
+  return e
+}
+
+/** The demo upstreams of the Procfile the zone-a/zone-b tables route to, with their fixed listen address. */
+const UPSTREAMS: { name: string; listen: string }[] = [
+  { name: 'ingress_a', listen: '127.0.0.1:10001' },
+  { name: 'ingress_b', listen: '127.0.0.1:10011' },
+  { name: 'secure_api', listen: '127.0.0.1:18443' },
+]
+
+export async function startSystem(
+  opts: { egresses?: { zone: 'zone-a' | 'zone-b'; instance: string }[]; egressArgs?: string[] } = {},
+): Promise<System> {
+  requireBuild()
+  const procs: RunningProcess[] = []
+  const nats = await startNatsServer()
+  const stateDir = await mkdtemp(join(tmpdir(), 'zonegate-e2e-state-'))
+  const upstreams = new Map<string, { port: number; proc: RunningProcess }>()
+  const replacePorts: Record<string, string> = {}
+  for (const u of UPSTREAMS) {
+    const port = await freePort()
+    const proc = startProcess(entry(u.name), { replace: { [u.listen]: `127.0.0.1:${port}` } })
+    procs.push(proc)
+    upstreams.set(u.name, { port, proc })
+    replacePorts[u.listen] = `127.0.0.1:${port}`
+  }
+  // gitops-example with the upstream addresses rewritten: advertisedPort / address lines
+  const files = await readFolderFiles(resolve(repoRoot, 'gitops-example'))
+  const ingressA = upstreams.get('ingress_a')!.port
+  const ingressB = upstreams.get('ingress_b')!.port
+  const secure = upstreams.get('secure_api')!.port
+  for (const [path, text] of Object.entries(files)) {
+    files[path] = text
+      .replace(/advertisedPort: 10001/, `advertisedPort: ${ingressA}`)
+      .replace(/advertisedPort: 10011/, `advertisedPort: ${ingressB}`)
+      .replace(/127\.0\.0\.1:18443/, `127.0.0.1:${secure}`)
+  }
+  const repo = await createGitRepo({ files })
+  const httpPort = await freePort()
+  const reconciler = startProcess(entry('reconciler'), {
+    replace: {
+      '.data/gitops': repo.dir,
+      '127.0.0.1:9090': `127.0.0.1:${httpPort}`,
+      'nats://127.0.0.1:4222': nats.url,
+      '--interval 5s': '--interval 1s',
+    },
+    args: ['--rollout-timeout', '10s'],
+    env: { LOG_LEVEL: 'warn' },
+  })
+  procs.push(reconciler)
+  const http = `http://127.0.0.1:${httpPort}`
+  const nc = await connect({ servers: nats.url, maxReconnectAttempts: -1, reconnectTimeWait: 100 })
+  const egresses: Egress[] = []
+
+  const startEgress = async (zone: 'zone-a' | 'zone-b', instance: string): Promise<Egress> => {
+    const port = await freePort()
+    const adminPort = await freePort()
+    const proc = startProcess(entry(zone === 'zone-a' ? 'egress' : 'egress_b'), {
+      port,
+      replace: {
+        '127.0.0.1:$((PORT + 50))': `127.0.0.1:${adminPort}`,
+        [`.data/egress/${zone}`]: join(stateDir, zone),
+        'nats://127.0.0.1:4222': nats.url,
+      },
+      args: ['--instance', instance, '--heartbeat', '1s', ...(opts.egressArgs ?? [])],
+      env: { LOG_LEVEL: 'warn' },
+    })
+    procs.push(proc)
+    const e = { proc, zone, instance, port, admin: `http://127.0.0.1:${adminPort}` }
+    egresses.push(e)
+    return e
+  }
+
+  const sys: System = {
+    nats,
+    nc,
+    repo,
+    http,
+    stateDir,
+    reconciler,
+    upstreams,
+    egresses,
+    startEgress,
+    async kick() {
+      await nc.request(RECONCILE_SUBJECT, '', { timeout: 3000 }).catch(() => {})
+    },
+    async commit(changes, message) {
+      const sha = await repo.commit(changes, message)
+      void sys.kick()
+      return sha
+    },
+    async status() {
+      return (await (await fetch(`${http}/status`, { signal: AbortSignal.timeout(2000) })).json()) as ReconcilerStatus
+    },
+    async zone(name) {
+      return (await sys.status()).zones.find((z) => z.zone === name)
+    },
+    async stop() {
+      await nc.close().catch(() => {})
+      await Promise.all([...procs].reverse().map((p) => p.stop(3000)))
+      await nats.stop()
+      await repo.remove()
+      await rm(stateDir, { recursive: true, force: true })
+    },
+  }
+  try {
+    for (const u of upstreams.values()) await waitForOutput(u.proc, /listening on/, 20_000)
+    await waitForUrl(`${http}/readyz`, 20_000)
+    for (const e of opts.egresses ?? []) await startEgress(e.zone, e.instance)
+    for (const e of egresses) await waitForReady(e)
+  } catch (err) {
+    const logs = procs.map((p) => `--- ${p.ps}: ${p.command}\n${p.output().slice(-2000)}`).join('\n')
+    await sys.stop()
+    throw new Error(`${(err as Error).message}\n${logs}`)
+  }
+  return sys
+}
+
+/** Waits until the egress's admin /ready answers 200 (fails fast with its output if it exits). */
+export async function waitForReady(e: Egress, timeoutMs = 20_000): Promise<void> {
+  let exited = false
+  void e.proc.exited.then(() => {
+    exited = true
+  })
+  await waitFor(
+    `${e.zone}/${e.instance} ready`,
+    async () => {
+      if (exited) throw new Error(`egress ${e.instance} exited:\n${e.proc.output().slice(-3000)}`)
+      return (await fetch(`${e.admin}/ready`, { signal: AbortSignal.timeout(1000) })).ok
+    },
+    timeoutMs,
+  ).catch((err: Error) => {
+    throw new Error(`${err.message}\n${e.proc.output().slice(-3000)}`)
+  })
+}
+
+/** The egress's /config_dump. */
+export async function configDump(e: Egress): Promise<{ state: string; generation: number | null; digest: string }> {
+  return (await (await fetch(`${e.admin}/config_dump`, { signal: AbortSignal.timeout(2000) })).json()) as {
+    state: string
+    generation: number | null
+    digest: string
+  }
+}
+
+export interface OpenConnection {
+  /** Resolves when the connection closes, with ms since `open` resolved. */
+  closed: Promise<number>
+  socket: tls.TLSSocket
+}
+
+/** Opens a TLS connection through an egress with `sni` and keeps it open (rejects when the handshake fails). */
+export function openTls(port: number, sni: string): Promise<OpenConnection> {
+  return new Promise((resolveOpen, reject) => {
+    const s = tls.connect({ host: '127.0.0.1', port, servername: sni, rejectUnauthorized: false })
+    s.once('error', reject)
+    s.once('secureConnect', () => {
+      const t0 = Date.now()
+      s.on('error', () => {})
+      resolveOpen({ socket: s, closed: new Promise((r) => s.once('close', () => r(Date.now() - t0))) })
+    })
+  })
+}
+
+/** `zonegate probe --sni S 127.0.0.1:PORT --output json` through the built CLI. */
+export async function probeCli(
+  port: number,
+  sni: string,
+): Promise<{ handshake: boolean; answer?: string; detail: string }> {
+  const r = await cli(['probe', '--sni', sni, `127.0.0.1:${port}`, '--output', 'json', '--timeout', '3s'])
+  return JSON.parse(r.stdout) as { handshake: boolean; answer?: string; detail: string }
+}
+
+export const tmpScratch = () => mkdtemp(join(tmpdir(), 'zonegate-e2e-'))
