@@ -1,5 +1,17 @@
 import type { InstanceHeartbeat } from '../../schemas/events.js'
-import type { ZoneRolloutStatus } from '../../schemas/status.js'
+import {
+  byName,
+  type InstanceSeen,
+  instanceName,
+  liveInstances,
+  type RolloutBook,
+  type RolloutOutput,
+  RolloutState,
+  type RolloutStep,
+  StallReason,
+  type ZoneRef,
+  type ZoneRollout,
+} from './rollout-book.js'
 
 /**
  * Rollout tracking, the pure half (the edge is reconciler/rollout/tracker.ts). A `RolloutBook` holds the live
@@ -23,95 +35,23 @@ import type { ZoneRolloutStatus } from '../../schemas/status.js'
  *   (`instance.converged`); one that does not report it within the timeout is announced once as stale.
  */
 
-export const RolloutState = { Progressing: 'progressing', Converged: 'converged', Timeout: 'timeout' } as const
-export type RolloutState = (typeof RolloutState)[keyof typeof RolloutState]
+export {
+  type CommitRollout,
+  type InstanceSeen,
+  initialRolloutBook,
+  instanceName,
+  nextWakeupMs,
+  type RolloutBook,
+  type RolloutOutput,
+  RolloutState,
+  type RolloutStep,
+  StallReason,
+  type ZoneRollout,
+  zoneRolloutStatuses,
+} from './rollout-book.js'
 
-export const StallReason = { RolloutTimeout: 'RolloutTimeout', RolloutRejected: 'RolloutRejected' } as const
-export type StallReason = (typeof StallReason)[keyof typeof StallReason]
-
-/** Heartbeat states of an instance that is going away: it no longer counts as live. */
-const LEAVING_STATES = new Set(['draining', 'stopped'])
-
-export interface InstanceSeen {
-  zone: string
-  egress: string
-  instance: string
-  lastSeenMs: number
-  state?: string
-  /** Digest of the last heartbeat. */
-  digest?: string
-  /** Digest of the last `rollout.applied` event. */
-  appliedDigest?: string
-}
-
-export interface ZoneRollout {
-  zone: string
-  revision: string
-  sha: string
-  generation: number
-  digest: string
-  state: RolloutState
-  startedMs: number
-  deadlineMs: number
-  endedMs?: number
-  /** `<egress>/<instance>` that reported the digest, in report order. */
-  reported: string[]
-  /** `<egress>/<instance>` → reason, for rejections of this table. */
-  rejected: Record<string, string>
-  /** Instances missing at the timeout. */
-  missing: string[]
-  /** After the end: live instances without the digest, since when, and whether they were reported stale. */
-  late: Record<string, { sinceMs: number; stale: boolean }>
-}
-
-export interface CommitRollout {
-  sha: string
-  revision: string
-  zones: string[]
-}
-
-export interface RolloutBook {
-  timeoutMs: number
-  liveTtlMs: number
-  /** Key `<zone>/<egress>/<instance>`. */
-  instances: Record<string, InstanceSeen>
-  zones: Record<string, ZoneRollout>
-  /** Commits not decided yet, by sha. */
-  commits: Record<string, CommitRollout>
-}
-
-interface ZoneRef {
-  zone: string
-  revision: string
-  generation: number
-  digest: string
-}
-export type RolloutOutput =
-  | (ZoneRef & { type: 'zone.converged'; instances: string[]; ms: number })
-  | (ZoneRef & { type: 'zone.timeout'; missing: string[]; rejected: Record<string, string> })
-  | (ZoneRef & { type: 'zone.superseded'; by: string })
-  | { type: 'commit.converged'; revision: string; sha: string; zones: string[] }
-  | { type: 'commit.stalled'; revision: string; sha: string; reason: StallReason; message: string }
-  | { type: 'commit.superseded'; revision: string; sha: string; by: string }
-  | (ZoneRef & { type: 'instance.converged'; instance: string })
-  | (ZoneRef & { type: 'instance.stale'; instance: string; serving?: string })
-  | (ZoneRef & { type: 'instance.rejected'; instance: string; reason: string })
-
-export interface RolloutStep {
-  book: RolloutBook
-  outputs: RolloutOutput[]
-}
-
-/** `<egress>/<instance>`, the name of an instance in events, logs and status. Pure. */
-export const instanceName = (egress: string, instance: string) => `${egress}/${instance}`
 const bookKey = (zone: string, egress: string, instance: string) => `${zone}/${egress}/${instance}`
-const byName = (a: string, b: string) => (a < b ? -1 : a > b ? 1 : 0)
 const seconds = (ms: number) => `${Math.round(ms / 100) / 10} s`
-
-/** An empty book. Pure. */
-export function initialRolloutBook(o: { timeoutMs: number; liveTtlMs: number }): RolloutBook {
-  return { timeoutMs: o.timeoutMs, liveTtlMs: o.liveTtlMs, instances: {}, zones: {}, commits: {} }
-}
 
 /**
  * Starts following the rollout of a published commit: one rollout per added/changed zone (deadline
@@ -246,62 +186,12 @@ export function tickRollouts(book: RolloutBook, now: number): RolloutStep {
   return evaluate(structuredClone(book), now, [])
 }
 
-/** The next time (ms) at which `tickRollouts` can change something; undefined when nothing waits. Pure. */
-export function nextWakeupMs(book: RolloutBook): number | undefined {
-  const times: number[] = Object.values(book.instances).map((i) => i.lastSeenMs + book.liveTtlMs + 1)
-  for (const z of Object.values(book.zones)) {
-    if (z.state === RolloutState.Progressing) times.push(z.deadlineMs)
-    for (const l of Object.values(z.late)) if (!l.stale) times.push(l.sinceMs + book.timeoutMs)
-  }
-  return times.length === 0 ? undefined : Math.min(...times)
-}
-
-/** Per zone, the rollout part of the status (schemas/status.ts). Pure. */
-export function zoneRolloutStatuses(book: RolloutBook, now: number): Record<string, ZoneRolloutStatus> {
-  const out: Record<string, ZoneRolloutStatus> = {}
-  for (const z of Object.values(book.zones)) {
-    const live = liveNames(book, z.zone, now)
-    const s: ZoneRolloutStatus = {
-      state: z.state,
-      revision: z.revision,
-      generation: z.generation,
-      digest: z.digest,
-      startedAt: new Date(z.startedMs).toISOString(),
-      current: live.filter((n) => z.reported.includes(n)),
-      missing: live.filter((n) => !z.reported.includes(n)),
-      stale: Object.entries(z.late)
-        .filter(([, l]) => l.stale)
-        .map(([n]) => n)
-        .sort(byName),
-      rejected: Object.entries(z.rejected)
-        .map(([instance, reason]) => ({ instance, reason }))
-        .sort((x, y) => byName(x.instance, y.instance)),
-    }
-    if (z.endedMs !== undefined) s.endedAt = new Date(z.endedMs).toISOString()
-    out[z.zone] = s
-  }
-  return out
-}
-
 const ref = (z: ZoneRollout): ZoneRef => ({
   zone: z.zone,
   revision: z.revision,
   generation: z.generation,
   digest: z.digest,
 })
-
-const isLive = (b: RolloutBook, i: InstanceSeen, now: number) =>
-  now - i.lastSeenMs <= b.liveTtlMs && !LEAVING_STATES.has(i.state ?? '')
-
-function liveInstances(b: RolloutBook, zone: string, now: number): InstanceSeen[] {
-  return Object.values(b.instances).filter((i) => i.zone === zone && isLive(b, i, now))
-}
-
-function liveNames(b: RolloutBook, zone: string, now: number): string[] {
-  return liveInstances(b, zone, now)
-    .map((i) => instanceName(i.egress, i.instance))
-    .sort(byName)
-}
 
 const serves = (i: InstanceSeen, digest: string) => i.digest === digest || i.appliedDigest === digest
 

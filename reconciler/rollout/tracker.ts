@@ -58,7 +58,7 @@ export interface RolloutTrackerOptions {
   timeoutMs: number
   /** Called after the statuses changed (the caller rewrites the status). */
   onChange?: () => void
-  /** Instance liveness; default the bucket's TTL (30 s). */
+  /** Instance liveness; default the TTL of bucket `zonegate-instances` (30 s per DESIGN.md). */
   liveTtlMs?: number
   now?: () => number
 }
@@ -193,6 +193,11 @@ export function startRolloutTracker(o: RolloutTrackerOptions): RolloutTracker {
   const watchLoop = async (onReady: () => void) => {
     while (!stopped) {
       try {
+        if (o.liveTtlMs === undefined) {
+          // Liveness follows the bucket's real TTL (whoever created it), not our constant.
+          const ttl = (await o.bus.kv.instances.status()).ttl
+          if (ttl > 0 && ttl !== book.liveTtlMs) book = { ...book, liveTtlMs: ttl }
+        }
         const w = await o.bus.kv.instances.watch({ key: '>' })
         watcher = w
         onReady()
