@@ -2,9 +2,9 @@ import type { Command } from 'commander'
 import { Exit, outputOption, UsageError } from '../../cli/common.js'
 import type { TableRoute, TableUpstream, ZoneTable } from '../../schemas/table.js'
 import { formatViolation, type Violation } from '../../schemas/violation.js'
-import { compileZoneTables, formatTableJson } from '../core/compile.js'
+import type { formatTableJson as FormatTableJson } from '../core/compile.js'
 import type { Snapshot } from '../core/model.js'
-import { type ValidationResult, validateSnapshot } from '../core/validate/index.js'
+import type { ValidationResult } from '../core/validate/index.js'
 import { FolderSourceError, readFolderSnapshot } from '../source/folder-source.js'
 
 /** `198.51.100.21:10001 w2 (zone-b)`; IPv6 addresses bracketed. Pure. */
@@ -53,9 +53,14 @@ export const violationLines = (violations: readonly Violation[], prefix = '') =>
   violations.map((v) => `${prefix}${formatViolation(v)}`)
 
 /** Validates and compiles a snapshot: the tables (revision set to the snapshot's), or the validation result. */
-export function compileSnapshot(
+export async function compileSnapshot(
   snapshot: Snapshot,
-): { ok: true; tables: Map<string, ZoneTable>; result: ValidationResult } | { ok: false; result: ValidationResult } {
+): Promise<
+  { ok: true; tables: Map<string, ZoneTable>; result: ValidationResult } | { ok: false; result: ValidationResult }
+> {
+  // heavy modules (ajv, yaml) load only when a command runs, so `zonegate --help` and other commands start fast
+  const { validateSnapshot } = await import('../core/validate/index.js')
+  const { compileZoneTables } = await import('../core/compile.js')
   const result = validateSnapshot(snapshot)
   if (!result.valid) return { ok: false, result }
   const tables = compileZoneTables(result.resources)
@@ -77,7 +82,7 @@ export function registerCompileCommand(program: Command): void {
     .requiredOption('--zone <zone>', 'the zone whose table to print')
     .addOption(outputOption())
     .action(async (path: string, opts: { zone: string; output: 'text' | 'json' }) => {
-      const compiled = compileSnapshot(await readFolderOrUsage(path))
+      const compiled = await compileSnapshot(await readFolderOrUsage(path))
       if (!compiled.ok) {
         const { violations, warnings } = compiled.result
         if (opts.output === 'json')
@@ -96,6 +101,7 @@ export function registerCompileCommand(program: Command): void {
           `zone "${opts.zone}" has no ZoneEgress in ${path}, so it has no table; ${zones.length === 0 ? 'no zone has a ZoneEgress' : `zones with a ZoneEgress: ${zones.join(', ')}`}`,
         )
       }
+      const formatTableJson: typeof FormatTableJson = (await import('../core/compile.js')).formatTableJson
       process.stdout.write(opts.output === 'json' ? formatTableJson(table) : formatTableText(table))
       process.exitCode = Exit.Ok
     })

@@ -3,7 +3,6 @@ import { Exit, outputOption, UsageError } from '../../cli/common.js'
 import type { TableEgress } from '../../schemas/table.js'
 import { diffZoneTables, hasChanges, type ZoneDiff } from '../core/diff.js'
 import type { Snapshot } from '../core/model.js'
-import { GitTreeError, readGitSnapshot } from '../source/git-tree.js'
 import { compileSnapshot, formatUpstream, formatUpstreams, readFolderOrUsage, violationLines } from './compile.js'
 
 const egressText = (e: TableEgress) =>
@@ -77,8 +76,11 @@ export function registerDiffCommand(program: Command): void {
       const read = async (ref: string): Promise<Snapshot> => {
         if (opts.repo === undefined) return readFolderOrUsage(ref)
         try {
+          // isomorphic-git loads only when --repo is used
+          const { readGitSnapshot } = await import('../source/git-tree.js')
           return await readGitSnapshot({ dir: opts.repo, ref, path: opts.path, cache })
         } catch (err) {
+          const { GitTreeError } = await import('../source/git-tree.js')
           if (err instanceof GitTreeError) throw new UsageError(`${err.message} [${err.code}]`)
           throw new UsageError(
             `cannot read ${ref} from ${opts.repo}: ${err instanceof Error ? err.message : String(err)}`,
@@ -86,8 +88,8 @@ export function registerDiffCommand(program: Command): void {
         }
       }
       const [a, b] = [await read(from), await read(to)]
-      const ca = compileSnapshot(a)
-      const cb = compileSnapshot(b)
+      const ca = await compileSnapshot(a)
+      const cb = await compileSnapshot(b)
       if (!ca.ok || !cb.ok) {
         const sides = [
           { name: 'from', rev: a.revision, c: ca },

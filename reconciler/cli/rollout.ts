@@ -1,11 +1,5 @@
-import {
-  type ConsumerMessages,
-  DeliverPolicy,
-  type JetStreamManager,
-  jetstream,
-  jetstreamManager,
-} from '@nats-io/jetstream'
-import { connect, type NatsConnection } from '@nats-io/transport-node'
+import type { ConsumerMessages, JetStreamManager } from '@nats-io/jetstream'
+import type { NatsConnection } from '@nats-io/transport-node'
 import { type Command, Option } from 'commander'
 import { natsOption, natsServers, outputOption, parseDuration, UsageError } from '../../cli/common.js'
 import { commitSubjects, EVENTS_STREAM, EVENTS_SUBJECTS } from '../../schemas/subjects.js'
@@ -76,6 +70,7 @@ function watchOptions(flags: WatchFlags): WatchOptions {
 
 async function connectOrFail(servers: string[]): Promise<NatsConnection> {
   try {
+    const { connect } = await import('@nats-io/transport-node')
     return await connect({ servers, name: 'zonegate-rollout-watch', maxReconnectAttempts: 5, timeout: 3000 })
   } catch (err) {
     throw new UsageError(`cannot connect to NATS at ${servers.join(', ')}: ${(err as Error).message}`)
@@ -169,6 +164,8 @@ export async function runRolloutWatch(flags: WatchFlags, out: (line: string) => 
   process.once('SIGINT', stop)
   process.once('SIGTERM', stop)
   try {
+    // the NATS client loads only when the command runs, so other commands start fast
+    const { jetstream, jetstreamManager, DeliverPolicy } = await import('@nats-io/jetstream')
     const jsm = await jetstreamManager(nc, { checkAPI: false })
     const lastSeq = await streamLastSeq(jsm, deadline)
     if (lastSeq === undefined || stopped) {

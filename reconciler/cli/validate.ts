@@ -2,7 +2,7 @@ import type { Command } from 'commander'
 import { Exit, outputOption, UsageError } from '../../cli/common.js'
 import { formatViolation } from '../../schemas/violation.js'
 import type { Resources } from '../core/model.js'
-import { validateSnapshot } from '../core/validate/index.js'
+// heavy modules (ajv, yaml) load only when the command runs, so `zonegate --help` and other commands start fast
 import { FolderSourceError, readFolderSnapshot } from '../source/folder-source.js'
 
 const count = (n: number, word: string) => `${n} ${word}${n === 1 ? '' : 's'}`
@@ -29,6 +29,7 @@ export function registerValidateCommand(program: Command): void {
         if (err instanceof FolderSourceError) throw new UsageError(`${err.message} [${err.code}]`)
         throw err
       }
+      const { validateSnapshot } = await import('../core/validate/index.js')
       const result = validateSnapshot(snapshot)
       if (opts.output === 'json') {
         const body = { valid: result.valid, violations: result.violations, warnings: result.warnings }
