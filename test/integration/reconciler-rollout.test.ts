@@ -5,7 +5,7 @@ import type { KvWatchEntry } from '@nats-io/kv'
 import type { QueuedIterator } from '@nats-io/transport-node'
 import { pino } from 'pino'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { rolloutAppliedEvent } from '../../reconciler/core/events.js'
+import { rolloutAppliedEvent, rolloutRejectedEvent } from '../../reconciler/core/events.js'
 import { type Bus, connectBus, ensureNatsLayout } from '../../reconciler/transport/nats-bus.js'
 import { emitEvent } from '../../reconciler/transport/nats-publisher.js'
 import type { InstanceHeartbeat, ZonegateEvent } from '../../schemas/events.js'
@@ -39,6 +39,8 @@ interface SimInstance {
   applyCurrent(): Promise<void>
   /** From now on applies every table of the zone, starting with the current one (a KV watch). */
   follow(): Promise<void>
+  /** Rejects the zone's current table (publishes `rejected` with the reason). */
+  rejectCurrent(reason: string): Promise<void>
   /** Graceful stop: the key is deleted. */
   stop(): Promise<void>
 }
@@ -82,6 +84,15 @@ async function startInstance(
     async applyCurrent() {
       const e = await bus.kv.tables.get(tableKey(zone))
       if (e?.operation === 'PUT') await apply(e.json<PublishedZoneTable>())
+    },
+    async rejectCurrent(reason) {
+      const t = (await bus.kv.tables.get(tableKey(zone)))?.json<PublishedZoneTable>()
+      if (!t) return
+      const { revision, generation, digest } = t
+      await emitEvent(
+        bus,
+        rolloutRejectedEvent({ revision, time: new Date(), zone, egress, instance, generation, digest, reason }),
+      )
     },
     async stop() {
       watcher?.stop()
@@ -253,7 +264,23 @@ describe('reconciler rollout', () => {
         expect.objectContaining({ msg: 'instance has not applied the current table', instance: 'ze-a/4', level: 40 }),
       )
 
-      // 5. `zonegate rollout watch` (built CLI) replays each commit from the stream: 0 converged, 1 stalled.
+      // 5. An instance that rejects the table stalls the commit at once (no waiting for the timeout).
+      const oldB = (await bus.kv.tables.get(tableKey('zone-b')))?.json<PublishedZoneTable>()
+      const rejecting = await startInstance('zone-b', 'ze-b', '2', { serving: oldB })
+      instances.push(rejecting)
+      const sha4 = await repo.commit({ 'external/shared.yaml': externalYaml('shared', '127.0.0.1:18083') })
+      expect((await r.trigger())?.result).toBe('applied')
+      const t4 = Date.now()
+      await rejecting.rejectCurrent('signature invalid')
+      const rejected = await waitUntil(() => seen(`zonegate.events.commit.${sha4}.stalled`), 1000, 'commit 4 stalled')
+      expect(Date.now() - t4).toBeLessThan(TIMEOUT_MS)
+      expect(rejected).toMatchObject({
+        reason: 'RolloutRejected',
+        message: 'zone zone-b gen 2: ze-b/2 rejected the table: signature invalid',
+      })
+      expect(seen('zonegate.events.rollout.zone-b.timeout')).toBeUndefined()
+
+      // 6. `zonegate rollout watch` (built CLI) replays each commit from the stream: 0 converged, 1 stalled.
       const ok = await runCli(['rollout', 'watch', '--commit', sha1, '--until', 'converged', '--timeout', '10s'])
       expect(ok.stdout).toMatch(/zone-a {2}converged {2}gen 1 {2}2 instance\(s\)/)
       expect(ok.stdout).toMatch(/^converged {2}commit /m)
