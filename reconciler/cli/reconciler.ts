@@ -3,7 +3,6 @@ import { join } from 'node:path'
 import type { Command } from 'commander'
 import { natsOption, natsServers, parseDuration, parseHostPort, UsageError } from '../../cli/common.js'
 import { DEFAULT_ZONE } from '../../schemas/resources.js'
-import { runReconciler } from '../main.js'
 
 /** Defaults of `zonegate reconciler` (docs/reconciler.md). */
 export const RECONCILER_DEFAULTS = {
@@ -74,6 +73,8 @@ export function registerReconcilerCommand(program: Command): void {
       if (leaseTtlMs < 300) throw new UsageError('--lease-ttl: must be at least 300ms')
       const rolloutTimeoutMs = parseDuration(flags.rolloutTimeout, '--rollout-timeout')
       if (rolloutTimeoutMs < 100) throw new UsageError('--rollout-timeout: must be at least 100ms')
+      // the reconciler runtime (NATS, isomorphic-git, pino, prom-client) loads only when this command runs
+      const { runReconciler } = await import('../main.js')
       const running = await runReconciler({
         repo: flags.repo,
         branch: flags.branch,
