@@ -87,9 +87,16 @@ const UPSTREAMS: { name: string; listen: string }[] = [
   { name: 'secure_api', listen: '127.0.0.1:18443' },
 ]
 
-export async function startSystem(
-  opts: { egresses?: { zone: 'zone-a' | 'zone-b'; instance: string }[]; egressArgs?: string[] } = {},
-): Promise<System> {
+export interface SystemOptions {
+  egresses?: { zone: 'zone-a' | 'zone-b'; instance: string }[]
+  egressArgs?: string[]
+  /** The reconciler's poll interval (default 1s). */
+  interval?: string
+  reconcilerArgs?: string[]
+}
+
+/** Starts the system; waits until the reconciler and every egress of `opts.egresses` are ready. */
+export async function startSystem(opts: SystemOptions = {}): Promise<System> {
   requireBuild()
   const procs: RunningProcess[] = []
   const nats = await startNatsServer()
@@ -121,9 +128,9 @@ export async function startSystem(
       '.data/gitops': repo.dir,
       '127.0.0.1:9090': `127.0.0.1:${httpPort}`,
       'nats://127.0.0.1:4222': nats.url,
-      '--interval 5s': '--interval 1s',
+      '--interval 5s': `--interval ${opts.interval ?? '1s'}`,
     },
-    args: ['--rollout-timeout', '10s'],
+    args: ['--rollout-timeout', '10s', ...(opts.reconcilerArgs ?? [])],
     env: { LOG_LEVEL: 'warn' },
   })
   procs.push(reconciler)
