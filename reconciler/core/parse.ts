@@ -2,6 +2,7 @@ import { Composer, type Document, isMap, isScalar, isSeq, LineCounter, type Node
 import type { Violation } from '../../schemas/violation.js'
 import type { ParsedDocument, Position, Snapshot } from './model.js'
 import { bytePosition, estimateNesting, firstInvalidUtf8, utf8Length } from './parse-guards.js'
+import { parseBlockSubset } from './validate/block-yaml.js'
 import { joinPath } from './validate/locate.js'
 
 /** Limits that keep hostile input from crashing or hanging the parser (DESIGN.md §1, issue 2 item 5). */
@@ -30,6 +31,14 @@ export const ParseRule = {
 /** True for the files that belong to a snapshot: `*.yaml` and `*.yml`. */
 export const isYamlFile = (path: string): boolean => /\.ya?ml$/i.test(path)
 
+export interface ParseOptions {
+  /**
+   * Try the fast parser of the plain block subset of YAML first (validate/block-yaml.ts; same result, and a
+   * file outside the subset falls back to the `yaml` library). Default true; false always uses `yaml`.
+   */
+  blockSubset?: boolean
+}
+
 export interface ParseResult {
   documents: ParsedDocument[]
   violations: Violation[]
@@ -42,12 +51,17 @@ export interface ParseResult {
  * `ParseLimits`: size, document count, alias expansion, nesting depth, invalid UTF-8) come back as
  * violations with `parse.*` rule ids. Never throws; time is linear in the input size. Pure.
  */
-export function parseSnapshot(snapshot: Snapshot, limits: ParseLimits = ParseLimits): ParseResult {
+export function parseSnapshot(
+  snapshot: Snapshot,
+  limits: ParseLimits = ParseLimits,
+  opts: ParseOptions = {},
+): ParseResult {
   const out: ParseResult = { documents: [], violations: [] }
   const files = [...snapshot.files.keys()].filter(isYamlFile).sort()
+  const fast = opts.blockSubset ?? true
   for (const file of files) {
     try {
-      parseFile(file, snapshot.files.get(file)!, limits, out)
+      parseFile(file, snapshot.files.get(file)!, limits, fast, out)
     } catch (err) {
       // Defensive: the yaml library should not throw here; if it does, report instead of crashing.
       out.violations.push(fileViolation(file, { line: 1, column: 1 }, ParseRule.Syntax, errorText(err)))
@@ -58,7 +72,13 @@ export function parseSnapshot(snapshot: Snapshot, limits: ParseLimits = ParseLim
 
 const decoder = new TextDecoder('utf-8', { fatal: true })
 
-function parseFile(file: string, content: Uint8Array | string, limits: ParseLimits, out: ParseResult): void {
+function parseFile(
+  file: string,
+  content: Uint8Array | string,
+  limits: ParseLimits,
+  fast: boolean,
+  out: ParseResult,
+): void {
   const size = typeof content === 'string' ? utf8Length(content, limits.maxFileBytes) : content.byteLength
   if (size > limits.maxFileBytes) {
     const msg = `file is larger than ${limits.maxFileBytes} bytes`
@@ -79,6 +99,11 @@ function parseFile(file: string, content: Uint8Array | string, limits: ParseLimi
   if (estimateNesting(text) > limits.maxEstimatedDepth) {
     const msg = `nesting is deeper than ${limits.maxDepth} levels`
     out.violations.push(fileViolation(file, { line: 1, column: 1 }, ParseRule.TooDeep, msg))
+    return
+  }
+  const subset = fast ? parseBlockSubset(text, file, limits.maxDocuments) : undefined
+  if (subset) {
+    for (const doc of subset) out.documents.push(doc)
     return
   }
   const lines = new LineCounter()
