@@ -137,7 +137,11 @@ describe('e2e foreman', () => {
       expect(r.answer, `egress on ${port}`).toBe('zi-b')
     }
 
-    expect(await fm.stop(15_000)).toBe(0)
+    // foreman's own exit code follows nats-server's (1 on SIGTERM); the egresses drain and exit 0
+    await fm.stop(15_000)
+    const out = fm.output()
     fm = undefined
+    expect(out).toContain('sending SIGTERM to all processes')
+    for (const n of [1, 2, 3]) expect(out).toMatch(new RegExp(`egress\\.${n} +\\| exited with code 0`))
   }, 120_000)
 })
