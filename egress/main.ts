@@ -2,12 +2,13 @@ import { readFile } from 'node:fs/promises'
 import type { AddressInfo } from 'node:net'
 import { type Logger, pino } from 'pino'
 import { type Actor, createActor, fromPromise, type SnapshotFrom } from 'xstate'
-import type { TableEgress, ZoneTable } from '../schemas/table.js'
+import type { ZoneTable } from '../schemas/table.js'
 import { startAdminServer } from './admin/http.js'
 import { createEgressMetrics, type EgressMetrics } from './admin/metrics.js'
 import { RoutingTable } from './core/routing-table.js'
 import { egressMachine, type StartOutput } from './lifecycle/egress.machine.js'
 import type { TableRejected, TableSwapped } from './lifecycle/egress-context.js'
+import { type HostPort, resolveListen } from './lifecycle/listener.js'
 import { type ProxyOptions, TcpProxy } from './proxy/tcp-proxy.js'
 import type { NatsSubscriber } from './transport/nats-subscriber.js'
 
@@ -17,10 +18,7 @@ import type { NatsSubscriber } from './transport/nats-subscriber.js'
  * This is the only egress file that creates a logger. The NATS client is imported only in NATS mode.
  */
 
-export interface HostPort {
-  host: string
-  port: number
-}
+export { type HostPort, resolveListen } from './lifecycle/listener.js'
 
 /** NATS mode: the zone's table comes from KV `zonegate-tables` (`zone` and `name` are required). */
 export interface NatsModeOptions {
@@ -72,33 +70,6 @@ export interface EgressHandle {
 export function stateName(snapshot: SnapshotFrom<typeof egressMachine>): string {
   const v = snapshot.value
   return typeof v === 'string' ? v : (Object.keys(v)[0] ?? 'unknown')
-}
-
-/**
- * Resolves the proxy listener: `--listen`, else host from the table's egress entry (127.0.0.1 when it has no
- * address) with the port from `PORT` or the entry. Throws when no entry matches `name`.
- */
-export function resolveListen(table: ZoneTable, o: Pick<EgressOptions, 'listen' | 'name' | 'env'>): HostPort {
-  if (o.listen) return o.listen
-  const entry = egressEntry(table, o.name)
-  const envPort = o.env?.PORT
-  const port = envPort !== undefined && envPort !== '' ? Number(envPort) : entry.port
-  if (!Number.isInteger(port) || port < 0 || port > 65535) throw new Error(`PORT: expected a port, got "${envPort}"`)
-  return { host: entry.address ?? '127.0.0.1', port }
-}
-
-function egressEntry(table: ZoneTable, name: string | undefined): TableEgress {
-  const entry =
-    name === undefined && table.egresses.length === 1 ? table.egresses[0] : table.egresses.find((e) => e.name === name)
-  if (entry === undefined) {
-    const names = table.egresses.map((e) => e.name).join(', ') || 'none'
-    throw new Error(
-      name === undefined
-        ? `no --listen and no --name: the table has egresses ${names}`
-        : `egress ${name} is not in the table of zone ${table.zone} (egresses: ${names}); use --listen`,
-    )
-  }
-  return entry
 }
 
 /**
@@ -280,35 +251,7 @@ export function runEgress(options: EgressOptions): EgressHandle {
     resolveDone(error ? { code: 1, error } : { code: 0 })
   }
 
-  /** NATS mode: hand in the `--state-dir` table first (so it serves while NATS is down), then connect. */
-  async function bootNats(o: NatsModeOptions): Promise<void> {
-    const zone = options.zone as string
-    if (o.stateDir) {
-      const { loadSavedTable } = await import('./transport/state-store.js')
-      try {
-        const saved = await loadSavedTable(o.stateDir, zone)
-        if (saved !== undefined) actor.send({ type: 'table.received', table: saved, source: 'file' })
-      } catch (err) {
-        log.warn({ err }, 'saved table unreadable; waiting for NATS')
-      }
-    }
-    const { startNatsSubscriber } = await import('./transport/nats-subscriber.js')
-    if (stopping) return
-    nats = startNatsSubscriber({
-      servers: o.servers,
-      zone,
-      egress: options.name as string,
-      instance,
-      log,
-      send: (e) => {
-        if (actor.getSnapshot().status === 'active') actor.send(e)
-      },
-      heartbeat: () => heartbeatOf(),
-      ...(o.heartbeatMs ? { heartbeatMs: o.heartbeatMs } : {}),
-      ...(o.stateDir ? { stateDir: o.stateDir } : {}),
-      onConnected: resolveConnected,
-    })
-  }
+  /** What the heartbeat reports: the lifecycle state and the served table, listener and admin. */
   function heartbeatOf() {
     const snap = actor.getSnapshot()
     const t = snap.context.table
@@ -324,10 +267,30 @@ export function runEgress(options: EgressOptions): EgressHandle {
 
   actor.start()
   if (options.nats) {
-    bootNats(options.nats).catch((err: unknown) => {
-      log.error({ err }, 'NATS mode failed to start')
-      void finish(`NATS mode failed to start: ${(err as Error).message}`)
-    })
+    const o = options.nats
+    import('./transport/nats-mode.js')
+      .then(async ({ startNatsMode }) => {
+        nats = await startNatsMode({
+          servers: o.servers,
+          zone: options.zone as string,
+          egress: options.name as string,
+          instance,
+          ...(o.stateDir ? { stateDir: o.stateDir } : {}),
+          ...(o.heartbeatMs ? { heartbeatMs: o.heartbeatMs } : {}),
+          log,
+          send: (e) => {
+            if (actor.getSnapshot().status === 'active') actor.send(e)
+          },
+          heartbeat: heartbeatOf,
+          onConnected: resolveConnected,
+          stopping: () => stopping,
+        })
+        if (stopping) await nats?.close() // stopped while the subscriber was starting
+      })
+      .catch((err: unknown) => {
+        log.error({ err }, 'NATS mode failed to start')
+        void finish(`NATS mode failed to start: ${(err as Error).message}`)
+      })
   }
   return {
     actor,

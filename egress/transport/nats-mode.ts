@@ -1,0 +1,54 @@
+import type { Logger } from 'pino'
+import type { TableSource } from '../lifecycle/egress-context.js'
+import type { HeartbeatSource } from './heartbeat.js'
+import { type BusEvent, type NatsSubscriber, startNatsSubscriber } from './nats-subscriber.js'
+import { loadSavedTable } from './state-store.js'
+
+/**
+ * Start-up of NATS mode, imported lazily by egress/main.ts (so `--static` never loads the NATS client):
+ * first the `--state-dir` table goes to the lifecycle (so the egress serves while NATS is down), then the
+ * subscriber starts connecting.
+ */
+export interface NatsModeDeps {
+  servers: string[]
+  zone: string
+  egress: string
+  instance: string
+  stateDir?: string
+  heartbeatMs?: number
+  log: Logger
+  /** Into the lifecycle machine (ignored once it stopped). */
+  send(event: BusEvent | { type: 'table.received'; table: unknown; source: TableSource }): void
+  heartbeat: HeartbeatSource
+  onConnected(): void
+  /** True once the egress is stopping: no subscriber is started then. */
+  stopping(): boolean
+}
+
+/**
+ * Hands in the saved table (an unreadable file is a warning) and starts the subscriber. Resolves with it, or
+ * undefined when the egress stopped meanwhile. Never rejects for a missing or bad state file.
+ */
+export async function startNatsMode(d: NatsModeDeps): Promise<NatsSubscriber | undefined> {
+  if (d.stateDir) {
+    try {
+      const saved = await loadSavedTable(d.stateDir, d.zone)
+      if (saved !== undefined) d.send({ type: 'table.received', table: saved, source: 'file' })
+    } catch (err) {
+      d.log.warn({ err }, 'saved table unreadable; waiting for NATS')
+    }
+  }
+  if (d.stopping()) return undefined
+  return startNatsSubscriber({
+    servers: d.servers,
+    zone: d.zone,
+    egress: d.egress,
+    instance: d.instance,
+    log: d.log,
+    send: d.send,
+    heartbeat: d.heartbeat,
+    ...(d.heartbeatMs ? { heartbeatMs: d.heartbeatMs } : {}),
+    ...(d.stateDir ? { stateDir: d.stateDir } : {}),
+    onConnected: d.onConnected,
+  })
+}
