@@ -175,4 +175,18 @@ describe('egress NATS mode', () => {
     await waitFor('re-created zone applied', async () => (await answer(proxyPort)) === 'A', 5000)
     expect(await dump(adminUrl)).toMatchObject({ generation: 1, nats: { zoneRemoved: null } })
   })
+
+  it('egress nats - a server restarted with a wiped store: the watch is recreated and generation 1 is applied', async () => {
+    const t = table(2, b.port)
+    await publish(t)
+    await waitFor('on B', async () => (await answer(proxyPort)) === 'B', 5000)
+    await nats.kill()
+    await rm(nats.storeDir, { recursive: true, force: true })
+    await nats.restart()
+    await waitFor('writer reconnected', () => ensureNatsLayout(bus).then(() => true), 10_000)
+    kvRev = 0
+    await publish(table(1, a.port))
+    await waitFor('generation 1 after the wipe', async () => (await answer(proxyPort)) === 'A', 10_000)
+    expect(await dump(adminUrl)).toMatchObject({ state: 'serving', generation: 1, nats: { kvRevision: kvRev } })
+  })
 })
