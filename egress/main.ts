@@ -72,6 +72,8 @@ export function stateName(snapshot: SnapshotFrom<typeof egressMachine>): string 
   return typeof v === 'string' ? v : (Object.keys(v)[0] ?? 'unknown')
 }
 
+const ignoreSignal = () => {}
+
 /**
  * Starts an egress on a table file (`staticFile`) or on NATS (`nats`). Never throws: failures end `done`
  * (and reject `ready`, which resolves once the first table serves, `degraded` included).
@@ -240,6 +242,9 @@ export function runEgress(options: EgressOptions): EgressHandle {
       process.off('SIGTERM', onTerm)
       process.off('SIGINT', onTerm)
       process.off('SIGHUP', onHup)
+      // A second signal while closing (Ctrl-C reaches the whole process group *and* foreman forwards it) must
+      // not kill the process mid-exit: the process is ending anyway.
+      for (const sig of ['SIGTERM', 'SIGINT', 'SIGHUP'] as const) process.on(sig, ignoreSignal)
     }
     if (error) log.error({ err: new Error(error) }, 'egress stopped')
     else log.info('egress stopped')
