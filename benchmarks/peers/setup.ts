@@ -67,7 +67,7 @@ export function readOptions(smoke: boolean, env = process.env): Options {
     retries: num('BENCH_RETRIES', smoke ? 0 : 2),
     quietWaitMs: num('BENCH_QUIET_WAIT', smoke ? 0 : 60) * 1000,
     quietBudgetMs: num('BENCH_QUIET_BUDGET', smoke ? 0 : 300) * 1000,
-    portBase: num('BENCH_PORT_BASE', 18440),
+    portBase: num('BENCH_PORT_BASE', 28440),
     conns: { conn: num('BENCH_CONN_C', 16), ka: num('BENCH_KA_C', 32), bulk: num('BENCH_BULK_C', 4) },
     egressCmd: env.BENCH_EGRESS_CMD,
     egressProfDir: env.BENCH_EGRESS_PROF,
