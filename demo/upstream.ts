@@ -1,6 +1,8 @@
 #!/usr/bin/env node
+import { realpathSync } from 'node:fs'
 import { createServer as createHttpServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
 import { createServer as createHttpsServer } from 'node:https'
+import { fileURLToPath } from 'node:url'
 import { parseArgs } from 'node:util'
 import { generate } from 'selfsigned'
 
@@ -130,7 +132,8 @@ async function main(argv: string[]): Promise<void> {
   process.once('SIGINT', stop)
 }
 
-if (import.meta.url === `file://${process.argv[1]}`) {
+// run as a program (also through a symlinked dist/), not when imported by tests
+if (process.argv[1] && realpathSync(process.argv[1]) === realpathSync(fileURLToPath(import.meta.url))) {
   main(process.argv.slice(2)).catch((err: Error) => {
     process.stderr.write(`upstream: ${err.message}\n`)
     process.exit(1)
