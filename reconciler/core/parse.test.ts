@@ -44,6 +44,8 @@ describe('parse', () => {
       'a: &a [x,x,x,x,x,x,x,x,x]\nb: &b [*a,*a,*a,*a,*a,*a,*a,*a,*a]\nc: &c [*b,*b,*b,*b,*b,*b,*b,*b,*b]\nd: [*c,*c,*c,*c,*c,*c,*c,*c,*c]\n',
       ['1:1 parse.alias-limit'],
     ],
+    ['nested explicit keys stay fast', `${'? '.repeat(30)}type: Mesh\nname: a\n`, []],
+    ['explicit keys deeper than 64', `${'? '.repeat(70)}a\n`, ['1:129 parse.too-deep']],
     ['more than 10,000 documents', 'a: 1\n---\n'.repeat(10_001), ['20000:1 parse.too-many-documents']],
   ]
   it.each(hostile)('parse - %s', (_title, content, expected) => {

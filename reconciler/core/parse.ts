@@ -191,7 +191,17 @@ function walk(
   if (depth > maxDepth) return range?.[0] ?? 1
   if (isMap(node)) {
     for (const pair of node.items) {
-      const key = isScalar(pair.key) ? String(pair.key.value) : String(pair.key)
+      if (!isScalar(pair.key)) {
+        // A complex key (`? [a, b]`): no resource field has one, and stringifying it for a path takes
+        // exponential time in the yaml library on nested `? ? ?` keys. Its entry gets no positions (locate
+        // falls back to the mapping); key and value still count for the depth limit.
+        const deep =
+          walk(pair.key, path, undefined, depth + 1, maxDepth, lines, new Map(), new Map()) ||
+          walk(pair.value, path, undefined, depth + 1, maxDepth, lines, new Map(), new Map())
+        if (deep) return deep
+        continue
+      }
+      const key = String(pair.key.value)
       const child = joinPath(path, key, field)
       const keyRange = (pair.key as Node | null)?.range
       if (keyRange) {
