@@ -96,14 +96,15 @@ function parseFile(
       return
     }
   }
-  if (estimateNesting(text) > limits.maxEstimatedDepth) {
-    const msg = `nesting is deeper than ${limits.maxDepth} levels`
-    out.violations.push(fileViolation(file, { line: 1, column: 1 }, ParseRule.TooDeep, msg))
-    return
-  }
+  // The fast path is linear and gives up beyond a small depth, so the nesting guard is only for the yaml path.
   const subset = fast ? parseBlockSubset(text, file, limits.maxDocuments) : undefined
   if (subset) {
     for (const doc of subset) out.documents.push(doc)
+    return
+  }
+  if (estimateNesting(text) > limits.maxEstimatedDepth) {
+    const msg = `nesting is deeper than ${limits.maxDepth} levels`
+    out.violations.push(fileViolation(file, { line: 1, column: 1 }, ParseRule.TooDeep, msg))
     return
   }
   const lines = new LineCounter()

@@ -1,4 +1,4 @@
-import type { ParsedDocument, Position } from '../model.js'
+import type { ParsedDocument, Position, SourceLocation } from '../model.js'
 import { joinPath } from './locate.js'
 
 /**
@@ -18,7 +18,11 @@ import { joinPath } from './locate.js'
 export function parseBlockSubset(text: string, file: string, maxDocuments: number): ParsedDocument[] | undefined {
   if (UNSUPPORTED_CHARS.test(text)) return undefined
   try {
-    return new BlockParser(text, file).documents(maxDocuments)
+    return splitDocuments(text, maxDocuments).map(({ index, lines }) => {
+      const { value, root } = new BlockParser(text, lines, false).parse()
+      const location = { file, line: root.line, column: root.column }
+      return new BlockDocument(file, index, location, value, text, lines)
+    })
   } catch (err) {
     if (err === BAIL) return undefined
     throw err
@@ -51,79 +55,123 @@ const isKeyChar = (c: number): boolean => isKeyStart(c) || (c >= 48 && c <= 57) 
 /** First characters of a plain scalar we accept: letters, digits, `_`, `.`, `/` (no YAML indicator). */
 const isPlainStart = (c: number): boolean => isKeyChar(c) && c !== DASH
 
-class BlockParser {
-  /** Content lines (not blank, not comment-only) of the current document: start offset and indentation. */
-  private starts: number[] = []
-  private ends: number[] = []
-  private indents: number[] = []
-  private lineNos: number[] = []
-  private k = 0
-  private positions = new Map<string, Position>()
-  private keyPositions = new Map<string, Position>()
+/** The content lines (not blank, not comment-only) of one document: start and end offsets, indentation, number. */
+interface Lines {
+  starts: number[]
+  ends: number[]
+  indents: number[]
+  lineNos: number[]
+}
+
+const noLines = (): Lines => ({ starts: [], ends: [], indents: [], lineNos: [] })
+
+/** Splits a file into documents at `---` lines, with `yaml`'s document indexes (empty documents count). */
+function splitDocuments(text: string, maxDocuments: number): { index: number; lines: Lines }[] {
+  const out: { index: number; lines: Lines }[] = []
+  let lines = noLines()
+  let index = 0
+  let sawSeparator = false
+  let lineNo = 0
+  let at = 0
+  const flush = () => {
+    if (lines.starts.length > 0) out.push({ index, lines })
+    if (lines.starts.length > 0 || sawSeparator) index++
+    if (index > maxDocuments) bail()
+    lines = noLines()
+  }
+  while (at < text.length) {
+    lineNo++
+    let end = text.indexOf('\n', at)
+    if (end < 0) end = text.length
+    let i = at
+    while (i < end && text.charCodeAt(i) === SPACE) i++
+    const c = text.charCodeAt(i)
+    if (i === at && c === DASH && text.startsWith('---', at)) {
+      for (let j = at + 3; j < end; j++) if (text.charCodeAt(j) !== SPACE) bail()
+      flush()
+      sawSeparator = true
+    } else if (i === at && (c === 46 || c === 37) && i < end) {
+      bail() // `...` document end or a `%` directive
+    } else if (i < end && c !== HASH) {
+      lines.starts.push(at)
+      lines.ends.push(end)
+      lines.indents.push(i - at)
+      lines.lineNos.push(lineNo)
+    }
+    at = end + 1
+  }
+  flush()
+  return out
+}
+
+/**
+ * A document parsed by the fast path. Its `positions` and `keyPositions` are built on first use, by parsing
+ * its lines again with positions on: valid documents never need them, and they are most of the allocation.
+ */
+class BlockDocument implements ParsedDocument {
+  readonly #text: string
+  readonly #lines: Lines
+  #maps: { positions: Map<string, Position>; keyPositions: Map<string, Position> } | undefined
 
   constructor(
-    private readonly text: string,
-    private readonly file: string,
-  ) {}
-
-  documents(maxDocuments: number): ParsedDocument[] {
-    const { text } = this
-    const out: ParsedDocument[] = []
-    let index = 0
-    let sawSeparator = false
-    let lineNo = 0
-    let at = 0
-    const flush = () => {
-      if (this.starts.length > 0) out.push(this.document(index))
-      if (this.starts.length > 0 || sawSeparator) index++
-      if (index > maxDocuments) bail()
-      this.starts = []
-      this.ends = []
-      this.indents = []
-      this.lineNos = []
-    }
-    while (at < text.length) {
-      lineNo++
-      let end = text.indexOf('\n', at)
-      if (end < 0) end = text.length
-      let i = at
-      while (i < end && text.charCodeAt(i) === SPACE) i++
-      const c = text.charCodeAt(i)
-      if (i === at && c === DASH && text.startsWith('---', at)) {
-        for (let j = at + 3; j < end; j++) if (text.charCodeAt(j) !== SPACE) bail()
-        flush()
-        sawSeparator = true
-      } else if (i === at && (c === 46 || c === 37) && i < end) {
-        bail() // `...` document end or a `%` directive
-      } else if (i < end && c !== HASH) {
-        this.starts.push(at)
-        this.ends.push(end)
-        this.indents.push(i - at)
-        this.lineNos.push(lineNo)
-      }
-      at = end + 1
-    }
-    flush()
-    return out
+    readonly file: string,
+    readonly index: number,
+    readonly location: SourceLocation,
+    readonly value: unknown,
+    text: string,
+    lines: Lines,
+  ) {
+    this.#text = text
+    this.#lines = lines
   }
 
-  private document(index: number): ParsedDocument {
-    this.positions = new Map()
-    this.keyPositions = new Map()
-    this.k = 0
+  get positions(): Map<string, Position> {
+    return this.#fields().positions
+  }
+
+  get keyPositions(): Map<string, Position> {
+    return this.#fields().keyPositions
+  }
+
+  #fields() {
+    if (this.#maps === undefined) {
+      const parser = new BlockParser(this.#text, this.#lines, true)
+      parser.parse()
+      this.#maps = { positions: parser.positions, keyPositions: parser.keyPositions }
+    }
+    return this.#maps
+  }
+}
+
+class BlockParser {
+  private readonly starts: number[]
+  private readonly ends: number[]
+  private readonly indents: number[]
+  private readonly lineNos: number[]
+  private k = 0
+  readonly positions = new Map<string, Position>()
+  readonly keyPositions = new Map<string, Position>()
+
+  /** With `record` false, no paths or positions are built (only the value). */
+  constructor(
+    private readonly text: string,
+    lines: Lines,
+    private readonly record: boolean,
+  ) {
+    this.starts = lines.starts
+    this.ends = lines.ends
+    this.indents = lines.indents
+    this.lineNos = lines.lineNos
+  }
+
+  /** Parses the document: its value and the position of its root mapping. */
+  parse(): { value: unknown; root: Position } {
     if (this.indents[0] !== 0 || this.keyEnd(this.starts[0]!) < 0) bail() // not a mapping at column 1
     const root = this.pos(0, 0)
-    this.positions.set('', root)
+    if (this.record) this.positions.set('', root)
     const value = this.map(0, '', undefined, 1)
     if (this.k < this.starts.length) bail()
-    return {
-      file: this.file,
-      index,
-      location: { file: this.file, line: root.line, column: root.column },
-      value,
-      positions: this.positions,
-      keyPositions: this.keyPositions,
-    }
+    return { value, root }
   }
 
   private pos(k: number, col: number): Position {
@@ -164,10 +212,12 @@ class BlockParser {
       if (colon < 0 || colon - from > MAX_KEY_LENGTH) bail()
       const key = text.slice(from, colon)
       if (NON_STRING_KEY.test(key) || key === '__proto__' || Object.hasOwn(obj, key)) bail()
-      const child = joinPath(path, key, field)
-      const keyAt = this.pos(k, n)
-      this.keyPositions.set(child, keyAt)
-      this.positions.set(child, keyAt)
+      const child = this.record ? joinPath(path, key, field) : ''
+      if (this.record) {
+        const keyAt = this.pos(k, n)
+        this.keyPositions.set(child, keyAt)
+        this.positions.set(child, keyAt)
+      }
       let v = colon + 1
       const end = this.lineEnd(k)
       while (v < end && text.charCodeAt(v) === SPACE) v++
@@ -178,7 +228,7 @@ class BlockParser {
         const m = this.indents[this.k]!
         if (m > n) obj[key] = this.block(m, child, key, depth + 1)
         else if (m === n && this.isEntry(this.k, n)) {
-          this.positions.set(child, this.pos(this.k, n))
+          if (this.record) this.positions.set(child, this.pos(this.k, n))
           obj[key] = this.seq(n, child, key, depth + 1)
         } else bail() // an empty (null) value
       } else {
@@ -204,12 +254,12 @@ class BlockParser {
       while (this.starts[k]! + c < end && text.charCodeAt(this.starts[k]! + c) === SPACE) c++
       const at = this.starts[k]! + c
       if (at === end || text.charCodeAt(at) === HASH) bail()
-      const item = `${path}[${arr.length}]`
+      const item = this.record ? `${path}[${arr.length}]` : ''
       if (this.isEntry(k, c)) {
-        this.positions.set(item, this.pos(k, c))
+        if (this.record) this.positions.set(item, this.pos(k, c))
         arr.push(this.seq(c, item, field, depth + 1)) // a compact nested sequence: `- - x`
       } else if (this.keyEnd(at) >= 0) {
-        this.positions.set(item, this.pos(k, c))
+        if (this.record) this.positions.set(item, this.pos(k, c))
         arr.push(this.map(c, item, field, depth + 1))
       } else {
         arr.push(this.scalar(k, c, end, item))
@@ -226,7 +276,7 @@ class BlockParser {
 
   /** A block collection starting on line `k` at its indentation `m`. */
   private block(m: number, path: string, field: string, depth: number): unknown {
-    this.positions.set(path, this.pos(this.k, m))
+    if (this.record) this.positions.set(path, this.pos(this.k, m))
     if (this.isEntry(this.k, m)) return this.seq(m, path, field, depth)
     if (this.keyEnd(this.starts[this.k]! + m) < 0) bail() // a multi-line scalar or something else
     return this.map(m, path, field, depth)
@@ -236,7 +286,7 @@ class BlockParser {
   private scalar(k: number, col: number, end: number, path: string): unknown {
     const { text } = this
     const from = this.starts[k]! + col
-    this.positions.set(path, this.pos(k, col))
+    if (this.record) this.positions.set(path, this.pos(k, col))
     const q = text.charCodeAt(from)
     if (q === DQUOTE || q === SQUOTE) {
       let i = from + 1

@@ -91,10 +91,13 @@ export function validateDocuments(documents: readonly ParsedDocument[], opts: Va
 }
 
 function addResource(resources: Resources, item: TypedDocument): void {
+  // positions are read through (not copied): documents of the fast parser build them on first use
   const located = <T>(resource: T): Located<T> => ({
     resource,
     location: item.doc.location,
-    positions: item.doc.positions,
+    get positions() {
+      return item.doc.positions
+    },
   })
   const v = item.value as never
   if (item.kind === Kind.Mesh) resources.meshes.push(located(v))
