@@ -27,6 +27,8 @@ export interface ProxyOptions {
   maxConnections: number
   /** Connections of a route removed by a swap are closed after this. Default 30 s. */
   drainPeriodMs: number
+  /** After a refusal alert or one side's close, how long the other side may take to flush and close. Default 2 s. */
+  closeLingerMs: number
 }
 
 export const DEFAULT_PROXY_OPTIONS: ProxyOptions = {
@@ -35,6 +37,7 @@ export const DEFAULT_PROXY_OPTIONS: ProxyOptions = {
   idleTimeoutMs: 3_600_000,
   maxConnections: 10_000,
   drainPeriodMs: 30_000,
+  closeLingerMs: CLOSE_LINGER_MS,
 }
 
 export { RejectReason } from './proxy-stats.js'
@@ -266,7 +269,7 @@ export class TcpProxy {
       c.client.destroy()
       return
     }
-    c.client.setTimeout(CLOSE_LINGER_MS)
+    c.client.setTimeout(this.options.closeLingerMs)
     c.client.end(UNRECOGNIZED_NAME_ALERT)
   }
 
@@ -277,7 +280,7 @@ export class TcpProxy {
       // A clean close lets the upstream flush what the client sent last; an error (RST) cuts it.
       if (hadError || !up.writableEnded) up.destroy()
       else {
-        up.setTimeout(CLOSE_LINGER_MS)
+        up.setTimeout(this.options.closeLingerMs)
         up.destroySoon()
       }
     }

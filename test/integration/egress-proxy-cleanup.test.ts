@@ -1,0 +1,167 @@
+import { createHook } from 'node:async_hooks'
+import net, { type AddressInfo } from 'node:net'
+import { pino } from 'pino'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { buildHello, toRecords } from '../../egress/core/hello-builder.js'
+import { RoutingTable } from '../../egress/core/routing-table.js'
+import { TcpProxy } from '../../egress/proxy/tcp-proxy.js'
+import { closedPort, tableOf } from '../helpers/egress-fixtures.js'
+
+/**
+ * Per-connection leftovers: after many short connections through a real TcpProxy (real sockets on 127.0.0.1,
+ * the close patterns of the `connraw` benchmark and their variants), nothing of them may remain: no tracked
+ * connection, no active route gauge, no socket handle and no timer. Timers are counted with an async hook
+ * (init minus destroy): `process.getActiveResourcesInfo()` does not list unref'd timers such as socket timeouts.
+ */
+
+type Upstreams = { raw: number; silent: number; echo: number; dead: number }
+let proxy: TcpProxy
+let port: number
+let up: Upstreams
+const servers: net.Server[] = []
+const upSockets = new Set<net.Socket>()
+
+/** A server of `kind`, tracking its sockets so a leaked upstream connection is visible as a live handle. */
+async function serve(kind: 'raw' | 'silent' | 'echo'): Promise<number> {
+  const server = net.createServer({ allowHalfOpen: kind === 'echo' }, (s) => {
+    upSockets.add(s)
+    s.on('close', () => upSockets.delete(s))
+    s.on('error', () => {})
+    // Every server reads, so it sees the egress's FIN and closes: a socket left open here is one the egress leaked.
+    if (kind === 'raw')
+      s.resume().end(Buffer.alloc(1024, 120)) // nginx `return`: 1 KiB then FIN, like the benchmark
+    else if (kind === 'echo') s.pipe(s)
+    else s.resume() // never answers
+  })
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r))
+  servers.push(server)
+  return (server.address() as AddressInfo).port
+}
+
+const hello = (sni: string) => toRecords(buildHello({ sni: [sni] }))
+
+/** One client connection: sends `bytes`, then reacts as `how`; resolves with the bytes it read. */
+function client(
+  bytes: Buffer,
+  how: 'read-then-close' | 'close-at-once' | 'reset' | 'half-close' | 'wait-close',
+  want = 1024,
+): Promise<number> {
+  return new Promise((resolve) => {
+    const s = net.connect({ port, host: '127.0.0.1', allowHalfOpen: how === 'half-close' })
+    let got = 0
+    const timer = setTimeout(() => s.destroy(), 5000)
+    s.on('error', () => {})
+    s.on('close', () => {
+      clearTimeout(timer)
+      resolve(got)
+    })
+    s.on('data', (d: Buffer) => {
+      got += d.length
+      if (how === 'read-then-close' && got >= want) s.destroy()
+      if (how === 'half-close' && got >= want) s.end()
+    })
+    s.on('end', () => {
+      if (how === 'half-close') s.end()
+    })
+    s.on('connect', () => {
+      s.write(bytes)
+      if (how === 'close-at-once') s.end()
+      else if (how === 'reset') setImmediate(() => s.resetAndDestroy())
+      else if (how === 'half-close') s.write(Buffer.alloc(want, 1))
+    })
+  })
+}
+
+/** Live timers (ref'd or not) of this process since the hook was enabled. */
+const liveTimers = new Set<number>()
+const timerHook = createHook({
+  init(id, type) {
+    if (type === 'Timeout') liveTimers.add(id)
+  },
+  destroy(id) {
+    liveTimers.delete(id)
+  },
+})
+
+/** Counts of live socket handles (getActiveResourcesInfo) and timers (async hook). */
+function resources(): { sockets: number; timers: number } {
+  let sockets = 0
+  for (const r of process.getActiveResourcesInfo()) if (r === 'TCPSocketWrap') sockets++
+  return { sockets, timers: liveTimers.size }
+}
+
+/** Polls `check` until it holds or `ms` passed; returns its last value. */
+async function settle<T>(check: () => T, ok: (v: T) => boolean, ms = 4000): Promise<T> {
+  const end = Date.now() + ms
+  let v = check()
+  while (!ok(v) && Date.now() < end) {
+    await new Promise((r) => setTimeout(r, 25))
+    // Destroy hooks run from the immediate queue: let them count this poll timer as gone.
+    for (let i = 0; i < 3; i++) await new Promise((r) => setImmediate(r))
+    v = check()
+  }
+  return v
+}
+
+beforeAll(async () => {
+  timerHook.enable()
+  up = { raw: await serve('raw'), silent: await serve('silent'), echo: await serve('echo'), dead: await closedPort() }
+  proxy = new TcpProxy(pino({ level: 'silent' }), { helloTimeoutMs: 100, connectTimeoutMs: 500, closeLingerMs: 200 })
+  proxy.setTable(
+    new RoutingTable(
+      tableOf([
+        { sni: 'raw.test', upstreams: [{ port: up.raw }] },
+        { sni: 'silent.test', upstreams: [{ port: up.silent }] },
+        { sni: 'echo.test', upstreams: [{ port: up.echo }] },
+        { sni: 'dead.test', upstreams: [{ port: up.dead }] },
+      ]),
+    ),
+  )
+  port = (await proxy.listen('127.0.0.1', 0)).port
+})
+
+afterAll(async () => {
+  timerHook.disable()
+  await proxy?.close()
+  for (const s of upSockets) s.destroy()
+  await Promise.all(servers.map((s) => new Promise((r) => s.close(r))))
+})
+
+describe('egress proxy cleanup', () => {
+  it('egress proxy - many short connections leave no connection, route gauge, socket or timer behind', async () => {
+    const baseline = resources()
+    const patterns: [Buffer, Parameters<typeof client>[1]][] = [
+      [hello('raw.test'), 'read-then-close'], // the connraw workload
+      [hello('raw.test'), 'wait-close'], // the upstream closes first, the client reads to EOF
+      [hello('silent.test'), 'close-at-once'], // the client half-closes while the upstream says nothing
+      [hello('silent.test'), 'reset'], // RST from the client
+      [hello('echo.test'), 'half-close'], // FIN both ways after an echo
+      [hello('unknown.test'), 'wait-close'], // refused with an alert
+      [hello('dead.test'), 'wait-close'], // no upstream reachable
+      [Buffer.from('GET / HTTP/1.1\r\n\r\n'), 'wait-close'], // not TLS
+      [hello('raw.test').subarray(0, 20), 'wait-close'], // a hello that never completes: hello deadline
+    ]
+    const rounds = 25
+    for (let i = 0; i < rounds; i++) {
+      const got = await Promise.all(patterns.map(([bytes, how]) => client(bytes, how)))
+      expect(got[0]).toBeGreaterThanOrEqual(1024)
+      expect(got[1]).toBe(1024)
+    }
+    expect(proxy.stats.accepted).toBe(rounds * patterns.length)
+
+    const active = await settle(
+      () => proxy.activeConnections,
+      (n) => n === 0,
+    )
+    expect(active).toBe(0)
+    for (const [sni, r] of proxy.stats.routes) expect({ sni, active: r.active }).toEqual({ sni, active: 0 })
+    const upstreamSockets = await settle(
+      () => upSockets.size,
+      (n) => n === 0,
+    )
+    expect(upstreamSockets).toBe(0)
+    const left = await settle(resources, (r) => r.sockets <= baseline.sockets && r.timers <= baseline.timers)
+    expect(left.sockets).toBe(baseline.sockets)
+    expect(left.timers).toBeLessThanOrEqual(baseline.timers)
+  }, 30_000)
+})
