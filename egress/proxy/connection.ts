@@ -33,6 +33,14 @@ export class Conn {
   tried: Set<number> | null = null
   generation: number | undefined = undefined
   clientEnded = false
+  /**
+   * When the current phase times out (performance.now() ms; Infinity: never): the hello deadline, the upstream
+   * connect timeout, the idle timeout while relaying, the linger after a refusal. The proxy's shared sweep
+   * checks it; no connection has a timer of its own.
+   */
+  deadline = Number.POSITIVE_INFINITY
+  /** Bytes read on both sockets at the last sweep (relay phase): a change is activity and pushes `deadline`. */
+  seen = 0
   constructor(
     readonly id: number,
     readonly proxy: TcpProxy,
@@ -46,7 +54,6 @@ export function listenClient(socket: ConnSocket): void {
   socket.on('data', onClientData)
   socket.on('end', onClientEnd)
   socket.on('drain', onClientDrain)
-  socket.on('timeout', onClientTimeout)
   socket.on('error', onSocketError)
   socket.on('close', onClientClose)
 }
@@ -57,7 +64,6 @@ export function listenUpstream(s: ConnSocket): void {
   s.on('data', onUpstreamData)
   s.on('end', onUpstreamEnd)
   s.on('drain', onUpstreamDrain)
-  s.on('timeout', onUpstreamTimeout)
   s.on('error', onUpstreamError)
   s.on('close', onUpstreamClose)
 }
@@ -85,12 +91,27 @@ function onClientDrain(this: ConnSocket): void {
   this[kConn].upstream?.resume()
 }
 
-function onClientTimeout(this: ConnSocket): void {
-  const c = this[kConn]
+/**
+ * The sweep's verdict on one open connection at `now`: acts when its phase deadline passed (hello deadline →
+ * refused `hello-timeout`; connect timeout → next upstream; no bytes read either way for the idle timeout, or
+ * a refused client still open after the linger → both sockets destroyed). Relay activity moves the deadline.
+ */
+export function expire(c: Conn, now: number, idleTimeoutMs: number): void {
+  if (c.phase === Phase.Relay) {
+    const seen = c.client.bytesRead + (c.upstream === null ? 0 : c.upstream.bytesRead)
+    if (seen !== c.seen) {
+      c.seen = seen
+      c.deadline = now + idleTimeoutMs
+      return
+    }
+  }
+  if (now < c.deadline) return
+  c.deadline = Number.POSITIVE_INFINITY
   if (c.phase === Phase.Hello) c.proxy.reject(c, RejectReason.HelloTimeout, false)
+  else if (c.phase === Phase.Connecting && c.upstream !== null) c.proxy.failover(c, c.upstream, 'connect timeout')
   else {
     c.upstream?.destroy()
-    this.destroy()
+    c.client.destroy()
   }
 }
 
@@ -120,12 +141,6 @@ function onUpstreamEnd(this: ConnSocket): void {
 
 function onUpstreamDrain(this: ConnSocket): void {
   this[kConn].client.resume()
-}
-
-function onUpstreamTimeout(this: ConnSocket): void {
-  const c = this[kConn]
-  if (c.upstream === this && c.phase === Phase.Connecting) c.proxy.failover(c, this, 'connect timeout')
-  else this.destroy()
 }
 
 function onUpstreamError(this: ConnSocket, err: Error): void {

@@ -3,6 +3,7 @@ import type { Logger } from 'pino'
 import { ClientHelloReader, parseClientHello } from '../core/client-hello.js'
 import type { RoutingTable } from '../core/routing-table.js'
 import { CLOSE_LINGER_MS, Conn, type ConnSocket, kConn, listenClient, listenUpstream, Phase } from './connection.js'
+import { DeadlineSweep } from './deadline-sweep.js'
 import { ProxyStats, RejectReason } from './proxy-stats.js'
 
 /**
@@ -12,8 +13,9 @@ import { ProxyStats, RejectReason } from './proxy-stats.js'
  * routes are relayed as passthrough until the mesh mTLS issue lands.
  *
  * Hot path notes: socket handlers are module-level functions that find their connection through a symbol on
- * the socket (no closures per connection); a ClientHello in one chunk is parsed in place; the only timer per
- * connection is the client socket's (hello deadline, then idle timeout; Node resets it on reads and writes).
+ * the socket (no closures per connection); a ClientHello in one chunk is parsed in place; no connection has a
+ * timer of its own: one coarse DeadlineSweep per proxy checks each connection's phase deadline (hello, connect,
+ * idle, linger), so the relay pays no timer refresh per read or write.
  */
 
 export interface ProxyOptions {
@@ -60,6 +62,8 @@ export class TcpProxy {
   private readonly debug: boolean
   private nextId = 1
   private idleWaiters: (() => void)[] = []
+  /** Fires the phase deadlines of `conns` (and of lingering upstreams); deadlines fire up to `periodMs` late. */
+  readonly deadlines: DeadlineSweep
 
   constructor(
     private readonly log: Logger,
@@ -67,6 +71,9 @@ export class TcpProxy {
     private readonly hooks: ProxyHooks = {},
   ) {
     this.options = { ...DEFAULT_PROXY_OPTIONS, ...options }
+    const o = this.options
+    const period = DeadlineSweep.periodFor([o.helloTimeoutMs, o.connectTimeoutMs, o.idleTimeoutMs, o.closeLingerMs])
+    this.deadlines = new DeadlineSweep(this.conns, period, o.idleTimeoutMs)
     this.debug = log.isLevelEnabled('debug')
     this.server = net.createServer({ allowHalfOpen: true, noDelay: true }, (s) => this.accept(s as ConnSocket))
     this.server.maxConnections = this.options.maxConnections
@@ -167,12 +174,14 @@ export class TcpProxy {
   }
 
   private accept(socket: ConnSocket): void {
-    const c = new Conn(this.nextId++, this, socket, performance.now())
+    const now = performance.now()
+    const c = new Conn(this.nextId++, this, socket, now)
+    c.deadline = now + this.options.helloTimeoutMs
     socket[kConn] = c
     this.conns.add(c)
     this.stats.accepted++
-    socket.setTimeout(this.options.helloTimeoutMs)
     listenClient(socket)
+    this.deadlines.arm()
   }
 
   /** Feeds one chunk of the ClientHello phase; routes or refuses once the reader decides. */
@@ -207,7 +216,6 @@ export class TcpProxy {
     c.reader = null
     c.phase = Phase.Connecting
     c.client.pause()
-    c.client.setTimeout(this.options.idleTimeoutMs)
     this.dial(c)
   }
 
@@ -227,7 +235,7 @@ export class TcpProxy {
     const s = net.connect({ host: u.address, port: u.port, allowHalfOpen: true, noDelay: true }) as ConnSocket
     s[kConn] = c
     c.upstream = s
-    s.setTimeout(this.options.connectTimeoutMs)
+    c.deadline = performance.now() + this.options.connectTimeoutMs
     listenUpstream(s)
   }
 
@@ -245,8 +253,9 @@ export class TcpProxy {
   }
 
   connected(c: Conn, s: ConnSocket): void {
-    s.setTimeout(0)
     c.phase = Phase.Relay
+    c.deadline = performance.now() + this.options.idleTimeoutMs
+    c.seen = -1
     s.write(c.peeked!)
     c.peeked = null
     if (c.extra !== null) for (const b of c.extra) s.write(b)
@@ -269,7 +278,7 @@ export class TcpProxy {
       c.client.destroy()
       return
     }
-    c.client.setTimeout(this.options.closeLingerMs)
+    c.deadline = performance.now() + this.options.closeLingerMs
     c.client.end(UNRECOGNIZED_NAME_ALERT)
   }
 
@@ -280,8 +289,11 @@ export class TcpProxy {
       // A clean close lets the upstream flush what the client sent last; an error (RST) cuts it.
       if (hadError || !up.writableEnded) up.destroy()
       else {
-        up.setTimeout(this.options.closeLingerMs)
         up.destroySoon()
+        if (!up.destroyed) {
+          c.deadline = performance.now() + this.options.closeLingerMs
+          this.deadlines.linger(c)
+        }
       }
     }
     this.conns.delete(c)
@@ -303,6 +315,7 @@ export class TcpProxy {
 
   /** Stops listening and destroys every connection at once. */
   close(): Promise<void> {
+    this.deadlines.close()
     for (const c of [...this.conns]) {
       c.upstream?.destroy()
       c.client.destroy()

@@ -165,3 +165,61 @@ describe('egress proxy cleanup', () => {
     expect(left.timers).toBeLessThanOrEqual(baseline.timers)
   }, 30_000)
 })
+
+describe('egress proxy deadlines', () => {
+  /**
+   * Opens a connection through port `p` with `sni` (writing a byte every `trickleMs` if given) and resolves with
+   * the ms until the proxy ended it (a FIN), or 3000 when the test's own cap closes it first.
+   */
+  function timeToEnd(p: number, sni: string, trickleMs?: number): Promise<number> {
+    return new Promise((resolve) => {
+      const t0 = performance.now()
+      const s = net.connect({ port: p, host: '127.0.0.1', allowHalfOpen: true })
+      const trickle = trickleMs ? setInterval(() => s.write('.'), trickleMs) : undefined
+      const done = (ms: number) => {
+        clearInterval(trickle)
+        clearTimeout(cap)
+        s.destroy()
+        resolve(ms)
+      }
+      const cap = setTimeout(() => done(3000), 3000)
+      s.on('error', () => {})
+      s.on('data', () => {})
+      s.on('end', () => done(performance.now() - t0))
+      s.on('connect', () => s.write(hello(sni)))
+    })
+  }
+
+  it('egress proxy - idle relays and lingering refused clients are closed by the shared sweep, active ones are not', async () => {
+    const p = new TcpProxy(pino({ level: 'silent' }), { idleTimeoutMs: 300, closeLingerMs: 200 })
+    p.setTable(new RoutingTable(tableOf([{ sni: 'echo.test', upstreams: [{ port: up.echo }] }])))
+    const pp = (await p.listen('127.0.0.1', 0)).port
+    try {
+      expect(p.deadlines.periodMs).toBe(50)
+      // Refused with an alert and a FIN; the client keeps its side open: the proxy drops it after the linger.
+      const s = net.connect({ port: pp, host: '127.0.0.1', allowHalfOpen: true })
+      s.on('error', () => {})
+      s.on('connect', () => s.write(hello('nope.test')))
+      const t0 = performance.now()
+      await settle(
+        () => p.stats.rejected.get('unknown-sni') === 1 && p.activeConnections === 0,
+        (gone) => gone,
+        2000,
+      )
+      const lingered = performance.now() - t0
+      s.destroy()
+      expect(lingered).toBeGreaterThanOrEqual(180)
+      expect(lingered).toBeLessThan(900)
+
+      const [idle, busy] = await Promise.all([
+        timeToEnd(pp, 'echo.test'), // the hello comes back once, then silence: idle timeout
+        timeToEnd(pp, 'echo.test', 60), // a byte every 60 ms: never idle, only the test's cap ends it
+      ])
+      expect(idle).toBeGreaterThanOrEqual(280)
+      expect(idle).toBeLessThan(1000)
+      expect(busy).toBe(3000)
+    } finally {
+      await p.close()
+    }
+  }, 10_000)
+})
