@@ -33,6 +33,9 @@ export class Conn {
   tried: Set<number> | null = null
   generation: number | undefined = undefined
   clientEnded = false
+  /** 'drain' handlers are attached on the first backpressure only (most connections never see any). */
+  clientDrainWatched = false
+  upstreamDrainWatched = false
   /**
    * When the current phase times out (performance.now() ms; Infinity: never): the hello deadline, the upstream
    * connect timeout, the idle timeout while relaying, the linger after a refusal. The proxy's shared sweep
@@ -53,7 +56,6 @@ export class Conn {
 export function listenClient(socket: ConnSocket): void {
   socket.on('data', onClientData)
   socket.on('end', onClientEnd)
-  socket.on('drain', onClientDrain)
   socket.on('error', onSocketError)
   socket.on('close', onClientClose)
 }
@@ -63,7 +65,6 @@ export function listenUpstream(s: ConnSocket): void {
   s.on('connect', onUpstreamConnect)
   s.on('data', onUpstreamData)
   s.on('end', onUpstreamEnd)
-  s.on('drain', onUpstreamDrain)
   s.on('error', onUpstreamError)
   s.on('close', onUpstreamClose)
 }
@@ -71,7 +72,14 @@ export function listenUpstream(s: ConnSocket): void {
 function onClientData(this: ConnSocket, chunk: Buffer): void {
   const c = this[kConn]
   if (c.phase === Phase.Relay) {
-    if (!c.upstream!.write(chunk)) this.pause()
+    const up = c.upstream!
+    if (!up.write(chunk)) {
+      this.pause()
+      if (!c.upstreamDrainWatched) {
+        c.upstreamDrainWatched = true
+        up.on('drain', onUpstreamDrain)
+      }
+    }
   } else if (c.phase === Phase.Hello) c.proxy.hello(c, chunk)
   else if (c.phase === Phase.Connecting) {
     if (c.extra === null) c.extra = [chunk]
@@ -81,7 +89,7 @@ function onClientData(this: ConnSocket, chunk: Buffer): void {
 
 function onClientEnd(this: ConnSocket): void {
   const c = this[kConn]
-  if (c.phase === Phase.Relay) c.upstream!.end()
+  if (c.phase === Phase.Relay) endOrClose(c.upstream!)
   else if (c.phase === Phase.Connecting) c.clientEnded = true
   else if (c.phase === Phase.Hello) c.proxy.reject(c, RejectReason.ClientClosed, false)
   else this.destroy()
@@ -131,12 +139,29 @@ function onUpstreamConnect(this: ConnSocket): void {
 }
 
 function onUpstreamData(this: ConnSocket, chunk: Buffer): void {
-  if (!this[kConn].client.write(chunk)) this.pause()
+  const c = this[kConn]
+  if (!c.client.write(chunk)) {
+    this.pause()
+    if (!c.clientDrainWatched) {
+      c.clientDrainWatched = true
+      c.client.on('drain', onClientDrain)
+    }
+  }
 }
 
 function onUpstreamEnd(this: ConnSocket): void {
   const c = this[kConn]
-  if (c.upstream === this) c.client.end()
+  if (c.upstream === this) endOrClose(c.client)
+}
+
+/**
+ * Forwards a FIN to `s`. When `s` has already delivered its own end and holds no unsent bytes, both directions
+ * are over: closing it sends the same FIN (the kernel flushes its send buffer first, and there is nothing left
+ * to read that would turn the close into a reset) and saves a shutdown plus its completion round.
+ */
+function endOrClose(s: ConnSocket): void {
+  if (s.readableEnded && s.writableLength === 0) s.destroy()
+  else s.end()
 }
 
 function onUpstreamDrain(this: ConnSocket): void {

@@ -223,3 +223,53 @@ describe('egress proxy deadlines', () => {
     }
   }, 10_000)
 })
+
+describe('egress proxy backpressure', () => {
+  it('egress proxy - a reader that stalls pauses the other side, and the relay resumes on drain both ways', async () => {
+    const size = 16 * 1024 * 1024
+    let upstreamGot = 0
+    const sink = net.createServer((s) => {
+      s.on('error', () => {})
+      s.pause() // stalls 300 ms before reading: the client's side must pause, then resume
+      setTimeout(() => s.resume(), 300)
+      s.on('data', (d: Buffer) => {
+        upstreamGot += d.length
+      })
+      s.end(Buffer.alloc(size, 7))
+    })
+    await new Promise<void>((r) => sink.listen(0, '127.0.0.1', r))
+    const p = new TcpProxy(pino({ level: 'silent' }))
+    p.setTable(
+      new RoutingTable(tableOf([{ sni: 'sink.test', upstreams: [{ port: (sink.address() as AddressInfo).port }] }])),
+    )
+    const pp = (await p.listen('127.0.0.1', 0)).port
+    try {
+      const hi = hello('sink.test')
+      const clientGot = await new Promise<number>((resolve) => {
+        const s = net.connect({ port: pp, host: '127.0.0.1' })
+        let got = 0
+        s.on('error', () => resolve(-1))
+        s.on('connect', () => {
+          s.write(hi)
+          s.end(Buffer.alloc(size, 9))
+          s.pause() // stalls too: the upstream's side must pause, then resume
+          setTimeout(() => s.resume(), 300)
+        })
+        s.on('data', (d: Buffer) => {
+          got += d.length
+        })
+        s.on('close', () => resolve(got))
+      })
+      expect(clientGot).toBe(size)
+      expect(
+        await settle(
+          () => upstreamGot,
+          (n) => n === hi.length + size,
+        ),
+      ).toBe(hi.length + size)
+    } finally {
+      await p.close()
+      await new Promise((r) => sink.close(r))
+    }
+  }, 15_000)
+})
