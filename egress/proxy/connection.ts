@@ -33,9 +33,15 @@ export class Conn {
   tried: Set<number> | null = null
   generation: number | undefined = undefined
   clientEnded = false
-  /** 'drain' handlers are attached on the first backpressure only (most connections never see any). */
-  clientDrainWatched = false
+  /** The upstream's 'drain' handler is attached on the first backpressure only (most connections see none). */
   upstreamDrainWatched = false
+  /**
+   * The buffer the upstream socket reads into (`onread`), from the proxy's pool, returned when both sockets
+   * are closed. Reusing resident memory keeps the download direction free of per-read allocations.
+   */
+  readBuf: Buffer | null = null
+  /** Resumes the upstream once the client has written out a chunk that still pointed into `readBuf`. */
+  resumeUpstream: ((err?: Error | null) => void) | null = null
   /**
    * When the current phase times out (performance.now() ms; Infinity: never): the hello deadline, the upstream
    * connect timeout, the idle timeout while relaying, the linger after a refusal. The proxy's shared sweep
@@ -63,7 +69,6 @@ export function listenClient(socket: ConnSocket): void {
 /** Attaches the upstream-side handlers. */
 export function listenUpstream(s: ConnSocket): void {
   s.on('connect', onUpstreamConnect)
-  s.on('data', onUpstreamData)
   s.on('end', onUpstreamEnd)
   s.on('error', onUpstreamError)
   s.on('close', onUpstreamClose)
@@ -93,10 +98,6 @@ function onClientEnd(this: ConnSocket): void {
   else if (c.phase === Phase.Connecting) c.clientEnded = true
   else if (c.phase === Phase.Hello) c.proxy.reject(c, RejectReason.ClientClosed, false)
   else this.destroy()
-}
-
-function onClientDrain(this: ConnSocket): void {
-  this[kConn].upstream?.resume()
 }
 
 /**
@@ -138,15 +139,25 @@ function onUpstreamConnect(this: ConnSocket): void {
   else this.destroy()
 }
 
-function onUpstreamData(this: ConnSocket, chunk: Buffer): void {
+const EMPTY = Buffer.alloc(0)
+
+/**
+ * `onread` callback of upstream sockets: relays `n` bytes of the shared read buffer to the client. When the
+ * client cannot take them at once they wait in its queue still pointing into the buffer, so the upstream stops
+ * reading (returns false) until they are written out (a zero-length write's callback: 'drain' alone is not
+ * emitted for a queue below the high-water mark).
+ */
+export function onUpstreamRead(this: ConnSocket, n: number, buf: Uint8Array): boolean {
   const c = this[kConn]
-  if (!c.client.write(chunk)) {
-    this.pause()
-    if (!c.clientDrainWatched) {
-      c.clientDrainWatched = true
-      c.client.on('drain', onClientDrain)
-    }
+  const client = c.client
+  if (c.upstream !== this || client.destroyed) return true
+  client.write((buf as Buffer).subarray(0, n))
+  if (client.writableLength === 0) return true
+  c.resumeUpstream ??= (err) => {
+    if (!err && c.upstream !== null && !c.upstream.destroyed) c.upstream.resume()
   }
+  client.write(EMPTY, c.resumeUpstream)
+  return false
 }
 
 function onUpstreamEnd(this: ConnSocket): void {
@@ -177,6 +188,7 @@ function onUpstreamError(this: ConnSocket, err: Error): void {
 
 function onUpstreamClose(this: ConnSocket, hadError: boolean): void {
   const c = this[kConn]
+  if (c.upstream === this && c.client.destroyed) c.proxy.releaseReadBuffer(c)
   if (c.upstream !== this || c.phase === Phase.Connecting || c.client.destroyed) return
   // After a clean close the client gets what is still buffered for it, then its end; after an error, nothing.
   if (hadError || !c.client.writableEnded) c.client.destroy()

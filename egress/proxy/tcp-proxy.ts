@@ -2,7 +2,16 @@ import net, { type AddressInfo } from 'node:net'
 import type { Logger } from 'pino'
 import { ClientHelloReader, parseClientHello } from '../core/client-hello.js'
 import type { RoutingTable } from '../core/routing-table.js'
-import { CLOSE_LINGER_MS, Conn, type ConnSocket, kConn, listenClient, listenUpstream, Phase } from './connection.js'
+import {
+  CLOSE_LINGER_MS,
+  Conn,
+  type ConnSocket,
+  kConn,
+  listenClient,
+  listenUpstream,
+  onUpstreamRead,
+  Phase,
+} from './connection.js'
 import { DeadlineSweep } from './deadline-sweep.js'
 import { ProxyStats, RejectReason } from './proxy-stats.js'
 
@@ -49,6 +58,13 @@ export interface ProxyHooks {
   helloRead?(seconds: number): void
 }
 
+/**
+ * Size of an upstream read buffer, held by each connection for its lifetime (HAProxy's default bufsize is
+ * 16 KiB per buffer too); at most MAX_POOLED_READ_BUFFERS idle ones are kept for reuse.
+ */
+export const READ_BUFFER_BYTES = 16 * 1024
+const MAX_POOLED_READ_BUFFERS = 1024
+
 /** TLS alert record: fatal (2), unrecognized_name (112). */
 export const UNRECOGNIZED_NAME_ALERT = Buffer.from([0x15, 0x03, 0x03, 0x00, 0x02, 0x02, 0x70])
 
@@ -62,6 +78,8 @@ export class TcpProxy {
   private readonly debug: boolean
   private nextId = 1
   private idleWaiters: (() => void)[] = []
+  /** Upstream read buffers (`onread`), reused across connections. */
+  private readonly readBuffers: Buffer[] = []
   /** Fires the phase deadlines of `conns` (and of lingering upstreams); deadlines fire up to `periodMs` late. */
   readonly deadlines: DeadlineSweep
 
@@ -232,7 +250,14 @@ export class TcpProxy {
     }
     const u = route.upstreams[i]!
     c.upstreamIndex = i
-    const s = net.connect({ host: u.address, port: u.port, allowHalfOpen: true, noDelay: true }) as ConnSocket
+    c.readBuf ??= this.readBuffers.pop() ?? Buffer.allocUnsafeSlow(READ_BUFFER_BYTES)
+    const s = net.connect({
+      host: u.address,
+      port: u.port,
+      allowHalfOpen: true,
+      noDelay: true,
+      onread: { buffer: c.readBuf, callback: onUpstreamRead as (n: number, buf: Uint8Array) => boolean },
+    }) as ConnSocket
     s[kConn] = c
     c.upstream = s
     c.deadline = performance.now() + this.options.connectTimeoutMs
@@ -297,6 +322,7 @@ export class TcpProxy {
       }
     }
     this.conns.delete(c)
+    if (up === null || up.destroyed) this.releaseReadBuffer(c)
     this.stats.closedBytesIn += c.client.bytesRead
     this.stats.closedBytesOut += c.client.bytesWritten
     if (c.routeStats !== null) c.routeStats.active--
@@ -311,6 +337,13 @@ export class TcpProxy {
       this.idleWaiters = []
       for (const w of waiters) w()
     }
+  }
+
+  /** Returns the connection's read buffer to the pool: call once neither socket can touch it any more. */
+  releaseReadBuffer(c: Conn): void {
+    if (c.readBuf === null) return
+    if (this.readBuffers.length < MAX_POOLED_READ_BUFFERS) this.readBuffers.push(c.readBuf)
+    c.readBuf = null
   }
 
   /** Stops listening and destroys every connection at once. */

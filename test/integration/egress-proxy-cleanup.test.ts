@@ -1,4 +1,5 @@
 import { createHook } from 'node:async_hooks'
+import { createHash, randomBytes } from 'node:crypto'
 import net, { type AddressInfo } from 'node:net'
 import { pino } from 'pino'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
@@ -227,6 +228,7 @@ describe('egress proxy deadlines', () => {
 describe('egress proxy backpressure', () => {
   it('egress proxy - a reader that stalls pauses the other side, and the relay resumes on drain both ways', async () => {
     const size = 16 * 1024 * 1024
+    const down = randomBytes(size) // random bytes: a read buffer reused too early would show as a wrong digest
     let upstreamGot = 0
     const sink = net.createServer((s) => {
       s.on('error', () => {})
@@ -235,7 +237,7 @@ describe('egress proxy backpressure', () => {
       s.on('data', (d: Buffer) => {
         upstreamGot += d.length
       })
-      s.end(Buffer.alloc(size, 7))
+      s.end(down)
     })
     await new Promise<void>((r) => sink.listen(0, '127.0.0.1', r))
     const p = new TcpProxy(pino({ level: 'silent' }))
@@ -245,6 +247,7 @@ describe('egress proxy backpressure', () => {
     const pp = (await p.listen('127.0.0.1', 0)).port
     try {
       const hi = hello('sink.test')
+      const digest = createHash('sha256')
       const clientGot = await new Promise<number>((resolve) => {
         const s = net.connect({ port: pp, host: '127.0.0.1' })
         let got = 0
@@ -257,10 +260,12 @@ describe('egress proxy backpressure', () => {
         })
         s.on('data', (d: Buffer) => {
           got += d.length
+          digest.update(d)
         })
         s.on('close', () => resolve(got))
       })
       expect(clientGot).toBe(size)
+      expect(digest.digest('hex')).toBe(createHash('sha256').update(down).digest('hex'))
       expect(
         await settle(
           () => upstreamGot,
