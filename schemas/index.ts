@@ -1,3 +1,4 @@
+export * from './certs.js'
 export * from './digest.js'
 export * from './events.js'
 export * from './resources.js'

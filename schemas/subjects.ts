@@ -9,11 +9,20 @@ export const Bucket = {
   Instances: 'zonegate-instances',
   Leases: 'zonegate-leases',
   Status: 'zonegate-status',
+  /** Mesh CA keys of `builtin` backends, key `<mesh>.<backend>` (tokens encoded). Reconciler-only. */
+  Ca: 'zonegate-ca',
 } as const
 
 export const EVENTS_STREAM = 'ZONEGATE_EVENTS'
 export const EVENTS_SUBJECTS = 'zonegate.events.>'
 export const RECONCILE_SUBJECT = 'zonegate.cmd.reconcile'
+/** Request/reply: an egress of `zone` asks for its mesh identity certificate (schemas/certs.ts). */
+export const certSubject = (zone: string) => `zonegate.cmd.cert.${zone}`
+/** What the reconciler subscribes to (queue group `CERT_QUEUE`) to answer every zone's certificate requests. */
+export const CERT_SUBJECTS = 'zonegate.cmd.cert.*'
+export const CERT_QUEUE = 'zonegate-reconciler'
+/** Key of a builtin CA in bucket `zonegate-ca`. */
+export const caKey = (mesh: string, backend: string) => `${encodeToken(mesh)}.${encodeToken(backend)}`
 export const LEASE_KEY = 'reconciler'
 export const STATUS_KEY = 'reconciler'
 

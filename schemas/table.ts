@@ -21,11 +21,39 @@ export interface TableUpstream {
   weight: number
   /** The remote zone, for cross-zone upstreams. */
   zone?: string
+  /**
+   * TLS origination towards this upstream (external routes only): absent or `enabled: false` means plain TCP
+   * after the egress has terminated the caller's mesh mTLS. PEM data is resolved at compile time.
+   */
+  tls?: UpstreamTls
 }
 
+/** Per-upstream TLS origination, from the ExternalService's `networking.tls` (Kuma's field names). */
+export interface UpstreamTls {
+  enabled: boolean
+  /** SNI sent to the external service: `tls.serverName`, else the host when it is a DNS name. */
+  serverName?: string
+  /** PEM bundle the server is verified against; no system-CA fallback. */
+  caCert?: string
+  /** PEM client certificate, only together with `clientKey`. */
+  clientCert?: string
+  /** PEM private key of the client certificate. Secret: redacted in `/config_dump` and logs. */
+  clientKey?: string
+  allowRenegotiation?: boolean
+  skipHostnameVerification?: boolean
+}
+
+/** Route-level TLS of the first envelope version; superseded by `TableUpstream.tls`. */
 export interface RouteTls {
   enabled: boolean
   serverName?: string
+}
+
+/** A mesh whose external routes this zone's egress terminates: the CA certificates callers chain to. */
+export interface TableMesh {
+  name: string
+  /** PEM certificates of the mesh's enabled CA backend (public part only, never a key). */
+  caCerts: string[]
 }
 
 export const RouteKind = { External: 'external', CrossZone: 'cross-zone' } as const
@@ -40,7 +68,13 @@ export interface TableRoute {
   kind: RouteKind
   mode: RouteMode
   upstreams: TableUpstream[]
+  /** Route-level TLS of the first envelope version; superseded by `upstreams[].tls`. */
   tls?: RouteTls
+  /**
+   * External routes: the caller services (SPIFFE `spiffe://<mesh>/<service>`) MeshTrafficPermissions allow;
+   * `["*"]` everyone in the mesh, `[]` nobody (Kuma's default without a permission).
+   */
+  allow?: string[]
 }
 
 export interface TableSignature {
@@ -61,6 +95,8 @@ export interface ZoneTable {
   digest: string
   egresses: TableEgress[]
   routes: TableRoute[]
+  /** Meshes with terminate-mtls routes in this table and their CA certificates (sorted by name). */
+  meshes?: TableMesh[]
   signature?: TableSignature
 }
 

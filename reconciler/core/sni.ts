@@ -66,7 +66,13 @@ export function tagsFromSni(sni: string): Tags {
     for (const pair of body.split(',')) {
       const kv = pair.split('=')
       if (kv.length !== 2) throw new SniParseError(sni, `pair "${pair}" needs exactly one "="`)
-      tags[kv[0] as string] = kv[1] as string
+      // defineProperty, not assignment: a tag key `__proto__` must become a key, not the object's prototype
+      Object.defineProperty(tags, kv[0] as string, {
+        value: kv[1],
+        enumerable: true,
+        writable: true,
+        configurable: true,
+      })
     }
   }
   tags[SERVICE_TAG] = service
