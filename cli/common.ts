@@ -21,14 +21,26 @@ export function natsOption(): Option {
   ).argParser((value: string, previous: string[] | undefined) => [...(previous ?? []), value])
 }
 
-/** The NATS servers to use given the parsed `--nats` values. */
+/**
+ * The NATS servers to use given the parsed `--nats` values: every value may itself be a comma-separated list
+ * (`--nats a,b --nats c` = three servers, as in `$NATS_URL`). The client tries them in turn and fails over.
+ */
 export function natsServers(values: string[] | undefined, env: NodeJS.ProcessEnv = process.env): string[] {
-  if (values && values.length > 0) return values
-  if (env.NATS_URL)
-    return env.NATS_URL.split(',')
+  const split = (v: string) =>
+    v
+      .split(',')
       .map((s) => s.trim())
       .filter(Boolean)
+  if (values && values.length > 0) return values.flatMap(split)
+  if (env.NATS_URL) return split(env.NATS_URL)
   return [DEFAULT_NATS_URL]
+}
+
+/** Parses `--replicas N` (1 to 5, the JetStream limit). Throws UsageError otherwise. */
+export function parseReplicas(value: string): number {
+  const n = Number(value)
+  if (!Number.isInteger(n) || n < 1 || n > 5) throw new UsageError(`--replicas: expected 1 to 5, got "${value}"`)
+  return n
 }
 
 /** `--output <format>`: `text` (default) or `json`. */

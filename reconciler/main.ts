@@ -48,6 +48,8 @@ export interface ReconcilerOptions {
   rolloutTimeoutMs?: number
   /** Instance liveness for rollout tracking (default: the bucket TTL, 30 s). For tests. */
   instancesTtlMs?: number
+  /** `--replicas`: replicas of every bucket and the stream it creates (default 3 in a cluster, else 1). */
+  replicas?: number
 }
 
 /** Default of `--rollout-timeout`. */
@@ -120,7 +122,10 @@ export async function runReconciler(opts: ReconcilerOptions): Promise<RunningRec
   })().catch(() => {})
   for (let attempt = 1; ; attempt++) {
     try {
-      await ensureNatsLayout(bus, opts.leaseTtlMs ? { leasesTtlMs: opts.leaseTtlMs } : {})
+      await ensureNatsLayout(bus, {
+        ...(opts.leaseTtlMs ? { leasesTtlMs: opts.leaseTtlMs } : {}),
+        ...(opts.replicas ? { replicas: opts.replicas } : {}),
+      })
       break
     } catch (err) {
       const ms = Math.min(5000, 250 * attempt)

@@ -1,13 +1,14 @@
 import type { Command } from 'commander'
 import { registerCompileCommand } from './compile.js'
 import { registerDiffCommand } from './diff.js'
+import { registerNatsCommand } from './nats.js'
 import { registerReconcileCommand } from './reconcile.js'
 import { registerReconcilerCommand } from './reconciler.js'
 import { registerRolloutCommand } from './rollout.js'
 import { registerStatusCommand } from './status.js'
 import { registerValidateCommand } from './validate.js'
 
-/** Registers the control-plane subcommands: validate, compile, diff, reconciler, reconcile, status, rollout. */
+/** Registers the control-plane subcommands: validate, compile, diff, reconciler, reconcile, status, rollout, nats. */
 export function registerReconcilerCommands(program: Command): void {
   void program
   registerValidateCommand(program)
@@ -17,4 +18,5 @@ export function registerReconcilerCommands(program: Command): void {
   registerReconcileCommand(program)
   registerStatusCommand(program)
   registerRolloutCommand(program)
+  registerNatsCommand(program)
 }

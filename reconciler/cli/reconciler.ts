@@ -1,7 +1,7 @@
 import { homedir } from 'node:os'
 import { join } from 'node:path'
 import type { Command } from 'commander'
-import { natsOption, natsServers, parseDuration, parseHostPort, UsageError } from '../../cli/common.js'
+import { natsOption, natsServers, parseDuration, parseHostPort, parseReplicas, UsageError } from '../../cli/common.js'
 import { DEFAULT_ZONE } from '../../schemas/resources.js'
 
 /** Defaults of `zonegate reconciler` (docs/reconciler.md). */
@@ -32,6 +32,7 @@ interface Flags {
   id?: string
   leaseTtl: string
   rolloutTimeout: string
+  replicas?: string
 }
 
 /**
@@ -66,7 +67,9 @@ export function registerReconcilerCommand(program: Command): void {
       'how long every live egress instance of a zone has to report a new table before `timeout`',
       RECONCILER_DEFAULTS.rolloutTimeout,
     )
+    .option('--replicas <n>', 'replicas of the buckets and stream it creates (default: 3 in a cluster, else 1)')
     .action(async (flags: Flags) => {
+      const replicas = flags.replicas === undefined ? undefined : parseReplicas(flags.replicas)
       const intervalMs = parseDuration(flags.interval, '--interval')
       if (intervalMs < 100) throw new UsageError('--interval: must be at least 100ms')
       const leaseTtlMs = parseDuration(flags.leaseTtl, '--lease-ttl')
@@ -89,6 +92,7 @@ export function registerReconcilerCommand(program: Command): void {
         id: flags.id,
         leaseTtlMs,
         rolloutTimeoutMs,
+        ...(replicas ? { replicas } : {}),
         handleSignals: true,
       })
       await running.done

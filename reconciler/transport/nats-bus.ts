@@ -93,10 +93,12 @@ export async function connectBus(opts: ConnectBusOptions): Promise<Bus> {
   }
 }
 
-/** Overrides of the DESIGN.md §3 settings, for tests (short lease TTL) only. */
+/** Overrides of the DESIGN.md §3 settings: TTLs for tests, `replicas` from `--replicas`. */
 export interface LayoutOverrides {
   leasesTtlMs?: number
   instancesTtlMs?: number
+  /** Replicas of every bucket and the stream; default `defaultReplicas(server info)` (3 in a cluster, else 1). */
+  replicas?: number
 }
 
 /** What `ensureNatsLayout` found: names created now, and settings that differ from DESIGN.md on existing ones. */
@@ -105,18 +107,27 @@ export interface LayoutReport {
   mismatches: string[]
 }
 
+/**
+ * The replica count to ask for when `--replicas` is not given: 3 when the server says it is part of a cluster
+ * (its INFO names one), else 1. Pure.
+ */
+export function defaultReplicas(info: { cluster?: string } | undefined): number {
+  return info?.cluster ? 3 : 1
+}
+
 /** The wanted KV settings per bucket (DESIGN.md §3). Pure. */
 export function bucketSettings(o: LayoutOverrides = {}): Record<string, Partial<KvOptions>> {
+  const replicas = o.replicas ?? 1
   return {
-    [Bucket.Tables]: { history: TABLES_HISTORY, storage: StorageType.File },
-    [Bucket.Instances]: { history: 1, ttl: o.instancesTtlMs ?? INSTANCES_TTL_MS, storage: StorageType.File },
-    [Bucket.Leases]: { history: 1, ttl: o.leasesTtlMs ?? LEASES_TTL_MS, storage: StorageType.File },
-    [Bucket.Status]: { history: 1, storage: StorageType.File },
+    [Bucket.Tables]: { history: TABLES_HISTORY, storage: StorageType.File, replicas },
+    [Bucket.Instances]: { history: 1, ttl: o.instancesTtlMs ?? INSTANCES_TTL_MS, storage: StorageType.File, replicas },
+    [Bucket.Leases]: { history: 1, ttl: o.leasesTtlMs ?? LEASES_TTL_MS, storage: StorageType.File, replicas },
+    [Bucket.Status]: { history: 1, storage: StorageType.File, replicas },
   }
 }
 
 /** The wanted config of stream ZONEGATE_EVENTS (DESIGN.md §3). Pure. */
-export function eventsStreamConfig(): Partial<StreamConfig> & { name: string } {
+export function eventsStreamConfig(replicas = 1): Partial<StreamConfig> & { name: string } {
   return {
     name: EVENTS_STREAM,
     subjects: [EVENTS_SUBJECTS],
@@ -124,7 +135,13 @@ export function eventsStreamConfig(): Partial<StreamConfig> & { name: string } {
     storage: StorageType.File,
     max_age: EVENTS_MAX_AGE_NS,
     duplicate_window: EVENTS_DUPLICATE_WINDOW_NS,
+    num_replicas: replicas,
   }
+}
+
+/** The mismatch line of a stream whose replica count differs from the one asked (names the fix). Pure. */
+export function replicasMismatch(name: string, have: number, want: number): string {
+  return `${name}: replicas ${have} (asked ${want}; \`zonegate nats migrate --replicas ${want}\` changes it)`
 }
 
 function isNotFound(err: unknown): boolean {
@@ -141,7 +158,8 @@ export async function ensureNatsLayout(bus: Bus, overrides: LayoutOverrides = {}
   const report: LayoutReport = { created: [], mismatches: [] }
   const kvm = new Kvm(bus.js)
   const opened: Record<string, KV> = {}
-  for (const [name, want] of Object.entries(bucketSettings(overrides))) {
+  const replicas = overrides.replicas ?? defaultReplicas(bus.nc.info)
+  for (const [name, want] of Object.entries(bucketSettings({ ...overrides, replicas }))) {
     const existed = await streamExists(bus, `KV_${name}`)
     opened[name] = await kvm.create(name, want)
     if (!existed) report.created.push(name)
@@ -152,6 +170,8 @@ export async function ensureNatsLayout(bus: Bus, overrides: LayoutOverrides = {}
       const wantAge = (want.ttl ?? 0) * 1e6
       if ((c.max_age ?? 0) !== wantAge) report.mismatches.push(`${name}: ttl ${(c.max_age ?? 0) / 1e6}ms`)
       if (c.storage !== want.storage) report.mismatches.push(`${name}: storage ${c.storage}`)
+      if ((c.num_replicas || 1) !== replicas)
+        report.mismatches.push(replicasMismatch(name, c.num_replicas || 1, replicas))
     }
   }
   bus.kv = {
@@ -160,7 +180,7 @@ export async function ensureNatsLayout(bus: Bus, overrides: LayoutOverrides = {}
     leases: opened[Bucket.Leases] as KV,
     status: opened[Bucket.Status] as KV,
   }
-  const want = eventsStreamConfig()
+  const want = eventsStreamConfig(replicas)
   if (!(await streamExists(bus, EVENTS_STREAM))) {
     await bus.jsm.streams.add(want)
     report.created.push(EVENTS_STREAM)
@@ -170,6 +190,8 @@ export async function ensureNatsLayout(bus: Bus, overrides: LayoutOverrides = {}
     if (c.max_age !== want.max_age) report.mismatches.push(`${EVENTS_STREAM}: max_age ${c.max_age}`)
     if (c.duplicate_window !== want.duplicate_window)
       report.mismatches.push(`${EVENTS_STREAM}: duplicate_window ${c.duplicate_window}`)
+    if ((c.num_replicas || 1) !== replicas)
+      report.mismatches.push(replicasMismatch(EVENTS_STREAM, c.num_replicas || 1, replicas))
   }
   if (report.created.length > 0) bus.log.info({ created: report.created }, 'nats layout created')
   if (report.mismatches.length > 0)

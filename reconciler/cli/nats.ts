@@ -1,0 +1,54 @@
+import type { Command } from 'commander'
+import { natsOption, natsServers, parseReplicas } from '../../cli/common.js'
+import type { Bus } from '../transport/nats-bus.js'
+
+/**
+ * `zonegate nats migrate [--replicas N] [--nats URL]...`: brings the replica count of every bucket and the
+ * events stream to N (default: 3 when the server reports a cluster, else 1), in place. Prints one line per
+ * stream. Exits 0 when everything has N replicas, 1 when the server refused (message names the stream),
+ * 2 on bad flags.
+ */
+export function registerNatsCommand(program: Command): void {
+  const nats = program.command('nats').description('maintenance of zonegate’s NATS layout')
+  nats
+    .command('migrate')
+    .description('set the replica count of every zonegate bucket and the events stream (in place)')
+    .option('--replicas <n>', 'replicas wanted (default: 3 when the server is clustered, else 1)')
+    .addOption(natsOption())
+    .action(async (opts: { replicas?: string; nats?: string[] }) => {
+      const replicas = opts.replicas === undefined ? undefined : parseReplicas(opts.replicas)
+      const servers = natsServers(opts.nats)
+      const [{ pino }, { connectBus, defaultReplicas }, { migrateReplicas }] = await Promise.all([
+        import('pino'),
+        import('../transport/nats-bus.js'),
+        import('../transport/nats-migrate.js'),
+      ])
+      const log = pino({ level: process.env.LOG_LEVEL ?? 'silent' }, pino.destination(2))
+      let bus: Bus
+      try {
+        bus = await connectBus({
+          servers,
+          name: 'zonegate-cli',
+          log,
+          waitOnFirstConnect: false,
+          maxReconnectAttempts: 0,
+        })
+      } catch (err) {
+        process.stderr.write(`zonegate: cannot connect to NATS at ${servers.join(', ')}: ${(err as Error).message}\n`)
+        process.exitCode = 1
+        return
+      }
+      try {
+        const want = replicas ?? defaultReplicas(bus.nc.info)
+        const r = await migrateReplicas(bus, want)
+        for (const c of r.changed) process.stdout.write(`${c.stream}: replicas ${c.from} → ${c.to}\n`)
+        for (const s of r.unchanged) process.stdout.write(`${s}: replicas ${want} (unchanged)\n`)
+        for (const s of r.missing) process.stdout.write(`${s}: not created yet\n`)
+      } catch (err) {
+        process.stderr.write(`zonegate: nats migrate: ${(err as Error).message}\n`)
+        process.exitCode = 1
+      } finally {
+        await bus.close()
+      }
+    })
+}
