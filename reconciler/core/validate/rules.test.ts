@@ -26,7 +26,11 @@ const cases: [string, string, string[]][] = [
   // §3.0 meta
   ['meta - valid name with a dot', 'type: Mesh\nname: a.b\n', []],
   ['meta - unknown type', 'type: Meshh\nname: x\n', ['1:7 : invalid resource type "Meshh" (did you mean "Mesh"?)']],
-  ['meta - missing type', 'name: x\n', ['1:1 : invalid resource type "". Known types: Mesh, ZoneEgress, ZoneIngress, ExternalService']],
+  [
+    'meta - missing type',
+    'name: x\n',
+    ['1:1 : invalid resource type "". Known types: Mesh, ZoneEgress, ZoneIngress, ExternalService'],
+  ],
   ['meta - empty name', 'type: Mesh\nname: ""\n', ['2:7 name: cannot be empty']],
   [
     'meta - name with two dots',
