@@ -13,6 +13,15 @@ export const Bucket = {
   Ca: 'zonegate-ca',
 } as const
 
+/**
+ * JetStream object store holding the gzip bodies of tables too large for one NATS message (KV key `<zone>.table`
+ * then holds a head naming the object; schemas/table-transport.ts). Objects: `<zone>.table.<generation>`.
+ */
+export const TABLE_BODIES_BUCKET = 'zonegate-table-bodies'
+export const tableObjectName = (zone: string, generation: number) => `${zone}.table.${generation}`
+/** How many generations of bodies a zone keeps in the object store (the current one and older ones). */
+export const TABLE_BODIES_KEPT = 3
+
 export const EVENTS_STREAM = 'ZONEGATE_EVENTS'
 export const EVENTS_SUBJECTS = 'zonegate.events.>'
 export const RECONCILE_SUBJECT = 'zonegate.cmd.reconcile'

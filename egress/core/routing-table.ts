@@ -70,22 +70,35 @@ export class RoutingTable {
   readonly revision: string | undefined
   readonly digest: string
   readonly size: number
-  private readonly routes: ReadonlyMap<string, Route>
+  /**
+   * SNI → route. Built with the envelope's route objects, each turned into a `Route` on its first lookup: a
+   * swap of a 100,000-route table then costs one Map insertion per route on the event loop instead of
+   * building every balancer up front (docs/decisions/007). A route's balancer, once built, stays with this table.
+   */
+  private readonly routes: Map<string, Route | TableRoute>
 
   constructor(readonly envelope: ZoneTable) {
     this.zone = envelope.zone
     this.generation = envelope.generation
     this.revision = envelope.revision
     this.digest = envelope.digest
-    const routes = new Map<string, Route>()
-    for (const r of envelope.routes) routes.set(lowerAscii(r.sni), new Route(r))
+    const routes = new Map<string, Route | TableRoute>()
+    for (const r of envelope.routes) routes.set(lowerAscii(r.sni), r)
     this.routes = routes
     this.size = routes.size
   }
 
+  private route(key: string): Route | undefined {
+    const r = this.routes.get(key)
+    if (r === undefined || r instanceof Route) return r
+    const built = new Route(r)
+    this.routes.set(key, built)
+    return built
+  }
+
   /** The route for a server name, matched exactly after ASCII lower-casing, or undefined. */
   lookup(serverName: string): Route | undefined {
-    return this.routes.get(serverName) ?? this.routes.get(lowerAscii(serverName))
+    return this.route(serverName) ?? this.route(lowerAscii(serverName))
   }
 
   /** True when the table has a route for this (already lower-cased) SNI. */
@@ -95,7 +108,7 @@ export class RoutingTable {
 
   /** Every route, in envelope order. */
   list(): Route[] {
-    return [...this.routes.values()]
+    return [...this.routes.keys()].map((k) => this.route(k)!)
   }
 }
 

@@ -1,10 +1,12 @@
 import { type JetStreamClient, type JetStreamManager, jetstream, jetstreamManager } from '@nats-io/jetstream'
 import { type KV, type KvEntry, Kvm } from '@nats-io/kv'
+import { type ObjectStore, Objm } from '@nats-io/obj'
 import { connect, type NatsConnection } from '@nats-io/transport-node'
 import type { Logger } from 'pino'
 import type { RolloutAppliedEvent, RolloutRejectedEvent } from '../../schemas/events.js'
 import { Bucket, instanceKey, tableKey } from '../../schemas/subjects.js'
 import type { ZoneTable } from '../../schemas/table.js'
+import { decodeTableBody, isTableHead, type TableHead, validateTableHead } from '../../schemas/table-transport.js'
 import { type Heartbeat, type HeartbeatSource, startHeartbeat } from './heartbeat.js'
 import { appliedEvent, type BuiltInstanceEvent, rejectedEvent } from './rollout-events.js'
 import { saveTable } from './state-store.js'
@@ -95,6 +97,9 @@ export function startNatsSubscriber(o: NatsSubscriberOptions): NatsSubscriber {
   let tables: KV | undefined
   let instances: KV | undefined
   let bucketCreated: string | undefined
+  const bodyStores = new Map<string, ObjectStore>()
+  /** Fetches of large-table bodies run one after the other, in KV order. */
+  let bodyChain: Promise<void> = Promise.resolve()
   let closed = false
   let watcher: { stop(): void } | undefined
   let kick: (() => void) | undefined
@@ -124,8 +129,63 @@ export function startNatsSubscriber(o: NatsSubscriberOptions): NatsSubscriber {
     } catch {
       value = e.string()
     }
+    if (isTableHead(value)) {
+      const revision = e.revision
+      bodyChain = bodyChain.then(() => fetchBody(value, revision))
+      return
+    }
     log.debug({ kvRevision: e.revision }, 'table received')
     o.send({ type: 'table.received', table: value, source: 'nats' })
+  }
+
+  /**
+   * A head (large table): fetch the body from the object store it names, check it against the head
+   * (schemas/table-transport.ts) and hand the envelope to the lifecycle, which admits it like an inline table.
+   * Skipped when a newer KV value arrived meanwhile. A malformed head or a body that does not match is
+   * rejected (rollout `rejected` event, last table keeps serving); a NATS failure restarts the watch, which
+   * reads the key again.
+   */
+  const fetchBody = async (value: unknown, kvRevision: number) => {
+    if (closed || kvRevision !== st.kvRevision) return
+    const problems = validateTableHead(value)
+    const h = value as TableHead
+    const about = {
+      ...(typeof h.generation === 'number' ? { generation: h.generation } : {}),
+      ...(typeof h.revision === 'string' ? { revision: h.revision } : {}),
+      ...(typeof h.digest === 'string' ? { digest: h.digest } : {}),
+    }
+    const reject = (reason: string, list: string[]) => {
+      st.lastError = `${reason}: ${list.join('; ')}`
+      log.warn({ kvRevision, problems: list }, `large table rejected (${reason}); the last table keeps serving`)
+      subscriber.rejected({ reason: `${reason}: ${list.slice(0, 3).join('; ')}`, ...about })
+    }
+    if (problems.length > 0) return reject('invalid-head', problems)
+    let bytes: Uint8Array | null
+    try {
+      if (!js) return
+      let store = bodyStores.get(h.object.bucket)
+      if (!store) {
+        store = await new Objm(js).open(h.object.bucket)
+        bodyStores.set(h.object.bucket, store)
+      }
+      bytes = await store.getBlob(h.object.name)
+    } catch (err) {
+      st.lastError = text(err)
+      log.warn({ err, kvRevision }, 'large table body not fetched; retrying')
+      if (kvRevision === st.kvRevision) {
+        st.kvRevision = kvRevision - 1 // read the key again when the watch restarts (not at once: no tight loop)
+        setTimeout(() => {
+          if (!closed && st.kvRevision === kvRevision - 1) restartWatch()
+        }, 1000).unref()
+      }
+      return
+    }
+    if (kvRevision !== st.kvRevision) return
+    if (!bytes) return reject('body-missing', [`${h.object.bucket}/${h.object.name} not found`])
+    const decoded = decodeTableBody(h, bytes)
+    if (!decoded.ok) return reject('body-mismatch', decoded.problems)
+    log.debug({ kvRevision, bytes: h.object.storedSize }, 'large table received')
+    o.send({ type: 'table.received', table: decoded.envelope, source: 'nats' })
   }
 
   /** Reads the key (direct get) and (re)creates the watch from the next revision; returns when it ends. */
@@ -245,7 +305,7 @@ export function startNatsSubscriber(o: NatsSubscriberOptions): NatsSubscriber {
   }
   const running = run().catch((err: unknown) => log.error({ err }, 'nats subscriber failed'))
 
-  return {
+  const subscriber: NatsSubscriber = {
     state: () => ({ ...st }),
     beat: () => heartbeat.beat(),
     applied(table, swapMs) {
@@ -295,4 +355,5 @@ export function startNatsSubscriber(o: NatsSubscriberOptions): NatsSubscriber {
       await Promise.race([running, sleep(1000)])
     },
   }
+  return subscriber
 }

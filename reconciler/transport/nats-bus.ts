@@ -8,6 +8,7 @@ import {
   type StreamConfig,
 } from '@nats-io/jetstream'
 import { type KV, Kvm, type KvOptions } from '@nats-io/kv'
+import { type ObjectStore, Objm } from '@nats-io/obj'
 import { connect, type NatsConnection } from '@nats-io/transport-node'
 import type { Logger } from 'pino'
 import {
@@ -18,6 +19,7 @@ import {
   EVENTS_SUBJECTS,
   INSTANCES_TTL_MS,
   LEASES_TTL_MS,
+  TABLE_BODIES_BUCKET,
   TABLES_HISTORY,
 } from '../../schemas/subjects.js'
 
@@ -31,6 +33,8 @@ export interface Bus {
   jsm: JetStreamManager
   /** The buckets, bound by name (no server round trip); `ensureNatsLayout` creates the missing ones. */
   kv: { tables: KV; instances: KV; leases: KV; status: KV }
+  /** Object store `zonegate-table-bodies` (bodies of tables too large for one message), opened on first use. */
+  tableBodies(): Promise<ObjectStore>
   log: Logger
   /** Drains and closes the connection; safe to call twice. */
   close(): Promise<void>
@@ -80,11 +84,19 @@ export async function connectBus(opts: ConnectBusOptions): Promise<Bus> {
     kvm.open(Bucket.Status),
   ])
   let closing: Promise<void> | undefined
+  let bodies: Promise<ObjectStore> | undefined
   return {
     nc,
     js,
     jsm,
     kv: { tables, instances, leases, status },
+    tableBodies() {
+      bodies ??= new Objm(js).open(TABLE_BODIES_BUCKET).catch((err: unknown) => {
+        bodies = undefined
+        throw err
+      })
+      return bodies
+    },
     log,
     close() {
       closing ??= nc.isClosed() ? Promise.resolve() : nc.drain().catch(() => nc.close())
@@ -149,7 +161,7 @@ function isNotFound(err: unknown): boolean {
 }
 
 /**
- * Creates, if missing, the four KV buckets and stream ZONEGATE_EVENTS with the settings of DESIGN.md §3, and
+ * Creates, if missing, the four KV buckets, the object store of large table bodies and stream ZONEGATE_EVENTS with the settings of DESIGN.md §3, and
  * rebinds `bus.kv` to the created buckets (direct get when available). Idempotent: existing buckets and
  * streams are left as they are; a setting that differs from DESIGN.md is logged (warn) and reported, never
  * changed (another process may depend on it). Rejects with the client's error when JetStream is unavailable.
@@ -179,6 +191,19 @@ export async function ensureNatsLayout(bus: Bus, overrides: LayoutOverrides = {}
     instances: opened[Bucket.Instances] as KV,
     leases: opened[Bucket.Leases] as KV,
     status: opened[Bucket.Status] as KV,
+  }
+  const objStream = `OBJ_${TABLE_BODIES_BUCKET}`
+  if (!(await streamExists(bus, objStream))) {
+    await new Objm(bus.js).create(TABLE_BODIES_BUCKET, {
+      replicas,
+      storage: StorageType.File,
+      description: 'zonegate: bodies of zone tables too large for one NATS message',
+    })
+    report.created.push(TABLE_BODIES_BUCKET)
+  } else {
+    const c = (await bus.jsm.streams.info(objStream)).config
+    if ((c.num_replicas || 1) !== replicas)
+      report.mismatches.push(replicasMismatch(TABLE_BODIES_BUCKET, c.num_replicas || 1, replicas))
   }
   const want = eventsStreamConfig(replicas)
   if (!(await streamExists(bus, EVENTS_STREAM))) {

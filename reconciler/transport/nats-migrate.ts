@@ -1,4 +1,4 @@
-import { Bucket, EVENTS_STREAM } from '../../schemas/subjects.js'
+import { Bucket, EVENTS_STREAM, TABLE_BODIES_BUCKET } from '../../schemas/subjects.js'
 import type { Bus } from './nats-bus.js'
 
 /**
@@ -10,11 +10,8 @@ import type { Bus } from './nats-bus.js'
 
 /** Streams of the layout, in the order they are migrated. Pure. */
 export function layoutStreams(): string[] {
-  return [...Object.values(Bucket).map((b) => `KV_${b}`), ...extraLayoutStreams, EVENTS_STREAM]
+  return [...Object.values(Bucket).map((b) => `KV_${b}`), `OBJ_${TABLE_BODIES_BUCKET}`, EVENTS_STREAM]
 }
-
-/** Further streams of the layout (the object store of large tables registers itself here). */
-export const extraLayoutStreams: string[] = []
 
 export interface MigrateResult {
   changed: { stream: string; from: number; to: number }[]

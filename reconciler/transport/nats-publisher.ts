@@ -1,7 +1,23 @@
 import { DeliverPolicy, JetStreamApiCodes, JetStreamApiError } from '@nats-io/jetstream'
 import type { ZonegateEvent } from '../../schemas/events.js'
-import { Bucket, EVENTS_STREAM, tableKey } from '../../schemas/subjects.js'
+import {
+  Bucket,
+  EVENTS_STREAM,
+  TABLE_BODIES_BUCKET,
+  TABLE_BODIES_KEPT,
+  tableKey,
+  tableObjectName,
+} from '../../schemas/subjects.js'
 import type { PublishedZoneTable } from '../../schemas/table.js'
+import {
+  decodeTableBody,
+  encodeTableBody,
+  isTableHead,
+  MAX_TABLE_BODY_BYTES,
+  needsObjectStore,
+  type TableHead,
+  validateTableHead,
+} from '../../schemas/table-transport.js'
 import { PublishConflict, PublishFailed, TableTooLarge } from '../core/errors.js'
 import type { BuiltEvent } from '../core/events.js'
 import type { Bus } from './nats-bus.js'
@@ -19,7 +35,6 @@ export interface PublishedEntry {
 }
 
 const TABLE_SUFFIX = '.table'
-const HEADER_MARGIN = 512
 
 function isCasMismatch(err: unknown): boolean {
   if (err instanceof JetStreamApiError)
@@ -53,12 +68,15 @@ export async function readPublishedTables(bus: Bus): Promise<Map<string, Publish
       deliver_policy: DeliverPolicy.LastPerSubject,
     })
     const msgs = await consumer.consume()
+    const heads: { zone: string; head: unknown; kvRevision: number }[] = []
     for await (const m of msgs) {
       const op = m.headers?.get('KV-Operation')
       const zone = m.subject.slice(prefix.length, -TABLE_SUFFIX.length)
       if (op !== 'DEL' && op !== 'PURGE') {
         try {
-          out.set(zone, { table: m.json<PublishedZoneTable>(), kvRevision: m.seq })
+          const value = m.json<unknown>()
+          if (isTableHead(value)) heads.push({ zone, head: value, kvRevision: m.seq })
+          else out.set(zone, { table: value as PublishedZoneTable, kvRevision: m.seq })
         } catch (err) {
           bus.log.warn({ zone, err }, 'unreadable table in KV; ignored')
         }
@@ -68,6 +86,12 @@ export async function readPublishedTables(bus: Bus): Promise<Map<string, Publish
         break
       }
     }
+    // Large tables: the KV value is a head; the inventory needs the envelope (routes), read from the object store.
+    for (const h of heads) {
+      const table = await readTableBody(bus, h.head)
+      if (table) out.set(h.zone, { table, kvRevision: h.kvRevision })
+      else bus.log.warn({ zone: h.zone }, 'table head whose body is unreadable; ignored')
+    }
   } catch (err) {
     throw new PublishFailed(Bucket.Tables, `reading published tables: ${messageOf(err)}`, { cause: err })
   }
@@ -75,11 +99,26 @@ export async function readPublishedTables(bus: Bus): Promise<Map<string, Publish
 }
 
 /**
+ * Reads and checks the body a head names (schemas/table-transport.ts): undefined when the head is malformed,
+ * the object is missing or the body does not match the head. Rejects when NATS fails.
+ */
+export async function readTableBody(bus: Bus, head: unknown): Promise<PublishedZoneTable | undefined> {
+  if (validateTableHead(head).length > 0) return undefined
+  const h = head as TableHead
+  const bytes = await (await bus.tableBodies()).getBlob(h.object.name)
+  if (!bytes) return undefined
+  const decoded = decodeTableBody(h, bytes)
+  return decoded.ok ? (decoded.envelope as PublishedZoneTable) : undefined
+}
+
+/**
  * Writes a zone's envelope to KV `zonegate-tables` key `<zone>.table` with CAS: `expectedKvRevision` 0 means
  * "the key must not exist" (`kv.create`, which also succeeds over a deleted key), otherwise `kv.update` with
- * that revision. Resolves to the new KV revision. Throws TableTooLarge (before any I/O) when the envelope
- * cannot fit the server's max_payload, PublishConflict when the key was written since (server error "wrong
- * last sequence"), PublishFailed for any other NATS failure (timeout, disconnected).
+ * that revision. Resolves to the new KV revision. An envelope too large for one NATS message (max_payload) is
+ * stored gzip-compressed in the object store `zonegate-table-bodies` first, and the KV value is then a head
+ * naming it (docs/decisions/007); bodies older than `TABLE_BODIES_KEPT` generations are deleted after the
+ * write. Throws TableTooLarge (before any I/O) above `MAX_TABLE_BODY_BYTES`, PublishConflict when the key was
+ * written since (server error "wrong last sequence"), PublishFailed for any other NATS failure.
  */
 export async function publishZoneTable(
   bus: Bus,
@@ -87,11 +126,43 @@ export async function publishZoneTable(
   expectedKvRevision: number,
 ): Promise<number> {
   const key = tableKey(table.zone)
-  const value = JSON.stringify(table)
+  let value = JSON.stringify(table)
   const bytes = Buffer.byteLength(value)
-  const maxPayload = bus.nc.info?.max_payload
-  // Headers (expected-sequence) travel in the same message: keep a small margin.
-  if (maxPayload && bytes + HEADER_MARGIN > maxPayload) throw new TableTooLarge(table.zone, bytes, maxPayload)
+  if (bytes > MAX_TABLE_BODY_BYTES) throw new TableTooLarge(table.zone, bytes, MAX_TABLE_BODY_BYTES)
+  const large = needsObjectStore(bytes, bus.nc.info?.max_payload)
+  if (large) {
+    const name = tableObjectName(table.zone, table.generation)
+    const { body, head } = encodeTableBody(value, table, { bucket: TABLE_BODIES_BUCKET, name })
+    try {
+      await (await bus.tableBodies()).putBlob({ name, description: `${table.revision} ${table.digest}` }, body)
+    } catch (err) {
+      throw new PublishFailed(`${TABLE_BODIES_BUCKET}/${name}`, messageOf(err), { cause: err })
+    }
+    value = JSON.stringify(head)
+  }
+  const rev = await writeTableKey(bus, key, value, expectedKvRevision)
+  if (large) await pruneTableBodies(bus, table.zone, table.generation)
+  return rev
+}
+
+/**
+ * Deletes the body of generation `generation - TABLE_BODIES_KEPT` of a zone, if any: bodies are written in
+ * generation order, so deleting one per publish keeps at most `TABLE_BODIES_KEPT` per zone. Best effort (a
+ * failure is logged; the body is deleted on a later publish or stays as harmless history).
+ */
+async function pruneTableBodies(bus: Bus, zone: string, generation: number): Promise<void> {
+  const old = generation - TABLE_BODIES_KEPT
+  if (old < 1) return
+  try {
+    const store = await bus.tableBodies()
+    const name = tableObjectName(zone, old)
+    if (await store.info(name)) await store.delete(name)
+  } catch (err) {
+    bus.log.debug({ zone, err }, 'old table body not pruned')
+  }
+}
+
+async function writeTableKey(bus: Bus, key: string, value: string, expectedKvRevision: number): Promise<number> {
   try {
     return expectedKvRevision === 0
       ? await bus.kv.tables.create(key, value)

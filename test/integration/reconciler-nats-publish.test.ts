@@ -1,7 +1,7 @@
 import { StorageType } from '@nats-io/jetstream'
 import { pino } from 'pino'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { PublishConflict, PublishFailed, TableTooLarge } from '../../reconciler/core/errors.js'
+import { PublishConflict, PublishFailed } from '../../reconciler/core/errors.js'
 import { commitFetchedEvent, commitPublishedEvent } from '../../reconciler/core/events.js'
 import { type Bus, connectBus, ensureNatsLayout } from '../../reconciler/transport/nats-bus.js'
 import {
@@ -94,13 +94,16 @@ describe('reconciler NATS publisher', () => {
     expect(e?.revision).toBe(r2)
   })
 
-  it('publish - a table over max_payload is refused as TableTooLarge without writing', async () => {
+  it('publish - a table over max_payload is written to the object store with a head in KV (no TableTooLarge)', async () => {
     const max = bus.nc.info?.max_payload ?? 0
     expect(max).toBeGreaterThan(0)
-    const big = { ...table('zone-big', 1), routes: [] as PublishedZoneTable['routes'] }
+    const big = { ...table('zone-big', 1, `sha256:${'b'.repeat(64)}`), routes: [] as PublishedZoneTable['routes'] }
     big.egresses = Array.from({ length: Math.ceil(max / 20) }, (_, i) => ({ name: `egress-${i}`, port: 1 }))
-    await expect(publishZoneTable(bus, big, 0)).rejects.toBeInstanceOf(TableTooLarge)
-    expect(await bus.kv.tables.get(tableKey('zone-big'))).toBeNull()
+    await publishZoneTable(bus, big, 0)
+    const head = (await bus.kv.tables.get(tableKey('zone-big')))?.json<{ kind: string; object: { name: string } }>()
+    expect(head).toMatchObject({ kind: 'ZoneEgressTableRef', object: { name: 'zone-big.table.1' } })
+    expect((await readPublishedTables(bus)).get('zone-big')?.table.egresses).toHaveLength(big.egresses.length)
+    await bus.kv.tables.purge(tableKey('zone-big'))
   })
 
   it('inventory - read back with KV revisions; removed zones are excluded and can be re-created', async () => {
