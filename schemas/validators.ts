@@ -1,6 +1,7 @@
 import { Ajv2020, type ErrorObject, type ValidateFunction } from 'ajv/dist/2020.js'
 import externalServiceSchema from './external-service.schema.json' with { type: 'json' }
 import meshSchema from './mesh.schema.json' with { type: 'json' }
+import meshTrafficPermissionSchema from './mesh-traffic-permission.schema.json' with { type: 'json' }
 import { Kind } from './resources.js'
 import zoneEgressSchema from './zone-egress.schema.json' with { type: 'json' }
 import zoneIngressSchema from './zone-ingress.schema.json' with { type: 'json' }
@@ -17,6 +18,7 @@ export const validateMeshShape: ValidateFunction = ajv.compile(meshSchema)
 export const validateZoneEgressShape: ValidateFunction = ajv.compile(zoneEgressSchema)
 export const validateZoneIngressShape: ValidateFunction = ajv.compile(zoneIngressSchema)
 export const validateExternalServiceShape: ValidateFunction = ajv.compile(externalServiceSchema)
+export const validateMeshTrafficPermissionShape: ValidateFunction = ajv.compile(meshTrafficPermissionSchema)
 const validateZoneTable: ValidateFunction = ajv.compile(zoneTableSchema)
 
 /** The compiled shape validator of each resource kind. */
@@ -25,6 +27,7 @@ export const resourceShapeValidators: Readonly<Record<Kind, ValidateFunction>> =
   [Kind.ZoneEgress]: validateZoneEgressShape,
   [Kind.ZoneIngress]: validateZoneIngressShape,
   [Kind.ExternalService]: validateExternalServiceShape,
+  [Kind.MeshTrafficPermission]: validateMeshTrafficPermissionShape,
 }
 
 export type { ErrorObject as SchemaError }

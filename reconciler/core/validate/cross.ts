@@ -55,7 +55,11 @@ export function crossRules(items: readonly TypedDocument[], emit: CrossEmit): Se
   }
   const lonelyZones = [...ingressZones].filter((z) => !egressZones.has(z)).sort()
   for (const item of items) {
-    if (item.kind === Kind.ExternalService) {
+    if (item.kind === Kind.MeshTrafficPermission) {
+      const mesh = (item.value as { mesh?: string }).mesh
+      if (mesh && MESH_RE.test(mesh) && !meshes.has(mesh))
+        emit(item, 'policy.mesh-not-found', '', `mesh of name ${mesh} is not found`, { at: 'mesh' })
+    } else if (item.kind === Kind.ExternalService) {
       const es = item.value as unknown as ExternalService
       if (es.mesh && MESH_RE.test(es.mesh) && !meshes.has(es.mesh))
         emit(item, 'external-service.mesh-not-found', '', `mesh of name ${es.mesh} is not found`, { at: 'mesh' })
@@ -87,6 +91,7 @@ function keyOf(item: TypedDocument): string {
     case Kind.Mesh:
       return JSON.stringify([item.kind, item.name])
     case Kind.ExternalService:
+    case Kind.MeshTrafficPermission:
       return JSON.stringify([item.kind, (item.value as unknown as ExternalService).mesh ?? '', item.name])
     default:
       return JSON.stringify([item.kind, item.zone, item.name])
@@ -95,8 +100,8 @@ function keyOf(item: TypedDocument): string {
 
 function describe(item: TypedDocument): string {
   if (item.kind === Kind.Mesh) return `Mesh "${item.name}"`
-  if (item.kind === Kind.ExternalService)
-    return `ExternalService "${item.name}" in mesh "${(item.value as unknown as ExternalService).mesh ?? ''}"`
+  if (item.kind === Kind.ExternalService || item.kind === Kind.MeshTrafficPermission)
+    return `${item.kind} "${item.name}" in mesh "${(item.value as unknown as ExternalService).mesh ?? ''}"`
   return `${item.kind} "${item.name}" in zone "${item.zone}"`
 }
 

@@ -1,5 +1,6 @@
 import { DEFAULT_ZONE, KINDS, Kind } from '../../../schemas/resources.js'
 import { compareViolations, type Violation } from '../../../schemas/violation.js'
+import { isDataFile } from '../data-source.js'
 import { emptyResources, type Located, type ParsedDocument, type Resources, type Snapshot } from '../model.js'
 import { parseSnapshot } from '../parse.js'
 import { crossRules, type TypedDocument, zoneOf } from './cross.js'
@@ -21,6 +22,8 @@ export interface ValidationResult {
 export interface ValidateOptions {
   /** The zone of a ZoneEgress/ZoneIngress without `zone` (default `default`). */
   defaultZone?: string
+  /** Data files of the snapshot that `file` data sources may read (validateSnapshot passes them). */
+  files?: ReadonlyMap<string, Uint8Array | string>
 }
 
 /**
@@ -31,7 +34,7 @@ export interface ValidateOptions {
  */
 export function validateSnapshot(snapshot: Snapshot, opts: ValidateOptions = {}): ValidationResult {
   const parsed = parseSnapshot(snapshot)
-  const result = validateDocuments(parsed.documents, opts)
+  const result = validateDocuments(parsed.documents, { ...opts, files: opts.files ?? dataFilesOf(snapshot) })
   if (parsed.violations.length === 0) return result
   const violations = [...parsed.violations, ...result.violations].sort(compareViolations)
   return { ...result, valid: false, violations }
@@ -66,10 +69,15 @@ export function validateDocuments(documents: readonly ParsedDocument[], opts: Va
     const item: TypedDocument = { kind, name, doc, value }
     if (kind === Kind.ZoneEgress || kind === Kind.ZoneIngress) item.zone = zoneOf(value as never, defaultZone)
     typed.push(item)
-    resourceRules(kind, value, (rule, path, message, at) => {
-      violations.push({ file: doc.file, ...locate(doc, at ?? path), kind, name, path, rule, message })
-      bad.add(item)
-    })
+    resourceRules(
+      kind,
+      value,
+      (rule, path, message, at) => {
+        violations.push({ file: doc.file, ...locate(doc, at ?? path), kind, name, path, rule, message })
+        bad.add(item)
+      },
+      { files: opts.files },
+    )
   }
   const duplicates = crossRules(typed, (item, rule, path, message, o) => {
     const at = locate(item.doc, o?.at ?? path)
@@ -85,9 +93,21 @@ export function validateDocuments(documents: readonly ParsedDocument[], opts: Va
     if (bad.has(item) || duplicates.has(item)) continue
     addResource(resources, item)
   }
+  if (opts.files && opts.files.size > 0) resources.files = opts.files
   violations.sort(compareViolations)
   warnings.sort(compareViolations)
   return { valid: violations.length === 0, resources, violations, warnings }
+}
+
+/** The data files of a snapshot (`file` data sources read only these). Pure. */
+function dataFilesOf(snapshot: Snapshot): Map<string, Uint8Array | string> | undefined {
+  let out: Map<string, Uint8Array | string> | undefined
+  for (const [path, content] of snapshot.files)
+    if (isDataFile(path)) {
+      out ??= new Map()
+      out.set(path, content)
+    }
+  return out
 }
 
 function addResource(resources: Resources, item: TypedDocument): void {
@@ -102,6 +122,7 @@ function addResource(resources: Resources, item: TypedDocument): void {
   const v = item.value as never
   if (item.kind === Kind.Mesh) resources.meshes.push(located(v))
   else if (item.kind === Kind.ExternalService) resources.externalServices.push(located(v))
+  else if (item.kind === Kind.MeshTrafficPermission) (resources.meshTrafficPermissions ??= []).push(located(v))
   else if (item.kind === Kind.ZoneEgress)
     resources.zoneEgresses.push(located({ ...(v as object), zone: item.zone } as never))
   else resources.zoneIngresses.push(located({ ...(v as object), zone: item.zone } as never))

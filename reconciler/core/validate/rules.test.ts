@@ -104,7 +104,7 @@ const cases: [string, string, string[]][] = [
   [
     'mesh - provided backend without cert and key',
     mesh('mtls:\n  backends:\n  - name: ca\n    type: provided\n    conf:\n      cert:\n        secret: ""\n'),
-    ['8:7 mtls.backends[0].conf.key: has to be defined', '9:9 mtls.backends[0].conf.cert: data source cannot be empty'],
+    ['8:7 mtls.backends[0].conf.key: has to be defined', '9:17 mtls.backends[0].conf.cert.secret: cannot be empty'],
   ],
   // §3.1b
   [
