@@ -122,7 +122,10 @@ function addResource(resources: Resources, item: TypedDocument): void {
   const v = item.value as never
   if (item.kind === Kind.Mesh) resources.meshes.push(located(v))
   else if (item.kind === Kind.ExternalService) resources.externalServices.push(located(v))
-  else if (item.kind === Kind.MeshTrafficPermission) (resources.meshTrafficPermissions ??= []).push(located(v))
+  else if (item.kind === Kind.MeshTrafficPermission) {
+    resources.meshTrafficPermissions ??= []
+    resources.meshTrafficPermissions.push(located(v))
+  }
   else if (item.kind === Kind.ZoneEgress)
     resources.zoneEgresses.push(located({ ...(v as object), zone: item.zone } as never))
   else resources.zoneIngresses.push(located({ ...(v as object), zone: item.zone } as never))
