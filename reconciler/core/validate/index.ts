@@ -125,8 +125,7 @@ function addResource(resources: Resources, item: TypedDocument): void {
   else if (item.kind === Kind.MeshTrafficPermission) {
     resources.meshTrafficPermissions ??= []
     resources.meshTrafficPermissions.push(located(v))
-  }
-  else if (item.kind === Kind.ZoneEgress)
+  } else if (item.kind === Kind.ZoneEgress)
     resources.zoneEgresses.push(located({ ...(v as object), zone: item.zone } as never))
   else resources.zoneIngresses.push(located({ ...(v as object), zone: item.zone } as never))
 }
