@@ -10,6 +10,7 @@ import { type RolloutTracker, startRolloutTracker } from './rollout/tracker.js'
 import { createGitSource, gitRevision, shaOfRevision } from './source/git-source.js'
 import { createPassDeps } from './steps/deps.js'
 import { initialStatus, passOutcome, statusAfter, statusReconciling, statusWithRollouts } from './steps/status.js'
+import { type CertServer, serveCertRequests } from './transport/cert-server.js'
 import { type Lease, startLease } from './transport/lease.js'
 import { type Bus, connectBus, ensureNatsLayout } from './transport/nats-bus.js'
 import { type ReconcileServer, serveReconcileRequests } from './transport/reconcile-requests.js'
@@ -196,9 +197,18 @@ export async function runReconciler(opts: ReconcilerOptions): Promise<RunningRec
   })
 
   let requests: ReconcileServer | undefined
+  let certs: CertServer | undefined
   const onLeader = (leader: boolean) => {
     if (leader) {
       state.inventory = undefined // another reconciler may have published meanwhile
+      state.appliedMtls = undefined // and applied another revision's meshes
+      certs ??= serveCertRequests(bus, {
+        lookup: (mesh) => state.meshCas?.get(mesh),
+        get ready() {
+          return state.meshCas !== undefined
+        },
+        now: () => new Date(),
+      })
       tracker ??= startTracker()
       requests ??= serveReconcileRequests(bus, async () => {
         const report = await (loop as NonNullable<typeof loop>).trigger()
@@ -215,6 +225,12 @@ export async function runReconciler(opts: ReconcilerOptions): Promise<RunningRec
         const r = requests
         requests = undefined
         void r.stop()
+      }
+      if (certs) {
+        const c = certs
+        certs = undefined
+        state.meshCas = undefined
+        void c.stop()
       }
     }
   }
@@ -241,6 +257,7 @@ export async function runReconciler(opts: ReconcilerOptions): Promise<RunningRec
       log.info('reconciler stopping')
       await loop?.stop()
       await requests?.stop().catch(() => {})
+      await certs?.stop().catch(() => {})
       await tracker?.stop().catch(() => {})
       await statusWrite
       await lease?.stop({ release: true }).catch((err) => log.warn({ err }, 'lease release failed'))

@@ -1,7 +1,10 @@
 import type { CommitPublishedEvent } from '../schemas/events.js'
 import type { Violation } from '../schemas/violation.js'
+import type { AppliedMtls } from './core/ca-change.js'
+import type { ActiveMeshCa } from './core/cert-service.js'
 import type { ReconcileError } from './core/errors.js'
 import { type BuiltEvent, commitSupersededEvent } from './core/events.js'
+import { caStep, commitCaPlan } from './steps/ca-step.js'
 import { compileStep, diffStep, fetchStep, flushEvents, publishStep, validateStep } from './steps/steps.js'
 import type { Inventory, PassDeps } from './steps/types.js'
 import type { PassHooks } from './triggers.js'
@@ -11,7 +14,7 @@ export type { Inventory, InventoryEntry, PassBus, PassDeps, PassSource } from '.
 /**
  * One reconcile pass, always the same steps in the same order (STYLE.md §3):
  *
- *   fetch → parse + validate → compile → diff → publish
+ *   fetch → parse + validate → mesh CAs → compile → diff → publish
  *
  * Each step (reconciler/steps/steps.ts) returns `{ value }` or `{ error }` and the pass stops at the first
  * error. Writing the status is the caller's job (main.ts), whatever the pass returns.
@@ -36,6 +39,12 @@ export interface PassState {
   stalledError?: ReconcileError
   /** Events built but not yet acknowledged by the stream (sent first by the next pass). */
   pendingEvents: BuiltEvent[]
+  /** mTLS state of the last applied revision (the CA-change rule's reference); read from KV when undefined. */
+  appliedMtls?: AppliedMtls
+  /** The applied state was not written to KV yet. */
+  appliedMtlsDirty?: boolean
+  /** Signing CAs of the meshes with mTLS on in the last applied revision (the certificate service reads them). */
+  meshCas?: Map<string, ActiveMeshCa>
 }
 
 export const initialPassState = (): PassState => ({ lastGenerations: new Map(), pendingEvents: [] })
@@ -114,7 +123,15 @@ export async function reconcileOnce(deps: PassDeps, state: PassState, hooks: Pas
   const aborted1 = await superseded()
   if (aborted1) return aborted1
 
-  const compiled = compileStep(deps, state, validated.value, revision, sha, passLog)
+  const cas = await caStep(deps, state, validated.value, revision, sha, passLog)
+  mark('ca')
+  if ('error' in cas) {
+    const violations = (cas.error as { violations?: Violation[] }).violations ?? []
+    if (cas.error.code === 'ValidationFailed') return { result: 'invalid', revision, sha, error: cas.error, violations }
+    return { result: 'failed', revision, sha, error: cas.error }
+  }
+
+  const compiled = compileStep(deps, state, validated.value, revision, sha, passLog, cas.value.builtinCaCerts)
   mark('compile')
   if ('error' in compiled) return { result: 'invalid', revision, sha, error: compiled.error, violations: [] }
 
@@ -132,6 +149,7 @@ export async function reconcileOnce(deps: PassDeps, state: PassState, hooks: Pas
   const published = await publishStep(deps, state, planned.value, revision, sha, passLog)
   mark('publish')
   if ('error' in published) return { result: 'failed', revision, sha, error: published.error }
+  await commitCaPlan(deps, state, cas.value, passLog)
   if (published.value.length === 0) return { result: 'unchanged', revision, sha }
   passLog.info({ zones: published.value.length, timings }, 'revision applied')
   return { result: 'applied', revision, sha, zones: published.value, timings }

@@ -1,4 +1,5 @@
 import { Ajv2020, type ErrorObject, type ValidateFunction } from 'ajv/dist/2020.js'
+import egressCertRequestSchema from './egress-cert-request.schema.json' with { type: 'json' }
 import externalServiceSchema from './external-service.schema.json' with { type: 'json' }
 import meshSchema from './mesh.schema.json' with { type: 'json' }
 import meshTrafficPermissionSchema from './mesh-traffic-permission.schema.json' with { type: 'json' }
@@ -60,4 +61,12 @@ export function schemaProblems(errors: ErrorObject[] | null | undefined): ShapeP
 export function validateZoneTableShape(value: unknown): ShapeProblem[] {
   if (validateZoneTable(value)) return []
   return schemaProblems(validateZoneTable.errors)
+}
+
+const validateEgressCertRequest: ValidateFunction = ajv.compile(egressCertRequestSchema)
+
+/** Checks an `EgressCertRequest` (schemas/certs.ts); every problem as `{path, message}`, empty = valid. Pure. */
+export function validateEgressCertRequestShape(value: unknown): ShapeProblem[] {
+  if (validateEgressCertRequest(value)) return []
+  return schemaProblems(validateEgressCertRequest.errors)
 }

@@ -1,6 +1,7 @@
 import * as fs from 'node:fs'
 import { join } from 'node:path'
 import git from 'isomorphic-git'
+import { isDataFile } from '../core/data-source.js'
 import { ReconcileError } from '../core/errors.js'
 import type { Snapshot } from '../core/model.js'
 
@@ -65,7 +66,8 @@ export function normalizeTreePath(path: string | undefined): string {
   return parts.join('/')
 }
 
-const isYaml = (name: string) => name.endsWith('.yaml') || name.endsWith('.yml')
+/** YAML resources, and the data files `file` data sources may read (`*.pem`, `*.crt`, `*.cert`, `*.key`). */
+const isYaml = (name: string) => name.endsWith('.yaml') || name.endsWith('.yml') || isDataFile(name)
 
 /**
  * Resolves `ref` to a commit sha: refs first (`resolveRef`), then an abbreviated sha (`expandOid`); annotated
@@ -112,7 +114,7 @@ export async function resolveCommit(opts: { dir: string; ref: string; cache?: ob
 }
 
 /**
- * The snapshot of `ref`: every `*.yaml`/`*.yml` blob under `path`, keyed by its path relative to `path` (posix),
+ * The snapshot of `ref`: every `*.yaml`/`*.yml` blob (and data file: `*.pem`, `*.crt`, `*.cert`, `*.key`) under `path`, keyed by its path relative to `path` (posix),
  * content as bytes. One `walk` over the commit's tree with a shared cache; folders off `path` are not descended.
  *
  * `revision` is `<ref as given>@sha1:<40 hex>` (`main@sha1:…`, `v1.2@sha1:…`, and for a raw sha the sha as given,

@@ -120,7 +120,7 @@ export async function validateStep(
 }
 
 /** Emits `commit.<sha>.invalid` with every violation, stalls the sha, returns ValidationFailed. */
-async function rejectRevision(
+export async function rejectRevision(
   deps: PassDeps,
   state: PassState,
   revision: string,
@@ -145,9 +145,10 @@ export function compileStep(
   revision: string,
   sha: string,
   log: Logger,
+  builtinCaCerts?: ReadonlyMap<string, readonly string[]>,
 ): Step<ZoneTable[]> {
   try {
-    return { value: deps.compile(resources) }
+    return { value: builtinCaCerts ? deps.compile(resources, { builtinCaCerts }) : deps.compile(resources) }
   } catch (err) {
     const error = asReconcileError(err, (m, cause) => new CompileFailed(revision, m, { cause }))
     log.error({ err: error }, 'compile failed')

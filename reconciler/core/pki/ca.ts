@@ -82,7 +82,7 @@ export async function createBuiltinCa(o: CreateBuiltinCaOptions): Promise<CaMate
       await x509.SubjectKeyIdentifierExtension.create(keys.publicKey),
     ],
   })
-  return { cert: cert.toString('pem'), key: await exportPrivateKeyPem(keys.privateKey) }
+  return { cert: `${cert.toString('pem')}\n`, key: await exportPrivateKeyPem(keys.privateKey) }
 }
 
 /** A positive 128-bit serial number, hex. */

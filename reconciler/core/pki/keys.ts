@@ -63,7 +63,7 @@ export async function importSigningKey(pem: string): Promise<{ key: CryptoKey; a
 /** PKCS#8 PEM of a WebCrypto private key (must be extractable). */
 export async function exportPrivateKeyPem(key: CryptoKey): Promise<string> {
   const der = await crypto.subtle.exportKey('pkcs8', key)
-  return x509.PemConverter.encode(der, 'PRIVATE KEY')
+  return `${x509.PemConverter.encode(der, 'PRIVATE KEY')}\n`
 }
 
 /** Loads a CA from PEM certificate + key (first certificate of the bundle signs). Throws KeyError. */

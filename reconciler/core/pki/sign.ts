@@ -99,7 +99,7 @@ async function issueLeaf(o: LeafOptions): Promise<IssuedCertificate> {
       await x509.SubjectKeyIdentifierExtension.create(o.publicKey),
     ],
   })
-  return { cert: cert.toString('pem'), notAfter }
+  return { cert: `${cert.toString('pem')}\n`, notAfter }
 }
 
 export interface SignEgressCsrOptions {
@@ -171,5 +171,5 @@ export async function createEgressCsr(mesh: string): Promise<{ csr: string; key:
     signingAlgorithm: alg,
     extensions: [new x509.SubjectAlternativeNameExtension([{ type: 'url', value: egressSpiffeId(mesh) }])],
   })
-  return { csr: csr.toString('pem'), key: await exportPrivateKeyPem(keys.privateKey) }
+  return { csr: `${csr.toString('pem')}\n`, key: await exportPrivateKeyPem(keys.privateKey) }
 }
