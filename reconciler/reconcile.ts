@@ -1,8 +1,16 @@
 import type { CommitPublishedEvent } from '../schemas/events.js'
 import type { Violation } from '../schemas/violation.js'
-import type { ReconcileError } from './core/errors.js'
+import { EmptyZoneRefused, type ReconcileError, TableTooLarge } from './core/errors.js'
 import { type BuiltEvent, commitSupersededEvent } from './core/events.js'
-import { compileStep, diffStep, fetchStep, flushEvents, publishStep, validateStep } from './steps/steps.js'
+import {
+  compileStep,
+  diffStep,
+  fetchStep,
+  flushEvents,
+  publishStep,
+  refusalViolations,
+  validateStep,
+} from './steps/steps.js'
 import type { Inventory, PassDeps } from './steps/types.js'
 import type { PassHooks } from './triggers.js'
 
@@ -121,8 +129,8 @@ export async function reconcileOnce(deps: PassDeps, state: PassState, hooks: Pas
   const planned = await diffStep(deps, state, compiled.value, revision, sha, passLog)
   mark('diff')
   if ('error' in planned) {
-    if (planned.error.code === 'EmptyZoneRefused' || planned.error.code === 'TableTooLarge')
-      return { result: 'invalid', revision, sha, error: planned.error, violations: [] }
+    if (planned.error instanceof EmptyZoneRefused || planned.error instanceof TableTooLarge)
+      return { result: 'invalid', revision, sha, error: planned.error, violations: refusalViolations(planned.error) }
     return { result: 'failed', revision, sha, error: planned.error }
   }
   const aborted2 = await superseded()

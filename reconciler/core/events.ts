@@ -40,8 +40,14 @@ function commit<E extends ZonegateEvent>(b: EventBase, phase: string, rest: obje
 export const commitFetchedEvent = (b: EventBase) => commit<CommitFetchedEvent>(b, 'fetched', {})
 
 /** `zonegate.events.commit.<sha>.invalid` with every violation. Pure. */
-export const commitInvalidEvent = (b: EventBase & Pick<CommitInvalidEvent, 'violations'>) =>
-  commit<CommitInvalidEvent>(b, 'invalid', { violations: b.violations })
+export const commitInvalidEvent = (
+  b: EventBase & Pick<CommitInvalidEvent, 'violations'> & Partial<Pick<CommitInvalidEvent, 'reason' | 'zones'>>,
+) =>
+  commit<CommitInvalidEvent>(b, 'invalid', {
+    violations: b.violations,
+    ...(b.reason ? { reason: b.reason } : {}),
+    ...(b.zones ? { zones: b.zones } : {}),
+  })
 
 /** `zonegate.events.commit.<sha>.published` with the zones written (generation, digest, change). Pure. */
 export const commitPublishedEvent = (b: EventBase & Pick<CommitPublishedEvent, 'zones'>) =>

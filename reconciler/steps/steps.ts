@@ -180,10 +180,7 @@ export async function diffStep(
   const emptied = emptiedZones(plan)
   if (emptied.length > 0 && !deps.allowEmpty) {
     const error = new EmptyZoneRefused(revision, emptied)
-    log.error({ err: error }, 'revision refused')
-    state.stalledSha = sha
-    state.stalledError = error
-    return { error }
+    return refuseRevision(deps, state, { revision, sha, error }, log)
   }
   const max = deps.bus.maxPayload?.()
   if (max) {
@@ -192,16 +189,66 @@ export async function diffStep(
       return bytes > max - 1024 ? [{ zone: c.zone, bytes }] : []
     })
     if (big.length > 0) {
-      const first = big[0] as { zone: string; bytes: number }
-      const error = new TableTooLarge(first.zone, first.bytes, max)
-      log.error({ err: error }, 'revision refused')
-      state.stalledSha = sha
-      state.stalledError = error
-      return { error }
+      const [first, ...more] = big as [{ zone: string; bytes: number }, ...{ zone: string; bytes: number }[]]
+      const error = new TableTooLarge(first.zone, first.bytes, max, { more })
+      return refuseRevision(deps, state, { revision, sha, error }, log)
     }
   }
   log.debug({ zones: tables.length, changes: plan.length }, 'diffed')
   return { value: plan }
+}
+
+/**
+ * A refusal as violations, one per refused zone (`kind: 'Zone'`, no file: the files are valid, the zone's
+ * compiled table is not); rules `zone.empty-refused` and `zone.table-too-large`. Pure.
+ */
+export function refusalViolations(error: EmptyZoneRefused | TableTooLarge): Violation[] {
+  const v = (zone: string, rule: string, message: string): Violation => ({
+    file: '',
+    line: 1,
+    column: 1,
+    kind: 'Zone',
+    name: zone,
+    path: '',
+    rule,
+    message,
+  })
+  if (error instanceof EmptyZoneRefused)
+    return error.zones.map((z) =>
+      v(z.zone, 'zone.empty-refused', `would lose all ${z.routes} route(s); --allow-empty allows it`),
+    )
+  return error.zones.map((z) =>
+    v(z.zone, 'zone.table-too-large', `table is ${z.bytes} bytes, over max_payload ${error.maxPayload}`),
+  )
+}
+
+/**
+ * Refuses a valid revision whose tables cannot be published (EmptyZoneRefused, TableTooLarge): emits
+ * `commit.<sha>.invalid` with `reason`, every refused zone and one violation per zone, and stalls the sha. If
+ * the event cannot be sent, the transient PublishFailed is returned instead (the sha is retried, so the event
+ * is not lost).
+ */
+async function refuseRevision(
+  deps: PassDeps,
+  state: PassState,
+  r: { revision: string; sha: string; error: EmptyZoneRefused | TableTooLarge },
+  log: Logger,
+): Promise<{ error: ReconcileError }> {
+  log.error({ err: r.error }, 'revision refused')
+  const violations = refusalViolations(r.error)
+  const zones = violations.map((v) => v.name)
+  const event = commitInvalidEvent({
+    revision: r.revision,
+    time: deps.now(),
+    violations,
+    reason: r.error.code,
+    zones,
+  })
+  const sent = await emitAll(deps, state, [event])
+  if ('error' in sent) return sent
+  state.stalledSha = r.sha
+  state.stalledError = r.error
+  return { error: r.error }
 }
 
 /**
