@@ -1,7 +1,7 @@
 import type { CommitPublishedEvent } from '../schemas/events.js'
 import type { Violation } from '../schemas/violation.js'
 import { EmptyZoneRefused, type ReconcileError, TableTooLarge } from './core/errors.js'
-import { type BuiltEvent, commitSupersededEvent } from './core/events.js'
+import { type BuiltEvent, commitSupersededEvent, passPublication } from './core/events.js'
 import {
   compileStep,
   diffStep,
@@ -44,9 +44,15 @@ export interface PassState {
   stalledError?: ReconcileError
   /** Events built but not yet acknowledged by the stream (sent first by the next pass). */
   pendingEvents: BuiltEvent[]
+  /** When the current pass started (the `p<ms>` publication part of its pre-publish commit events). */
+  passStart: Date
 }
 
-export const initialPassState = (): PassState => ({ lastGenerations: new Map(), pendingEvents: [] })
+export const initialPassState = (): PassState => ({
+  lastGenerations: new Map(),
+  pendingEvents: [],
+  passStart: new Date(0),
+})
 
 export type PassReport =
   | {
@@ -67,6 +73,7 @@ export type PassReport =
 export async function reconcileOnce(deps: PassDeps, state: PassState, hooks: PassHooks): Promise<PassReport> {
   const log = deps.log
   const started = performance.now()
+  state.passStart = deps.now()
   const fetched = await fetchStep(deps, state, hooks)
   if ('error' in fetched) {
     const e = fetched.error as ReconcileError & { revision?: string; violations?: Violation[] }
@@ -96,9 +103,11 @@ export async function reconcileOnce(deps: PassDeps, state: PassState, hooks: Pas
     if (!reason?.by) return { result: 'superseded', revision, sha, by: '' }
     const by = `${deps.branch}@sha1:${reason.by}`
     passLog.info({ by }, 'revision superseded')
-    await deps.bus.emit(commitSupersededEvent({ revision, time: deps.now(), by })).catch((err) => {
-      passLog.warn({ err }, 'superseded event not delivered')
-    })
+    await deps.bus
+      .emit(commitSupersededEvent({ revision, time: deps.now(), by, publication: passPublication(state.passStart) }))
+      .catch((err) => {
+        passLog.warn({ err }, 'superseded event not delivered')
+      })
     return { result: 'superseded', revision, sha, by }
   }
 

@@ -16,7 +16,9 @@ import {
   type BuiltEvent,
   commitFetchedEvent,
   commitInvalidEvent,
+  commitPublication,
   commitPublishedEvent,
+  passPublication,
   rolloutPublishedEvent,
 } from '../core/events.js'
 import type { Resources, Snapshot } from '../core/model.js'
@@ -90,7 +92,9 @@ export async function fetchStep(deps: PassDeps, state: PassState, hooks: PassHoo
   }
   deps.log.child({ component: 'reconcile', revision }).info({ files: snapshot.files.size }, 'revision fetched')
   if (sha !== state.lastAppliedSha) {
-    const sent = await emitAll(deps, state, [commitFetchedEvent({ revision, time: deps.now() })])
+    const sent = await emitAll(deps, state, [
+      commitFetchedEvent({ revision, time: deps.now(), publication: passPublication(state.passStart) }),
+    ])
     if ('error' in sent) return sent
   }
   return { value: { kind: 'new', sha, revision, snapshot } }
@@ -130,7 +134,14 @@ async function rejectRevision(
 ): Promise<{ error: ReconcileError }> {
   const error = new ValidationFailed(revision, violations)
   log.error({ err: error, violations: violations.length }, 'revision rejected')
-  const sent = await emitAll(deps, state, [commitInvalidEvent({ revision, time: deps.now(), violations })])
+  const sent = await emitAll(deps, state, [
+    commitInvalidEvent({
+      revision,
+      time: deps.now(),
+      violations,
+      publication: passPublication(state.passStart),
+    }),
+  ])
   if ('error' in sent) return sent
   state.stalledSha = sha
   state.stalledError = error
@@ -241,6 +252,7 @@ async function refuseRevision(
     revision: r.revision,
     time: deps.now(),
     violations,
+    publication: passPublication(state.passStart),
     reason: r.error.code,
     zones,
   })
@@ -299,7 +311,8 @@ export async function publishStep(
   const isNew = sha !== state.lastAppliedSha
   state.lastAppliedSha = sha
   if (state.stalledSha === sha) state.stalledSha = undefined
-  if (isNew || zones.length > 0) events.push(commitPublishedEvent({ revision, time, zones }))
+  if (isNew || zones.length > 0)
+    events.push(commitPublishedEvent({ revision, time, zones, publication: commitPublication(zones) }))
   const sent = await emitAll(deps, state, events)
   if ('error' in sent) return sent
   return { value: zones }
