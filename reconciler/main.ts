@@ -167,6 +167,7 @@ export async function runReconciler(opts: ReconcilerOptions): Promise<RunningRec
     const interval = pollDelayMs(opts.intervalMs, random)
     if (!lease?.isLeader()) return { result: undefined, nextDelayMs: interval }
     const t0 = performance.now()
+    const beforePass = status
     status = statusReconciling(status, `branch ${opts.branch}`, failures + 1, new Date())
     const report = await reconcileOnce(deps, state, hooks)
     const seconds = (performance.now() - t0) / 1000
@@ -177,11 +178,14 @@ export async function runReconciler(opts: ReconcilerOptions): Promise<RunningRec
     lastReport = report
     const outcome = passOutcome(report)
     if (report.result === 'applied') tracker?.track(report)
-    status = statusWithRollouts(statusAfter(status, report, state.inventory, new Date()), tracker?.statuses())
+    status = statusWithRollouts(
+      statusAfter(status, report, state.inventory, new Date(), beforePass),
+      tracker?.statuses(),
+    )
     if (report.result === 'failed') log.warn({ err: report.error, ms: Math.round(seconds * 1000) }, 'pass failed')
     else log.debug({ result: report.result, ms: Math.round(seconds * 1000) }, 'pass done')
     // Status is written at the end of every pass, whatever happened (best effort when NATS is down).
-    if (report.result !== 'superseded' && report.result !== 'skipped') await saveStatus()
+    if (report.result !== 'superseded') await saveStatus()
     if (report.result === 'superseded') return { result: report, nextDelayMs: interval }
     failures = outcome?.result === 'failed' && report.result === 'failed' ? failures + 1 : 0
     const decision = outcome ? retryDecision(outcome, failures, policy, random) : { kind: 'none' as const }

@@ -2,10 +2,18 @@ import type { CommitPublishedEvent } from '../schemas/events.js'
 import type { Violation } from '../schemas/violation.js'
 import type { AppliedMtls } from './core/ca-change.js'
 import type { ActiveMeshCa } from './core/cert-service.js'
-import type { ReconcileError } from './core/errors.js'
-import { type BuiltEvent, commitSupersededEvent } from './core/events.js'
+import { EmptyZoneRefused, type ReconcileError, TableTooLarge } from './core/errors.js'
+import { type BuiltEvent, commitSupersededEvent, passPublication } from './core/events.js'
 import { caStep, commitCaPlan } from './steps/ca-step.js'
-import { compileStep, diffStep, fetchStep, flushEvents, publishStep, validateStep } from './steps/steps.js'
+import {
+  compileStep,
+  diffStep,
+  fetchStep,
+  flushEvents,
+  publishStep,
+  refusalViolations,
+  validateStep,
+} from './steps/steps.js'
 import type { Inventory, PassDeps } from './steps/types.js'
 import type { PassHooks } from './triggers.js'
 
@@ -45,9 +53,15 @@ export interface PassState {
   appliedMtlsDirty?: boolean
   /** Signing CAs of the meshes with mTLS on in the last applied revision (the certificate service reads them). */
   meshCas?: Map<string, ActiveMeshCa>
+  /** When the current pass started (the `p<ms>` publication part of its pre-publish commit events). */
+  passStart: Date
 }
 
-export const initialPassState = (): PassState => ({ lastGenerations: new Map(), pendingEvents: [] })
+export const initialPassState = (): PassState => ({
+  lastGenerations: new Map(),
+  pendingEvents: [],
+  passStart: new Date(0),
+})
 
 export type PassReport =
   | {
@@ -68,6 +82,7 @@ export type PassReport =
 export async function reconcileOnce(deps: PassDeps, state: PassState, hooks: PassHooks): Promise<PassReport> {
   const log = deps.log
   const started = performance.now()
+  state.passStart = deps.now()
   const fetched = await fetchStep(deps, state, hooks)
   if ('error' in fetched) {
     const e = fetched.error as ReconcileError & { revision?: string; violations?: Violation[] }
@@ -97,9 +112,11 @@ export async function reconcileOnce(deps: PassDeps, state: PassState, hooks: Pas
     if (!reason?.by) return { result: 'superseded', revision, sha, by: '' }
     const by = `${deps.branch}@sha1:${reason.by}`
     passLog.info({ by }, 'revision superseded')
-    await deps.bus.emit(commitSupersededEvent({ revision, time: deps.now(), by })).catch((err) => {
-      passLog.warn({ err }, 'superseded event not delivered')
-    })
+    await deps.bus
+      .emit(commitSupersededEvent({ revision, time: deps.now(), by, publication: passPublication(state.passStart) }))
+      .catch((err) => {
+        passLog.warn({ err }, 'superseded event not delivered')
+      })
     return { result: 'superseded', revision, sha, by }
   }
 
@@ -131,15 +148,20 @@ export async function reconcileOnce(deps: PassDeps, state: PassState, hooks: Pas
     return { result: 'failed', revision, sha, error: cas.error }
   }
 
-  const compiled = compileStep(deps, state, validated.value, revision, sha, passLog, cas.value.builtinCaCerts)
+  const compiled = await compileStep(deps, state, validated.value, revision, sha, passLog, cas.value.builtinCaCerts)
   mark('compile')
-  if ('error' in compiled) return { result: 'invalid', revision, sha, error: compiled.error, violations: [] }
+  if ('error' in compiled) {
+    const violations = (compiled.error as { violations?: Violation[] }).violations ?? []
+    if (compiled.error.code === 'ValidationFailed')
+      return { result: 'invalid', revision, sha, error: compiled.error, violations }
+    return { result: 'failed', revision, sha, error: compiled.error }
+  }
 
   const planned = await diffStep(deps, state, compiled.value, revision, sha, passLog)
   mark('diff')
   if ('error' in planned) {
-    if (planned.error.code === 'EmptyZoneRefused' || planned.error.code === 'TableTooLarge')
-      return { result: 'invalid', revision, sha, error: planned.error, violations: [] }
+    if (planned.error instanceof EmptyZoneRefused || planned.error instanceof TableTooLarge)
+      return { result: 'invalid', revision, sha, error: planned.error, violations: refusalViolations(planned.error) }
     return { result: 'failed', revision, sha, error: planned.error }
   }
   const aborted2 = await superseded()
