@@ -29,7 +29,7 @@ const cases: [string, string, string[]][] = [
   [
     'meta - missing type',
     'name: x\n',
-    ['1:1 : invalid resource type "". Known types: Mesh, ZoneEgress, ZoneIngress, ExternalService'],
+    ['1:1 : invalid resource type "". Known types: Mesh, ZoneEgress, ZoneIngress, ExternalService, MeshTrafficPermission'],
   ],
   ['meta - empty name', 'type: Mesh\nname: ""\n', ['2:7 name: cannot be empty']],
   [
