@@ -31,7 +31,7 @@ function parseStored(value: Uint8Array): CaMaterial | undefined {
 /** The stored builtin CA of `mesh`/`backend`, or undefined. Rejects on NATS errors. */
 export async function readBuiltinCa(kv: KV, mesh: string, backend: string): Promise<CaMaterial | undefined> {
   const e = await kv.get(caKey(mesh, backend))
-  if (!e || e.operation !== 'PUT' || e.value.byteLength === 0) return undefined
+  if (e?.operation !== 'PUT' || e.value.byteLength === 0) return undefined
   return parseStored(e.value)
 }
 
@@ -64,7 +64,7 @@ export async function ensureBuiltinCa(kv: KV, spec: MeshCaSpec, now: () => Date,
 /** The applied mTLS state, or undefined when none was recorded yet. Rejects on NATS errors. */
 export async function readAppliedMtls(kv: KV): Promise<AppliedMtls | undefined> {
   const e = await kv.get(APPLIED_MTLS_KEY)
-  if (!e || e.operation !== 'PUT' || e.value.byteLength === 0) return undefined
+  if (e?.operation !== 'PUT' || e.value.byteLength === 0) return undefined
   try {
     const v = JSON.parse(new TextDecoder().decode(e.value)) as AppliedMtls
     if (typeof v.revision === 'string' && v.meshes && typeof v.meshes === 'object') return v

@@ -29,7 +29,9 @@ const cases: [string, string, string[]][] = [
   [
     'meta - missing type',
     'name: x\n',
-    ['1:1 : invalid resource type "". Known types: Mesh, ZoneEgress, ZoneIngress, ExternalService, MeshTrafficPermission'],
+    [
+      '1:1 : invalid resource type "". Known types: Mesh, ZoneEgress, ZoneIngress, ExternalService, MeshTrafficPermission',
+    ],
   ],
   ['meta - empty name', 'type: Mesh\nname: ""\n', ['2:7 name: cannot be empty']],
   [
