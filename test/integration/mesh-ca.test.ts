@@ -1,11 +1,11 @@
 import { spawnSync } from 'node:child_process'
 import { createPrivateKey, X509Certificate } from 'node:crypto'
-import { readFileSync, statSync } from 'node:fs'
+import { mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs'
 import { join, resolve } from 'node:path'
 import { jetstream } from '@nats-io/jetstream'
 import { Kvm } from '@nats-io/kv'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { createEgressCsr } from '../../reconciler/core/pki/index.js'
+import { type CaMaterial, createBuiltinCa, createEgressCsr } from '../../reconciler/core/pki/index.js'
 import type { EgressCertReply, EgressCertRequest } from '../../schemas/certs.js'
 import type { ZonegateEvent } from '../../schemas/events.js'
 import { Bucket, caKey, certSubject } from '../../schemas/subjects.js'
@@ -46,6 +46,19 @@ mtls:
           expiration: 1y
 `
 const PLAIN = 'type: Mesh\nname: plain\n'
+const PROVIDED = `type: Mesh
+name: prov
+mtls:
+  enabledBackend: own
+  backends:
+    - name: own
+      type: provided
+      conf:
+        cert:
+          file: meshes/prov/ca.pem
+        key:
+          file: meshes/prov/ca.key
+`
 const PERMIT = `type: MeshTrafficPermission
 name: web-to-shared
 mesh: default
@@ -69,9 +82,11 @@ describe('mesh CA and certificate service', () => {
   let p: Awaited<ReturnType<typeof probe>>
   const events: { subject: string; event: ZonegateEvent }[] = []
 
+  let provided: CaMaterial
   beforeAll(async () => {
     server = await startNatsServer()
     dir = await tempDir('zonegate-ca-')
+    provided = await createBuiltinCa({ mesh: 'prov', rsaBits: 2048, lifetimeMs: 24 * 3600_000, now: new Date() })
     repo = await createGitRepo({
       dir: join(dir.path, 'repo.git'),
       bare: true,
@@ -81,6 +96,9 @@ describe('mesh CA and certificate service', () => {
         'zones/zone-a.yaml': egressYaml('zone-a', 10002),
         'external/shared.yaml': externalYaml('shared', '127.0.0.1:18080'),
         'policies/web-to-shared.yaml': PERMIT,
+        'meshes/prov.yaml': PROVIDED,
+        'meshes/prov/ca.pem': provided.cert,
+        'meshes/prov/ca.key': provided.key,
       },
     })
     p = await probe(server.url)
@@ -182,6 +200,49 @@ describe('mesh CA and certificate service', () => {
       )
       expect(plain.status).toBe(1)
       expect(plain.stderr).toMatch(/mesh "plain" has no mTLS/)
+
+      // A provided CA (files in the repository): the service signs with it; nothing of it goes to KV.
+      const prov = await ask('zone-a', await request('prov'))
+      expect(prov.ok).toBe(true)
+      if (prov.ok) {
+        const pca = new X509Certificate(provided.cert)
+        expect(new X509Certificate(prov.cert).verify(pca.publicKey)).toBe(true)
+        expect(prov.caCerts).toEqual([provided.cert])
+        // Kuma's default dpCert lifetime: 24h.
+        const lifetime = new Date(prov.notAfter).getTime() - Date.now()
+        expect(lifetime).toBeGreaterThan(24 * 3600_000 - 120_000)
+      }
+      expect(await (await caBucket()).get(caKey('prov', 'own'))).toBeNull()
+      // `cert issue --path` signs from the provided CA in a folder, without NATS.
+      const folder = join(dir.path, 'checkout')
+      mkdirSync(join(folder, 'meshes/prov'), { recursive: true })
+      writeFileSync(join(folder, 'meshes/prov.yaml'), PROVIDED)
+      writeFileSync(join(folder, 'meshes/prov/ca.pem'), provided.cert)
+      writeFileSync(join(folder, 'meshes/prov/ca.key'), provided.key)
+      const out2 = join(dir.path, 'prov-cert')
+      const byPath = spawnSync(
+        process.execPath,
+        [
+          cli,
+          'cert',
+          'issue',
+          '--mesh',
+          'prov',
+          '--service',
+          'api',
+          '--out',
+          out2,
+          '--path',
+          folder,
+          '--nats',
+          'nats://127.0.0.1:1',
+        ],
+        { encoding: 'utf8', timeout: 30_000 },
+      )
+      expect(byPath.status, byPath.stderr).toBe(0)
+      const api = new X509Certificate(readFileSync(join(out2, 'cert.pem'), 'utf8'))
+      expect(api.subjectAltName).toBe('URI:spiffe://prov/api, URI:kuma://kuma.io/service/api')
+      expect(api.verify(new X509Certificate(provided.cert).publicKey)).toBe(true)
     } finally {
       await r1.stop()
     }
