@@ -176,3 +176,21 @@ describe('MeshTrafficPermission validation', () => {
     expect(check(yaml)).toEqual(expected)
   })
 })
+
+describe('MeshTrafficPermission warnings (egress limits)', () => {
+  it('mtp - caller tags other than kuma.io/service and Dataplane targets are warnings, not violations', () => {
+    const yaml = mtp(
+      '  targetRef:\n    kind: Dataplane\n  from:\n  - targetRef:\n      kind: MeshSubset\n      tags:\n        kuma.io/service: web\n        version: v1\n    default:\n      action: Allow\n',
+    )
+    const files = new Map([
+      ['r.yaml', yaml],
+      ['zz.yaml', 'type: Mesh\nname: default\n'],
+    ])
+    const r = validateSnapshot({ revision: 't', files })
+    expect(r.violations).toEqual([])
+    expect(r.warnings.map((w) => `${w.path}: ${w.rule}: ${w.message}`)).toEqual([
+      'spec.targetRef.kind: mtp.no-effect-at-egress: selects data planes, not ExternalServices: it has no effect at the zone egress',
+      'spec.from[0].targetRef.tags: mtp.caller-tags: the zone egress knows callers by service only (spiffe://<mesh>/<service>): "version" cannot be checked, so this entry allows no caller there',
+    ])
+  })
+})
