@@ -24,7 +24,7 @@ import {
 } from '../../schemas/subjects.js'
 
 /**
- * The reconciler's NATS edge: one connection, its JetStream client/manager and the four KV buckets of
+ * The reconciler's NATS edge: one connection, its JetStream client/manager and the five KV buckets of
  * DESIGN.md §3. Everything else in reconciler/transport takes a `Bus`.
  */
 export interface Bus {
@@ -32,7 +32,7 @@ export interface Bus {
   js: JetStreamClient
   jsm: JetStreamManager
   /** The buckets, bound by name (no server round trip); `ensureNatsLayout` creates the missing ones. */
-  kv: { tables: KV; instances: KV; leases: KV; status: KV }
+  kv: { tables: KV; instances: KV; leases: KV; status: KV; ca: KV }
   /** Object store `zonegate-table-bodies` (bodies of tables too large for one message), opened on first use. */
   tableBodies(): Promise<ObjectStore>
   log: Logger
@@ -77,11 +77,12 @@ export async function connectBus(opts: ConnectBusOptions): Promise<Bus> {
   const js = jetstream(nc, { timeout })
   const jsm = await jetstreamManager(nc, { timeout, checkAPI: false })
   const kvm = new Kvm(js)
-  const [tables, instances, leases, status] = await Promise.all([
+  const [tables, instances, leases, status, ca] = await Promise.all([
     kvm.open(Bucket.Tables),
     kvm.open(Bucket.Instances),
     kvm.open(Bucket.Leases),
     kvm.open(Bucket.Status),
+    kvm.open(Bucket.Ca),
   ])
   let closing: Promise<void> | undefined
   let bodies: Promise<ObjectStore> | undefined
@@ -89,7 +90,7 @@ export async function connectBus(opts: ConnectBusOptions): Promise<Bus> {
     nc,
     js,
     jsm,
-    kv: { tables, instances, leases, status },
+    kv: { tables, instances, leases, status, ca },
     tableBodies() {
       bodies ??= new Objm(js).open(TABLE_BODIES_BUCKET).catch((err: unknown) => {
         bodies = undefined
@@ -135,6 +136,8 @@ export function bucketSettings(o: LayoutOverrides = {}): Record<string, Partial<
     [Bucket.Instances]: { history: 1, ttl: o.instancesTtlMs ?? INSTANCES_TTL_MS, storage: StorageType.File, replicas },
     [Bucket.Leases]: { history: 1, ttl: o.leasesTtlMs ?? LEASES_TTL_MS, storage: StorageType.File, replicas },
     [Bucket.Status]: { history: 1, storage: StorageType.File, replicas },
+    // Builtin mesh CA keys: read by the reconciler only (docs/mtls.md); kept across restarts.
+    [Bucket.Ca]: { history: 1, storage: StorageType.File, replicas },
   }
 }
 
@@ -161,7 +164,8 @@ function isNotFound(err: unknown): boolean {
 }
 
 /**
- * Creates, if missing, the four KV buckets, the object store of large table bodies and stream ZONEGATE_EVENTS with the settings of DESIGN.md §3, and
+ * Creates, if missing, the five KV buckets, the object store of large table bodies and stream ZONEGATE_EVENTS
+ * with the settings of DESIGN.md §3, and
  * rebinds `bus.kv` to the created buckets (direct get when available). Idempotent: existing buckets and
  * streams are left as they are; a setting that differs from DESIGN.md is logged (warn) and reported, never
  * changed (another process may depend on it). Rejects with the client's error when JetStream is unavailable.
@@ -191,6 +195,7 @@ export async function ensureNatsLayout(bus: Bus, overrides: LayoutOverrides = {}
     instances: opened[Bucket.Instances] as KV,
     leases: opened[Bucket.Leases] as KV,
     status: opened[Bucket.Status] as KV,
+    ca: opened[Bucket.Ca] as KV,
   }
   const objStream = `OBJ_${TABLE_BODIES_BUCKET}`
   if (!(await streamExists(bus, objStream))) {

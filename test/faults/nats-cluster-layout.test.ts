@@ -48,7 +48,7 @@ describe('nats cluster layout', () => {
   it('nats cluster - ensureNatsLayout creates every bucket and the stream with R3 by default', async () => {
     const report = await ensureNatsLayout(bus)
     expect(report.mismatches).toEqual([])
-    for (const name of streamsOf().filter((s) => s !== `KV_${Bucket.Ca}`)) {
+    for (const name of streamsOf()) {
       const info = await bus.jsm.streams.info(name)
       expect(info.config.num_replicas, name).toBe(3)
       await vi.waitFor(
@@ -80,8 +80,7 @@ describe('nats cluster layout', () => {
     expect(out.code).toBe(0)
     expect(out.stdout).toContain(`KV_${Bucket.Tables}: replicas 1 → 3`)
     expect(out.stdout).toContain(`${EVENTS_STREAM}: replicas 1 → 3`)
-    for (const s of layoutStreams().filter((s) => s !== `KV_${Bucket.Ca}`))
-      expect((await bus.jsm.streams.info(s)).config.num_replicas, s).toBe(3)
+    for (const s of layoutStreams()) expect((await bus.jsm.streams.info(s)).config.num_replicas, s).toBe(3)
     expect(await ensureNatsLayout(bus)).toEqual({ created: [], mismatches: [] })
     expect((await bus.kv.tables.get('zone-a.table'))?.string()).toBe('{"kept":true}')
 
