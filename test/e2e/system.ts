@@ -8,6 +8,7 @@ import { connect, type NatsConnection } from '@nats-io/transport-node'
 import type { ReconcilerStatus, ZoneStatus } from '../../schemas/status.js'
 import { RECONCILE_SUBJECT } from '../../schemas/subjects.js'
 import { createGitRepo, type GitRepo, readFolderFiles } from '../helpers/git-repo.js'
+import type { NatsCluster } from '../helpers/nats-cluster.js'
 import { type NatsServer, startNatsServer } from '../helpers/nats-server.js'
 import {
   freePort,
@@ -88,6 +89,12 @@ const UPSTREAMS: { name: string; listen: string }[] = [
 ]
 
 export interface SystemOptions {
+  /**
+   * Run on this NATS cluster (test/helpers/nats-cluster.ts; every process gets all its URLs) instead of starting
+   * one nats-server. The caller owns the cluster: `stop()` leaves it running, and `sys.nats` then stands for the
+   * whole cluster (`url` is the comma-separated URL list; `kill`/`restart` act on every node).
+   */
+  cluster?: NatsCluster
   egresses?: { zone: 'zone-a' | 'zone-b'; instance: string }[]
   egressArgs?: string[]
   /** The reconciler's poll interval (default 1s). */
@@ -99,7 +106,8 @@ export interface SystemOptions {
 export async function startSystem(opts: SystemOptions = {}): Promise<System> {
   requireBuild()
   const procs: RunningProcess[] = []
-  const nats = await startNatsServer()
+  const nats: NatsServer = opts.cluster ? clusterAsServer(opts.cluster) : await startNatsServer()
+  const natsArg = opts.cluster ? opts.cluster.urls.join(',') : nats.url
   const stateDir = await mkdtemp(join(tmpdir(), 'zonegate-e2e-state-'))
   const upstreams = new Map<string, { port: number; proc: RunningProcess }>()
   const replacePorts: Record<string, string> = {}
@@ -127,7 +135,7 @@ export async function startSystem(opts: SystemOptions = {}): Promise<System> {
     replace: {
       '.data/gitops': repo.dir,
       '127.0.0.1:9090': `127.0.0.1:${httpPort}`,
-      'nats://127.0.0.1:4222': nats.url,
+      'nats://127.0.0.1:4222': natsArg,
       '--interval 5s': `--interval ${opts.interval ?? '1s'}`,
     },
     args: ['--rollout-timeout', '10s', ...(opts.reconcilerArgs ?? [])],
@@ -135,7 +143,7 @@ export async function startSystem(opts: SystemOptions = {}): Promise<System> {
   })
   procs.push(reconciler)
   const http = `http://127.0.0.1:${httpPort}`
-  const nc = await connect({ servers: nats.url, maxReconnectAttempts: -1, reconnectTimeWait: 100 })
+  const nc = await connect({ servers: natsArg.split(','), maxReconnectAttempts: -1, reconnectTimeWait: 100 })
   const egresses: Egress[] = []
 
   const startEgress = async (zone: 'zone-a' | 'zone-b', instance: string): Promise<Egress> => {
@@ -146,7 +154,7 @@ export async function startSystem(opts: SystemOptions = {}): Promise<System> {
       replace: {
         '127.0.0.1:$((PORT + 50))': `127.0.0.1:${adminPort}`,
         [`.data/egress/${zone}`]: join(stateDir, zone),
-        'nats://127.0.0.1:4222': nats.url,
+        'nats://127.0.0.1:4222': natsArg,
       },
       args: ['--instance', instance, '--heartbeat', '1s', ...(opts.egressArgs ?? [])],
       env: { LOG_LEVEL: 'warn' },
@@ -200,6 +208,18 @@ export async function startSystem(opts: SystemOptions = {}): Promise<System> {
     throw new Error(`${(err as Error).message}\n${logs}`)
   }
   return sys
+}
+
+/** `System.nats` for a cluster the caller owns: the URL list, and whole-cluster kill/restart; stop is a no-op. */
+function clusterAsServer(c: NatsCluster): NatsServer {
+  return {
+    url: c.urls.join(','),
+    port: c.nodes[0]!.port,
+    storeDir: c.nodes[0]!.storeDir,
+    kill: () => c.killAll(),
+    restart: () => c.restartAll(),
+    stop: async () => {},
+  }
 }
 
 /** Waits until the egress's admin /ready answers 200 (fails fast with its output if it exits). */

@@ -1,0 +1,125 @@
+import { readFileSync } from 'node:fs'
+import { mkdtemp, rm } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { performance } from 'node:perf_hooks'
+import { connect } from '@nats-io/transport-node'
+import { pino } from 'pino'
+import { RoutingTable, validateTableEnvelope } from '../egress/core/routing-table.js'
+import { connectBus, ensureNatsLayout } from '../reconciler/transport/nats-bus.js'
+import { publishZoneTable } from '../reconciler/transport/nats-publisher.js'
+import type { RolloutAppliedEvent } from '../schemas/events.js'
+import { rolloutSubjects, tableKey } from '../schemas/subjects.js'
+import type { TableHead } from '../schemas/table-transport.js'
+import { largeTable } from '../test/helpers/large-table.js'
+import { startNatsCluster } from '../test/helpers/nats-cluster.js'
+import { freePort, type RunningProcess, readProcfile, startProcess, waitForOutput } from '../test/helpers/procfile.js'
+import type { BenchContext } from './run.js'
+
+/**
+ * large-table: a 100,000-route zone table (≈17 MB of JSON) through the real data path on a 3-node nats-server
+ * cluster with R3 buckets: `publishZoneTable` (gzip + object store body + KV head with CAS), three `zonegate
+ * egress` processes (built CLI) fetch, verify, admit and swap it. Two generations are published (the second
+ * swaps a full table for a full table). Figures:
+ * - publish time (reconciler side: JSON + gzip + object store put + KV CAS), bytes stored (compressed) and
+ *   bytes of the JSON; bytes on the wire to the egresses ≈ 3 × stored + heads;
+ * - full pass: publish start → the last of the 3 egresses reports `applied` (target ≤ 3 s);
+ * - swap on the event loop: `swapMs` from the egresses' applied events (build routing table + assign; target
+ *   ≤ 50 ms), and, measured in this process, admission (parse + schema + digest) which also runs on the loop;
+ * - egress RSS after the swap and peak (VmHWM) from /proc (target ≤ 150 MB).
+ * Smoke (BENCH_SMOKE=1): 10,000 routes (still over max_payload, so the object path runs), one generation.
+ */
+const N_FULL = 100_000
+const N_SMOKE = 10_000
+
+const procMb = (pid: number, field: 'VmRSS' | 'VmHWM') => {
+  const m = new RegExp(`${field}:\\s+(\\d+) kB`).exec(readFileSync(`/proc/${pid}/status`, 'utf8'))
+  return m ? Number(m[1]) / 1024 : Number.NaN
+}
+
+export default async function bench(ctx: BenchContext): Promise<void> {
+  const n = ctx.smoke ? N_SMOKE : N_FULL
+  const generations = ctx.smoke ? 1 : 2
+  const log = pino({ level: 'silent' })
+  const cluster = await startNatsCluster()
+  const stateRoot = await mkdtemp(join(tmpdir(), 'zonegate-bench-large-'))
+  const egresses: { proc: RunningProcess; admin: string }[] = []
+  const bus = await connectBus({ servers: cluster.urls, name: 'bench-large', log })
+  const nc = await connect({ servers: cluster.urls })
+  try {
+    await ensureNatsLayout(bus)
+    const entry = readProcfile().find((p) => p.name === 'egress')!
+    for (let i = 1; i <= 3; i++) {
+      const port = await freePort()
+      const adminPort = await freePort()
+      const proc = startProcess(entry, {
+        port,
+        instance: i,
+        replace: {
+          '127.0.0.1:$((PORT + 50))': `127.0.0.1:${adminPort}`,
+          '.data/egress/zone-a': join(stateRoot, `e${i}`),
+          '--nats nats://127.0.0.1:4222': cluster.urls.map((u) => `--nats ${u}`).join(' '),
+        },
+        args: ['--instance', `e${i}`, '--grace', '1s'],
+        env: { LOG_LEVEL: 'info' },
+      })
+      egresses.push({ proc, admin: `http://127.0.0.1:${adminPort}` })
+    }
+    for (const e of egresses) await waitForOutput(e.proc, /nats connected/, 30_000)
+    const applied: (RolloutAppliedEvent & { at: number })[] = []
+    const sub = nc.subscribe(rolloutSubjects('zone-a'), {
+      callback: (_e, m) => {
+        const ev = m.json<RolloutAppliedEvent>()
+        if (ev.type === 'rollout.applied') applied.push({ ...ev, at: performance.now() })
+      },
+    })
+    await nc.flush()
+    let kvRev = 0
+    for (let g = 1; g <= generations; g++) {
+      const table = largeTable(n, { generation: g, salt: g === 1 ? '' : `-g${g}` })
+      const json = Buffer.byteLength(JSON.stringify(table))
+      const t0 = performance.now()
+      kvRev = await publishZoneTable(bus, table, kvRev)
+      const published = performance.now() - t0
+      const head = (await bus.kv.tables.get(tableKey('zone-a')))!.json<TableHead>()
+      const deadline = Date.now() + 120_000
+      while (applied.filter((a) => a.generation === g).length < 3) {
+        if (Date.now() > deadline) throw new Error(`generation ${g}: not applied by 3 egresses within 120 s`)
+        await new Promise((r) => setTimeout(r, 20))
+      }
+      const mine = applied.filter((a) => a.generation === g)
+      const last = Math.max(...mine.map((a) => a.at)) - t0
+      const swap = Math.max(...mine.map((a) => a.swapMs))
+      const label = `gen ${g}${g > 1 ? ' (full → full)' : ''}`
+      ctx.report(`${label}: publish (gzip + object put + KV CAS)`, published, 'ms')
+      ctx.report(`${label}: table JSON`, json / 1e6, 'MB')
+      ctx.report(`${label}: stored body (gzip) = bytes per egress fetch`, (head.object?.storedSize ?? 0) / 1e6, 'MB')
+      ctx.report(`${label}: full pass, publish → 3 egresses applied`, last, 'ms', { target: 3000 })
+      ctx.report(`${label}: swap on the egress event loop (max of 3)`, swap, 'ms', { target: 50 })
+      for (const [i, e] of egresses.entries())
+        ctx.report(`${label}: egress ${i + 1} RSS after swap / peak`, procMb(e.proc.pid, 'VmRSS'), 'MB', {
+          target: 150,
+          note: `peak ${procMb(e.proc.pid, 'VmHWM').toFixed(1)} MB`,
+        })
+    }
+    sub.unsubscribe()
+    // What the egress does on its event loop before the swap, measured here on the same table (one process).
+    const table = largeTable(n, { generation: 9 })
+    const text = JSON.stringify(table)
+    const a0 = performance.now()
+    const check = validateTableEnvelope(JSON.parse(text), 'zone-a')
+    const a1 = performance.now()
+    if (!check.ok) throw new Error('bench table invalid')
+    const rt = new RoutingTable(check.table)
+    const a2 = performance.now()
+    if (rt.size !== table.routes.length) throw new Error('routing table size')
+    ctx.report('admission on the event loop (parse + schema + digest)', a1 - a0, 'ms')
+    ctx.report('routing table build (the swap, in-process)', a2 - a1, 'ms', { target: 50 })
+  } finally {
+    await nc.close().catch(() => {})
+    await bus.close().catch(() => {})
+    await Promise.all(egresses.map((e) => e.proc.stop(3000)))
+    await cluster.stop()
+    await rm(stateRoot, { recursive: true, force: true })
+  }
+}
