@@ -81,7 +81,13 @@ export default async function bench(ctx: BenchContext): Promise<void> {
       const t0 = performance.now()
       kvRev = await publishZoneTable(bus, table, kvRev)
       const published = performance.now() - t0
-      const head = (await bus.kv.tables.get(tableKey('zone-a')))!.json<TableHead>()
+      // direct gets may be answered by a replica that has not applied the write yet: read until it has
+      let entry = await bus.kv.tables.get(tableKey('zone-a'))
+      while (!entry || entry.revision < kvRev) {
+        await new Promise((r) => setTimeout(r, 20))
+        entry = await bus.kv.tables.get(tableKey('zone-a'))
+      }
+      const head = entry.json<TableHead>()
       const deadline = Date.now() + 120_000
       while (applied.filter((a) => a.generation === g).length < 3) {
         if (Date.now() > deadline) throw new Error(`generation ${g}: not applied by 3 egresses within 120 s`)

@@ -15,8 +15,8 @@ for a in "$@"; do
   esac
 done
 
-pkgs_apt=(nats-server ruby-foreman git openssl ca-certificates)
-pkgs_brew=(nats-server foreman git openssl)
+pkgs_apt=(nats-server ruby-foreman git openssl ca-certificates python3)
+pkgs_brew=(nats-server foreman git openssl python3)
 if [ "$bench" = yes ]; then
   pkgs_apt+=(haproxy nginx libnginx-mod-stream wrk gcc libc6-dev libssl-dev)
   pkgs_brew+=(haproxy nginx wrk)
@@ -25,6 +25,7 @@ fi
 have_all() {
   command -v nats-server >/dev/null 2>&1 || [ -x /usr/sbin/nats-server ] || return 1
   command -v foreman >/dev/null 2>&1 || return 1
+  command -v python3 >/dev/null 2>&1 || return 1 # test/faults: a listener that never accepts
   if [ "$bench" = yes ]; then
     command -v haproxy >/dev/null 2>&1 || [ -x /usr/sbin/haproxy ] || return 1
     command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || return 1
