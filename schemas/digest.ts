@@ -9,7 +9,7 @@ import type { ZoneTable } from './table.js'
 export function canonicalJson(value: unknown): string {
   if (value === undefined) return 'null'
   // JSON.stringify walks the value natively; the replacer hands it each plain object with its keys sorted.
-  // Several times faster than the hand-written walk on 100,000-route tables (docs/decisions/007), same output.
+  // Several times faster than the hand-written walk on 100,000-route tables (docs/decisions/008), same output.
   // Objects with integer-like keys are enumerated by JS in numeric order whatever the insertion order, so a
   // value holding one is serialised by the hand-written walk instead.
   indexKeySeen = false

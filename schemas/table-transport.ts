@@ -3,7 +3,7 @@ import { gunzipSync, gzipSync } from 'node:zlib'
 import { TABLE_API_VERSION } from './table.js'
 
 /**
- * How a zone's table travels on NATS (docs/decisions/007-large-tables-object-store.md).
+ * How a zone's table travels on NATS (docs/decisions/008-large-tables-object-store.md).
  *
  * - A table whose JSON fits one NATS message is the KV value of `<zone>.table` itself (the envelope), as before.
  * - A larger table is gzip-compressed and stored in the JetStream object store `zonegate-table-bodies`

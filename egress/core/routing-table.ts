@@ -73,7 +73,7 @@ export class RoutingTable {
   /**
    * SNI → route. Built with the envelope's route objects, each turned into a `Route` on its first lookup: a
    * swap of a 100,000-route table then costs one Map insertion per route on the event loop instead of
-   * building every balancer up front (docs/decisions/007). A route's balancer, once built, stays with this table.
+   * building every balancer up front (docs/decisions/008). A route's balancer, once built, stays with this table.
    */
   private readonly routes: Map<string, Route | TableRoute>
 

@@ -116,7 +116,7 @@ export async function readTableBody(bus: Bus, head: unknown): Promise<PublishedZ
  * "the key must not exist" (`kv.create`, which also succeeds over a deleted key), otherwise `kv.update` with
  * that revision. Resolves to the new KV revision. An envelope too large for one NATS message (max_payload) is
  * stored gzip-compressed in the object store `zonegate-table-bodies` first, and the KV value is then a head
- * naming it (docs/decisions/007); bodies older than `TABLE_BODIES_KEPT` generations are deleted after the
+ * naming it (docs/decisions/008); bodies older than `TABLE_BODIES_KEPT` generations are deleted after the
  * write. Throws TableTooLarge (before any I/O) above `MAX_TABLE_BODY_BYTES`, PublishConflict when the key was
  * written since (server error "wrong last sequence"), PublishFailed for any other NATS failure.
  */
