@@ -192,7 +192,7 @@ export function mtlsTable(
     kind: 'ZoneEgressTable',
     generation,
     revision: `main@sha1:${generation.toString(16).padStart(40, '0')}`,
-    digest: tableDigest(body),
+    digest: tableDigest({ ...body, meshes }),
     ...body,
     meshes,
   }
