@@ -8,6 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { buildHello, toRecords } from '../../egress/core/hello-builder.js'
 import { keyFile } from '../../egress/identity/identity-store.js'
 import { type EgressHandle, runEgress } from '../../egress/main.js'
+import { probe } from '../../egress/probe/probe.js'
 import { type Bus, connectBus, ensureNatsLayout } from '../../reconciler/transport/nats-bus.js'
 import { tableKey } from '../../schemas/subjects.js'
 import type { ZoneTable } from '../../schemas/table.js'
@@ -204,6 +205,17 @@ describe('egress mtls', () => {
     for (const [what, , reason] of cases) {
       expect(rejected(after, reason) - rejected(before.prom, reason), `${what}: ${reason}`).toBe(1)
     }
+  })
+
+  it('egress mtls - zonegate probe with --cert/--key/--ca shows allowed vs denied and the egress SANs', async () => {
+    const base = { host: '127.0.0.1', port, sni: PLAIN, timeoutMs: 1500, ca: ca.certPem, verify: true, send: 'hi\n' }
+    const ok = await probe({ ...base, cert: web.cert, key: web.key })
+    expect(ok).toMatchObject({ handshake: true, alpn: 'kuma', authorized: true })
+    expect(ok.peer?.san).toContain('URI:spiffe://default/zone-egress')
+    expect(ok.received).toContain('plain-api\nhi\n')
+    const denied = await probe({ ...base, cert: billing.cert, key: billing.key })
+    expect(denied).toMatchObject({ handshake: false, outcome: 'closed' })
+    expect(denied.detail).toMatch(/refused the certificate or the caller/)
   })
 
   it('egress mtls - a passthrough route is relayed byte for byte, never terminated', async () => {
