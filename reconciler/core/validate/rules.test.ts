@@ -283,7 +283,7 @@ const cases: [string, string, string[]][] = [
     es('tags:\n  kuma.io/service: a.com\nnetworking:\n  address: a.com:443\n'),
     ['5:20 tags["kuma.io/service"]: cannot be the same as networking.address'],
   ],
-  ['schema - wrong type', ze('  port: "80"\n'), ['5:9 networking.port: must be integer']],
+  ['schema - wrong type', ze('  port: "eighty"\n'), ['5:9 networking.port: must be integer']],
 ]
 
 describe('validate rules', () => {

@@ -8,7 +8,7 @@ import {
 } from '../../../schemas/resources.js'
 import { meshRules } from './mesh-rules.js'
 import { isDNSName, isIP, overlapsLoopback, parseUint32, splitHostPort } from './net.js'
-import { type Emit, isEmptyDataSource, tagRules } from './tags.js'
+import { dataSourceVariants, type Emit, isEmptyDataSource, isProtoBase64, tagRules } from './tags.js'
 
 export type { Emit } from './tags.js'
 
@@ -125,8 +125,20 @@ export function externalServiceRules(es: ExternalService, emit: Emit): void {
   if (tls?.serverName === '') emit('external-service.tls', 'networking.tls.serverName', 'cannot be empty')
   for (const field of ['caCert', 'clientCert', 'clientKey'] as const) {
     const ds = tls?.[field]
-    if (ds && isEmptyDataSource(ds))
-      emit('external-service.tls', `networking.tls.${field}`, 'data source cannot be empty')
+    if (!ds) continue
+    const path = `networking.tls.${field}`
+    // Kuma decodes with protojson: a oneof set twice and an `inline` that is not base64 fail decoding.
+    const set = dataSourceVariants(ds)
+    if (set.length > 1)
+      emit(
+        'external-service.tls-data-source',
+        path,
+        `only one of secret, file, inline, inlineString may be set (a oneof in Kuma's DataSource); got ${set.join(', ')}`,
+        `${path}.${set[1]}`,
+      )
+    if (typeof ds.inline === 'string' && !isProtoBase64(ds.inline))
+      emit('external-service.tls-data-source', `${path}.inline`, 'invalid value for bytes field inline: not base64')
+    if (isEmptyDataSource(ds)) emit('external-service.tls', path, 'data source cannot be empty')
   }
   const tags = es.tags ?? {}
   tagRules('tags', tags, emit, { requireService: true })
