@@ -1,4 +1,5 @@
 import type { Command } from 'commander'
+import { registerCertCommand } from './cert.js'
 import { registerCompileCommand } from './compile.js'
 import { registerDiffCommand } from './diff.js'
 import { registerReconcileCommand } from './reconcile.js'
@@ -7,7 +8,7 @@ import { registerRolloutCommand } from './rollout.js'
 import { registerStatusCommand } from './status.js'
 import { registerValidateCommand } from './validate.js'
 
-/** Registers the control-plane subcommands: validate, compile, diff, reconciler, reconcile, status, rollout. */
+/** Registers the control-plane subcommands: validate, compile, diff, reconciler, reconcile, status, rollout, cert. */
 export function registerReconcilerCommands(program: Command): void {
   void program
   registerValidateCommand(program)
@@ -17,4 +18,5 @@ export function registerReconcilerCommands(program: Command): void {
   registerReconcileCommand(program)
   registerStatusCommand(program)
   registerRolloutCommand(program)
+  registerCertCommand(program)
 }

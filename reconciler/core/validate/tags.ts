@@ -21,10 +21,6 @@ export function isProtoBase64(s: string): boolean {
   return body.length % 4 !== 1 && new RegExp(`^[${alpha}]*$`).test(body)
 }
 
-/** The variants of a DataSource that are set (a oneof in Kuma's proto: at most one may be). */
-export const dataSourceVariants = (ds: DataSource): string[] =>
-  (['secret', 'file', 'inline', 'inlineString'] as const).filter((k) => ds[k] !== undefined)
-
 const TAG_NAME = /^[a-zA-Z0-9.\-_:/]*$/
 const TAG_VALUE = /^[a-zA-Z0-9.\-_:]*$/
 const SELECTOR_VALUE = /^([a-zA-Z0-9.\-_:/]*|\*)$/
