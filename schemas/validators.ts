@@ -37,6 +37,7 @@ export const resourceSchemas: Readonly<Record<Kind, object>> = {
   [Kind.ZoneEgress]: zoneEgressSchema,
   [Kind.ZoneIngress]: zoneIngressSchema,
   [Kind.ExternalService]: externalServiceSchema,
+  [Kind.MeshTrafficPermission]: meshTrafficPermissionSchema,
 }
 
 export type { ErrorObject as SchemaError }

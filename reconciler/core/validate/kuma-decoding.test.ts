@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest'
 import { validateSnapshot } from './index.js'
+import { isProtoBase64 } from './tags.js'
 
 /**
  * Reading YAML as Kuma does. Kuma (`pkg/util/proto/proto.go`, FromYAML) converts YAML to JSON with
@@ -15,6 +16,7 @@ const MESH =
   'type: Mesh\nname: default\nmtls:\n  enabledBackend: ca-1\n  backends:\n    - name: ca-1\n      type: builtin\n'
 const ES = (tls: string) =>
   `type: ExternalService\nname: api\nmesh: default\ntags:\n  kuma.io/service: api\nnetworking:\n  address: api.example.com:443\n  tls:\n${tls}`
+const PEM = '-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n'
 const run = (yaml: string) =>
   validateSnapshot({
     revision: 'path:x',
@@ -38,12 +40,14 @@ type Case = {
 const cases: Case[] = [
   {
     title: 'proto names of ExternalService TLS fields (ca_cert, server_name) are read as their JSON names',
-    yaml: ES('    enabled: true\n    server_name: api.internal\n    ca_cert:\n      inlineString: PEM\n'),
+    yaml: ES(
+      `    enabled: true\n    server_name: api.internal\n    ca_cert:\n      inlineString: ${JSON.stringify(PEM)}\n`,
+    ),
     check: (r) =>
       expect(r.resources.externalServices[0]?.resource.networking.tls).toEqual({
         enabled: true,
         serverName: 'api.internal',
-        caCert: { inlineString: 'PEM' },
+        caCert: { inlineString: PEM },
       }),
   },
   {
@@ -130,29 +134,29 @@ const cases: Case[] = [
         50.5,
       ),
   },
-  { title: 'inline base64 (standard, padded)', yaml: ES('    caCert:\n      inline: SGVsbG8=\n'), violations: [] },
-  { title: 'inline base64 (URL-safe, unpadded)', yaml: ES('    caCert:\n      inline: _-8\n'), violations: [] },
   {
-    title: 'inline that is not base64 is refused (protojson unmarshalBytes)',
-    yaml: ES('    caCert:\n      inline: not base64!\n'),
-    violations: ['10:15 networking.tls.caCert.inline: invalid value for bytes field inline: not base64'],
-  },
-  {
-    title: 'inline without padding is accepted (protojson switches to NoPadding)',
-    yaml: ES('    caCert:\n      inline: SGVsbG8\n'),
+    title: 'inline base64 of a PEM (standard, padded)',
+    yaml: ES(
+      '    caCert:\n      inline: LS0tLS1CRUdJTiBDRVJUSUZJQ0FURS0tLS0tCkFBQUEKLS0tLS1FTkQgQ0VSVElGSUNBVEUtLS0tLQo=\n',
+    ),
     violations: [],
   },
   {
-    title: 'inline of a length no base64 can have is refused',
-    yaml: ES('    caCert:\n      inline: SGVsbG8gd\n'),
-    violations: ['10:15 networking.tls.caCert.inline: invalid value for bytes field inline: not base64'],
+    title: 'inline base64 without padding (protojson switches to NoPadding)',
+    yaml: ES(
+      '    caCert:\n      inline: LS0tLS1CRUdJTiBDRVJUSUZJQ0FURS0tLS0tCkFBQUEKLS0tLS1FTkQgQ0VSVElGSUNBVEUtLS0tLQo\n',
+    ),
+    violations: [],
+  },
+  {
+    title: 'inline that is not base64 is refused (protojson unmarshalBytes)',
+    yaml: ES('    caCert:\n      inline: not base64!\n'),
+    violations: ['10:15 networking.tls.caCert.inline: illegal base64 data at input byte 3'],
   },
   {
     title: 'two variants of one DataSource (a oneof) are refused',
     yaml: ES('    caCert:\n      secret: ca\n      inlineString: PEM\n'),
-    violations: [
-      "11:21 networking.tls.caCert: only one of secret, file, inline, inlineString may be set (a oneof in Kuma's DataSource); got secret, inlineString",
-    ],
+    violations: ['10:7 networking.tls.caCert: only one of secret, inlineString may be set (a data source is a oneof)'],
   },
 ]
 
@@ -165,6 +169,20 @@ describe('kuma decoding', () => {
       if (c.warnings) expect(r.warnings.map(show)).toEqual(c.warnings)
       c.check?.(r)
     })
+
+  // protojson unmarshalBytes: URL-safe alphabet when - or _ occur; padding required iff the length is a multiple of 4
+  const base64Cases: [string, boolean][] = [
+    ['SGVsbG8=', true],
+    ['SGVsbG8', true],
+    ['_-8', true],
+    ['_-8=', true],
+    ['SGVsbG8gd', false],
+    ['SGVs bG8=', false],
+    ['SGVsbG8=\n', false],
+    ['SG=sbG8', false],
+    ['a+b_', false],
+  ]
+  it.each(base64Cases)('kuma decoding - isProtoBase64(%j) is %s', (text, ok) => expect(isProtoBase64(text)).toBe(ok))
 
   it('kuma decoding - the fast block parser and the yaml library read YAML 1.1 booleans alike', () => {
     const text = 'type: Mesh\nname: m2\nrouting:\n  zoneEgress: n\n  localityAwareLoadBalancing: Y\n'
