@@ -2,10 +2,12 @@ import { readFile } from 'node:fs/promises'
 import type { AddressInfo } from 'node:net'
 import { type Logger, pino } from 'pino'
 import { type Actor, createActor, fromPromise, type SnapshotFrom } from 'xstate'
+import { certSubject } from '../schemas/subjects.js'
 import type { ZoneTable } from '../schemas/table.js'
 import { startAdminServer } from './admin/http.js'
 import { createEgressMetrics, type EgressMetrics } from './admin/metrics.js'
 import { RoutingTable } from './core/routing-table.js'
+import { EgressIdentity } from './identity/egress-identity.js'
 import { egressMachine, type StartOutput } from './lifecycle/egress.machine.js'
 import type { TableRejected, TableSwapped } from './lifecycle/egress-context.js'
 import { type HostPort, resolveListen } from './lifecycle/listener.js'
@@ -45,6 +47,13 @@ export interface EgressOptions {
   proxy?: Partial<ProxyOptions>
   /** How long a shutdown waits for open connections before closing them. Default 30 s. */
   graceMs?: number
+  /**
+   * Static mode: the directory holding a saved egress identity (key + per-mesh certificates) for
+   * terminate-mtls routes. NATS mode uses `nats.stateDir`. Without one the key lives in memory only.
+   */
+  identityDir?: string
+  /** How long one certificate request waits for the reconciler's reply. Default 5 s. */
+  certRequestTimeoutMs?: number
   /** A logger to use instead of a new pino logger on stdout (tests). */
   logger?: Logger
   logLevel?: string
@@ -56,6 +65,8 @@ export interface EgressHandle {
   actor: Actor<typeof egressMachine>
   proxy: TcpProxy
   metrics: EgressMetrics
+  /** The mesh identities (terminate-mtls routes). */
+  identity: EgressIdentity
   /** Resolves once serving (or rejects with the error that stopped the start). */
   ready: Promise<{ listen: AddressInfo; admin?: AddressInfo }>
   /** Re-reads the table file (what SIGHUP does). */
@@ -100,9 +111,35 @@ export function runEgress(options: EgressOptions): EgressHandle {
     resolveConnected = r
   })
 
+  const identityDir = options.nats?.stateDir ?? options.identityDir
+  const identity = new EgressIdentity({
+    zone: options.zone ?? 'default',
+    egress: options.name ?? 'egress',
+    instance,
+    ...(identityDir ? { stateDir: identityDir } : {}),
+    ...(natsMode
+      ? {
+          request: async (req) => {
+            if (nats === undefined) throw new Error('NATS not connected yet')
+            const text = await nats.request(
+              certSubject(req.zone),
+              JSON.stringify(req),
+              options.certRequestTimeoutMs ?? 5000,
+            )
+            return JSON.parse(text) as unknown
+          },
+        }
+      : {}),
+    log,
+  })
+  proxy.identities = identity
+
   const install = (table: ZoneTable): number => {
     const t0 = performance.now()
-    proxy.setTable(new RoutingTable(table))
+    const routing = new RoutingTable(table)
+    // identities first: a new mesh's saved certificate serves the table's first terminate-mtls connection
+    identity.sync(routing.meshCas)
+    proxy.setTable(routing)
     const ms = performance.now() - t0
     metrics.swapSeconds.observe(ms / 1000)
     return ms
@@ -121,6 +158,7 @@ export function runEgress(options: EgressOptions): EgressHandle {
         }
       }),
       start: fromPromise<StartOutput, { table: ZoneTable }>(async ({ input }) => {
+        await identity.ready
         const ms = install(input.table)
         const where = resolveListen(input.table, { ...options, env: options.env ?? process.env })
         const addr = await proxy.listen(where.host, where.port)
@@ -168,6 +206,7 @@ export function runEgress(options: EgressOptions): EgressHandle {
     const deps = {
       state: () => ({ value: stateName(actor.getSnapshot()), context: actor.getSnapshot().context }),
       proxy,
+      identity: () => identity.state(),
       metrics,
       drain: (exit: boolean) => actor.send({ type: 'drain', exit }),
       log: log.child({ component: 'admin' }),
@@ -250,6 +289,7 @@ export function runEgress(options: EgressOptions): EgressHandle {
     else log.info('egress stopped')
     rejectReady(new Error(error ?? 'stopped before serving'))
     stopping = true
+    identity.stop()
     await nats?.close()
     await proxy.close()
     await admin?.close()
@@ -284,6 +324,7 @@ export function runEgress(options: EgressOptions): EgressHandle {
           ...(o.heartbeatMs ? { heartbeatMs: o.heartbeatMs } : {}),
           log,
           send: (e) => {
+            if (e.type === 'bus.restored') identity.renewPending()
             if (actor.getSnapshot().status === 'active') actor.send(e)
           },
           heartbeat: heartbeatOf,
@@ -301,6 +342,7 @@ export function runEgress(options: EgressOptions): EgressHandle {
     actor,
     proxy,
     metrics,
+    identity,
     ready,
     reload: () => actor.send({ type: 'reload' }),
     shutdown: () => {

@@ -7,6 +7,7 @@ import {
   TABLE_BODIES_KEPT,
   tableKey,
   tableObjectName,
+  zoneOfToken,
 } from '../../schemas/subjects.js'
 import type { PublishedZoneTable } from '../../schemas/table.js'
 import {
@@ -71,7 +72,7 @@ export async function readPublishedTables(bus: Bus): Promise<Map<string, Publish
     const heads: { zone: string; head: unknown; kvRevision: number }[] = []
     for await (const m of msgs) {
       const op = m.headers?.get('KV-Operation')
-      const zone = m.subject.slice(prefix.length, -TABLE_SUFFIX.length)
+      const zone = zoneOfToken(m.subject.slice(prefix.length, -TABLE_SUFFIX.length))
       if (op !== 'DEL' && op !== 'PURGE') {
         try {
           const value = m.json<unknown>()
