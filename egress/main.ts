@@ -1,7 +1,9 @@
 import { readFile } from 'node:fs/promises'
 import type { AddressInfo } from 'node:net'
-import { type Logger, pino } from 'pino'
+import type { Logger } from 'pino'
 import { type Actor, createActor, fromPromise, type SnapshotFrom } from 'xstate'
+import type { LogFormat } from '../cli/common.js'
+import { createLogger } from '../cli/logging.js'
 import type { ZoneTable } from '../schemas/table.js'
 import { startAdminServer } from './admin/http.js'
 import { createEgressMetrics, type EgressMetrics } from './admin/metrics.js'
@@ -48,6 +50,7 @@ export interface EgressOptions {
   /** A logger to use instead of a new pino logger on stdout (tests). */
   logger?: Logger
   logLevel?: string
+  logFormat?: LogFormat
   /** Install SIGTERM/SIGINT (drain and exit) and SIGHUP (reload) handlers. */
   signals?: boolean
 }
@@ -79,7 +82,7 @@ const ignoreSignal = () => {}
  * (and reject `ready`, which resolves once the first table serves, `degraded` included).
  */
 export function runEgress(options: EgressOptions): EgressHandle {
-  const root = options.logger ?? pino({ name: 'egress', level: options.logLevel ?? process.env.LOG_LEVEL ?? 'info' })
+  const root = options.logger ?? createLogger({ name: 'egress', level: options.logLevel, format: options.logFormat })
   const log = root.child({
     component: 'egress',
     ...(options.zone ? { zone: options.zone } : {}),

@@ -1,7 +1,9 @@
 import { randomBytes } from 'node:crypto'
 import { readFile } from 'node:fs/promises'
 import { hostname } from 'node:os'
-import { type Logger, pino } from 'pino'
+import type { Logger } from 'pino'
+import type { LogFormat } from '../cli/common.js'
+import { createLogger } from '../cli/logging.js'
 import type { ReconcilerStatus } from '../schemas/status.js'
 import { type AdminServer, createReconcilerMetrics, startAdminServer } from './admin/http.js'
 import { DEFAULT_RETRY_POLICY, type RetryPolicy, retryDecision } from './core/conditions.js'
@@ -37,6 +39,9 @@ export interface ReconcilerOptions {
   id?: string
   /** Injected for tests: a logger (default pino to stderr), lease TTL, retry policy, randomness. */
   logger?: Logger
+  /** Level and format of the default logger (`--log-level`, `--log-format`; else $LOG_LEVEL, $LOG_FORMAT). */
+  logLevel?: string
+  logFormat?: LogFormat
   leaseTtlMs?: number
   /** Timeout of JetStream API calls and publishes (default 5000 ms). */
   natsTimeoutMs?: number
@@ -70,7 +75,7 @@ export interface RunningReconciler {
 /** Starts the reconciler; resolves once NATS is connected, the layout exists and the lease was tried. */
 export async function runReconciler(opts: ReconcilerOptions): Promise<RunningReconciler> {
   const id = opts.id ?? `${hostname()}-${process.pid}-${randomBytes(3).toString('hex')}`
-  const log = opts.logger ?? pino({ name: 'reconciler', level: process.env.LOG_LEVEL ?? 'info' })
+  const log = opts.logger ?? createLogger({ name: 'reconciler', level: opts.logLevel, format: opts.logFormat })
   const random = opts.random ?? Math.random
   const policy = opts.retryPolicy ?? DEFAULT_RETRY_POLICY
   const webhookSecret = opts.webhookSecretFile

@@ -1,15 +1,15 @@
 import type { Command } from 'commander'
 import { registerCompileCommand } from './compile.js'
 import { registerDiffCommand } from './diff.js'
+import { registerEventsCommand } from './events.js'
 import { registerReconcileCommand } from './reconcile.js'
 import { registerReconcilerCommand } from './reconciler.js'
 import { registerRolloutCommand } from './rollout.js'
 import { registerStatusCommand } from './status.js'
 import { registerValidateCommand } from './validate.js'
 
-/** Registers the control-plane subcommands: validate, compile, diff, reconciler, reconcile, status, rollout. */
+/** Registers the control-plane subcommands: validate, compile, diff, reconciler, reconcile, status, rollout, events. */
 export function registerReconcilerCommands(program: Command): void {
-  void program
   registerValidateCommand(program)
   registerCompileCommand(program)
   registerDiffCommand(program)
@@ -17,4 +17,5 @@ export function registerReconcilerCommands(program: Command): void {
   registerReconcileCommand(program)
   registerStatusCommand(program)
   registerRolloutCommand(program)
+  registerEventsCommand(program)
 }
