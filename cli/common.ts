@@ -158,9 +158,19 @@ const FALSE = /^(?:0|false|no|off|)$/i
  */
 export function applyEnvironment(program: Command): void {
   const walk = (cmd: Command) => {
-    for (const option of cmd.options) {
+    for (const option of [...cmd.options]) {
       if (!option.long || option.long === '--help' || option.long === '--version') continue
-      if (!option.envVar) option.env(envVarFor(option.long))
+      if (option.envVar) continue
+      // commander wires an option's variable when the option is added: set it, then add the option again
+      // (same place in the list, its old listener removed) so the variable is read at parse time.
+      const options = cmd.options as Option[]
+      const at = options.indexOf(option)
+      option.env(envVarFor(option.long))
+      options.splice(at, 1)
+      ;(cmd as unknown as NodeJS.EventEmitter).removeAllListeners(`option:${option.name()}`)
+      cmd.addOption(option)
+      options.splice(options.length - 1, 1)
+      options.splice(at, 0, option)
     }
     for (const sub of cmd.commands) walk(sub)
   }
