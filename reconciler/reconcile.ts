@@ -114,9 +114,14 @@ export async function reconcileOnce(deps: PassDeps, state: PassState, hooks: Pas
   const aborted1 = await superseded()
   if (aborted1) return aborted1
 
-  const compiled = compileStep(deps, state, validated.value, revision, sha, passLog)
+  const compiled = await compileStep(deps, state, validated.value, revision, sha, passLog)
   mark('compile')
-  if ('error' in compiled) return { result: 'invalid', revision, sha, error: compiled.error, violations: [] }
+  if ('error' in compiled) {
+    const violations = (compiled.error as { violations?: Violation[] }).violations ?? []
+    if (compiled.error.code === 'ValidationFailed')
+      return { result: 'invalid', revision, sha, error: compiled.error, violations }
+    return { result: 'failed', revision, sha, error: compiled.error }
+  }
 
   const planned = await diffStep(deps, state, compiled.value, revision, sha, passLog)
   mark('diff')

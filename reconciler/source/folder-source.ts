@@ -1,9 +1,10 @@
 import type { Dirent } from 'node:fs'
-import { lstat, open, readdir, realpath, stat } from 'node:fs/promises'
+import { lstat, open, readdir, readFile, realpath, stat } from 'node:fs/promises'
 import { basename, join, relative, sep } from 'node:path'
 import { ReconcileError } from '../core/errors.js'
 import type { Snapshot } from '../core/model.js'
 import { isYamlFile, ParseLimits } from '../core/parse.js'
+import { createSnapshotFilter, IGNORE_FILE } from '../core/snapshot-filter.js'
 
 /** Limits of a folder snapshot. Files over `maxFileBytes` are read only that far (+1 byte) so the parser reports them. */
 export const FolderLimits = { maxFiles: 10_000, maxFileBytes: ParseLimits.maxFileBytes } as const
@@ -36,6 +37,7 @@ export class FolderSourceError extends ReconcileError {
 /**
  * Reads a folder (every `*.yaml`/`*.yml` below it, recursively; keys are posix paths relative to the
  * folder) or a single YAML file (key = its base name) into a Snapshot with revision `path:<path>`.
+ * Dot-folders and what the folder's `.zonegateignore` names are skipped (core/snapshot-filter.ts).
  * Symlinks are followed only while they stay inside the folder. Throws FolderSourceError: NotFound,
  * NotYaml (a single file that is not YAML), SymlinkEscapes, TooManyFiles (> 10,000), ReadFailed.
  * Files larger than 1 MiB are read only up to the limit + 1 byte; the parser then reports them.
@@ -51,6 +53,8 @@ export async function readFolderSnapshot(path: string): Promise<Snapshot> {
     return { revision: `path:${path}`, files }
   }
   const root = await realpath(path)
+  const ignoreText = await readFile(join(root, IGNORE_FILE), 'utf8').catch(() => undefined)
+  const filter = createSnapshotFilter(ignoreText?.slice(0, FolderLimits.maxFileBytes))
   const visited = new Set<string>([root])
   const walk = async (dir: string, rel: string): Promise<void> => {
     let entries: Dirent[]
@@ -85,8 +89,9 @@ export async function readFolderSnapshot(path: string): Promise<Snapshot> {
           visited.add(target)
         }
       }
-      if (isDir) await walk(full, relPath)
-      else if (isFile && isYamlFile(entry.name)) {
+      if (isDir) {
+        if (!filter.skipsFolder(relPath)) await walk(full, relPath)
+      } else if (isFile && isYamlFile(entry.name) && !filter.skipsFile(relPath)) {
         if (files.size >= FolderLimits.maxFiles)
           throw new FolderSourceError(
             FolderSourceCode.TooManyFiles,

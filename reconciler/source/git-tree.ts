@@ -3,6 +3,7 @@ import { join } from 'node:path'
 import git from 'isomorphic-git'
 import { ReconcileError } from '../core/errors.js'
 import type { Snapshot } from '../core/model.js'
+import { createSnapshotFilter, IGNORE_FILE, type SnapshotFilter } from '../core/snapshot-filter.js'
 
 /**
  * Reads the YAML files of one revision of a Git repository straight from its object store (isomorphic-git): no
@@ -67,6 +68,24 @@ export function normalizeTreePath(path: string | undefined): string {
 
 const isYaml = (name: string) => name.endsWith('.yaml') || name.endsWith('.yml')
 
+/** The snapshot filter of a commit: defaults plus `<path>/.zonegateignore` when that blob exists. */
+async function readSnapshotFilter(
+  gitdir: string,
+  sha: string,
+  prefix: string,
+  cache: object,
+  maxBytes: number,
+): Promise<SnapshotFilter> {
+  let text: string | undefined
+  try {
+    const { blob } = await git.readBlob({ fs, gitdir, oid: sha, filepath: `${prefix}${IGNORE_FILE}`, cache })
+    text = Buffer.from(blob.subarray(0, maxBytes)).toString('utf8')
+  } catch {
+    text = undefined // no ignore file at that revision
+  }
+  return createSnapshotFilter(text)
+}
+
 /**
  * Resolves `ref` to a commit sha: refs first (`resolveRef`), then an abbreviated sha (`expandOid`); annotated
  * tags are peeled to their commit. Rejects with GitTreeError `RefNotFound` (the message names the ref) when
@@ -113,7 +132,7 @@ export async function resolveCommit(opts: { dir: string; ref: string; cache?: ob
 
 /**
  * The snapshot of `ref`: every `*.yaml`/`*.yml` blob under `path`, keyed by its path relative to `path` (posix),
- * content as bytes. One `walk` over the commit's tree with a shared cache; folders off `path` are not descended.
+ * content as bytes, except dot-folders and what `<path>/.zonegateignore` names (core/snapshot-filter.ts). One `walk` over the commit's tree with a shared cache; folders off `path` are not descended.
  *
  * `revision` is `<ref as given>@sha1:<40 hex>` (`main@sha1:…`, `v1.2@sha1:…`, and for a raw sha the sha as given,
  * e.g. `3f2a9c1@sha1:3f2a9c1…`), so `shaOfRevision` works on every form. Callers that know better (the
@@ -134,6 +153,7 @@ export async function readGitSnapshot(opts: ReadGitSnapshotOptions): Promise<Sna
   const root = normalizeTreePath(opts.path)
   const prefix = root === '' ? '' : `${root}/`
   const files = new Map<string, Uint8Array>()
+  const filter = await readSnapshotFilter(gitdir, sha, prefix, cache, maxFileBytes)
   let count = 0 // counted before any await: the walk visits siblings concurrently
   let rootSeen = root === ''
   let rootIsTree = root === ''
@@ -152,12 +172,14 @@ export async function readGitSnapshot(opts: ReadGitSnapshotOptions): Promise<Sna
         return type === 'tree' ? true : null
       }
       if (type === 'tree') {
-        // Descend only into folders that lead to `path` or lie under it.
-        return filepath.startsWith(prefix) || root.startsWith(`${filepath}/`) ? true : null
+        // Descend only into folders that lead to `path` or lie under it, and are not ignored.
+        if (filepath.startsWith(prefix)) return filter.skipsFolder(filepath.slice(prefix.length)) ? null : true
+        return root.startsWith(`${filepath}/`) ? true : null
       }
       if (type !== 'blob' || !filepath.startsWith(prefix) || !isYaml(filepath)) return undefined
       if ((await entry.mode()) === 0o120000) return undefined // symlink
       const rel = filepath.slice(prefix.length)
+      if (filter.skipsFile(rel)) return undefined
       if (++count > maxFiles)
         throw new GitTreeError(
           GitTreeErrorCode.TooManyFiles,

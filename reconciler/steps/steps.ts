@@ -108,14 +108,15 @@ export async function validateStep(
   log: Logger,
 ): Promise<Step<Resources>> {
   let outcome: ReturnType<PassDeps['validate']>
+  const sha = snapshot.revision.slice(snapshot.revision.lastIndexOf(':') + 1)
   try {
     outcome = deps.validate(snapshot)
   } catch (err) {
-    return { error: asReconcileError(err, (m, cause) => new CompileFailed(snapshot.revision, m, { cause })) }
+    // A validator bug: the commit is still reported as invalid (event + stall), never retried on every poll.
+    return rejectRevision(deps, state, snapshot.revision, sha, [internalViolation('validate', err)], log)
   }
   if (outcome.warnings.length > 0) log.warn({ warnings: outcome.warnings.length }, 'revision has warnings')
   if (outcome.valid) return { value: outcome.resources }
-  const sha = snapshot.revision.slice(snapshot.revision.lastIndexOf(':') + 1)
   return rejectRevision(deps, state, snapshot.revision, sha, outcome.violations, log)
 }
 
@@ -137,23 +138,34 @@ async function rejectRevision(
   return { error }
 }
 
-/** Step 3, compile: one table per zone. An exception (a bug) stalls the sha as CompileFailed. */
-export function compileStep(
+/** A violation standing for an exception of the validator or compiler (a bug), so the commit is still reported. */
+function internalViolation(step: 'validate' | 'compile', err: unknown): Violation {
+  const why = err instanceof Error ? err.message : String(err)
+  return {
+    ...{ file: '', line: 1, column: 1, kind: '', name: '', path: '' },
+    rule: `internal.${step}`,
+    message: `internal error in ${step}: ${why}`,
+  }
+}
+
+/**
+ * Step 3, compile: one table per zone. An exception (a bug) is logged as CompileFailed and the commit is rejected
+ * like an invalid one (`commit.<sha>.invalid` with an `internal.compile` violation, sha stalled).
+ */
+export async function compileStep(
   deps: PassDeps,
   state: PassState,
   resources: Resources,
   revision: string,
   sha: string,
   log: Logger,
-): Step<ZoneTable[]> {
+): Promise<Step<ZoneTable[]>> {
   try {
     return { value: deps.compile(resources) }
   } catch (err) {
     const error = asReconcileError(err, (m, cause) => new CompileFailed(revision, m, { cause }))
     log.error({ err: error }, 'compile failed')
-    state.stalledSha = sha
-    state.stalledError = error
-    return { error }
+    return rejectRevision(deps, state, revision, sha, [internalViolation('compile', err)], log)
   }
 }
 

@@ -4,6 +4,7 @@ import { emptyResources, type Located, type ParsedDocument, type Resources, type
 import { parseSnapshot } from '../parse.js'
 import { crossRules, type TypedDocument, zoneOf } from './cross.js'
 import { locate } from './locate.js'
+import { invalidTypeMessage } from './resource-type.js'
 import { resourceRules } from './rules.js'
 import { validateShape } from './schema.js'
 
@@ -49,10 +50,9 @@ export function validateDocuments(documents: readonly ParsedDocument[], opts: Va
     const name = typeof value.name === 'string' ? value.name : ''
     const type = value.type
     if (typeof type !== 'string' || !(KINDS as readonly string[]).includes(type)) {
-      const shown = typeof type === 'string' ? type : type === undefined || type === null ? '' : JSON.stringify(type)
       const at = locate(doc, 'type')
       const kind = typeof type === 'string' ? type : ''
-      const message = `invalid resource type "${shown}"`
+      const message = invalidTypeMessage(value)
       violations.push({ file: doc.file, ...at, kind, name, path: '', rule: 'meta.invalid-type', message })
       continue
     }
@@ -66,10 +66,20 @@ export function validateDocuments(documents: readonly ParsedDocument[], opts: Va
     const item: TypedDocument = { kind, name, doc, value }
     if (kind === Kind.ZoneEgress || kind === Kind.ZoneIngress) item.zone = zoneOf(value as never, defaultZone)
     typed.push(item)
-    resourceRules(kind, value, (rule, path, message, at) => {
+    const emit = (rule: string, path: string, message: string, at?: string) => {
       violations.push({ file: doc.file, ...locate(doc, at ?? path), kind, name, path, rule, message })
       bad.add(item)
-    })
+    }
+    try {
+      resourceRules(kind, value, emit)
+    } catch (err) {
+      // A rule that throws is a bug; the document is still reported (never an exception out of validation).
+      emit(
+        'validate.internal',
+        '',
+        `internal error while validating: ${err instanceof Error ? err.message : String(err)}`,
+      )
+    }
   }
   const duplicates = crossRules(typed, (item, rule, path, message, o) => {
     const at = locate(item.doc, o?.at ?? path)

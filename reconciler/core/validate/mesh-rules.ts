@@ -20,7 +20,7 @@ const rec = (x: unknown): Conf => (x !== null && typeof x === 'object' && !Array
 const str = (x: unknown): string => (typeof x === 'string' ? x : '')
 
 export function meshRules(mesh: Mesh, emit: Emit): void {
-  if (mesh.name.length > 63) emit('mesh.name-too-long', 'name', 'cannot be longer than 63 characters')
+  if ((mesh.name ?? '').length > 63) emit('mesh.name-too-long', 'name', 'cannot be longer than 63 characters')
   mtlsRules(mesh, emit)
   loggingRules(mesh, emit)
   tracingRules(mesh, emit)

@@ -25,8 +25,12 @@ const mesh = (body: string) => `type: Mesh\nname: m1\n${body}`
 const cases: [string, string, string[]][] = [
   // §3.0 meta
   ['meta - valid name with a dot', 'type: Mesh\nname: a.b\n', []],
-  ['meta - unknown type', 'type: Meshh\nname: x\n', ['1:7 : invalid resource type "Meshh"']],
-  ['meta - missing type', 'name: x\n', ['1:1 : invalid resource type ""']],
+  ['meta - unknown type', 'type: Meshh\nname: x\n', ['1:7 : invalid resource type "Meshh" (did you mean "Mesh"?)']],
+  [
+    'meta - missing type',
+    'name: x\n',
+    ['1:1 : invalid resource type "". Known types: Mesh, ZoneEgress, ZoneIngress, ExternalService'],
+  ],
   ['meta - empty name', 'type: Mesh\nname: ""\n', ['2:7 name: cannot be empty']],
   [
     'meta - name with two dots',
