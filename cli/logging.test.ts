@@ -36,7 +36,11 @@ describe('logging', () => {
 
   it('logging - LOG_LEVEL and LOG_FORMAT from the environment; pretty is one readable line per entry', () => {
     const out = sink()
-    const log = createLogger({ name: 'reconciler', destination: out.stream, env: { LOG_LEVEL: 'warn', LOG_FORMAT: 'pretty' } })
+    const log = createLogger({
+      name: 'reconciler',
+      destination: out.stream,
+      env: { LOG_LEVEL: 'warn', LOG_FORMAT: 'pretty' },
+    })
     log.info('hidden')
     log.warn({ zone: 'zone-a' }, 'zone published')
     expect(out.lines).toHaveLength(1)
