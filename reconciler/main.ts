@@ -2,10 +2,12 @@ import { randomBytes } from 'node:crypto'
 import { readFile } from 'node:fs/promises'
 import { hostname } from 'node:os'
 import type { Logger } from 'pino'
-import type { LogFormat } from '../cli/common.js'
+import { type LogFormat, packageVersion } from '../cli/common.js'
 import { createLogger } from '../cli/logging.js'
 import type { ReconcilerStatus } from '../schemas/status.js'
+import { type EventLog, startEventLog } from './admin/event-log.js'
 import { type AdminServer, createReconcilerMetrics, startAdminServer } from './admin/http.js'
+import { buildGrid, buildTimelines, type PageData } from './admin/page-data.js'
 import { DEFAULT_RETRY_POLICY, type RetryPolicy, retryDecision } from './core/conditions.js'
 import { initialPassState, type PassReport, type PassState, reconcileOnce } from './reconcile.js'
 import { type RolloutTracker, startRolloutTracker } from './rollout/tracker.js'
@@ -90,11 +92,35 @@ export async function runReconciler(opts: ReconcilerOptions): Promise<RunningRec
   })
   log.info({ id, repo: source.display, branch: opts.branch, path: opts.path ?? '' }, 'reconciler starting')
 
-  const metrics = createReconcilerMetrics()
   let status = initialStatus(id, new Date())
   let firstPassDone = false
   let connected = false
   let lease: Lease | undefined
+  const isReady = () => connected && (firstPassDone || (lease !== undefined && !lease.isLeader()))
+  const metrics = createReconcilerMetrics({
+    version: packageVersion(),
+    ready: () => status.conditions.some((c) => c.type === 'Ready' && c.status === 'True'),
+    leader: () => lease?.isLeader() ?? false,
+    natsConnected: () => connected,
+  })
+  const startedAt = new Date()
+  // the status page's data: what `zonegate status` shows (read from NATS) plus timelines from recent events
+  let busForPage: Bus | undefined
+  let eventLog: EventLog | undefined
+  const pageData = async (): Promise<PageData | { error: string }> => {
+    if (!busForPage) return { error: 'not connected to NATS yet' }
+    const { readStatusView } = await import('./cli/status.js')
+    const r = await readStatusView(busForPage)
+    const events = eventLog?.events() ?? []
+    return {
+      time: new Date().toISOString(),
+      ready: r.ready,
+      reason: r.reason,
+      view: r.view,
+      timelines: buildTimelines(events),
+      grid: buildGrid(r.view, events),
+    }
+  }
   let loop: ReturnType<typeof createTriggerLoop<PassReport | undefined>> | undefined
   let admin: AdminServer | undefined
   if (opts.http) {
@@ -103,7 +129,17 @@ export async function runReconciler(opts: ReconcilerOptions): Promise<RunningRec
       log: log.child({ component: 'admin' }),
       metrics,
       status: () => status,
-      ready: () => connected && (firstPassDone || (lease !== undefined && !lease.isLeader())),
+      ready: isReady,
+      view: pageData,
+      serverInfo: () => ({
+        id,
+        version: packageVersion(),
+        node: process.version,
+        pid: process.pid,
+        started: startedAt.toISOString(),
+        uptimeSeconds: Math.round((Date.now() - startedAt.getTime()) / 1000),
+        leader: lease?.isLeader() ?? false,
+      }),
       webhookSecret,
       onWebhook: () => loop?.poke(),
     })
@@ -117,6 +153,8 @@ export async function runReconciler(opts: ReconcilerOptions): Promise<RunningRec
     apiTimeoutMs: opts.natsTimeoutMs,
   })
   connected = true
+  busForPage = bus
+  if (admin) eventLog = startEventLog(bus, log.child({ component: 'admin' }))
   void (async () => {
     for await (const s of bus.nc.status()) {
       if (s.type === 'disconnect') connected = false
@@ -154,10 +192,21 @@ export async function runReconciler(opts: ReconcilerOptions): Promise<RunningRec
       )
     return statusWrite
   }
+  // commit-to-converged: from the start of the pass that fetched a revision to its `commit.converged`
+  const fetchedAt = new Map<string, number>()
+  const rememberFetch = (revision: string, at: number) => {
+    fetchedAt.set(revision, at)
+    if (fetchedAt.size > 50) fetchedAt.delete(fetchedAt.keys().next().value as string)
+  }
   const startTracker = () =>
     startRolloutTracker({
       bus,
       log,
+      onCommitConverged: (revision) => {
+        const at = fetchedAt.get(revision)
+        if (at !== undefined) metrics.commitToConverged.observe((Date.now() - at) / 1000)
+        fetchedAt.delete(revision)
+      },
       timeoutMs: opts.rolloutTimeoutMs ?? DEFAULT_ROLLOUT_TIMEOUT_MS,
       liveTtlMs: opts.instancesTtlMs,
       onChange: () => {
@@ -177,6 +226,8 @@ export async function runReconciler(opts: ReconcilerOptions): Promise<RunningRec
     metrics.passes.inc({ result: report.result })
     metrics.passDuration.observe({ result: report.result }, seconds)
     if (report.result === 'applied') for (const z of report.zones) metrics.publishes.inc({ zone: z.zone })
+    if (report.result === 'applied' || report.result === 'unchanged') metrics.lastSuccess.set(Date.now() / 1000)
+    if (report.result === 'applied') rememberFetch(report.revision, Date.now() - seconds * 1000)
     firstPassDone = true
     lastReport = report
     const outcome = passOutcome(report)
@@ -249,6 +300,7 @@ export async function runReconciler(opts: ReconcilerOptions): Promise<RunningRec
       await tracker?.stop().catch(() => {})
       await statusWrite
       await lease?.stop({ release: true }).catch((err) => log.warn({ err }, 'lease release failed'))
+      eventLog?.stop()
       await admin?.close()
       await bus.close().catch(() => {})
       log.info('reconciler stopped')
