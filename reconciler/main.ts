@@ -14,6 +14,7 @@ import { type RolloutTracker, startRolloutTracker } from './rollout/tracker.js'
 import { createGitSource, gitRevision, shaOfRevision } from './source/git-source.js'
 import { createPassDeps } from './steps/deps.js'
 import { initialStatus, passOutcome, statusAfter, statusReconciling, statusWithRollouts } from './steps/status.js'
+import { type CertServer, serveCertRequests } from './transport/cert-server.js'
 import { type Lease, startLease } from './transport/lease.js'
 import { type Bus, connectBus, ensureNatsLayout } from './transport/nats-bus.js'
 import { type ReconcileServer, serveReconcileRequests } from './transport/reconcile-requests.js'
@@ -220,6 +221,7 @@ export async function runReconciler(opts: ReconcilerOptions): Promise<RunningRec
     const interval = pollDelayMs(opts.intervalMs, random)
     if (!lease?.isLeader()) return { result: undefined, nextDelayMs: interval }
     const t0 = performance.now()
+    const beforePass = status
     status = statusReconciling(status, `branch ${opts.branch}`, failures + 1, new Date())
     const report = await reconcileOnce(deps, state, hooks)
     const seconds = (performance.now() - t0) / 1000
@@ -232,11 +234,14 @@ export async function runReconciler(opts: ReconcilerOptions): Promise<RunningRec
     lastReport = report
     const outcome = passOutcome(report)
     if (report.result === 'applied') tracker?.track(report)
-    status = statusWithRollouts(statusAfter(status, report, state.inventory, new Date()), tracker?.statuses())
+    status = statusWithRollouts(
+      statusAfter(status, report, state.inventory, new Date(), beforePass),
+      tracker?.statuses(),
+    )
     if (report.result === 'failed') log.warn({ err: report.error, ms: Math.round(seconds * 1000) }, 'pass failed')
     else log.debug({ result: report.result, ms: Math.round(seconds * 1000) }, 'pass done')
     // Status is written at the end of every pass, whatever happened (best effort when NATS is down).
-    if (report.result !== 'superseded' && report.result !== 'skipped') await saveStatus()
+    if (report.result !== 'superseded') await saveStatus()
     if (report.result === 'superseded') return { result: report, nextDelayMs: interval }
     failures = outcome?.result === 'failed' && report.result === 'failed' ? failures + 1 : 0
     const decision = outcome ? retryDecision(outcome, failures, policy, random) : { kind: 'none' as const }
@@ -252,9 +257,18 @@ export async function runReconciler(opts: ReconcilerOptions): Promise<RunningRec
   })
 
   let requests: ReconcileServer | undefined
+  let certs: CertServer | undefined
   const onLeader = (leader: boolean) => {
     if (leader) {
       state.inventory = undefined // another reconciler may have published meanwhile
+      state.appliedMtls = undefined // and applied another revision's meshes
+      certs ??= serveCertRequests(bus, {
+        lookup: (mesh) => state.meshCas?.get(mesh),
+        get ready() {
+          return state.meshCas !== undefined
+        },
+        now: () => new Date(),
+      })
       tracker ??= startTracker()
       requests ??= serveReconcileRequests(bus, async () => {
         const report = await (loop as NonNullable<typeof loop>).trigger()
@@ -271,6 +285,12 @@ export async function runReconciler(opts: ReconcilerOptions): Promise<RunningRec
         const r = requests
         requests = undefined
         void r.stop()
+      }
+      if (certs) {
+        const c = certs
+        certs = undefined
+        state.meshCas = undefined
+        void c.stop()
       }
     }
   }
@@ -297,6 +317,7 @@ export async function runReconciler(opts: ReconcilerOptions): Promise<RunningRec
       log.info('reconciler stopping')
       await loop?.stop()
       await requests?.stop().catch(() => {})
+      await certs?.stop().catch(() => {})
       await tracker?.stop().catch(() => {})
       await statusWrite
       await lease?.stop({ release: true }).catch((err) => log.warn({ err }, 'lease release failed'))

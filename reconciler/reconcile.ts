@@ -1,8 +1,19 @@
 import type { CommitPublishedEvent } from '../schemas/events.js'
 import type { Violation } from '../schemas/violation.js'
-import type { ReconcileError } from './core/errors.js'
-import { type BuiltEvent, commitSupersededEvent } from './core/events.js'
-import { compileStep, diffStep, fetchStep, flushEvents, publishStep, validateStep } from './steps/steps.js'
+import type { AppliedMtls } from './core/ca-change.js'
+import type { ActiveMeshCa } from './core/cert-service.js'
+import { EmptyZoneRefused, type ReconcileError, TableTooLarge } from './core/errors.js'
+import { type BuiltEvent, commitSupersededEvent, passPublication } from './core/events.js'
+import { caStep, commitCaPlan } from './steps/ca-step.js'
+import {
+  compileStep,
+  diffStep,
+  fetchStep,
+  flushEvents,
+  publishStep,
+  refusalViolations,
+  validateStep,
+} from './steps/steps.js'
 import type { Inventory, PassDeps } from './steps/types.js'
 import type { PassHooks } from './triggers.js'
 
@@ -11,7 +22,7 @@ export type { Inventory, InventoryEntry, PassBus, PassDeps, PassSource } from '.
 /**
  * One reconcile pass, always the same steps in the same order (STYLE.md §3):
  *
- *   fetch → parse + validate → compile → diff → publish
+ *   fetch → parse + validate → mesh CAs → compile → diff → publish
  *
  * Each step (reconciler/steps/steps.ts) returns `{ value }` or `{ error }` and the pass stops at the first
  * error. Writing the status is the caller's job (main.ts), whatever the pass returns.
@@ -36,9 +47,21 @@ export interface PassState {
   stalledError?: ReconcileError
   /** Events built but not yet acknowledged by the stream (sent first by the next pass). */
   pendingEvents: BuiltEvent[]
+  /** mTLS state of the last applied revision (the CA-change rule's reference); read from KV when undefined. */
+  appliedMtls?: AppliedMtls
+  /** The applied state was not written to KV yet. */
+  appliedMtlsDirty?: boolean
+  /** Signing CAs of the meshes with mTLS on in the last applied revision (the certificate service reads them). */
+  meshCas?: Map<string, ActiveMeshCa>
+  /** When the current pass started (the `p<ms>` publication part of its pre-publish commit events). */
+  passStart: Date
 }
 
-export const initialPassState = (): PassState => ({ lastGenerations: new Map(), pendingEvents: [] })
+export const initialPassState = (): PassState => ({
+  lastGenerations: new Map(),
+  pendingEvents: [],
+  passStart: new Date(0),
+})
 
 export type PassReport =
   | {
@@ -59,6 +82,7 @@ export type PassReport =
 export async function reconcileOnce(deps: PassDeps, state: PassState, hooks: PassHooks): Promise<PassReport> {
   const log = deps.log
   const started = performance.now()
+  state.passStart = deps.now()
   const fetched = await fetchStep(deps, state, hooks)
   if ('error' in fetched) {
     const e = fetched.error as ReconcileError & { revision?: string; violations?: Violation[] }
@@ -88,9 +112,11 @@ export async function reconcileOnce(deps: PassDeps, state: PassState, hooks: Pas
     if (!reason?.by) return { result: 'superseded', revision, sha, by: '' }
     const by = `${deps.branch}@sha1:${reason.by}`
     passLog.info({ by }, 'revision superseded')
-    await deps.bus.emit(commitSupersededEvent({ revision, time: deps.now(), by })).catch((err) => {
-      passLog.warn({ err }, 'superseded event not delivered')
-    })
+    await deps.bus
+      .emit(commitSupersededEvent({ revision, time: deps.now(), by, publication: passPublication(state.passStart) }))
+      .catch((err) => {
+        passLog.warn({ err }, 'superseded event not delivered')
+      })
     return { result: 'superseded', revision, sha, by }
   }
 
@@ -114,7 +140,15 @@ export async function reconcileOnce(deps: PassDeps, state: PassState, hooks: Pas
   const aborted1 = await superseded()
   if (aborted1) return aborted1
 
-  const compiled = await compileStep(deps, state, validated.value, revision, sha, passLog)
+  const cas = await caStep(deps, state, validated.value, revision, sha, passLog)
+  mark('ca')
+  if ('error' in cas) {
+    const violations = (cas.error as { violations?: Violation[] }).violations ?? []
+    if (cas.error.code === 'ValidationFailed') return { result: 'invalid', revision, sha, error: cas.error, violations }
+    return { result: 'failed', revision, sha, error: cas.error }
+  }
+
+  const compiled = await compileStep(deps, state, validated.value, revision, sha, passLog, cas.value.builtinCaCerts)
   mark('compile')
   if ('error' in compiled) {
     const violations = (compiled.error as { violations?: Violation[] }).violations ?? []
@@ -126,8 +160,8 @@ export async function reconcileOnce(deps: PassDeps, state: PassState, hooks: Pas
   const planned = await diffStep(deps, state, compiled.value, revision, sha, passLog)
   mark('diff')
   if ('error' in planned) {
-    if (planned.error.code === 'EmptyZoneRefused' || planned.error.code === 'TableTooLarge')
-      return { result: 'invalid', revision, sha, error: planned.error, violations: [] }
+    if (planned.error instanceof EmptyZoneRefused || planned.error instanceof TableTooLarge)
+      return { result: 'invalid', revision, sha, error: planned.error, violations: refusalViolations(planned.error) }
     return { result: 'failed', revision, sha, error: planned.error }
   }
   const aborted2 = await superseded()
@@ -137,6 +171,7 @@ export async function reconcileOnce(deps: PassDeps, state: PassState, hooks: Pas
   const published = await publishStep(deps, state, planned.value, revision, sha, passLog)
   mark('publish')
   if ('error' in published) return { result: 'failed', revision, sha, error: published.error }
+  await commitCaPlan(deps, state, cas.value, passLog)
   if (published.value.length === 0) return { result: 'unchanged', revision, sha }
   passLog.info({ zones: published.value.length, timings }, 'revision applied')
   return { result: 'applied', revision, sha, zones: published.value, timings }

@@ -19,8 +19,11 @@ export function canonicalJson(value: unknown): string {
   return `{${keys.map((k) => `${JSON.stringify(k)}:${canonicalJson(obj[k])}`).join(',')}}`
 }
 
-/** `sha256:<hex>` of the canonical JSON of `{zone, egresses, routes}` (DESIGN.md §3). Pure. */
-export function tableDigest(table: Pick<ZoneTable, 'zone' | 'egresses' | 'routes'>): string {
-  const body = canonicalJson({ zone: table.zone, egresses: table.egresses, routes: table.routes })
+/**
+ * `sha256:<hex>` of the canonical JSON of `{zone, egresses, routes}` plus `meshes` when the table has them
+ * (DESIGN.md §3): a CA change republishes the zone. A table without `meshes` hashes exactly as before. Pure.
+ */
+export function tableDigest(table: Pick<ZoneTable, 'zone' | 'egresses' | 'routes' | 'meshes'>): string {
+  const body = canonicalJson({ zone: table.zone, egresses: table.egresses, routes: table.routes, meshes: table.meshes })
   return `sha256:${createHash('sha256').update(body).digest('hex')}`
 }

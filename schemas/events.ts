@@ -31,6 +31,13 @@ export interface CommitInvalidEvent extends EventBase {
   type: 'commit.invalid'
   sha: string
   violations: Violation[]
+  /**
+   * Why the commit was refused: absent (or `ValidationFailed`) for violations in its files; `EmptyZoneRefused`
+   * or `TableTooLarge` when the files are valid but the tables they compile to cannot be published.
+   */
+  reason?: string
+  /** The zones a refusal concerns (every one of them), with `reason`. */
+  zones?: string[]
 }
 export interface CommitPublishedEvent extends EventBase {
   type: 'commit.published'

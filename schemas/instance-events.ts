@@ -1,5 +1,5 @@
 import type { RolloutAppliedEvent, RolloutRejectedEvent, ZonegateEvent } from './events.js'
-import { encodeToken, eventMsgId, rolloutInstanceSubject } from './subjects.js'
+import { encodeToken, eventMsgId, generationPart, rolloutInstanceSubject } from './subjects.js'
 
 /**
  * Event-builder pieces shared by both sides: the reconciler (reconciler/core/events.ts re-exports these and adds
@@ -51,7 +51,7 @@ export function rolloutAppliedEvent(b: RolloutInput<RolloutAppliedEvent>): Built
   const sha = revisionSha(b.revision)
   return {
     subject: rolloutInstanceSubject(b.zone, 'applied', b.egress, b.instance),
-    msgId: eventMsgId(sha, b.zone, instanceMsgPart(b.egress, b.instance), 'applied'),
+    msgId: eventMsgId(sha, b.zone, instanceMsgPart(b.egress, b.instance), 'applied', generationPart(b.generation)),
     payload: {
       type: 'rollout.applied',
       time: iso(b.time),
@@ -82,7 +82,7 @@ export function rolloutRejectedEvent(b: RolloutInput<RolloutRejectedEvent>): Bui
   if (b.digest !== undefined) payload.digest = b.digest
   return {
     subject: rolloutInstanceSubject(b.zone, 'rejected', b.egress, b.instance),
-    msgId: eventMsgId(sha, b.zone, instanceMsgPart(b.egress, b.instance), 'rejected'),
+    msgId: eventMsgId(sha, b.zone, instanceMsgPart(b.egress, b.instance), 'rejected', generationPart(b.generation)),
     payload,
   }
 }

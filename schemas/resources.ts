@@ -9,9 +9,16 @@ export const Kind = {
   ZoneEgress: 'ZoneEgress',
   ZoneIngress: 'ZoneIngress',
   ExternalService: 'ExternalService',
+  MeshTrafficPermission: 'MeshTrafficPermission',
 } as const
 export type Kind = (typeof Kind)[keyof typeof Kind]
-export const KINDS: readonly Kind[] = [Kind.Mesh, Kind.ZoneEgress, Kind.ZoneIngress, Kind.ExternalService]
+export const KINDS: readonly Kind[] = [
+  Kind.Mesh,
+  Kind.ZoneEgress,
+  Kind.ZoneIngress,
+  Kind.ExternalService,
+  Kind.MeshTrafficPermission,
+]
 
 export type Tags = Record<string, string>
 
@@ -120,7 +127,35 @@ export interface ExternalService {
   networking: { address: string; tls?: ExternalServiceTls; disableHostDNSEntry?: boolean }
 }
 
-export type Resource = Mesh | ZoneEgress | ZoneIngress | ExternalService
+/** A policy `targetRef` (Kuma's common_api.TargetRef; the kinds MeshTrafficPermission accepts). */
+export interface TargetRef {
+  kind?: string
+  name?: string
+  namespace?: string
+  sectionName?: string
+  mesh?: string
+  tags?: Tags
+  labels?: Record<string, string>
+  proxyTypes?: string[]
+}
+
+export const TrafficAction = { Allow: 'Allow', Deny: 'Deny', AllowWithShadowDeny: 'AllowWithShadowDeny' } as const
+export type TrafficAction = (typeof TrafficAction)[keyof typeof TrafficAction]
+
+/** MeshTrafficPermission (Kuma 2.x `from[]` form); mesh-scoped, body under `spec`. */
+export interface MeshTrafficPermission {
+  type: 'MeshTrafficPermission'
+  name: string
+  mesh: string
+  labels?: Record<string, string>
+  spec?: {
+    /** What the policy applies to (the destination); absent = the whole mesh. */
+    targetRef?: TargetRef
+    from?: { targetRef?: TargetRef; default?: { action?: TrafficAction } }[]
+  }
+}
+
+export type Resource = Mesh | ZoneEgress | ZoneIngress | ExternalService | MeshTrafficPermission
 
 /** The zone a ZoneEgress/ZoneIngress belongs to when its `zone` field is empty. */
 export const DEFAULT_ZONE = 'default'

@@ -72,9 +72,25 @@ export const rolloutInstanceSubject = (
 ) => `zonegate.events.rollout.${zone}.${outcome}.${encodeToken(egress)}.${encodeToken(instance)}`
 export const rolloutSubjects = (zone = '*') => `zonegate.events.rollout.${zone}.>`
 
-/** `Nats-Msg-Id` of an event: `<sha>:<zone>:<instance or ->:<phase>`. */
-export const eventMsgId = (sha: string, zone: string | undefined, instance: string | undefined, phase: string) =>
-  `${sha}:${zone ?? '-'}:${instance ?? '-'}:${phase}`
+/**
+ * `Nats-Msg-Id` of an event: `<sha>:<zone or ->:<instance or ->:<phase>:<publication>` (DESIGN.md's id plus a
+ * fifth part, so each publication of a commit has its own ids and a commit published again within the stream's
+ * 2-minute duplicate window, e.g. after a force-push back to it, is not dropped as a duplicate):
+ * `g<generation>` for zone and instance events (the zone's generation), `g<highest generation>` for the commit
+ * events of a publication, `p<pass start, ms>` for the commit events of a pass before it publishes.
+ * A retry of the same event reuses its id and is still stored once.
+ */
+export const eventMsgId = (
+  sha: string,
+  zone: string | undefined,
+  instance: string | undefined,
+  phase: string,
+  publication?: string,
+) => `${sha}:${zone ?? '-'}:${instance ?? '-'}:${phase}${publication === undefined ? '' : `:${publication}`}`
+
+/** The publication part of a msg id for a generation: `g<n>`. Pure. */
+export const generationPart = (generation: number | undefined) =>
+  generation === undefined ? undefined : `g${generation}`
 
 /** Stream and bucket settings of DESIGN.md §3, shared by whoever creates them first. */
 export const EVENTS_MAX_AGE_NS = 7 * 24 * 3600 * 1e9

@@ -43,7 +43,10 @@ export interface UpstreamTls {
   skipHostnameVerification?: boolean
 }
 
-/** Route-level TLS of the first envelope version; superseded by `TableUpstream.tls`. */
+/**
+ * Route-level TLS of the first envelope version; superseded by `TableUpstream.tls`. The compiler no longer emits it
+ * (docs/decisions/007-upstream-tls-and-table-version.md); the schema still accepts it.
+ */
 export interface RouteTls {
   enabled: boolean
   serverName?: string
@@ -75,6 +78,12 @@ export interface TableRoute {
    * `["*"]` everyone in the mesh, `[]` nobody (Kuma's default without a permission).
    */
   allow?: string[]
+  /**
+   * External routes, only together with `allow: ["*"]`: caller services refused although the rest of the mesh is
+   * allowed (e.g. Allow Mesh + Deny MeshService `bad`). A caller is admitted when it is not in `deny` and `allow`
+   * holds `"*"` or its service. Absent = nobody is carved out. See docs/permissions.md.
+   */
+  deny?: string[]
 }
 
 export interface TableSignature {

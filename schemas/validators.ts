@@ -1,6 +1,8 @@
 import { Ajv2020, type ErrorObject, type ValidateFunction } from 'ajv/dist/2020.js'
+import egressCertRequestSchema from './egress-cert-request.schema.json' with { type: 'json' }
 import externalServiceSchema from './external-service.schema.json' with { type: 'json' }
 import meshSchema from './mesh.schema.json' with { type: 'json' }
+import meshTrafficPermissionSchema from './mesh-traffic-permission.schema.json' with { type: 'json' }
 import { Kind } from './resources.js'
 import zoneEgressSchema from './zone-egress.schema.json' with { type: 'json' }
 import zoneIngressSchema from './zone-ingress.schema.json' with { type: 'json' }
@@ -17,6 +19,7 @@ export const validateMeshShape: ValidateFunction = ajv.compile(meshSchema)
 export const validateZoneEgressShape: ValidateFunction = ajv.compile(zoneEgressSchema)
 export const validateZoneIngressShape: ValidateFunction = ajv.compile(zoneIngressSchema)
 export const validateExternalServiceShape: ValidateFunction = ajv.compile(externalServiceSchema)
+export const validateMeshTrafficPermissionShape: ValidateFunction = ajv.compile(meshTrafficPermissionSchema)
 const validateZoneTable: ValidateFunction = ajv.compile(zoneTableSchema)
 
 /** The compiled shape validator of each resource kind. */
@@ -25,6 +28,7 @@ export const resourceShapeValidators: Readonly<Record<Kind, ValidateFunction>> =
   [Kind.ZoneEgress]: validateZoneEgressShape,
   [Kind.ZoneIngress]: validateZoneIngressShape,
   [Kind.ExternalService]: validateExternalServiceShape,
+  [Kind.MeshTrafficPermission]: validateMeshTrafficPermissionShape,
 }
 
 export type { ErrorObject as SchemaError }
@@ -57,4 +61,12 @@ export function schemaProblems(errors: ErrorObject[] | null | undefined): ShapeP
 export function validateZoneTableShape(value: unknown): ShapeProblem[] {
   if (validateZoneTable(value)) return []
   return schemaProblems(validateZoneTable.errors)
+}
+
+const validateEgressCertRequest: ValidateFunction = ajv.compile(egressCertRequestSchema)
+
+/** Checks an `EgressCertRequest` (schemas/certs.ts); every problem as `{path, message}`, empty = valid. Pure. */
+export function validateEgressCertRequestShape(value: unknown): ShapeProblem[] {
+  if (validateEgressCertRequest(value)) return []
+  return schemaProblems(validateEgressCertRequest.errors)
 }

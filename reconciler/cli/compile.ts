@@ -7,21 +7,39 @@ import type { Snapshot } from '../core/model.js'
 import type { ValidationResult } from '../core/validate/index.js'
 import { FolderSourceError, readFolderSnapshot } from '../source/folder-source.js'
 
-/** `198.51.100.21:10001 w2 (zone-b)`; IPv6 addresses bracketed. Pure. */
+/**
+ * `198.51.100.21:10001 w2 (zone-b)`, plus ` tls <serverName>` (and `ca`, `client-cert`) when TLS is originated;
+ * IPv6 addresses bracketed. Pure.
+ */
 export function formatUpstream(u: TableUpstream): string {
   const host = u.address.includes(':') ? `[${u.address}]` : u.address
-  return `${host}:${u.port} w${u.weight}${u.zone ? ` (${u.zone})` : ''}`
+  let tls = ''
+  if (u.tls?.enabled) {
+    const extras = [u.tls.serverName, u.tls.caCert ? 'ca' : undefined, u.tls.clientCert ? 'client-cert' : undefined]
+    tls = ` tls${extras
+      .filter(Boolean)
+      .map((x) => ` ${x}`)
+      .join('')}`
+  }
+  return `${host}:${u.port} w${u.weight}${u.zone ? ` (${u.zone})` : ''}${tls}`
 }
 
-/** A route's upstreams with weights, then TLS origination (`tls <serverName>`). Pure. */
+/** A route's upstreams with weights and TLS, then route-level TLS of old tables (`tls <serverName>`). Pure. */
 export function formatUpstreams(r: TableRoute): string {
   const tls = r.tls?.enabled ? `  tls${r.tls.serverName ? ` ${r.tls.serverName}` : ''}` : ''
   return `${r.upstreams.map(formatUpstream).join(', ')}${tls}`
 }
 
-/** The readable columns of a route after its SNI: mode (padded), upstreams with weights, TLS. Pure. */
+/** Who may use an external route: `allow web,api`, `allow *`, `allow * deny bad`, `allow none`. Pure. */
+export function formatAccess(r: TableRoute): string {
+  if (r.allow === undefined) return ''
+  const allow = r.allow.length === 0 ? 'none' : r.allow.join(',')
+  return `  allow ${allow}${r.deny && r.deny.length > 0 ? ` deny ${r.deny.join(',')}` : ''}`
+}
+
+/** The readable columns of a route after its SNI: mode (padded), upstreams with weights, TLS, access. Pure. */
 export function formatRouteTail(r: TableRoute): string {
-  return `${r.mode.padEnd(15)} ${formatUpstreams(r)}`
+  return `${r.mode.padEnd(15)} ${formatUpstreams(r)}${formatAccess(r)}`
 }
 
 /** The readable form of `zonegate compile`: a header, the egresses, then one line per route. Pure. */
@@ -34,6 +52,7 @@ export function formatTableText(t: ZoneTable): string {
   const width = Math.max(3, ...t.routes.map((r) => r.sni.length))
   lines.push('', `${'SNI'.padEnd(width)}  ${'MODE'.padEnd(15)} UPSTREAMS`)
   for (const r of t.routes) lines.push(`${r.sni.padEnd(width)}  ${formatRouteTail(r)}`)
+  for (const m of t.meshes ?? []) lines.push(`mesh ${m.name}: ${m.caCerts.length} CA certificate(s)`)
   lines.push('', `${t.routes.length} route${t.routes.length === 1 ? '' : 's'}`)
   return `${lines.join('\n')}\n`
 }
@@ -101,6 +120,20 @@ export function registerCompileCommand(program: Command): void {
           `zone "${opts.zone}" has no ZoneEgress in ${path}, so it has no table; ${zones.length === 0 ? 'no zone has a ZoneEgress' : `zones with a ZoneEgress: ${zones.join(', ')}`}`,
         )
       }
+      // Builtin CAs are created by the reconciler (KV zonegate-ca): offline, their meshes have no `meshes` entry.
+      const { enabledBackendOf } = await import('../core/mesh-ca.js')
+      const builtin = new Set(
+        compiled.result.resources.meshes
+          .filter((m) => enabledBackendOf(m.resource)?.type === 'builtin')
+          .map((m) => m.resource.name),
+      )
+      const offline = [...new Set(table.routes.filter((r) => r.mode === 'terminate-mtls').map((r) => r.mesh))]
+        .filter((m) => builtin.has(m))
+        .sort()
+      if (offline.length > 0)
+        process.stderr.write(
+          `note: mesh${offline.length === 1 ? '' : 'es'} ${offline.join(', ')} use${offline.length === 1 ? 's' : ''} a builtin CA, created by the reconciler: the published table also lists ${offline.length === 1 ? 'its' : 'their'} CA certificate under "meshes" (not shown offline)\n`,
+        )
       const formatTableJson: typeof FormatTableJson = (await import('../core/compile.js')).formatTableJson
       if (opts.output === 'yaml')
         process.stdout.write(await formatStructured(JSON.parse(formatTableJson(table)), 'yaml'))

@@ -57,9 +57,9 @@ interface DiffOptions {
  * changes per zone (readable, or JSON `{from, to, changed, zones: ZoneDiff[]}`). FROM and TO are folders, or with
  * `--repo` revisions (branch, tag, sha) of that local repository read from its object store, optionally under the
  * sub-folder `--path` (as the reconciler's `--path`). Exit 0 when nothing changes, 3 when something does, 1 when
- * either side is invalid (its violations printed, prefixed `from:`/`to:`), 2 on usage and I/O errors (missing
- * folder, unknown ref, not a repository) with a `zonegate:` message on stderr (DESIGN.md §5: codes never
- * collide).
+ * either side is invalid (its violations printed, prefixed `from:`/`to:`; `to` is also invalid when it changes
+ * `mtls.enabledBackend` of a mesh whose mTLS stays on, Kuma's rule), 2 on usage and I/O errors (missing folder,
+ * unknown ref, not a repository) with a `zonegate:` message on stderr (DESIGN.md §5: codes never collide).
  */
 export function registerDiffCommand(program: Command): void {
   const cmd = program
@@ -92,7 +92,13 @@ export function registerDiffCommand(program: Command): void {
       }
       const [a, b] = [await read(from), await read(to)]
       const ca = await compileSnapshot(a)
-      const cb = await compileSnapshot(b)
+      let cb = await compileSnapshot(b)
+      if (ca.ok && cb.ok) {
+        // Kuma refuses to change the CA of a mesh whose mTLS stays on (the reconciler would refuse `to` too).
+        const { caChangeViolations, mtlsBackendsOf } = await import('../core/ca-change.js')
+        const refused = caChangeViolations(mtlsBackendsOf(ca.result.resources), cb.result.resources)
+        if (refused.length > 0) cb = { ok: false, result: { ...cb.result, valid: false, violations: refused } }
+      }
       if (!ca.ok || !cb.ok) {
         const sides = [
           { name: 'from', rev: a.revision, c: ca },

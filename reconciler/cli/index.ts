@@ -1,4 +1,5 @@
 import type { Command } from 'commander'
+import { registerCertCommand } from './cert.js'
 import { registerCompileCommand } from './compile.js'
 import { registerDiffCommand } from './diff.js'
 import { registerEventsCommand } from './events.js'
@@ -8,7 +9,8 @@ import { registerRolloutCommand } from './rollout.js'
 import { registerStatusCommand } from './status.js'
 import { registerValidateCommand } from './validate.js'
 
-/** Registers the control-plane subcommands: validate, compile, diff, reconciler, reconcile, status, rollout, events. */
+/** Registers the control-plane subcommands: validate, compile, diff, reconciler, reconcile, status, rollout, events,
+ * cert. */
 export function registerReconcilerCommands(program: Command): void {
   registerValidateCommand(program)
   registerCompileCommand(program)
@@ -18,4 +20,5 @@ export function registerReconcilerCommands(program: Command): void {
   registerStatusCommand(program)
   registerRolloutCommand(program)
   registerEventsCommand(program)
+  registerCertCommand(program)
 }

@@ -10,7 +10,7 @@ import {
   UsageError,
   withExamples,
 } from '../../cli/common.js'
-import { commitSubjects, EVENTS_STREAM, EVENTS_SUBJECTS } from '../../schemas/subjects.js'
+import { commitSubject, commitSubjects, EVENTS_STREAM, EVENTS_SUBJECTS } from '../../schemas/subjects.js'
 import {
   exitCodeFor,
   formatEvent,
@@ -29,8 +29,8 @@ import {
 /**
  * `zonegate rollout watch`: follows stream ZONEGATE_EVENTS with one ordered consumer (one filter subject,
  * `zonegate.events.>`, which nats-server 2.9 accepts) and feeds the events to core/rollout-watch.ts.
- * With `--commit`, it starts at the commit's first event in the stream (replaying the past), else at the
- * next new event. See docs/getting-started.md for the choices (next commit, superseded, --zone).
+ * With `--commit`, it starts at the newest publication of the commit in the stream (its last `fetched`
+ * event, replaying from there), else at the next new event. See docs/getting-started.md for the choices (next commit, superseded, --zone).
  */
 
 const DEFAULT_TIMEOUT_MS = 60_000
@@ -121,6 +121,21 @@ async function resolveSha(jsm: JetStreamManager, prefix: string): Promise<string
   return [...shas][0] ?? prefix
 }
 
+/**
+ * Where the newest publication of a commit starts in the stream: its last `commit.<sha>.fetched` event (a
+ * commit published again, e.g. after a force-push back to it, has a `fetched` per publication), else its
+ * first event; undefined when it has none yet.
+ */
+async function startSeqOf(jsm: JetStreamManager, sha: string): Promise<number | undefined> {
+  try {
+    const last = await jsm.streams.getMessage(EVENTS_STREAM, { last_by_subj: commitSubject(sha, 'fetched') })
+    if (last?.seq) return last.seq
+  } catch (err) {
+    if (!/not found/i.test((err as Error).message)) throw err
+  }
+  return firstSeqOf(jsm, sha)
+}
+
 /** Sequence of the first event of a commit in the stream, or undefined when it has none yet. */
 async function firstSeqOf(jsm: JetStreamManager, sha: string): Promise<number | undefined> {
   // STREAM.MSG.GET with next_by_subj (nats-server 2.9): the first message at or after seq 1 on the commit's subjects
@@ -192,7 +207,7 @@ export async function runRolloutWatch(flags: WatchFlags, out: (line: string) => 
     if (options.commit) {
       const sha = await resolveSha(jsm, options.commit)
       state = { ...state, sha }
-      const first = FULL_SHA.test(sha) ? await firstSeqOf(jsm, sha) : undefined
+      const first = FULL_SHA.test(sha) ? await startSeqOf(jsm, sha) : undefined
       if (first === undefined)
         process.stderr.write(
           `commit ${sha} is not on stream ${EVENTS_STREAM} yet: waiting for its events${timeoutMs === undefined ? '' : ` up to ${flags.timeout ?? '60s'}`} ` +

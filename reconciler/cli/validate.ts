@@ -7,7 +7,11 @@ import { FolderSourceError, readFolderSnapshot } from '../source/folder-source.j
 
 const count = (n: number, word: string) => `${n} ${word}${n === 1 ? '' : 's'}`
 const resourceCount = (r: Resources) =>
-  r.meshes.length + r.zoneEgresses.length + r.zoneIngresses.length + r.externalServices.length
+  r.meshes.length +
+  r.zoneEgresses.length +
+  r.zoneIngresses.length +
+  r.externalServices.length +
+  (r.meshTrafficPermissions?.length ?? 0)
 
 /**
  * `zonegate validate PATH [--output json]`: validates a folder (one snapshot) or one YAML file. Text output

@@ -1,6 +1,7 @@
 import type { AvailableService, ExternalService, Mesh, ZoneIngress } from '../../schemas/resources.js'
 import { SERVICE_TAG, ZONE_TAG } from '../../schemas/resources.js'
-import type { RouteTls, TableUpstream } from '../../schemas/table.js'
+import type { TableUpstream, UpstreamTls } from '../../schemas/table.js'
+import { type DataFiles, dataSourceValue } from './data-source.js'
 import { sniFromTags } from './sni.js'
 import { isDNSName, splitHostPort } from './validate/net.js'
 
@@ -23,7 +24,8 @@ export interface Endpoint {
   zone?: string
   /** From an ExternalService (step 2) rather than a remote ingress (step 1). */
   external: boolean
-  tls?: RouteTls
+  /** TLS origination towards this endpoint (ExternalServices with `tls.enabled` only). */
+  tls?: UpstreamTls
 }
 
 /** An ExternalService reduced to what routing needs. */
@@ -32,6 +34,7 @@ export interface PreparedEs {
   name: string
   service: string
   pinned?: string
+  tags: Record<string, string>
   endpoint: Endpoint
 }
 
@@ -52,24 +55,46 @@ export const mtlsOn = (m: Mesh) => typeof m.mtls?.enabledBackend === 'string' &&
 /** `routing.zoneEgress: true`. Pure. */
 export const zoneEgressOn = (m: Mesh) => m.routing?.zoneEgress === true
 
-/** Kuma's `ExternalService` endpoint: host:port, weight 1, TLS from `networking.tls`. */
-export function prepareExternalService(es: ExternalService): PreparedEs | undefined {
+/**
+ * Kuma's `ExternalService` endpoint: host:port, weight 1, and TLS origination from `networking.tls` (Kuma's
+ * per-endpoint rules): none unless `tls.enabled`; `serverName` = `tls.serverName`, else the host when it is a DNS
+ * name; `caCert`, and `clientCert` + `clientKey` only when both are given, as PEM read from their data sources
+ * (`files` for `file` sources); `allowRenegotiation` and `skipHostnameVerification` when set. Pure.
+ */
+export function prepareExternalService(es: ExternalService, files?: DataFiles): PreparedEs | undefined {
   const hp = splitHostPort(es.networking.address)
   const port = hp ? Number(hp.port) : Number.NaN
   const service = es.tags[SERVICE_TAG]
   if (!hp || !Number.isInteger(port) || service === undefined) return undefined // cannot happen after validation
+  const endpoint: Endpoint = { address: hp.host, port, weight: 1, external: true }
   const t = es.networking.tls
-  const enabled = t?.enabled === true
-  // Kuma: serverName, else the host when it is a DNS name (never an IP). Only meaningful when TLS is originated.
-  const serverName = !enabled ? undefined : t?.serverName ? t.serverName : isDNSName(hp.host) ? hp.host : undefined
-  const tls: RouteTls = serverName === undefined ? { enabled } : { enabled, serverName }
-  const pinned = es.tags[ZONE_TAG]
-  return {
-    name: es.name,
-    service,
-    ...(pinned === undefined ? {} : { pinned }),
-    endpoint: { address: hp.host, port, weight: 1, external: true, tls },
+  if (t?.enabled === true) {
+    const tls: UpstreamTls = { enabled: true }
+    const serverName = t.serverName ? t.serverName : isDNSName(hp.host) ? hp.host : undefined
+    if (serverName !== undefined) tls.serverName = serverName
+    const caCert = t.caCert ? dataSourceValue(t.caCert, files) : undefined
+    if (caCert !== undefined) tls.caCert = caCert
+    const clientCert = t.clientCert ? dataSourceValue(t.clientCert, files) : undefined
+    const clientKey = t.clientKey ? dataSourceValue(t.clientKey, files) : undefined
+    if (clientCert !== undefined && clientKey !== undefined) {
+      tls.clientCert = clientCert
+      tls.clientKey = clientKey
+    }
+    if (t.allowRenegotiation !== undefined) tls.allowRenegotiation = t.allowRenegotiation
+    if (t.skipHostnameVerification !== undefined) tls.skipHostnameVerification = t.skipHostnameVerification
+    endpoint.tls = tls
   }
+  const pinned = es.tags[ZONE_TAG]
+  return { name: es.name, service, ...(pinned === undefined ? {} : { pinned }), tags: es.tags, endpoint }
+}
+
+/** The tags every ExternalService of a route carries with the same value (what a MeshSubset may select). Pure. */
+export function commonTags(list: readonly PreparedEs[]): Record<string, string> {
+  const first = list[0]
+  if (!first) return {}
+  const out: Record<string, string> = {}
+  for (const [k, v] of Object.entries(first.tags)) if (list.every((e) => e.tags[k] === v)) out[k] = v
+  return out
 }
 
 /**
@@ -132,26 +157,20 @@ export function prepareIngress(zi: ZoneIngress, zone: string, synthesized: Avail
 
 /** Same (address, port, zone) upstreams merge, weights summed; sorted by address, port, zone (Kuma's EDS order). */
 export function toUpstreams(endpoints: Endpoint[]): TableUpstream[] {
-  if (endpoints.length === 1) {
-    const e = endpoints[0] as Endpoint // the common case: nothing to merge or sort
-    return [
-      e.zone === undefined
-        ? { address: e.address, port: e.port, weight: e.weight }
-        : { address: e.address, port: e.port, weight: e.weight, zone: e.zone },
-    ]
+  const one = (e: Endpoint): TableUpstream => {
+    const u: TableUpstream = { address: e.address, port: e.port, weight: e.weight }
+    if (e.zone !== undefined) u.zone = e.zone
+    if (e.tls !== undefined) u.tls = e.tls
+    return u
   }
+  if (endpoints.length === 1) return [one(endpoints[0] as Endpoint)] // the common case: nothing to merge or sort
+  // Same address, port and zone: one upstream, weights summed; the first endpoint's TLS (first by name) is kept.
   const merged = new Map<string, TableUpstream>()
   for (const e of endpoints) {
     const key = `${e.address}\0${e.port}\0${e.zone ?? ''}`
     const u = merged.get(key)
     if (u) u.weight = Math.min(MAX_WEIGHT, u.weight + e.weight)
-    else
-      merged.set(key, {
-        address: e.address,
-        port: e.port,
-        weight: e.weight,
-        ...(e.zone === undefined ? {} : { zone: e.zone }),
-      })
+    else merged.set(key, one(e))
   }
   return [...merged.values()].sort(
     (a, b) => bytewise(a.address, b.address) || a.port - b.port || bytewise(a.zone ?? '', b.zone ?? ''),

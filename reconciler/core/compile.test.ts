@@ -184,6 +184,8 @@ describe('compile', () => {
     })
   }
 
+  const CA = '-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n'
+  const KEY = '-----BEGIN PRIVATE KEY-----\nMIIE\n-----END PRIVATE KEY-----\n'
   const tlsCases: { address: string; tls?: ExternalService['networking']['tls']; expected: unknown }[] = [
     {
       address: 'api.example.com:443',
@@ -197,8 +199,32 @@ describe('compile', () => {
     },
     { address: '192.0.2.1:443', tls: { enabled: true }, expected: { enabled: true } },
     { address: '999.1.1.1:443', tls: { enabled: true }, expected: { enabled: true, serverName: '999.1.1.1' } },
-    { address: 'api.example.com:80', tls: { enabled: false, serverName: 'x' }, expected: { enabled: false } },
-    { address: 'api.example.com:80', expected: { enabled: false } },
+    // Kuma: no tls.enabled → plain TCP, nothing else applies.
+    { address: 'api.example.com:80', tls: { enabled: false, serverName: 'x' }, expected: undefined },
+    { address: 'api.example.com:80', expected: undefined },
+    {
+      address: 'api.example.com:443',
+      tls: {
+        enabled: true,
+        caCert: { inlineString: CA },
+        clientCert: { inline: Buffer.from(CA).toString('base64') },
+        allowRenegotiation: true,
+        skipHostnameVerification: false,
+      },
+      // clientCert without clientKey: no client certificate (Kuma needs both).
+      expected: {
+        enabled: true,
+        serverName: 'api.example.com',
+        caCert: CA,
+        allowRenegotiation: true,
+        skipHostnameVerification: false,
+      },
+    },
+    {
+      address: 'api.example.com:443',
+      tls: { enabled: true, clientCert: { inlineString: CA }, clientKey: { inlineString: KEY } },
+      expected: { enabled: true, serverName: 'api.example.com', clientCert: CA, clientKey: KEY },
+    },
   ]
   for (const c of tlsCases) {
     it(`compile - tls of ${c.address} with ${JSON.stringify(c.tls)}`, () => {
@@ -208,7 +234,9 @@ describe('compile', () => {
         egresses: [egress('ze', 'a')],
         es: [{ ...e, networking: { ...e.networking, ...(c.tls ? { tls: c.tls } : {}) } }],
       })
-      expect(compileZoneTables(input).get('a')?.routes[0]?.tls).toEqual(c.expected)
+      const route = compileZoneTables(input).get('a')?.routes[0]
+      expect(route?.upstreams[0]?.tls).toEqual(c.expected)
+      expect(route?.tls).toBeUndefined() // route-level tls is no longer emitted (decision 007)
     })
   }
 

@@ -1,16 +1,23 @@
-import { type AvailableService, DEFAULT_ZONE, type ExternalService, type Mesh } from '../../schemas/resources.js'
+import {
+  type AvailableService,
+  DEFAULT_ZONE,
+  type ExternalService,
+  type Mesh,
+  type MeshTrafficPermission,
+} from '../../schemas/resources.js'
 import {
   RouteKind,
   RouteMode,
-  type RouteTls,
   TABLE_API_VERSION,
   TABLE_KIND,
   type TableEgress,
+  type TableMesh,
   type TableRoute,
   type ZoneTable,
 } from '../../schemas/table.js'
 import {
   bytewise,
+  commonTags,
   type Endpoint,
   groupByService,
   ingressEndpoints,
@@ -24,7 +31,9 @@ import {
   zoneEgressOn,
   zoneOf,
 } from './compile-inputs.js'
+import { meshCaCertificates } from './mesh-ca.js'
 import type { Resources } from './model.js'
+import { computeRouteAccess } from './permissions.js'
 import { defaultSniFormat, type SniFormat } from './sni.js'
 import { canonicalRouteJson } from './table-json.js'
 import { type Built, type SharedBuilt, SharedRoutes, type ZonePart } from './zone-assembly.js'
@@ -41,6 +50,12 @@ export interface CompileOptions {
   defaultZone?: string
   /** The SNI format (default: the legacy tag SNI). */
   sniFormat?: SniFormat
+  /**
+   * PEM certificates of the enabled CA of meshes with a `builtin` backend, by mesh name: the reconciler creates
+   * those CAs (KV `zonegate-ca`) and passes their public certificates in. A builtin mesh missing here gets no
+   * `meshes` entry (offline `zonegate compile`). Provided CAs are read from the resources themselves.
+   */
+  builtinCaCerts?: ReadonlyMap<string, readonly string[]>
 }
 
 /** Per mesh with mTLS: its ExternalServices split into unpinned (shared by every zone) and pinned per zone. */
@@ -48,12 +63,17 @@ class MeshPlan {
   readonly unpinned: Map<string, PreparedEs[]>
   readonly pinned = new Map<string, Map<string, PreparedEs[]>>()
   private readonly crossZone = new Map<string, Built>()
+  /** The `meshes` entry of tables with external routes of this mesh (undefined: CA certificates unknown). */
+  readonly tableMesh: TableMesh | undefined
 
   constructor(
     readonly mesh: Mesh,
     externalServices: PreparedEs[],
     private readonly format: SniFormat,
+    private readonly permissions: readonly MeshTrafficPermission[],
+    caCerts: readonly string[] | undefined,
   ) {
+    this.tableMesh = caCerts && caCerts.length > 0 ? { name: mesh.name, caCerts: [...caCerts] } : undefined
     this.unpinned = groupByService(externalServices.filter((e) => e.pinned === undefined))
     const byZone = new Map<string, PreparedEs[]>()
     for (const es of externalServices) {
@@ -65,7 +85,8 @@ class MeshPlan {
     for (const [zone, l] of byZone) this.pinned.set(zone, groupByService(l))
   }
 
-  build(service: string, kind: RouteKind, endpoints: Endpoint[], tls?: RouteTls): Built {
+  /** A route; external ones (`list` = their ExternalServices) carry who may use them (MeshTrafficPermissions). */
+  build(service: string, kind: RouteKind, endpoints: Endpoint[], list?: PreparedEs[]): Built {
     const external = kind === RouteKind.External
     const route: TableRoute = {
       sni: this.format.build({ mesh: this.mesh.name, service }),
@@ -75,7 +96,11 @@ class MeshPlan {
       mode: external ? RouteMode.TerminateMtls : RouteMode.Passthrough,
       upstreams: toUpstreams(endpoints),
     }
-    if (tls) route.tls = tls
+    if (external) {
+      const access = computeRouteAccess(this.mesh.name, service, commonTags(list ?? []), this.permissions)
+      route.allow = access.allow
+      if (access.deny.length > 0) route.deny = access.deny
+    }
     return { route, commaJson: `,${canonicalRouteJson(route)}` }
   }
 
@@ -83,12 +108,11 @@ class MeshPlan {
   shared(): SharedBuilt[] {
     const out: SharedBuilt[] = []
     for (const [service, list] of this.unpinned) {
-      const first = list[0] as PreparedEs
       const b = this.build(
         service,
         RouteKind.External,
         list.map((e) => e.endpoint),
-        first.endpoint.tls,
+        list,
       )
       deepFreeze(b.route)
       out.push({ route: b.route, commaJson: b.commaJson, plan: this, service })
@@ -132,13 +156,12 @@ class MeshPlan {
         if (fromIngress.has(service)) continue
         if (this.unpinned.has(service)) excluded.add(service)
         const list = reachable(service)
-        const first = list[0] as PreparedEs
         specific.push(
           this.build(
             service,
             RouteKind.External,
             list.map((e) => e.endpoint),
-            first.endpoint.tls,
+            list,
           ),
         )
       }
@@ -163,9 +186,11 @@ function deepFreeze<T>(value: T): T {
  * `routes` sorted by SNI, with `digest` equal to tableDigest. For every Mesh with mTLS, per service of Kuma's
  * egress endpoint map (step 1 remote ingresses, step 2 reachable ExternalServices):
  * - first endpoint from an ExternalService → `external` route, mode `terminate-mtls`, one upstream per
- *   reachable ExternalService (`kuma.io/zone` absent or this zone), weight 1, `tls` `{enabled, serverName}`
- *   (serverName: `networking.tls.serverName`, else the host when it is a DNS name; only when enabled) of the
- *   first ExternalService by name. Generated whether or not the mesh routes through zone egress.
+ *   reachable ExternalService (`kuma.io/zone` absent or this zone), weight 1, each with its own `tls` when that
+ *   ExternalService has `tls.enabled` (prepareExternalService), and `allow`/`deny` from the mesh's
+ *   MeshTrafficPermissions (permissions.ts). Generated whether or not the mesh routes through zone egress.
+ * - `meshes`: each mesh with external routes in the zone whose CA certificates are known (provided: from its data
+ *   source; builtin: `opts.builtinCaCerts`), sorted by name; absent when empty. It is part of the digest.
  * - first endpoint from a remote ingress → `cross-zone` route, mode `passthrough`, only when the mesh has
  *   `routing.zoneEgress: true`; upstream = advertised pair, weight = `instances` (0 or absent → 1), `zone` = the
  *   ingress's zone. ExternalServices pinned to another zone reach here through that zone's ingresses.
@@ -212,14 +237,23 @@ export function compileZoneTables(resources: Resources, opts: CompileOptions = {
     .sort((a, b) => bytewise(a.name, b.name) || bytewise(a.zone, b.zone))
 
   // Ingresses and egresses route on SNI under mesh mTLS only: meshes without it contribute nothing.
+  const mtpByMesh = new Map<string, MeshTrafficPermission[]>()
+  for (const { resource: p } of resources.meshTrafficPermissions ?? []) {
+    const list = mtpByMesh.get(p.mesh)
+    if (list) list.push(p)
+    else mtpByMesh.set(p.mesh, [p])
+  }
   const plans = meshes.filter(mtlsOn).map((m) => {
-    const prepared = (esByMesh.get(m.name) ?? []).map(prepareExternalService)
+    const prepared = (esByMesh.get(m.name) ?? []).map((es) => prepareExternalService(es, resources.files))
     return new MeshPlan(
       m,
       prepared.filter((e): e is PreparedEs => e !== undefined),
       format,
+      mtpByMesh.get(m.name) ?? [],
+      meshCaCertificates(m, resources.files, opts.builtinCaCerts),
     )
   })
+  const tableMeshOf = new Map(plans.map((p) => [p.mesh.name, p.tableMesh]))
 
   // Shared routes of every mesh, sorted by SNI once; each zone merges its own (few) routes into this list.
   const shared = new SharedRoutes(plans.flatMap((p) => p.shared()))
@@ -227,12 +261,30 @@ export function compileZoneTables(resources: Resources, opts: CompileOptions = {
   const tables = new Map<string, ZoneTable>()
   for (const zone of [...egressesByZone.keys()].sort(bytewise)) {
     const egresses = (egressesByZone.get(zone) as TableEgress[]).sort((a, b) => bytewise(a.name, b.name))
-    const { routes, digest } = shared.assemble(
+    const { routes, digest, meshes } = shared.assemble(
       zone,
       egresses,
       plans.map((p) => [p, p.zonePart(zone, ingresses)]),
+      (routes) => tableMeshes(routes, tableMeshOf),
     )
-    tables.set(zone, { apiVersion: TABLE_API_VERSION, kind: TABLE_KIND, zone, digest, egresses, routes })
+    const table: ZoneTable = { apiVersion: TABLE_API_VERSION, kind: TABLE_KIND, zone, digest, egresses, routes }
+    if (meshes) table.meshes = meshes
+    tables.set(zone, table)
   }
   return tables
+}
+
+/** The `meshes` of a zone: meshes with terminate-mtls routes whose CA certificates are known, by name. Pure. */
+function tableMeshes(
+  routes: readonly TableRoute[],
+  tableMeshOf: ReadonlyMap<string, TableMesh | undefined>,
+): TableMesh[] | undefined {
+  const names = new Set<string>()
+  for (const r of routes) if (r.mode === RouteMode.TerminateMtls) names.add(r.mesh)
+  const out: TableMesh[] = []
+  for (const name of [...names].sort(bytewise)) {
+    const m = tableMeshOf.get(name)
+    if (m) out.push(m)
+  }
+  return out.length > 0 ? out : undefined
 }

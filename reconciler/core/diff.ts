@@ -28,7 +28,10 @@ export interface UpstreamChange {
 /** A route present on both sides whose content differs. */
 export interface RouteChange {
   sni: string
-  /** The route fields that differ, in this order: `mesh`, `service`, `kind`, `mode`, `tls`, `upstreams`. */
+  /**
+   * The route fields that differ, in this order: `mesh`, `service`, `kind`, `mode`, `tls`, `allow`, `deny`,
+   * `upstreams` (an upstream's `tls` counts as `upstreams`).
+   */
   fields: string[]
   before: TableRoute
   after: TableRoute
@@ -89,7 +92,14 @@ function upstreamChanges(before: TableUpstream[], after: TableUpstream[]): Upstr
 }
 
 const sameUpstream = (a: TableUpstream, b: TableUpstream) =>
-  a.address === b.address && a.port === b.port && a.weight === b.weight && a.zone === b.zone
+  a.address === b.address &&
+  a.port === b.port &&
+  a.weight === b.weight &&
+  a.zone === b.zone &&
+  (a.tls === b.tls || canonicalJson(a.tls) === canonicalJson(b.tls))
+
+const sameList = (a: string[] | undefined, b: string[] | undefined) =>
+  a === b || (a !== undefined && b !== undefined && a.length === b.length && a.every((x, i) => x === b[i]))
 
 /** Field-by-field equality of two routes of the table shape: no serialisation, so 10,000s per ms. */
 function sameRoute(a: TableRoute, b: TableRoute): boolean {
@@ -97,6 +107,7 @@ function sameRoute(a: TableRoute, b: TableRoute): boolean {
   if (a.sni !== b.sni || a.mesh !== b.mesh || a.service !== b.service || a.kind !== b.kind || a.mode !== b.mode)
     return false
   if (a.tls?.enabled !== b.tls?.enabled || a.tls?.serverName !== b.tls?.serverName || !a.tls !== !b.tls) return false
+  if (!sameList(a.allow, b.allow) || !sameList(a.deny, b.deny)) return false
   if (a.upstreams.length !== b.upstreams.length) return false
   return a.upstreams.every((u, i) => sameUpstream(u, b.upstreams[i] as TableUpstream))
 }
@@ -104,7 +115,7 @@ function sameRoute(a: TableRoute, b: TableRoute): boolean {
 function routeChange(before: TableRoute, after: TableRoute): RouteChange | undefined {
   if (sameRoute(before, after)) return undefined
   const fields: string[] = []
-  for (const f of ['mesh', 'service', 'kind', 'mode', 'tls', 'upstreams'] as const)
+  for (const f of ['mesh', 'service', 'kind', 'mode', 'tls', 'allow', 'deny', 'upstreams'] as const)
     if (canonicalJson(before[f]) !== canonicalJson(after[f])) fields.push(f)
   if (fields.length === 0) return undefined
   return { sni: after.sni, fields, before, after, upstreams: upstreamChanges(before.upstreams, after.upstreams) }

@@ -161,17 +161,27 @@ export class CompileFailed extends ReconcileError {
  */
 export class TableTooLarge extends ReconcileError {
   readonly code = 'TableTooLarge'
+  /** Every zone of the revision whose table is too large (the first one is `zone`/`bytes`). */
+  readonly zones: { zone: string; bytes: number }[]
 
   constructor(
     readonly zone: string,
     readonly bytes: number,
     readonly maxPayload: number,
-    options?: ErrorOptions,
+    options?: ErrorOptions & { more?: { zone: string; bytes: number }[] },
   ) {
-    super(`zone ${zone}: table is ${bytes} bytes, over the NATS server's max_payload of ${maxPayload}`, options)
+    const zones = [{ zone, bytes }, ...(options?.more ?? [])]
+    super(
+      zones.length === 1
+        ? `zone ${zone}: table is ${bytes} bytes, over the NATS server's max_payload of ${maxPayload}`
+        : `zones ${zones.map((z) => `${z.zone} (${z.bytes} bytes)`).join(', ')}: tables over the NATS server's ` +
+            `max_payload of ${maxPayload}`,
+      options,
+    )
+    this.zones = zones
   }
 
   override data(): Record<string, unknown> {
-    return { zone: this.zone, bytes: this.bytes, maxPayload: this.maxPayload }
+    return { zone: this.zone, bytes: this.bytes, maxPayload: this.maxPayload, zones: this.zones }
   }
 }

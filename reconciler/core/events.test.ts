@@ -3,9 +3,11 @@ import {
   commitConvergedEvent,
   commitFetchedEvent,
   commitInvalidEvent,
+  commitPublication,
   commitPublishedEvent,
   commitStalledEvent,
   commitSupersededEvent,
+  passPublication,
   revisionSha,
   rolloutAppliedEvent,
   rolloutConvergedEvent,
@@ -83,7 +85,7 @@ describe('event builders', () => {
       name: 'rollout published',
       built: rolloutPublishedEvent({ ...base, zone: 'zone-a', generation: 4, digest: 'sha256:d' }),
       subject: 'zonegate.events.rollout.zone-a.published',
-      msgId: `${SHA}:zone-a:-:published`,
+      msgId: `${SHA}:zone-a:-:published:g4`,
       payload: { type: 'rollout.published', zone: 'zone-a', generation: 4, digest: 'sha256:d' },
     },
     {
@@ -97,14 +99,14 @@ describe('event builders', () => {
         ms: 12,
       }),
       subject: 'zonegate.events.rollout.zone-a.converged',
-      msgId: `${SHA}:zone-a:-:converged`,
+      msgId: `${SHA}:zone-a:-:converged:g4`,
       payload: { type: 'rollout.converged', instances: ['ze-a/1'], ms: 12 },
     },
     {
       name: 'rollout timeout names missing instances',
       built: rolloutTimeoutEvent({ ...base, zone: 'zone-b', generation: 1, digest: 'sha256:e', missing: ['ze-b/2'] }),
       subject: 'zonegate.events.rollout.zone-b.timeout',
-      msgId: `${SHA}:zone-b:-:timeout`,
+      msgId: `${SHA}:zone-b:-:timeout:g1`,
       payload: { type: 'rollout.timeout', missing: ['ze-b/2'] },
     },
     {
@@ -119,7 +121,7 @@ describe('event builders', () => {
         swapMs: 0.4,
       }),
       subject: 'zonegate.events.rollout.zone-a.applied.ze=2Ea.1',
-      msgId: `${SHA}:zone-a:ze=2Ea/1:applied`,
+      msgId: `${SHA}:zone-a:ze=2Ea/1:applied:g4`,
       payload: { type: 'rollout.applied', egress: 'ze.a', instance: '1', swapMs: 0.4 },
     },
     {
@@ -169,4 +171,24 @@ describe('event builders', () => {
       expect(revisionSha(c.revision)).not.toMatch(/[.*> ]/)
     })
   }
+})
+
+describe('event msg ids per publication', () => {
+  const SHA = 'abcdef0123456789abcdef0123456789abcdef01'
+  const base = { revision: `main@sha1:${SHA}`, time: new Date('2026-01-02T03:04:05Z') }
+  it('event ids - two publications of one commit have different ids; a retry of one has the same', () => {
+    const first = rolloutPublishedEvent({ ...base, zone: 'zone-a', generation: 2, digest: 'sha256:d' })
+    const again = rolloutPublishedEvent({ ...base, zone: 'zone-a', generation: 4, digest: 'sha256:d' })
+    expect(first.msgId).not.toBe(again.msgId)
+    expect(rolloutPublishedEvent({ ...base, zone: 'zone-a', generation: 2, digest: 'sha256:d' }).msgId).toBe(
+      first.msgId,
+    )
+    const zones = (g: number) => [{ zone: 'zone-a', generation: g, digest: 'sha256:d', change: 'changed' as const }]
+    const p1 = commitPublishedEvent({ ...base, zones: zones(2), publication: commitPublication(zones(2)) })
+    const p2 = commitPublishedEvent({ ...base, zones: zones(4), publication: commitPublication(zones(4)) })
+    expect(p1.msgId).toBe(`${SHA}:-:-:published:g2`)
+    expect(p2.msgId).toBe(`${SHA}:-:-:published:g4`)
+    const f = commitFetchedEvent({ ...base, publication: passPublication(new Date(1000)) })
+    expect(f.msgId).toBe(`${SHA}:-:-:fetched:p1000`)
+  })
 })

@@ -1,4 +1,4 @@
-import type { ExternalService, Mesh, ZoneEgress, ZoneIngress } from '../../schemas/resources.js'
+import type { ExternalService, Mesh, MeshTrafficPermission, ZoneEgress, ZoneIngress } from '../../schemas/resources.js'
 
 /**
  * What the source hands the core: the files of one revision, keyed by path relative to the snapshot root
@@ -49,6 +49,13 @@ export interface Resources {
   zoneEgresses: Located<ZoneEgress>[]
   zoneIngresses: Located<ZoneIngress>[]
   externalServices: Located<ExternalService>[]
+  /** Optional so code that builds Resources by hand keeps compiling; validate always sets it. */
+  meshTrafficPermissions?: Located<MeshTrafficPermission>[]
+  /**
+   * The snapshot's data files (`*.pem`, `*.crt`, `*.cert`, `*.key`) that `file` data sources read; compile resolves
+   * TLS and CA data from them. Absent when the snapshot has none.
+   */
+  files?: ReadonlyMap<string, Uint8Array | string>
 }
 
 export const emptyResources = (): Resources => ({
@@ -56,4 +63,5 @@ export const emptyResources = (): Resources => ({
   zoneEgresses: [],
   zoneIngresses: [],
   externalServices: [],
+  meshTrafficPermissions: [],
 })

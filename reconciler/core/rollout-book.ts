@@ -51,6 +51,8 @@ export interface CommitRollout {
   sha: string
   revision: string
   zones: string[]
+  /** Msg id part of its events: `g<highest generation it published>` (core/events.ts `commitPublication`). */
+  publication: string
 }
 
 export interface RolloutBook {
@@ -73,9 +75,16 @@ export type RolloutOutput =
   | (ZoneRef & { type: 'zone.converged'; instances: string[]; ms: number })
   | (ZoneRef & { type: 'zone.timeout'; missing: string[]; rejected: Record<string, string> })
   | (ZoneRef & { type: 'zone.superseded'; by: string })
-  | { type: 'commit.converged'; revision: string; sha: string; zones: string[] }
-  | { type: 'commit.stalled'; revision: string; sha: string; reason: StallReason; message: string }
-  | { type: 'commit.superseded'; revision: string; sha: string; by: string }
+  | { type: 'commit.converged'; revision: string; sha: string; publication: string; zones: string[] }
+  | {
+      type: 'commit.stalled'
+      revision: string
+      sha: string
+      publication: string
+      reason: StallReason
+      message: string
+    }
+  | { type: 'commit.superseded'; revision: string; sha: string; publication: string; by: string }
   | (ZoneRef & { type: 'instance.converged'; instance: string })
   | (ZoneRef & { type: 'instance.stale'; instance: string; serving?: string })
   | (ZoneRef & { type: 'instance.rejected'; instance: string; reason: string })

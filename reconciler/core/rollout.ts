@@ -1,4 +1,5 @@
 import type { InstanceHeartbeat } from '../../schemas/events.js'
+import { commitPublication } from './events.js'
 import {
   byName,
   type InstanceSeen,
@@ -72,7 +73,13 @@ export function startCommitRollout(
       out.push({ type: 'zone.superseded', ...ref(prev), by: c.revision })
       const pc = b.commits[prev.sha]
       if (pc && prev.sha !== c.sha) {
-        out.push({ type: 'commit.superseded', revision: pc.revision, sha: pc.sha, by: c.revision })
+        out.push({
+          type: 'commit.superseded',
+          revision: pc.revision,
+          sha: pc.sha,
+          publication: pc.publication,
+          by: c.revision,
+        })
         delete b.commits[prev.sha]
       }
     }
@@ -94,8 +101,16 @@ export function startCommitRollout(
       late: {},
     }
   }
-  if (tracked.length === 0) out.push({ type: 'commit.converged', revision: c.revision, sha: c.sha, zones: [] })
-  else b.commits[c.sha] = { sha: c.sha, revision: c.revision, zones: tracked.map((z) => z.zone).sort(byName) }
+  const publication = commitPublication(c.zones)
+  if (tracked.length === 0)
+    out.push({ type: 'commit.converged', revision: c.revision, sha: c.sha, publication, zones: [] })
+  else
+    b.commits[c.sha] = {
+      sha: c.sha,
+      revision: c.revision,
+      publication,
+      zones: tracked.map((z) => z.zone).sort(byName),
+    }
   return evaluate(b, now, out)
 }
 
@@ -172,6 +187,7 @@ export function observeRejected(
         type: 'commit.stalled',
         revision: c.revision,
         sha: c.sha,
+        publication: c.publication,
         reason: StallReason.RolloutRejected,
         message,
       })
@@ -247,7 +263,7 @@ function commitZoneConverged(b: RolloutBook, z: ZoneRollout, out: RolloutOutput[
   if (!c) return
   const done = c.zones.every((n) => b.zones[n]?.sha === c.sha && b.zones[n]?.state === RolloutState.Converged)
   if (!done) return
-  out.push({ type: 'commit.converged', revision: c.revision, sha: c.sha, zones: c.zones })
+  out.push({ type: 'commit.converged', revision: c.revision, sha: c.sha, publication: c.publication, zones: c.zones })
   delete b.commits[c.sha]
 }
 
@@ -260,6 +276,13 @@ function commitZoneTimedOut(b: RolloutBook, z: ZoneRollout, out: RolloutOutput[]
       : `no live instance within ${seconds(b.timeoutMs)}`
   const rejected = Object.entries(z.rejected).map(([n, r]) => `${n} rejected it: ${r}`)
   const message = [`zone ${z.zone} gen ${z.generation}: ${what}`, ...rejected].join('; ')
-  out.push({ type: 'commit.stalled', revision: c.revision, sha: c.sha, reason: StallReason.RolloutTimeout, message })
+  out.push({
+    type: 'commit.stalled',
+    revision: c.revision,
+    sha: c.sha,
+    publication: c.publication,
+    reason: StallReason.RolloutTimeout,
+    message,
+  })
   delete b.commits[c.sha]
 }

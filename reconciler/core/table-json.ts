@@ -1,3 +1,4 @@
+import { canonicalJson } from '../../schemas/digest.js'
 import type { TableRoute, ZoneTable } from '../../schemas/table.js'
 
 /** JSON forms of a zone table: the canonical JSON of one route (for the digest) and the human-facing envelope. */
@@ -12,20 +13,23 @@ export function canonicalRouteJson(r: TableRoute): string {
   let ups = ''
   for (const u of r.upstreams) {
     const zone = u.zone === undefined ? '' : `,"zone":${str(u.zone)}`
-    ups += `${ups === '' ? '' : ','}{"address":${str(u.address)},"port":${u.port},"weight":${u.weight}${zone}}`
+    const utls = u.tls === undefined ? '' : `,"tls":${canonicalJson(u.tls)}`
+    ups += `${ups === '' ? '' : ','}{"address":${str(u.address)},"port":${u.port}${utls},"weight":${u.weight}${zone}}`
   }
+  const allow = r.allow === undefined ? '' : `"allow":${str(r.allow)},`
+  const deny = r.deny === undefined ? '' : `"deny":${str(r.deny)},`
   let tls = ''
   if (r.tls !== undefined) {
     const sn = r.tls.serverName === undefined ? '' : `,"serverName":${str(r.tls.serverName)}`
     tls = `,"tls":{"enabled":${r.tls.enabled}${sn}}`
   }
-  return `{"kind":${str(r.kind)},"mesh":${str(r.mesh)},"mode":${str(r.mode)},"service":${str(r.service)},"sni":${str(r.sni)}${tls},"upstreams":[${ups}]}`
+  return `{${allow}${deny}"kind":${str(r.kind)},"mesh":${str(r.mesh)},"mode":${str(r.mode)},"service":${str(r.service)},"sni":${str(r.sni)}${tls},"upstreams":[${ups}]}`
 }
 
 /**
  * A copy of the envelope with keys in envelope order (apiVersion, kind, zone, generation, revision, digest,
- * egresses, routes, signature; each route sni, mesh, service, kind, mode, upstreams, tls) and absent members
- * dropped, for human-facing JSON. Pure.
+ * egresses, routes, meshes, signature; each route sni, mesh, service, kind, mode, allow, deny, upstreams (address,
+ * port, weight, zone, tls), tls) and absent members dropped, for human-facing JSON. Pure.
  */
 export function orderTableKeys(table: ZoneTable): ZoneTable {
   return JSON.parse(
@@ -43,9 +47,29 @@ export function orderTableKeys(table: ZoneTable): ZoneTable {
         service: r.service,
         kind: r.kind,
         mode: r.mode,
-        upstreams: r.upstreams.map((u) => ({ address: u.address, port: u.port, weight: u.weight, zone: u.zone })),
+        allow: r.allow,
+        deny: r.deny,
+        upstreams: r.upstreams.map((u) => ({
+          address: u.address,
+          port: u.port,
+          weight: u.weight,
+          zone: u.zone,
+          tls:
+            u.tls === undefined
+              ? undefined
+              : {
+                  enabled: u.tls.enabled,
+                  serverName: u.tls.serverName,
+                  caCert: u.tls.caCert,
+                  clientCert: u.tls.clientCert,
+                  clientKey: u.tls.clientKey,
+                  allowRenegotiation: u.tls.allowRenegotiation,
+                  skipHostnameVerification: u.tls.skipHostnameVerification,
+                },
+        })),
         tls: r.tls === undefined ? undefined : { enabled: r.tls.enabled, serverName: r.tls.serverName },
       })),
+      meshes: table.meshes?.map((m) => ({ name: m.name, caCerts: m.caCerts })),
       signature: table.signature,
     }),
   ) as ZoneTable

@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto'
 import { canonicalJson } from '../../schemas/digest.js'
-import type { TableEgress, TableRoute } from '../../schemas/table.js'
+import type { TableEgress, TableMesh, TableRoute } from '../../schemas/table.js'
 import { bytewise } from './compile-inputs.js'
 
 /**
@@ -70,14 +70,15 @@ export class SharedRoutes {
   }
 
   /**
-   * One zone's routes in SNI order and its digest: equal to tableDigest({zone, egresses, routes}), byte for byte
-   * the canonical JSON (tested).
+   * One zone's routes in SNI order, its `meshes` (from `meshesOf(routes)`) and its digest: equal to
+   * tableDigest({zone, egresses, routes, meshes}), byte for byte the canonical JSON (tested).
    */
   assemble(
     zone: string,
     egresses: TableEgress[],
     parts: [object, ZonePart][],
-  ): { routes: TableRoute[]; digest: string } {
+    meshesOf: (routes: TableRoute[]) => TableMesh[] | undefined = () => undefined,
+  ): { routes: TableRoute[]; digest: string; meshes?: TableMesh[] } {
     const n = this.list.length
     const skip = new Uint8Array(n)
     for (const [plan, part] of parts)
@@ -90,10 +91,11 @@ export class SharedRoutes {
       .map((b) => ({ b, pos: this.position(b) }))
       .sort((x, y) => x.pos - y.pos || bytewise(x.b.route.sni, y.b.route.sni))
 
-    const hash = createHash('sha256').update(`{"egresses":${canonicalJson(egresses)},"routes":[`, 'utf8')
+    // Route fragments are hashed after the loop: `meshes` (canonically before `routes`) depends on the routes.
+    const chunks: (Buffer | string)[] = []
     let first = true
     const emit = (part: Buffer | string) => {
-      hash.update(first ? part.slice(1) : part) // the first route has no leading comma
+      chunks.push(first ? part.slice(1) : part) // the first route has no leading comma
       first = false
     }
     const routes: TableRoute[] = []
@@ -119,7 +121,13 @@ export class SharedRoutes {
       routes.push((this.list[i] as SharedBuilt).route)
     }
     flush(n)
+    const meshes = meshesOf(routes)
+    const hash = createHash('sha256').update(`{"egresses":${canonicalJson(egresses)},`, 'utf8')
+    if (meshes) hash.update(`"meshes":${canonicalJson(meshes)},`, 'utf8')
+    hash.update('"routes":[', 'utf8')
+    for (const c of chunks) hash.update(c)
     hash.update(`],"zone":${JSON.stringify(zone)}}`, 'utf8')
-    return { routes, digest: `sha256:${hash.digest('hex')}` }
+    const digest = `sha256:${hash.digest('hex')}`
+    return meshes ? { routes, digest, meshes } : { routes, digest }
   }
 }

@@ -1,6 +1,7 @@
 import type { Dirent } from 'node:fs'
 import { lstat, open, readdir, readFile, realpath, stat } from 'node:fs/promises'
 import { basename, join, relative, sep } from 'node:path'
+import { isDataFile } from '../core/data-source.js'
 import { ReconcileError } from '../core/errors.js'
 import type { Snapshot } from '../core/model.js'
 import { isYamlFile, ParseLimits } from '../core/parse.js'
@@ -35,8 +36,9 @@ export class FolderSourceError extends ReconcileError {
 }
 
 /**
- * Reads a folder (every `*.yaml`/`*.yml` below it, recursively; keys are posix paths relative to the
- * folder) or a single YAML file (key = its base name) into a Snapshot with revision `path:<path>`.
+ * Reads a folder (every `*.yaml`/`*.yml` below it, recursively, and the data files `file` data sources may read:
+ * `*.pem`, `*.crt`, `*.cert`, `*.key`; keys are posix paths relative to the folder) or a single YAML file (key =
+ * its base name) into a Snapshot with revision `path:<path>`.
  * Dot-folders and what the folder's `.zonegateignore` names are skipped (core/snapshot-filter.ts).
  * Symlinks are followed only while they stay inside the folder. Throws FolderSourceError: NotFound,
  * NotYaml (a single file that is not YAML), SymlinkEscapes, TooManyFiles (> 10,000), ReadFailed.
@@ -78,7 +80,7 @@ export async function readFolderSnapshot(path: string): Promise<Snapshot> {
         const st = await lstat(target)
         isDir = st.isDirectory()
         isFile = st.isFile()
-        if (!inside && (isDir || isYamlFile(entry.name)))
+        if (!inside && (isDir || isYamlFile(entry.name) || isDataFile(entry.name)))
           throw new FolderSourceError(
             FolderSourceCode.SymlinkEscapes,
             relPath,
@@ -91,7 +93,7 @@ export async function readFolderSnapshot(path: string): Promise<Snapshot> {
       }
       if (isDir) {
         if (!filter.skipsFolder(relPath)) await walk(full, relPath)
-      } else if (isFile && isYamlFile(entry.name) && !filter.skipsFile(relPath)) {
+      } else if (isFile && (isYamlFile(entry.name) || isDataFile(entry.name)) && !filter.skipsFile(relPath)) {
         if (files.size >= FolderLimits.maxFiles)
           throw new FolderSourceError(
             FolderSourceCode.TooManyFiles,

@@ -1,6 +1,7 @@
 import * as fs from 'node:fs'
 import { join } from 'node:path'
 import git from 'isomorphic-git'
+import { isDataFile } from '../core/data-source.js'
 import { ReconcileError } from '../core/errors.js'
 import type { Snapshot } from '../core/model.js'
 import { createSnapshotFilter, IGNORE_FILE, type SnapshotFilter } from '../core/snapshot-filter.js'
@@ -66,7 +67,8 @@ export function normalizeTreePath(path: string | undefined): string {
   return parts.join('/')
 }
 
-const isYaml = (name: string) => name.endsWith('.yaml') || name.endsWith('.yml')
+/** YAML resources, and the data files `file` data sources may read (`*.pem`, `*.crt`, `*.cert`, `*.key`). */
+const isYaml = (name: string) => name.endsWith('.yaml') || name.endsWith('.yml') || isDataFile(name)
 
 /** The snapshot filter of a commit: defaults plus `<path>/.zonegateignore` when that blob exists. */
 async function readSnapshotFilter(
@@ -131,8 +133,10 @@ export async function resolveCommit(opts: { dir: string; ref: string; cache?: ob
 }
 
 /**
- * The snapshot of `ref`: every `*.yaml`/`*.yml` blob under `path`, keyed by its path relative to `path` (posix),
- * content as bytes, except dot-folders and what `<path>/.zonegateignore` names (core/snapshot-filter.ts). One `walk` over the commit's tree with a shared cache; folders off `path` are not descended.
+ * The snapshot of `ref`: every `*.yaml`/`*.yml` blob (and data file: `*.pem`, `*.crt`, `*.cert`, `*.key`) under
+ * `path`, keyed by its path relative to `path` (posix), content as bytes, except dot-folders and what
+ * `<path>/.zonegateignore` names (core/snapshot-filter.ts). One `walk` over the commit's tree with a shared cache;
+ * folders off `path` are not descended.
  *
  * `revision` is `<ref as given>@sha1:<40 hex>` (`main@sha1:…`, `v1.2@sha1:…`, and for a raw sha the sha as given,
  * e.g. `3f2a9c1@sha1:3f2a9c1…`), so `shaOfRevision` works on every form. Callers that know better (the

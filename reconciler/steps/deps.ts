@@ -3,6 +3,7 @@ import type { ZoneTable } from '../../schemas/table.js'
 import { compileZoneTables } from '../core/compile.js'
 import { validateSnapshot } from '../core/validate/index.js'
 import type { GitSource } from '../source/git-source.js'
+import { ensureBuiltinCa, readAppliedMtls, writeAppliedMtls } from '../transport/ca-store.js'
 import type { Bus } from '../transport/nats-bus.js'
 import { emitEvent, publishZoneTable, readPublishedTables, removeZoneTable } from '../transport/nats-publisher.js'
 import type { PassDeps } from './types.js'
@@ -21,7 +22,13 @@ export function createPassDeps(o: {
   return {
     source: { resolve: () => o.source.resolve(), fetch: (sha) => o.source.fetch(sha) },
     validate: (snapshot) => validateSnapshot(snapshot, { defaultZone: o.opts.defaultZone }),
-    compile: (resources) => toTableList(compileZoneTables(resources, { defaultZone: o.opts.defaultZone })),
+    compile: (resources, extra) =>
+      toTableList(compileZoneTables(resources, { defaultZone: o.opts.defaultZone, ...extra })),
+    ca: {
+      readApplied: () => readAppliedMtls(bus.kv.ca),
+      writeApplied: (value) => writeAppliedMtls(bus.kv.ca, value),
+      ensureBuiltin: (spec) => ensureBuiltinCa(bus.kv.ca, spec, () => new Date(), o.log),
+    },
     bus: {
       readInventory: () => readPublishedTables(bus),
       publishTable: (table, expected) => publishZoneTable(bus, table, expected),

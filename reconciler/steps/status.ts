@@ -25,6 +25,7 @@ export function passOutcome(report: PassReport): PassOutcome | undefined {
       return { result: 'unchanged', revision: report.revision }
     case 'invalid':
     case 'failed':
+    case 'skipped': // the sha that stalled, seen again: still stalled
       return { result: 'failed', revision: report.revision, error: report.error }
     default:
       return undefined
@@ -42,20 +43,26 @@ export function statusReconciling(
   return { ...prev, time, conditions: conditionsReconciling(prev.conditions, revision, attempt, time) }
 }
 
-/** Status after a pass. Pure. */
+/**
+ * Status after a pass. `beforePass` is the status before `statusReconciling`: a pass that only saw the stalled
+ * sha again (`skipped`) derives its conditions from it, so `Stalled` keeps its transition time and never flips
+ * to `Reconciling` between polls. Pure.
+ */
 export function statusAfter(
   prev: ReconcilerStatus,
   report: PassReport,
   inventory: Inventory | undefined,
   now: Date,
+  beforePass?: ReconcilerStatus,
 ): ReconcilerStatus {
   const time = now.toISOString()
   const outcome = passOutcome(report)
+  const base = report.result === 'skipped' && beforePass ? beforePass.conditions : prev.conditions
   const next: ReconcilerStatus = {
     ...prev,
     time,
     zones: zoneStatuses(inventory, prev.zones),
-    conditions: outcome ? conditionsAfter(outcome, prev.conditions, time) : prev.conditions,
+    conditions: outcome ? conditionsAfter(outcome, base, time) : prev.conditions,
   }
   if (report.revision && report.result !== 'superseded') next.lastAttemptedRevision = report.revision
   if (report.result === 'applied' || report.result === 'unchanged') {

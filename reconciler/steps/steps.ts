@@ -16,7 +16,9 @@ import {
   type BuiltEvent,
   commitFetchedEvent,
   commitInvalidEvent,
+  commitPublication,
   commitPublishedEvent,
+  passPublication,
   rolloutPublishedEvent,
 } from '../core/events.js'
 import type { Resources, Snapshot } from '../core/model.js'
@@ -90,7 +92,9 @@ export async function fetchStep(deps: PassDeps, state: PassState, hooks: PassHoo
   }
   deps.log.child({ component: 'reconcile', revision }).info({ files: snapshot.files.size }, 'revision fetched')
   if (sha !== state.lastAppliedSha) {
-    const sent = await emitAll(deps, state, [commitFetchedEvent({ revision, time: deps.now() })])
+    const sent = await emitAll(deps, state, [
+      commitFetchedEvent({ revision, time: deps.now(), publication: passPublication(state.passStart) }),
+    ])
     if ('error' in sent) return sent
   }
   return { value: { kind: 'new', sha, revision, snapshot } }
@@ -121,7 +125,7 @@ export async function validateStep(
 }
 
 /** Emits `commit.<sha>.invalid` with every violation, stalls the sha, returns ValidationFailed. */
-async function rejectRevision(
+export async function rejectRevision(
   deps: PassDeps,
   state: PassState,
   revision: string,
@@ -131,7 +135,14 @@ async function rejectRevision(
 ): Promise<{ error: ReconcileError }> {
   const error = new ValidationFailed(revision, violations)
   log.error({ err: error, violations: violations.length }, 'revision rejected')
-  const sent = await emitAll(deps, state, [commitInvalidEvent({ revision, time: deps.now(), violations })])
+  const sent = await emitAll(deps, state, [
+    commitInvalidEvent({
+      revision,
+      time: deps.now(),
+      violations,
+      publication: passPublication(state.passStart),
+    }),
+  ])
   if ('error' in sent) return sent
   state.stalledSha = sha
   state.stalledError = error
@@ -159,9 +170,10 @@ export async function compileStep(
   revision: string,
   sha: string,
   log: Logger,
+  builtinCaCerts?: ReadonlyMap<string, readonly string[]>,
 ): Promise<Step<ZoneTable[]>> {
   try {
-    return { value: deps.compile(resources) }
+    return { value: builtinCaCerts ? deps.compile(resources, { builtinCaCerts }) : deps.compile(resources) }
   } catch (err) {
     const error = asReconcileError(err, (m, cause) => new CompileFailed(revision, m, { cause }))
     log.error({ err: error }, 'compile failed')
@@ -192,10 +204,7 @@ export async function diffStep(
   const emptied = emptiedZones(plan)
   if (emptied.length > 0 && !deps.allowEmpty) {
     const error = new EmptyZoneRefused(revision, emptied)
-    log.error({ err: error }, 'revision refused')
-    state.stalledSha = sha
-    state.stalledError = error
-    return { error }
+    return refuseRevision(deps, state, { revision, sha, error }, log)
   }
   const max = deps.bus.maxPayload?.()
   if (max) {
@@ -204,16 +213,67 @@ export async function diffStep(
       return bytes > max - 1024 ? [{ zone: c.zone, bytes }] : []
     })
     if (big.length > 0) {
-      const first = big[0] as { zone: string; bytes: number }
-      const error = new TableTooLarge(first.zone, first.bytes, max)
-      log.error({ err: error }, 'revision refused')
-      state.stalledSha = sha
-      state.stalledError = error
-      return { error }
+      const [first, ...more] = big as [{ zone: string; bytes: number }, ...{ zone: string; bytes: number }[]]
+      const error = new TableTooLarge(first.zone, first.bytes, max, { more })
+      return refuseRevision(deps, state, { revision, sha, error }, log)
     }
   }
   log.debug({ zones: tables.length, changes: plan.length }, 'diffed')
   return { value: plan }
+}
+
+/**
+ * A refusal as violations, one per refused zone (`kind: 'Zone'`, no file: the files are valid, the zone's
+ * compiled table is not); rules `zone.empty-refused` and `zone.table-too-large`. Pure.
+ */
+export function refusalViolations(error: EmptyZoneRefused | TableTooLarge): Violation[] {
+  const v = (zone: string, rule: string, message: string): Violation => ({
+    file: '',
+    line: 1,
+    column: 1,
+    kind: 'Zone',
+    name: zone,
+    path: '',
+    rule,
+    message,
+  })
+  if (error instanceof EmptyZoneRefused)
+    return error.zones.map((z) =>
+      v(z.zone, 'zone.empty-refused', `would lose all ${z.routes} route(s); --allow-empty allows it`),
+    )
+  return error.zones.map((z) =>
+    v(z.zone, 'zone.table-too-large', `table is ${z.bytes} bytes, over max_payload ${error.maxPayload}`),
+  )
+}
+
+/**
+ * Refuses a valid revision whose tables cannot be published (EmptyZoneRefused, TableTooLarge): emits
+ * `commit.<sha>.invalid` with `reason`, every refused zone and one violation per zone, and stalls the sha. If
+ * the event cannot be sent, the transient PublishFailed is returned instead (the sha is retried, so the event
+ * is not lost).
+ */
+async function refuseRevision(
+  deps: PassDeps,
+  state: PassState,
+  r: { revision: string; sha: string; error: EmptyZoneRefused | TableTooLarge },
+  log: Logger,
+): Promise<{ error: ReconcileError }> {
+  log.error({ err: r.error }, 'revision refused')
+  const violations = refusalViolations(r.error)
+  const zones = violations.map((v) => v.name)
+  const event = commitInvalidEvent({
+    revision: r.revision,
+    time: deps.now(),
+    violations,
+    publication: passPublication(state.passStart),
+    reason: r.error.code,
+    zones,
+  })
+  const sent = await emitAll(deps, state, [event])
+  if ('error' in sent) return sent
+  state.stalledSha = r.sha
+  state.stalledError = r.error
+  return { error: r.error }
 }
 
 /**
@@ -264,7 +324,8 @@ export async function publishStep(
   const isNew = sha !== state.lastAppliedSha
   state.lastAppliedSha = sha
   if (state.stalledSha === sha) state.stalledSha = undefined
-  if (isNew || zones.length > 0) events.push(commitPublishedEvent({ revision, time, zones }))
+  if (isNew || zones.length > 0)
+    events.push(commitPublishedEvent({ revision, time, zones, publication: commitPublication(zones) }))
   const sent = await emitAll(deps, state, events)
   if ('error' in sent) return sent
   return { value: zones }

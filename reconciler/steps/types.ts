@@ -2,9 +2,13 @@ import type { Logger } from 'pino'
 import type { ZonegateEvent } from '../../schemas/events.js'
 import type { PublishedZoneTable, ZoneTable } from '../../schemas/table.js'
 import type { Violation, Warning } from '../../schemas/violation.js'
+import type { AppliedMtls } from '../core/ca-change.js'
+import type { CompileOptions } from '../core/compile.js'
 import type { ReconcileError } from '../core/errors.js'
 import type { BuiltEvent } from '../core/events.js'
+import type { MeshCaSpec } from '../core/mesh-ca.js'
 import type { Resources, Snapshot } from '../core/model.js'
+import type { CaMaterial } from '../core/pki/index.js'
 
 /**
  * Shared types of the pass's steps (reconciler/reconcile.ts). Each step is one function returning
@@ -45,11 +49,22 @@ export interface PassBus {
   maxPayload?(): number | undefined
 }
 
+/** Mesh CA effects of the pass (KV `zonegate-ca`). */
+export interface PassCa {
+  /** The mTLS state of the last applied revision (undefined: none recorded). */
+  readApplied(): Promise<AppliedMtls | undefined>
+  writeApplied(value: AppliedMtls): Promise<void>
+  /** The builtin CA of a mesh backend, created once and kept. */
+  ensureBuiltin(spec: MeshCaSpec): Promise<CaMaterial>
+}
+
 export interface PassDeps {
   source: PassSource
   validate(snapshot: Snapshot): ValidationOutcome
   /** One unpublished table per zone (no generation/revision). */
-  compile(resources: Resources): ZoneTable[]
+  compile(resources: Resources, opts?: Pick<CompileOptions, 'builtinCaCerts'>): ZoneTable[]
+  /** Mesh CAs; absent (tests of other steps) = the CA-change rule runs on in-memory state, builtin CAs are unknown. */
+  ca?: PassCa
   bus: PassBus
   /** Publish a zone whose table would lose every route (default: refuse the commit). */
   allowEmpty: boolean

@@ -22,7 +22,7 @@ import {
 } from '../../schemas/subjects.js'
 
 /**
- * The reconciler's NATS edge: one connection, its JetStream client/manager and the four KV buckets of
+ * The reconciler's NATS edge: one connection, its JetStream client/manager and the five KV buckets of
  * DESIGN.md §3. Everything else in reconciler/transport takes a `Bus`.
  */
 export interface Bus {
@@ -30,7 +30,7 @@ export interface Bus {
   js: JetStreamClient
   jsm: JetStreamManager
   /** The buckets, bound by name (no server round trip); `ensureNatsLayout` creates the missing ones. */
-  kv: { tables: KV; instances: KV; leases: KV; status: KV }
+  kv: { tables: KV; instances: KV; leases: KV; status: KV; ca: KV }
   log: Logger
   /** Drains and closes the connection; safe to call twice. */
   close(): Promise<void>
@@ -73,18 +73,19 @@ export async function connectBus(opts: ConnectBusOptions): Promise<Bus> {
   const js = jetstream(nc, { timeout })
   const jsm = await jetstreamManager(nc, { timeout, checkAPI: false })
   const kvm = new Kvm(js)
-  const [tables, instances, leases, status] = await Promise.all([
+  const [tables, instances, leases, status, ca] = await Promise.all([
     kvm.open(Bucket.Tables),
     kvm.open(Bucket.Instances),
     kvm.open(Bucket.Leases),
     kvm.open(Bucket.Status),
+    kvm.open(Bucket.Ca),
   ])
   let closing: Promise<void> | undefined
   return {
     nc,
     js,
     jsm,
-    kv: { tables, instances, leases, status },
+    kv: { tables, instances, leases, status, ca },
     log,
     close() {
       closing ??= nc.isClosed() ? Promise.resolve() : nc.drain().catch(() => nc.close())
@@ -112,6 +113,8 @@ export function bucketSettings(o: LayoutOverrides = {}): Record<string, Partial<
     [Bucket.Instances]: { history: 1, ttl: o.instancesTtlMs ?? INSTANCES_TTL_MS, storage: StorageType.File },
     [Bucket.Leases]: { history: 1, ttl: o.leasesTtlMs ?? LEASES_TTL_MS, storage: StorageType.File },
     [Bucket.Status]: { history: 1, storage: StorageType.File },
+    // Builtin mesh CA keys: read by the reconciler only (docs/mtls.md); kept across restarts.
+    [Bucket.Ca]: { history: 1, storage: StorageType.File },
   }
 }
 
@@ -132,7 +135,7 @@ function isNotFound(err: unknown): boolean {
 }
 
 /**
- * Creates, if missing, the four KV buckets and stream ZONEGATE_EVENTS with the settings of DESIGN.md §3, and
+ * Creates, if missing, the five KV buckets and stream ZONEGATE_EVENTS with the settings of DESIGN.md §3, and
  * rebinds `bus.kv` to the created buckets (direct get when available). Idempotent: existing buckets and
  * streams are left as they are; a setting that differs from DESIGN.md is logged (warn) and reported, never
  * changed (another process may depend on it). Rejects with the client's error when JetStream is unavailable.
@@ -159,6 +162,7 @@ export async function ensureNatsLayout(bus: Bus, overrides: LayoutOverrides = {}
     instances: opened[Bucket.Instances] as KV,
     leases: opened[Bucket.Leases] as KV,
     status: opened[Bucket.Status] as KV,
+    ca: opened[Bucket.Ca] as KV,
   }
   const want = eventsStreamConfig()
   if (!(await streamExists(bus, EVENTS_STREAM))) {

@@ -1,6 +1,6 @@
 import { type ChildProcess, spawn } from 'node:child_process'
 import { existsSync } from 'node:fs'
-import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises'
+import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 
@@ -47,8 +47,14 @@ async function waitForPortsFile(dir: string, child: ChildProcess, timeoutMs: num
   throw new Error('nats-server did not report its port in time')
 }
 
-export async function startNatsServer(opts: { port?: number } = {}): Promise<NatsServer> {
+/**
+ * `config`: extra nats-server configuration text (e.g. `max_payload: 65536`), written to a file in the
+ * server's directory and passed with `-c`; command-line flags (address, port, store) still win.
+ */
+export async function startNatsServer(opts: { port?: number; config?: string } = {}): Promise<NatsServer> {
   const root = await mkdtemp(join(tmpdir(), 'zonegate-nats-'))
+  const configFile = join(root, 'nats.conf')
+  if (opts.config !== undefined) await writeFile(configFile, opts.config)
   const storeDir = join(root, 'store')
   let child: ChildProcess | undefined
   let port = opts.port ?? -1
@@ -58,6 +64,7 @@ export async function startNatsServer(opts: { port?: number } = {}): Promise<Nat
 
   const launch = async () => {
     const args = ['-a', '127.0.0.1', '-p', String(port), '-js', '-sd', storeDir, '--ports_file_dir', root]
+    if (opts.config !== undefined) args.push('-c', configFile)
     const c = spawn(natsServerBin(), args, { stdio: ['ignore', 'ignore', 'pipe'] })
     c.stderr?.on('data', (d: Buffer) => {
       stderr = (stderr + d.toString()).slice(-4000)

@@ -97,7 +97,7 @@ describe('compile cli', () => {
     expect(r.out).toMatch(/^zone zone-a {2}revision path:/)
     expect(r.out).toMatch(/\nbilling\{mesh=default\} +passthrough +127\.0\.0\.1:10011 w3 \(zone-b\)\n/)
     expect(r.out).toMatch(
-      /\nsecure-api\{mesh=default\} +terminate-mtls +127\.0\.0\.1:18443 w1 {2}tls api\.example\.test\n/,
+      /\nsecure-api\{mesh=default\} +terminate-mtls +127\.0\.0\.1:18443 w1 tls api\.example\.test {2}allow web\n/,
     )
     expect(r.out).not.toContain('legacy')
   })
@@ -136,9 +136,7 @@ describe('diff cli', () => {
     const to = caseDir('external-service-pinned')
     const text = zonegate('diff', from, to)
     expect(text.code).toBe(3)
-    expect(text.out).toContain(
-      '  - httpbin{mesh=default}  external terminate-mtls  httpbin.org:443 w1  tls httpbin.org',
-    )
+    expect(text.out).toContain('  - httpbin{mesh=default}  external terminate-mtls  httpbin.org:443 w1 tls httpbin.org')
     expect(text.out).toContain('zone-c: added (3 routes)')
     const json = zonegate('diff', from, to, '--output', 'json')
     expect(json.code).toBe(3)
@@ -184,5 +182,25 @@ describe('diff cli', () => {
     const r = zonegate('diff', 'main', 'no-such-branch', '--repo', repo, '--path', 'config')
     expect(r.code).toBe(2)
     expect(r.err).toContain('ref "no-such-branch" not found')
+  })
+
+  it('diff cli - changing the CA of a mesh whose mTLS stays on is reported on the TO side (exit 1, Kuma message)', () => {
+    const mesh = (backend: string) =>
+      `type: Mesh\nname: default\nmtls:\n  enabledBackend: ${backend}\n  backends:\n  - name: ${backend}\n    type: builtin\n`
+    const a = join(dir, 'ca-from')
+    const b = join(dir, 'ca-to')
+    writeFiles(a, { 'mesh.yaml': mesh('ca-1') })
+    writeFiles(b, { 'mesh.yaml': mesh('ca-2') })
+    const r = zonegate('diff', a, b)
+    expect(r.code).toBe(1)
+    expect(r.err).toContain(
+      'to: mesh.yaml:4:19 Mesh/default mtls.enabledBackend: Changing CA when mTLS is enabled is forbidden. Disable mTLS first and then change the CA',
+    )
+    const json = zonegate('diff', a, b, '--output', 'json')
+    expect(json.code).toBe(1)
+    expect(JSON.parse(json.out).to.violations[0]).toMatchObject({
+      path: 'mtls.enabledBackend',
+      rule: 'mesh.mtls-ca-change',
+    })
   })
 })

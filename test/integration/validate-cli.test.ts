@@ -37,7 +37,7 @@ describe('validate cli', () => {
   it('validate cli - gitops-example is valid: exit 0 and a summary', () => {
     const r = zonegate(join(root, 'gitops-example'))
     expect(r.code).toBe(0)
-    expect(r.out.trim()).toMatch(/: valid \(11 resources, 0 warnings\)$/)
+    expect(r.out.trim()).toMatch(/: valid \(13 resources, 0 warnings\)$/)
   })
 
   it('validate cli - a broken copy exits 1 naming file:line:column for each violation', () => {

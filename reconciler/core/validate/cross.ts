@@ -2,6 +2,7 @@ import {
   type ExternalService,
   Kind,
   type Mesh,
+  SERVICE_TAG,
   ZONE_TAG,
   type ZoneEgress,
   type ZoneIngress,
@@ -55,7 +56,12 @@ export function crossRules(items: readonly TypedDocument[], emit: CrossEmit): Se
   }
   const lonelyZones = [...ingressZones].filter((z) => !egressZones.has(z)).sort()
   for (const item of items) {
-    if (item.kind === Kind.ExternalService) {
+    if (item.kind === Kind.MeshTrafficPermission) {
+      const mesh = (item.value as { mesh?: string }).mesh
+      if (mesh && MESH_RE.test(mesh) && !meshes.has(mesh))
+        emit(item, 'policy.mesh-not-found', '', `mesh of name ${mesh} is not found`, { at: 'mesh' })
+      permissionWarnings(item, emit)
+    } else if (item.kind === Kind.ExternalService) {
       const es = item.value as unknown as ExternalService
       if (es.mesh && MESH_RE.test(es.mesh) && !meshes.has(es.mesh))
         emit(item, 'external-service.mesh-not-found', '', `mesh of name ${es.mesh} is not found`, { at: 'mesh' })
@@ -87,6 +93,7 @@ function keyOf(item: TypedDocument): string {
     case Kind.Mesh:
       return JSON.stringify([item.kind, item.name])
     case Kind.ExternalService:
+    case Kind.MeshTrafficPermission:
       return JSON.stringify([item.kind, (item.value as unknown as ExternalService).mesh ?? '', item.name])
     default:
       return JSON.stringify([item.kind, item.zone, item.name])
@@ -95,12 +102,44 @@ function keyOf(item: TypedDocument): string {
 
 function describe(item: TypedDocument): string {
   if (item.kind === Kind.Mesh) return `Mesh "${item.name}"`
-  if (item.kind === Kind.ExternalService)
-    return `ExternalService "${item.name}" in mesh "${(item.value as unknown as ExternalService).mesh ?? ''}"`
+  if (item.kind === Kind.ExternalService || item.kind === Kind.MeshTrafficPermission)
+    return `${item.kind} "${item.name}" in mesh "${(item.value as unknown as ExternalService).mesh ?? ''}"`
   return `${item.kind} "${item.name}" in zone "${item.zone}"`
 }
 
 /** The zone of a zone proxy: its `zone` field, or `defaultZone` when empty. */
 export function zoneOf(value: ZoneEgress | ZoneIngress, defaultZone: string): string {
   return typeof value.zone === 'string' && value.zone !== '' ? value.zone : defaultZone
+}
+
+/**
+ * What the zone egress cannot honour exactly (docs/permissions.md): callers are known by service only, so tags
+ * other than `kuma.io/service` in a `from` targetRef are read fail-closed; a `Dataplane` target selects no
+ * ExternalService.
+ */
+function permissionWarnings(item: TypedDocument, emit: CrossEmit): void {
+  const spec = (item.value as { spec?: { targetRef?: { kind?: unknown }; from?: unknown } }).spec
+  if (spec?.targetRef?.kind === 'Dataplane')
+    emit(
+      item,
+      'mtp.no-effect-at-egress',
+      'spec.targetRef.kind',
+      'selects data planes, not ExternalServices: it has no effect at the zone egress',
+      { warning: true },
+    )
+  const from = Array.isArray(spec?.from) ? spec.from : []
+  from.forEach((f: { targetRef?: { tags?: unknown }; default?: { action?: unknown } }, i: number) => {
+    const tags = f?.targetRef?.tags
+    if (!tags || typeof tags !== 'object') return
+    const extra = Object.keys(tags).filter((k) => k !== SERVICE_TAG)
+    if (extra.length === 0) return
+    const deny = f?.default?.action === 'Deny'
+    emit(
+      item,
+      'mtp.caller-tags',
+      `spec.from[${i}].targetRef.tags`,
+      `the zone egress knows callers by service only (spiffe://<mesh>/<service>): ${extra.map((k) => `"${k}"`).join(', ')} cannot be checked, so this ${deny ? 'Deny applies to every caller it would match without them' : 'entry allows no caller there'}`,
+      { warning: true },
+    )
+  })
 }

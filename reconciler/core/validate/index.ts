@@ -1,5 +1,6 @@
 import { DEFAULT_ZONE, KINDS, Kind } from '../../../schemas/resources.js'
 import { compareViolations, type Violation } from '../../../schemas/violation.js'
+import { isDataFile } from '../data-source.js'
 import { emptyResources, type Located, type ParsedDocument, type Resources, type Snapshot } from '../model.js'
 import { parseSnapshot } from '../parse.js'
 import { crossRules, type TypedDocument, zoneOf } from './cross.js'
@@ -22,6 +23,8 @@ export interface ValidationResult {
 export interface ValidateOptions {
   /** The zone of a ZoneEgress/ZoneIngress without `zone` (default `default`). */
   defaultZone?: string
+  /** Data files of the snapshot that `file` data sources may read (validateSnapshot passes them). */
+  files?: ReadonlyMap<string, Uint8Array | string>
 }
 
 /**
@@ -32,7 +35,7 @@ export interface ValidateOptions {
  */
 export function validateSnapshot(snapshot: Snapshot, opts: ValidateOptions = {}): ValidationResult {
   const parsed = parseSnapshot(snapshot)
-  const result = validateDocuments(parsed.documents, opts)
+  const result = validateDocuments(parsed.documents, { ...opts, files: opts.files ?? dataFilesOf(snapshot) })
   if (parsed.violations.length === 0) return result
   const violations = [...parsed.violations, ...result.violations].sort(compareViolations)
   return { ...result, valid: false, violations }
@@ -71,7 +74,7 @@ export function validateDocuments(documents: readonly ParsedDocument[], opts: Va
       bad.add(item)
     }
     try {
-      resourceRules(kind, value, emit)
+      resourceRules(kind, value, emit, { files: opts.files })
     } catch (err) {
       // A rule that throws is a bug; the document is still reported (never an exception out of validation).
       emit(
@@ -95,9 +98,21 @@ export function validateDocuments(documents: readonly ParsedDocument[], opts: Va
     if (bad.has(item) || duplicates.has(item)) continue
     addResource(resources, item)
   }
+  if (opts.files && opts.files.size > 0) resources.files = opts.files
   violations.sort(compareViolations)
   warnings.sort(compareViolations)
   return { valid: violations.length === 0, resources, violations, warnings }
+}
+
+/** The data files of a snapshot (`file` data sources read only these). Pure. */
+function dataFilesOf(snapshot: Snapshot): Map<string, Uint8Array | string> | undefined {
+  let out: Map<string, Uint8Array | string> | undefined
+  for (const [path, content] of snapshot.files)
+    if (isDataFile(path)) {
+      out ??= new Map()
+      out.set(path, content)
+    }
+  return out
 }
 
 function addResource(resources: Resources, item: TypedDocument): void {
@@ -112,7 +127,10 @@ function addResource(resources: Resources, item: TypedDocument): void {
   const v = item.value as never
   if (item.kind === Kind.Mesh) resources.meshes.push(located(v))
   else if (item.kind === Kind.ExternalService) resources.externalServices.push(located(v))
-  else if (item.kind === Kind.ZoneEgress)
+  else if (item.kind === Kind.MeshTrafficPermission) {
+    resources.meshTrafficPermissions ??= []
+    resources.meshTrafficPermissions.push(located(v))
+  } else if (item.kind === Kind.ZoneEgress)
     resources.zoneEgresses.push(located({ ...(v as object), zone: item.zone } as never))
   else resources.zoneIngresses.push(located({ ...(v as object), zone: item.zone } as never))
 }

@@ -1,27 +1,28 @@
 import type { DataSource, Mesh, MetricsBackend } from '../../../schemas/resources.js'
-import { isDialString, urlPort } from './net.js'
-import { type Emit, isEmptyDataSource, tagRules } from './tags.js'
+import { type DataFiles, resolveDataSource } from '../data-source.js'
+import { checkCaKeyPair } from '../pki/ca.js'
+import { isDialString, isDNSName, urlPort } from './net.js'
+import { type Emit, tagRules } from './tags.js'
 
 /**
  * Kuma's Mesh rules (../shared/reference/kuma-model.md §3.1, §3.1b) with Kuma's paths and messages.
- * Installed CA plugins are `builtin` and `provided` (Kuma's own). Provided certificates are not loaded
- * (the core does no I/O): only their presence is checked. Pure.
+ * Installed CA plugins are `builtin` and `provided` (Kuma's own). Provided certificates are read from their data
+ * sources (inline, inlineString, or a file of the snapshot: `files`) and checked as Kuma checks them. Pure.
  */
 
 /** CA backend types with an installed plugin. */
 export const INSTALLED_CA_TYPES: ReadonlySet<string> = new Set(['builtin', 'provided'])
 
 const DURATION = /^(0|\d+(y|w|d|h|ms|m|s))$/
-const DNS1123_SUBDOMAIN = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/
 const USED = (n: string) => `"${n}" name is already used for another backend`
 
 type Conf = Record<string, unknown>
 const rec = (x: unknown): Conf => (x !== null && typeof x === 'object' && !Array.isArray(x) ? (x as Conf) : {})
 const str = (x: unknown): string => (typeof x === 'string' ? x : '')
 
-export function meshRules(mesh: Mesh, emit: Emit): void {
+export function meshRules(mesh: Mesh, emit: Emit, files?: DataFiles): void {
   if ((mesh.name ?? '').length > 63) emit('mesh.name-too-long', 'name', 'cannot be longer than 63 characters')
-  mtlsRules(mesh, emit)
+  mtlsRules(mesh, emit, files)
   loggingRules(mesh, emit)
   tracingRules(mesh, emit)
   metricsRules(mesh, emit)
@@ -39,7 +40,7 @@ export function meshRules(mesh: Mesh, emit: Emit): void {
     )
 }
 
-function mtlsRules(mesh: Mesh, emit: Emit): void {
+function mtlsRules(mesh: Mesh, emit: Emit, files: DataFiles | undefined): void {
   const mtls = mesh.mtls
   if (!mtls) return
   const backends = mtls.backends ?? []
@@ -69,32 +70,48 @@ function mtlsRules(mesh: Mesh, emit: Emit): void {
     }
     if (mtls.skipValidation) continue
     if (b.type === 'builtin') {
+      // Kuma (builtin CA manager): the secret `<mesh>.ca-builtin-cert-<backend>` must be a DNS name in govalidator's
+      // sense (labels of [A-Za-z0-9_-] up to 63 characters), the backend name quoted in the message.
       const secret = `${mesh.name}.ca-builtin-cert-${b.name ?? ''}`
-      if (!DNS1123_SUBDOMAIN.test(secret))
-        emit(
-          'mesh.mtls-builtin-name',
-          `${path}.conf.mtls.backends.name`,
-          `"${secret}" name must be valid dns name`,
-          `${path}.name`,
-        )
-      else if (secret.length > 255)
+      if (secret.length > 255)
         emit(
           'mesh.mtls-builtin-name',
           `${path}.conf.mtls.backends.name`,
           'Backend name is too long. Max length: 255',
           `${path}.name`,
         )
-    } else {
-      const conf = rec(b.conf)
-      for (const field of ['cert', 'key'] as const) {
-        const ds = conf[field]
-        if (ds === undefined || ds === null)
-          emit('mesh.mtls-provided-conf', `${path}.conf.${field}`, 'has to be defined')
-        else if (isEmptyDataSource(rec(ds) as DataSource))
-          emit('mesh.mtls-provided-conf', `${path}.conf.${field}`, 'data source cannot be empty')
-      }
-    }
+      else if (!isDNSName(secret))
+        emit(
+          'mesh.mtls-builtin-name',
+          `${path}.conf.mtls.backends.name`,
+          `"${b.name ?? ''}" name must be valid dns name`,
+          `${path}.name`,
+        )
+    } else providedRules(path, rec(b.conf), emit, files)
   }
+}
+
+/**
+ * Kuma's provided CA plugin: `conf.cert` and `conf.key` are data sources (ValidateSource messages), then the pair
+ * must load (`not a valid TLS key pair: …`) and be a CA (ValidateCaCert). Key-pair problems are reported at
+ * `conf.cert`, as Kuma does.
+ */
+function providedRules(path: string, conf: Conf, emit: Emit, files: DataFiles | undefined): void {
+  const values: Partial<Record<'cert' | 'key', string>> = {}
+  for (const field of ['cert', 'key'] as const) {
+    const ds = conf[field]
+    const at = `${path}.conf.${field}`
+    if (ds === undefined || ds === null) {
+      emit('mesh.mtls-provided-conf', at, 'has to be defined')
+      continue
+    }
+    const r = resolveDataSource(rec(ds) as DataSource, files)
+    if ('value' in r) values[field] = r.value
+    else for (const p of r.problems) emit('mesh.mtls-provided-conf', p.path ? `${at}.${p.path}` : at, p.message)
+  }
+  if (values.cert === undefined || values.key === undefined) return
+  for (const message of checkCaKeyPair(values.cert, values.key))
+    emit('mesh.mtls-provided-ca', `${path}.conf.cert`, message)
 }
 
 function loggingRules(mesh: Mesh, emit: Emit): void {

@@ -29,7 +29,9 @@ const cases: [string, string, string[]][] = [
   [
     'meta - missing type',
     'name: x\n',
-    ['1:1 : invalid resource type "". Known types: Mesh, ZoneEgress, ZoneIngress, ExternalService'],
+    [
+      '1:1 : invalid resource type "". Known types: Mesh, ZoneEgress, ZoneIngress, ExternalService, MeshTrafficPermission',
+    ],
   ],
   ['meta - empty name', 'type: Mesh\nname: ""\n', ['2:7 name: cannot be empty']],
   [
@@ -108,7 +110,7 @@ const cases: [string, string, string[]][] = [
   [
     'mesh - provided backend without cert and key',
     mesh('mtls:\n  backends:\n  - name: ca\n    type: provided\n    conf:\n      cert:\n        secret: ""\n'),
-    ['8:7 mtls.backends[0].conf.key: has to be defined', '9:9 mtls.backends[0].conf.cert: data source cannot be empty'],
+    ['8:7 mtls.backends[0].conf.key: has to be defined', '9:17 mtls.backends[0].conf.cert.secret: cannot be empty'],
   ],
   // §3.1b
   [

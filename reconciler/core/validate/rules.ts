@@ -6,8 +6,10 @@ import {
   type ZoneEgress,
   type ZoneIngress,
 } from '../../../schemas/resources.js'
+import { type DataFiles, hasPemBlock, resolveDataSource } from '../data-source.js'
 import { meshRules } from './mesh-rules.js'
 import { isDNSName, isIP, overlapsLoopback, parseUint32, splitHostPort } from './net.js'
+import { meshTrafficPermissionRules } from './permission-rules.js'
 import { type Emit, isEmptyDataSource, tagRules } from './tags.js'
 
 export type { Emit } from './tags.js'
@@ -40,7 +42,7 @@ export function metaRules(kind: Kind, value: Record<string, unknown>, emit: Emit
     if (name.length > 253) emit('meta.name-too-long', 'name', 'value length must less or equal 253')
     if (!NAME_RE.test(name)) emit('meta.name-invalid', 'name', NAME_CHARS)
   }
-  if (kind === Kind.ExternalService) {
+  if (kind === Kind.ExternalService || kind === Kind.MeshTrafficPermission) {
     const mesh = typeof value.mesh === 'string' ? value.mesh : ''
     if (mesh === '') emit('meta.mesh-empty', 'mesh', 'cannot be empty')
     else if (!MESH_RE.test(mesh)) emit('meta.mesh-invalid', 'mesh', MESH_CHARS)
@@ -49,13 +51,19 @@ export function metaRules(kind: Kind, value: Record<string, unknown>, emit: Emit
     if (!isZoneName(value.zone)) emit('meta.zone-invalid', 'zone', ZONE_CHARS)
 }
 
+/** What rules may read besides the resource: the snapshot's data files (for `file` data sources). */
+export interface RuleContext {
+  files?: DataFiles
+}
+
 /** Runs the Kuma rules of one resource of a known kind. */
-export function resourceRules(kind: Kind, value: Record<string, unknown>, emit: Emit): void {
+export function resourceRules(kind: Kind, value: Record<string, unknown>, emit: Emit, ctx: RuleContext = {}): void {
   metaRules(kind, value, emit)
-  if (kind === Kind.Mesh) meshRules(value as never, emit)
+  if (kind === Kind.Mesh) meshRules(value as never, emit, ctx.files)
   else if (kind === Kind.ZoneEgress) zoneEgressRules(value as unknown as ZoneEgress, emit)
   else if (kind === Kind.ZoneIngress) zoneIngressRules(value as unknown as ZoneIngress, emit)
-  else externalServiceRules(value as unknown as ExternalService, emit)
+  else if (kind === Kind.MeshTrafficPermission) meshTrafficPermissionRules(value as never, emit)
+  else externalServiceRules(value as unknown as ExternalService, emit, ctx.files)
 }
 
 const PORT_RANGE = 'port must be in the range [1, 65535]'
@@ -106,7 +114,7 @@ export function zoneIngressRules(zi: ZoneIngress, emit: Emit): void {
 const PROTOCOLS = new Set(['tcp', 'http', 'http2', 'grpc', 'kafka', 'tls', 'mysql'])
 
 /** §3.4 */
-export function externalServiceRules(es: ExternalService, emit: Emit): void {
+export function externalServiceRules(es: ExternalService, emit: Emit, files?: DataFiles): void {
   const net = es.networking
   let host: string | undefined
   if (!net) emit('external-service.networking', 'networking', 'should have networking')
@@ -125,8 +133,22 @@ export function externalServiceRules(es: ExternalService, emit: Emit): void {
   if (tls?.serverName === '') emit('external-service.tls', 'networking.tls.serverName', 'cannot be empty')
   for (const field of ['caCert', 'clientCert', 'clientKey'] as const) {
     const ds = tls?.[field]
-    if (ds && isEmptyDataSource(ds))
-      emit('external-service.tls', `networking.tls.${field}`, 'data source cannot be empty')
+    const at = `networking.tls.${field}`
+    if (!ds) continue
+    if (isEmptyDataSource(ds)) {
+      emit('external-service.tls', at, 'data source cannot be empty')
+      continue
+    }
+    // zonegate resolves the data at compile time (the egress originates TLS with it): it must be readable PEM.
+    const r = resolveDataSource(ds, files)
+    if ('problems' in r)
+      for (const p of r.problems) emit('external-service.tls-data', p.path ? `${at}.${p.path}` : at, p.message)
+    else if (!hasPemBlock(r.value, field === 'clientKey' ? 'PRIVATE KEY' : 'CERTIFICATE'))
+      emit(
+        'external-service.tls-data',
+        at,
+        field === 'clientKey' ? 'must hold a PEM private key' : 'must hold PEM certificates',
+      )
   }
   const tags = es.tags ?? {}
   tagRules('tags', tags, emit, { requireService: true })

@@ -1,0 +1,99 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import type { CommitInvalidEvent, ZonegateEvent } from '../../schemas/events.js'
+import type { ReconcilerStatus } from '../../schemas/status.js'
+import { createGitRepo, type GitRepo } from '../helpers/git-repo.js'
+import { type NatsServer, startNatsServer } from '../helpers/nats-server.js'
+import { baseFiles, externalYaml, probe, startReconciler, tempDir, waitUntil } from './reconciler-helpers.js'
+
+/** `count` ExternalServices pinned to `zone`, in one multi-document file. */
+const manyServices = (zone: string, count: number) =>
+  Array.from({ length: count }, (_, i) => externalYaml(`${zone}-svc-${i}`, `127.0.0.1:${20000 + i}`, zone)).join(
+    '---\n',
+  )
+
+const condition = (s: ReconcilerStatus, type: string) => s.conditions.find((c) => c.type === type)
+
+describe('reconciler refusals', () => {
+  let server: NatsServer
+  let repo: GitRepo
+  let dir: Awaited<ReturnType<typeof tempDir>>
+  let p: Awaited<ReturnType<typeof probe>>
+  const events: ZonegateEvent[] = []
+
+  beforeAll(async () => {
+    // A small max_payload, so a few hundred routes make a table too large to publish.
+    server = await startNatsServer({ config: 'max_payload: 65536\n' })
+    dir = await tempDir('zonegate-refuse-')
+    repo = await createGitRepo({ files: baseFiles() })
+    p = await probe(server.url)
+    const sub = p.nc.subscribe('zonegate.events.>')
+    void (async () => {
+      for await (const m of sub) events.push(m.json<ZonegateEvent>())
+    })()
+  })
+  afterAll(async () => {
+    await p?.close()
+    await server?.stop()
+    await repo?.remove()
+    await dir?.remove()
+  })
+
+  const invalidEventOf = (sha: string) =>
+    waitUntil(
+      () => events.find((e): e is CommitInvalidEvent => e.type === 'commit.invalid' && e.revision.endsWith(sha)),
+      5000,
+      `commit.${sha.slice(0, 7)}.invalid`,
+    )
+
+  it('refusals - an emptied zone and too-large tables are commit.invalid events naming every zone; /status stays Stalled', async () => {
+    const r = await startReconciler({ repo: repo.dir, nats: server.url, cacheDir: dir.path })
+    try {
+      const sha1 = await repo.head()
+      await waitUntil(() => r.status().lastAppliedRevision === `main@sha1:${sha1}`, 10_000, 'first pass')
+
+      // Every route of every zone gone: EmptyZoneRefused, announced as an event with the reason and the zones.
+      const emptied = await repo.commit({
+        'external/shared.yaml': null,
+        'external/a-only.yaml': null,
+        'external/b-only.yaml': null,
+      })
+      expect((await r.trigger())?.result).toBe('invalid')
+      const e1 = await invalidEventOf(emptied)
+      expect(e1.reason).toBe('EmptyZoneRefused')
+      expect(e1.zones).toEqual(['zone-a', 'zone-b', 'zone-c'])
+      expect(e1.violations.map((v) => [v.kind, v.name, v.rule])).toEqual([
+        ['Zone', 'zone-a', 'zone.empty-refused'],
+        ['Zone', 'zone-b', 'zone.empty-refused'],
+        ['Zone', 'zone-c', 'zone.empty-refused'],
+      ])
+
+      // The next polls see the stalled sha again: Stalled stays, on /status and in KV, with its transition time.
+      const stalledAt = condition(r.status(), 'Stalled')?.lastTransitionTime
+      expect(stalledAt).toBeDefined()
+      expect((await r.trigger())?.result).toBe('skipped')
+      expect((await r.trigger())?.result).toBe('skipped')
+      const http = (await (await fetch(`${r.httpUrl}/status`)).json()) as ReconcilerStatus
+      expect(condition(http, 'Stalled')).toMatchObject({ status: 'True', reason: 'EmptyZoneRefused' })
+      expect(condition(http, 'Stalled')?.lastTransitionTime).toBe(stalledAt)
+      expect(condition(http, 'Reconciling')).toBeUndefined()
+      expect(http.violations.map((v) => v.name)).toEqual(['zone-a', 'zone-b', 'zone-c'])
+
+      // Two zones too large for max_payload: TableTooLarge names both, not only the first.
+      const big = await repo.commit({
+        'external/shared.yaml': baseFiles()['external/shared.yaml'] as string,
+        'external/a-many.yaml': manyServices('zone-a', 400),
+        'external/b-many.yaml': manyServices('zone-b', 400),
+      })
+      const refused = await r.trigger()
+      expect(refused?.result).toBe('invalid')
+      expect(refused && 'error' in refused ? refused.error.message : '').toMatch(/zone-a .*zone-b .*max_payload/)
+      const e2 = await invalidEventOf(big)
+      expect(e2.reason).toBe('TableTooLarge')
+      expect(e2.zones).toEqual(['zone-a', 'zone-b'])
+      expect(e2.violations.map((v) => v.rule)).toEqual(['zone.table-too-large', 'zone.table-too-large'])
+      expect(condition(r.status(), 'Stalled')).toMatchObject({ status: 'True', reason: 'TableTooLarge' })
+    } finally {
+      await r.stop()
+    }
+  })
+})
