@@ -101,7 +101,7 @@ async function runEvents(flags: EventsFlags): Promise<number> {
         else if (yaml) print(`---\n${yaml(event, { lineWidth: 0 }).trimEnd()}`)
         else print(formatEventRow(event))
       }
-      if (!flags.watch && (m.seq >= lastSeq || m.info.pending === 0)) break
+      if (!flags.watch && m.seq >= lastSeq) break
     }
     return Exit.Ok
   } finally {

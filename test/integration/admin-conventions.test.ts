@@ -1,4 +1,5 @@
-import { join } from 'node:path'
+import { spawnSync } from 'node:child_process'
+import { join, resolve } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { runEgress } from '../../egress/main.js'
 import { closedPort } from '../helpers/egress-fixtures.js'
@@ -101,6 +102,22 @@ describe('admin conventions', () => {
         10_000,
         'timeline of the first commit',
       )
+      // `zonegate events` lists the same commit's events from the stream, to the last one stored
+      const cli = resolve(import.meta.dirname, '../../dist/cli/main.js')
+      const ev = spawnSync(
+        process.execPath,
+        [cli, 'events', '--commit', sha.slice(0, 8), '-o', 'json', '--nats', server.url],
+        {
+          encoding: 'utf8',
+          timeout: 30_000,
+        },
+      )
+      expect(ev.status).toBe(0)
+      const types = ev.stdout
+        .trim()
+        .split('\n')
+        .map((l) => (JSON.parse(l) as { type: string }).type)
+      expect(types).toEqual(expect.arrayContaining(['commit.fetched', 'commit.published', 'rollout.published']))
       const page = await fetch(`${r.httpUrl}/`)
       expect(page.headers.get('content-type')).toMatch(/^text\/html/)
       expect(await page.text()).toContain('<script src="/ui/app.js"></script>')
