@@ -125,4 +125,29 @@ describe('admin conventions', () => {
       await r.stop()
     }
   })
+
+  it('egress - a zone without a table logs which zones have one, and waits', async () => {
+    // the reconciler of the previous test published zone-a, zone-b and zone-c
+    const { log, lines } = captureLogger()
+    const egress = runEgress({
+      nats: { servers: [server.url] },
+      zone: 'zone-x',
+      name: 'ze-x',
+      instance: 'i-x',
+      admin: false,
+      logger: log,
+    })
+    try {
+      const warn = await waitUntil(
+        () => lines.find((l) => typeof l.msg === 'string' && l.msg.startsWith('no table for zone "zone-x"')),
+        10_000,
+        'the no-table warning',
+      )
+      expect(warn.zones).toEqual(['zone-a', 'zone-b', 'zone-c'])
+      expect(warn.msg).toContain('zones with a table: zone-a, zone-b, zone-c')
+      expect(egress.actor.getSnapshot().value).toBe('awaitingTable')
+    } finally {
+      await egress.shutdown()
+    }
+  })
 })
