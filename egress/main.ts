@@ -4,10 +4,12 @@ import type { Logger } from 'pino'
 import { type Actor, createActor, fromPromise, type SnapshotFrom } from 'xstate'
 import { type LogFormat, packageVersion } from '../cli/common.js'
 import { createLogger } from '../cli/logging.js'
+import { certSubject } from '../schemas/subjects.js'
 import type { ZoneTable } from '../schemas/table.js'
 import { READY_STATES, startAdminServer } from './admin/http.js'
 import { createEgressMetrics, type EgressMetrics } from './admin/metrics.js'
 import { RoutingTable } from './core/routing-table.js'
+import { EgressIdentity } from './identity/egress-identity.js'
 import { egressMachine, type StartOutput } from './lifecycle/egress.machine.js'
 import type { TableRejected, TableSwapped } from './lifecycle/egress-context.js'
 import { type HostPort, resolveListen } from './lifecycle/listener.js'
@@ -47,6 +49,13 @@ export interface EgressOptions {
   proxy?: Partial<ProxyOptions>
   /** How long a shutdown waits for open connections before closing them. Default 30 s. */
   graceMs?: number
+  /**
+   * Static mode: the directory holding a saved egress identity (key + per-mesh certificates) for
+   * terminate-mtls routes. NATS mode uses `nats.stateDir`. Without one the key lives in memory only.
+   */
+  identityDir?: string
+  /** How long one certificate request waits for the reconciler's reply. Default 5 s. */
+  certRequestTimeoutMs?: number
   /** A logger to use instead of a new pino logger on stdout (tests). */
   logger?: Logger
   logLevel?: string
@@ -59,6 +68,8 @@ export interface EgressHandle {
   actor: Actor<typeof egressMachine>
   proxy: TcpProxy
   metrics: EgressMetrics
+  /** The mesh identities (terminate-mtls routes). */
+  identity: EgressIdentity
   /** Resolves once serving (or rejects with the error that stopped the start). */
   ready: Promise<{ listen: AddressInfo; admin?: AddressInfo }>
   /** Re-reads the table file (what SIGHUP does). */
@@ -108,9 +119,35 @@ export function runEgress(options: EgressOptions): EgressHandle {
     resolveConnected = r
   })
 
+  const identityDir = options.nats?.stateDir ?? options.identityDir
+  const identity = new EgressIdentity({
+    zone: options.zone ?? 'default',
+    egress: options.name ?? 'egress',
+    instance,
+    ...(identityDir ? { stateDir: identityDir } : {}),
+    ...(natsMode
+      ? {
+          request: async (req) => {
+            if (nats === undefined) throw new Error('NATS not connected yet')
+            const text = await nats.request(
+              certSubject(req.zone),
+              JSON.stringify(req),
+              options.certRequestTimeoutMs ?? 5000,
+            )
+            return JSON.parse(text) as unknown
+          },
+        }
+      : {}),
+    log,
+  })
+  proxy.identities = identity
+
   const install = (table: ZoneTable): number => {
     const t0 = performance.now()
-    proxy.setTable(new RoutingTable(table))
+    const routing = new RoutingTable(table)
+    // identities first: a new mesh's saved certificate serves the table's first terminate-mtls connection
+    identity.sync(routing.meshCas)
+    proxy.setTable(routing)
     const ms = performance.now() - t0
     metrics.swapSeconds.observe(ms / 1000)
     return ms
@@ -129,6 +166,7 @@ export function runEgress(options: EgressOptions): EgressHandle {
         }
       }),
       start: fromPromise<StartOutput, { table: ZoneTable }>(async ({ input }) => {
+        await identity.ready
         const ms = install(input.table)
         const where = resolveListen(input.table, { ...options, env: options.env ?? process.env })
         const addr = await proxy.listen(where.host, where.port)
@@ -187,6 +225,7 @@ export function runEgress(options: EgressOptions): EgressHandle {
     const deps = {
       state: () => ({ value: stateName(actor.getSnapshot()), context: actor.getSnapshot().context }),
       proxy,
+      identity: () => identity.state(),
       metrics,
       drain: (exit: boolean) => actor.send({ type: 'drain', exit }),
       log: log.child({ component: 'admin' }),
@@ -277,6 +316,7 @@ export function runEgress(options: EgressOptions): EgressHandle {
     else log.info('egress stopped')
     rejectReady(new Error(error ?? 'stopped before serving'))
     stopping = true
+    identity.stop()
     await nats?.close()
     await proxy.close()
     await admin?.close()
@@ -317,6 +357,7 @@ export function runEgress(options: EgressOptions): EgressHandle {
           ...(o.heartbeatMs ? { heartbeatMs: o.heartbeatMs } : {}),
           log,
           send: (e) => {
+            if (e.type === 'bus.restored') identity.renewPending()
             if (actor.getSnapshot().status === 'active') actor.send(e)
           },
           heartbeat: heartbeatOf,
@@ -334,6 +375,7 @@ export function runEgress(options: EgressOptions): EgressHandle {
     actor,
     proxy,
     metrics,
+    identity,
     ready,
     reload: () => actor.send({ type: 'reload' }),
     shutdown: () => {

@@ -8,6 +8,8 @@
  *   tlsconn -R -f HELLO.bin -n BYTES -a ADDR -p PORT -c THREADS -d SECONDS   raw mode: connect, write the canned
  *                                                                       ClientHello, read BYTES or EOF, close
  *
+ *   TLS mode options: -C CERT.pem -K KEY.pem present a client certificate (mesh mTLS); -A kuma offers that ALPN.
+ *
  * Each thread loops until the deadline; latency is connect() -> last byte. Prints one JSON line on stdout:
  * {"requests":N,"errors":E,"seconds":S,"rate":R,"p50_ms":..,"p99_ms":..,"bytes":B}. Every socket has 5 s timeouts.
  */
@@ -29,6 +31,7 @@
 #include <unistd.h>
 
 static const char *addr = "127.0.0.1", *sni = "a.test", *path = "/small", *hello_file = NULL;
+static const char *cert_file = NULL, *key_file = NULL, *alpn = NULL;
 static int port = 0, threads = 16, raw = 0;
 static long expect_bytes = 1024;
 static double duration = 5;
@@ -155,7 +158,7 @@ static int load_hello(void) {
 
 int main(int argc, char **argv) {
   int opt;
-  while ((opt = getopt(argc, argv, "a:p:s:P:c:d:Rf:n:")) != -1) {
+  while ((opt = getopt(argc, argv, "a:p:s:P:c:d:Rf:n:C:K:A:")) != -1) {
     switch (opt) {
       case 'a': addr = optarg; break;
       case 'p': port = atoi(optarg); break;
@@ -166,6 +169,9 @@ int main(int argc, char **argv) {
       case 'R': raw = 1; break;
       case 'f': hello_file = optarg; break;
       case 'n': expect_bytes = atol(optarg); break;
+      case 'C': cert_file = optarg; break;
+      case 'K': key_file = optarg; break;
+      case 'A': alpn = optarg; break;
       default: fprintf(stderr, "usage: see the comment at the top of tlsconn.c\n"); return 2;
     }
   }
@@ -180,6 +186,20 @@ int main(int argc, char **argv) {
     SSL_CTX_set_verify(ctx, SSL_VERIFY_NONE, NULL);
     SSL_CTX_set_options(ctx, SSL_OP_NO_TICKET);
     SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
+    if (cert_file && key_file) {
+      if (SSL_CTX_use_certificate_chain_file(ctx, cert_file) != 1 || SSL_CTX_use_PrivateKey_file(ctx, key_file, SSL_FILETYPE_PEM) != 1) {
+        fprintf(stderr, "tlsconn: cannot load -C/-K\n");
+        return 2;
+      }
+    }
+    if (alpn) {
+      unsigned char protos[256];
+      size_t len = strlen(alpn);
+      if (len == 0 || len > 254) { fprintf(stderr, "tlsconn: bad -A\n"); return 2; }
+      protos[0] = (unsigned char)len;
+      memcpy(protos + 1, alpn, len);
+      SSL_CTX_set_alpn_protos(ctx, protos, (unsigned)(len + 1));
+    }
   }
   pthread_t *tids = calloc((size_t)threads, sizeof(pthread_t));
   stats_t *sts = calloc((size_t)threads, sizeof(stats_t));

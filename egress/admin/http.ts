@@ -1,7 +1,7 @@
 import http, { type IncomingMessage, type ServerResponse } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import type { Logger } from 'pino'
-import { RouteMode } from '../../schemas/table.js'
+import type { ZoneTable } from '../../schemas/table.js'
 import type { EgressContext } from '../lifecycle/egress-context.js'
 import type { TcpProxy } from '../proxy/tcp-proxy.js'
 import type { EgressMetrics } from './metrics.js'
@@ -11,7 +11,8 @@ import type { EgressMetrics } from './metrics.js'
  * - `GET /ready`: 200 `LIVE` while serving (also `applying`, `reloading`, `degraded`), else 503 with the state
  *   (`connecting`, `awaitingTable`: with `--admin` the server is up from the start, like Envoy's);
  * - `GET /server_info`: version, state, zone/name/instance, start time and uptime (Envoy's path);
- * - `GET /config_dump`: the served table envelope with generation, revision, digest and lifecycle state;
+ * - `GET /config_dump`: the served table envelope with generation, revision, digest and lifecycle state (private
+ *   keys of upstream TLS redacted) and the mesh identities (certificates' validity; never the egress's key);
  * - `GET /stats`: counters as JSON; `GET /stats/prometheus`: the egress's own prom-client registry;
  * - `POST /drain_listeners`: stop accepting, let open connections finish (the process stays up);
  * - `POST /quitquitquit`: drain like SIGTERM, then exit.
@@ -28,12 +29,31 @@ export interface AdminDeps {
   nats?(): unknown
   /** Version, start time, uptime… for `/server_info` (with the state and identity added here). */
   serverInfo?(): Record<string, unknown>
+  /** The egress identities per mesh (no key material), shown under `identity` in /config_dump. */
+  identity?(): unknown
 }
 
 export const READY_STATES: ReadonlySet<string> = new Set(['serving', 'applying', 'reloading', 'degraded'])
 
-export const TERMINATE_MTLS_NOTE =
-  'routes with mode terminate-mtls are relayed as TLS passthrough until mesh mTLS termination lands'
+/** What replaces a private key in /config_dump. */
+export const REDACTED = '[redacted]'
+
+/**
+ * The table as shown by /config_dump: every upstream `tls.clientKey` replaced by `[redacted]` (the original
+ * is not modified). Pure.
+ */
+export function redactTable(table: ZoneTable): ZoneTable {
+  if (!table.routes.some((r) => r.upstreams.some((u) => u.tls?.clientKey !== undefined))) return table
+  return {
+    ...table,
+    routes: table.routes.map((r) => ({
+      ...r,
+      upstreams: r.upstreams.map((u) =>
+        u.tls?.clientKey === undefined ? u : { ...u, tls: { ...u.tls, clientKey: REDACTED } },
+      ),
+    })),
+  }
+}
 
 /** Starts the admin server on host:port; resolves with the bound address and a close function. */
 export async function startAdminServer(
@@ -120,7 +140,7 @@ async function handle(deps: AdminDeps, req: IncomingMessage, res: ServerResponse
 }
 
 /** The /config_dump document. */
-export function configDump(deps: Pick<AdminDeps, 'state' | 'proxy' | 'nats'>) {
+export function configDump(deps: Pick<AdminDeps, 'state' | 'proxy' | 'nats' | 'identity'>) {
   const { value, context } = deps.state()
   const table = context.table
   const addr = deps.proxy.address()
@@ -136,9 +156,8 @@ export function configDump(deps: Pick<AdminDeps, 'state' | 'proxy' | 'nats'>) {
     lastSwap: context.lastSwap ?? null,
     lastRejection: context.lastRejection ?? null,
     ...(deps.nats ? { nats: deps.nats() } : {}),
-    notes: [TERMINATE_MTLS_NOTE],
-    passthroughForNow: (table?.routes ?? []).filter((r) => r.mode === RouteMode.TerminateMtls).map((r) => r.sni),
-    table: table ?? null,
+    ...(deps.identity ? { identity: deps.identity() } : {}),
+    table: table ? redactTable(table) : null,
   }
 }
 
@@ -153,6 +172,7 @@ function statsJson(deps: AdminDeps) {
       accepted: s.accepted,
       active: deps.proxy.activeConnections,
       routed: s.routed,
+      mtlsTerminated: s.terminated,
       rejected: Object.fromEntries(s.rejected),
       closedAfterRouteRemoval: s.drainedClosed,
     },

@@ -88,6 +88,15 @@ export function createEgressMetrics(
     },
   })
   new Counter({
+    name: 'zonegate_egress_mtls_terminated_total',
+    help: 'terminate-mtls connections whose caller certificate verified and whose service was allowed',
+    registers,
+    collect() {
+      this.reset()
+      this.inc(stats.terminated)
+    },
+  })
+  new Counter({
     name: 'zonegate_egress_route_connections_total',
     help: 'Connections relayed, by route SNI',
     labelNames: ['sni'],

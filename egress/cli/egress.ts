@@ -48,7 +48,10 @@ export function registerEgressCommand(program: Command): void {
     .option('--name <name>', 'ZoneEgress name (selects the egresses entry)')
     .option('--zone <zone>', 'zone; a table for another zone is rejected (required in NATS mode)')
     .option('--instance <id>', 'instance id (default: $PS or $FOREMAN_WORKER_NAME, else <hostname>-<pid>)')
-    .option('--state-dir <dir>', 'NATS mode: keep the last good table here, to serve while NATS is down')
+    .option(
+      '--state-dir <dir>',
+      'keep the egress key and mesh certificates here (mode 0600), and in NATS mode the last good table, to serve while NATS is down',
+    )
     .addOption(natsOption())
     .option('--hello-timeout <duration>', 'deadline for the whole ClientHello', '5s')
     .option('--connect-timeout <duration>', 'upstream connect timeout per attempt', '3s')
@@ -62,7 +65,6 @@ export function registerEgressCommand(program: Command): void {
       if (natsMode && (flags.zone === undefined || flags.name === undefined)) {
         throw new UsageError('NATS mode needs --zone and --name (or use --static FILE)')
       }
-      if (!natsMode && flags.stateDir !== undefined) throw new UsageError('--state-dir is for NATS mode only')
       const maxConnections = Number(flags.maxConnections)
       if (!Number.isInteger(maxConnections) || maxConnections < 1) {
         throw new UsageError(`--max-connections: expected a positive integer, got "${flags.maxConnections}"`)
@@ -78,7 +80,7 @@ export function registerEgressCommand(program: Command): void {
                 heartbeatMs: parseDuration(flags.heartbeat, '--heartbeat'),
               },
             }
-          : { staticFile: flags.static }),
+          : { staticFile: flags.static, ...(flags.stateDir ? { identityDir: flags.stateDir } : {}) }),
         ...(flags.listen ? { listen: parseHostPort(flags.listen, '--listen') } : {}),
         ...(flags.admin ? { admin: parseHostPort(flags.admin, '--admin') } : {}),
         ...(flags.name ? { name: flags.name } : {}),

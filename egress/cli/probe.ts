@@ -21,6 +21,17 @@ interface ProbeFlags {
   ca?: string
   alpn?: string
   request: boolean
+  cert?: string
+  key?: string
+  send?: string
+}
+
+function readPem(file: string, flag: string): string {
+  try {
+    return readFileSync(file, 'utf8')
+  } catch (err) {
+    throw new UsageError(`${flag}: ${(err as Error).message}`)
+  }
 }
 
 /**
@@ -37,20 +48,19 @@ export function registerProbeCommand(program: Command): void {
     .addOption(outputOption())
     .option('--insecure', 'do not verify the peer certificate (the default)')
     .option('--verify', 'verify the peer certificate (system store or --ca); a failure exits 1')
-    .option('--ca <file>', 'PEM CA bundle for --verify')
+    .option('--ca <file>', 'PEM CA bundle for --verify (with --cert: the mesh CA)')
+    .option('--cert <file>', 'present this client certificate (PEM), as a mesh sidecar: ALPN kuma, mesh mTLS')
+    .option('--key <file>', 'the private key of --cert (PEM)')
+    .option('--send <text>', 'after the handshake send TEXT (\\n for newlines) instead of GET /, print the reply')
     .option('--alpn <protocols>', 'ALPN protocols to offer, comma separated (e.g. h2,http/1.1)')
     .option('--no-request', 'only handshake; do not send GET / to learn which upstream answered')
     .action(async (target: string, flags: ProbeFlags) => {
       if (flags.verify && flags.insecure) throw new UsageError('--verify and --insecure exclude each other')
       const { host, port } = parseHostPort(target, 'HOST:PORT')
-      let ca: string | undefined
-      if (flags.ca) {
-        try {
-          ca = readFileSync(flags.ca, 'utf8')
-        } catch (err) {
-          throw new UsageError(`--ca: ${(err as Error).message}`)
-        }
-      }
+      if ((flags.cert === undefined) !== (flags.key === undefined)) throw new UsageError('--cert and --key go together')
+      const ca = flags.ca ? readPem(flags.ca, '--ca') : undefined
+      const cert = flags.cert ? readPem(flags.cert, '--cert') : undefined
+      const key = flags.key ? readPem(flags.key, '--key') : undefined
       const result = await probe({
         host,
         port,
@@ -63,6 +73,8 @@ export function registerProbeCommand(program: Command): void {
           .map((s) => s.trim())
           .filter(Boolean),
         request: flags.request,
+        ...(cert && key ? { cert, key } : {}),
+        ...(flags.send !== undefined ? { send: flags.send.replace(/\\n/g, '\n') } : {}),
       })
       if (flags.output === 'text') process.stdout.write(`${formatProbeResult(result).join('\n')}\n`)
       else if (flags.output === 'json') process.stdout.write(`${JSON.stringify(result)}\n`)

@@ -1,6 +1,13 @@
 import { tableDigest } from '../../schemas/digest.js'
-import type { RouteMode, TableRoute, TableUpstream, ZoneTable } from '../../schemas/table.js'
+import {
+  RouteMode,
+  type TableRoute,
+  type TableUpstream,
+  type UpstreamTls,
+  type ZoneTable,
+} from '../../schemas/table.js'
 import { validateZoneTableShape } from '../../schemas/validators.js'
+import { allowMatcher } from './mesh-mtls.js'
 
 /**
  * The egress's routing table: an immutable view of one ZoneTable envelope (DESIGN.md §3), built once per
@@ -16,12 +23,19 @@ export interface Upstream {
   readonly weight: number
   /** `address:port`, for logs and metrics. */
   readonly key: string
+  /** TLS origination towards this upstream (terminate-mtls routes); absent or disabled: plain TCP. */
+  readonly tls?: UpstreamTls
 }
 
 /** One route: an SNI and its upstreams, with a smooth weighted round robin over them. */
 export class Route {
   readonly sni: string
   readonly mode: RouteMode
+  readonly mesh: string
+  /** True for `terminate-mtls` routes: the egress terminates the caller's mesh mTLS. */
+  readonly terminate: boolean
+  /** Whether the caller service may use this route (terminate-mtls routes; the route's `allow`). */
+  readonly allows: (service: string) => boolean
   readonly upstreams: readonly Upstream[]
   private readonly weights: number[]
   private readonly current: number[]
@@ -29,6 +43,9 @@ export class Route {
   constructor(route: TableRoute) {
     this.sni = lowerAscii(route.sni)
     this.mode = route.mode
+    this.mesh = route.mesh
+    this.terminate = route.mode === RouteMode.TerminateMtls
+    this.allows = allowMatcher(route.allow)
     this.upstreams = Object.freeze(route.upstreams.map(toUpstream))
     // Weight 0 means "never picked"; a route whose upstreams all have weight 0 spreads evenly instead.
     const allZero = this.upstreams.every((u) => u.weight === 0)
@@ -60,7 +77,13 @@ export class Route {
 }
 
 function toUpstream(u: TableUpstream): Upstream {
-  return Object.freeze({ address: u.address, port: u.port, weight: u.weight, key: `${u.address}:${u.port}` })
+  return Object.freeze({
+    address: u.address,
+    port: u.port,
+    weight: u.weight,
+    key: `${u.address}:${u.port}`,
+    ...(u.tls?.enabled ? { tls: u.tls } : {}),
+  })
 }
 
 /** Immutable SNI → Route map of one table. */
@@ -70,6 +93,8 @@ export class RoutingTable {
   readonly revision: string | undefined
   readonly digest: string
   readonly size: number
+  /** CA certificates (PEM) per mesh whose terminate-mtls routes this table has (`meshes`). */
+  readonly meshCas: ReadonlyMap<string, readonly string[]>
   private readonly routes: ReadonlyMap<string, Route>
 
   constructor(readonly envelope: ZoneTable) {
@@ -81,6 +106,7 @@ export class RoutingTable {
     for (const r of envelope.routes) routes.set(lowerAscii(r.sni), new Route(r))
     this.routes = routes
     this.size = routes.size
+    this.meshCas = new Map((envelope.meshes ?? []).map((m) => [m.name, Object.freeze([...m.caCerts])]))
   }
 
   /** The route for a server name, matched exactly after ASCII lower-casing, or undefined. */

@@ -34,6 +34,16 @@ export interface ProbeOptions {
   alpn?: string[]
   /** Send `GET / HTTP/1.1` after the handshake and report the answer (default true). */
   request?: boolean
+  /**
+   * Mesh mode: a client certificate and key (PEM) to present, as a sidecar does towards the egress. The
+   * egress is then expected to answer: a connection closed after the handshake without an answer is a
+   * refusal (`closed`, exit 1), and `--verify` checks the egress's SAN `spiffe://<mesh>/zone-egress` (mesh
+   * from the SNI's `{mesh=…}`) against `ca` instead of a host name.
+   */
+  cert?: string
+  key?: string
+  /** Send these bytes after the handshake instead of the HTTP request, and report what came back. */
+  send?: string
 }
 
 export interface ProbePeer {
@@ -64,6 +74,26 @@ export interface ProbeResult {
   /** HTTP status line and the `upstream` header or first body line, when a request was sent. */
   status?: string
   answer?: string
+  /** With `send`: everything received (up to 64 KiB) as text. */
+  received?: string
+}
+
+/** The mesh of a tag SNI `svc{…,mesh=M,…}`, if any. Pure. */
+export function meshOfSni(sni: string): string | undefined {
+  const m = /[{,]mesh=([^,}]+)[,}]/.exec(sni)
+  return m?.[1]
+}
+
+/** Node's checkServerIdentity for mesh mode: the egress must carry `spiffe://<mesh>/zone-egress`. Pure. */
+export function egressIdentityCheck(mesh: string | undefined) {
+  return (_host: string, cert: PeerCertificate): Error | undefined => {
+    const sans = (cert.subjectaltname ?? '').split(', ')
+    const ok =
+      mesh === undefined
+        ? sans.some((s) => s.startsWith('URI:spiffe://'))
+        : sans.includes(`URI:spiffe://${mesh}/zone-egress`)
+    return ok ? undefined : new Error(`certificate lacks SAN spiffe://${mesh ?? '<mesh>'}/zone-egress`)
+  }
 }
 
 const dn = (o: Record<string, unknown> | undefined): string =>
@@ -141,6 +171,7 @@ export function probe(opts: ProbeOptions): Promise<ProbeResult> {
     handshake: false,
     detail: '',
   }
+  const meshMode = opts.cert !== undefined
   return new Promise((resolve) => {
     let result: ProbeResult = base
     let settled = false
@@ -150,7 +181,22 @@ export function probe(opts: ProbeOptions): Promise<ProbeResult> {
       settled = true
       clearTimeout(timer)
       result = { ...result, ...patch }
-      if (response) result = { ...result, ...parseAnswer(response) }
+      if (response)
+        result = opts.send !== undefined ? { ...result, received: response } : { ...result, ...parseAnswer(response) }
+      if (
+        meshMode &&
+        result.handshake &&
+        !response &&
+        (opts.request !== false || opts.send !== undefined) &&
+        result.outcome === ProbeOutcome.Connected
+      ) {
+        result = {
+          ...result,
+          outcome: ProbeOutcome.Closed,
+          handshake: false,
+          detail: 'closed after the TLS handshake without an answer (the egress refused the certificate or the caller)',
+        }
+      }
       socket.destroy()
       resolve(result)
     }
@@ -160,7 +206,10 @@ export function probe(opts: ProbeOptions): Promise<ProbeResult> {
       servername: opts.sni,
       rejectUnauthorized: false,
       ca: opts.ca,
-      ALPNProtocols: opts.alpn && opts.alpn.length > 0 ? opts.alpn : undefined,
+      ALPNProtocols: opts.alpn && opts.alpn.length > 0 ? opts.alpn : meshMode ? ['kuma'] : undefined,
+      ...(meshMode
+        ? { cert: opts.cert, key: opts.key, checkServerIdentity: egressIdentityCheck(meshOfSni(opts.sni)) }
+        : {}),
     })
     const timer = setTimeout(() => {
       if (result.handshake) done({})
@@ -191,6 +240,10 @@ export function probe(opts: ProbeOptions): Promise<ProbeResult> {
         done({ outcome: ProbeOutcome.Untrusted, handshake: false, detail: result.authorizationError ?? 'not trusted' })
         return
       }
+      if (opts.send !== undefined) {
+        socket.write(opts.send)
+        return
+      }
       if (opts.request === false) {
         done({})
         return
@@ -199,7 +252,11 @@ export function probe(opts: ProbeOptions): Promise<ProbeResult> {
     })
     socket.on('data', (chunk: Buffer) => {
       response += chunk.toString('latin1')
-      if (response.length > 65536 || (response.includes('\r\n\r\n') && /\r\nupstream:/i.test(response))) done({})
+      if (
+        response.length > 65536 ||
+        (opts.send === undefined && response.includes('\r\n\r\n') && /\r\nupstream:/i.test(response))
+      )
+        done({})
     })
     const closed = () =>
       done(
@@ -233,5 +290,6 @@ export function formatProbeResult(r: ProbeResult): string[] {
   }
   if (r.status !== undefined || r.answer !== undefined)
     lines.push(`  answer    ${r.answer ?? '-'}${r.status ? `  (${r.status})` : ''}`)
+  if (r.received !== undefined) lines.push(`  received  ${JSON.stringify(r.received.slice(0, 2000))}`)
   return lines
 }

@@ -14,7 +14,8 @@ import type { TcpProxy } from './tcp-proxy.js'
 /** After refusing with an alert, how long to wait for the client to close before cutting it. */
 export const CLOSE_LINGER_MS = 2000
 
-export const Phase = { Hello: 0, Connecting: 1, Relay: 2, Closing: 3, Closed: 4 } as const
+/** `Handshake`: terminate-mtls only, the egress's TLS handshake with the caller is running. */
+export const Phase = { Hello: 0, Connecting: 1, Relay: 2, Closing: 3, Closed: 4, Handshake: 5 } as const
 export type Phase = (typeof Phase)[keyof typeof Phase]
 
 export const kConn = Symbol('conn')
@@ -35,6 +36,10 @@ export class Conn {
   clientEnded = false
   /** The upstream's 'drain' handler is attached on the first backpressure only (most connections see none). */
   upstreamDrainWatched = false
+  /** terminate-mtls: the client's 'drain' handler (TLS upstreams are read with 'data', not `onread`). */
+  clientDrainWatched = false
+  /** terminate-mtls: the caller's service from its SPIFFE id, once the handshake verified it. */
+  caller: string | null = null
   /**
    * The buffer the upstream socket reads into (`onread`), from the proxy's pool, returned when both sockets
    * are closed. Reusing resident memory keeps the download direction free of per-read allocations.
@@ -53,7 +58,8 @@ export class Conn {
   constructor(
     readonly id: number,
     readonly proxy: TcpProxy,
-    readonly client: ConnSocket,
+    /** The accepted socket; for terminate-mtls, the TLS socket wrapping it once the handshake starts. */
+    public client: ConnSocket,
     readonly startedAt: number,
   ) {}
 }
@@ -64,6 +70,13 @@ export function listenClient(socket: ConnSocket): void {
   socket.on('end', onClientEnd)
   socket.on('error', onSocketError)
   socket.on('close', onClientClose)
+}
+
+/** Detaches the client-side handlers (terminate-mtls: the TLS socket that wraps the client takes them). */
+export function unlistenClient(socket: ConnSocket): void {
+  socket.off('data', onClientData)
+  socket.off('end', onClientEnd)
+  socket.off('close', onClientClose)
 }
 
 /** Attaches the upstream-side handlers. */
@@ -86,7 +99,7 @@ function onClientData(this: ConnSocket, chunk: Buffer): void {
       }
     }
   } else if (c.phase === Phase.Hello) c.proxy.hello(c, chunk)
-  else if (c.phase === Phase.Connecting) {
+  else if (c.phase === Phase.Connecting || c.phase === Phase.Handshake) {
     if (c.extra === null) c.extra = [chunk]
     else c.extra.push(chunk)
   }
@@ -117,6 +130,7 @@ export function expire(c: Conn, now: number, idleTimeoutMs: number): void {
   if (now < c.deadline) return
   c.deadline = Number.POSITIVE_INFINITY
   if (c.phase === Phase.Hello) c.proxy.reject(c, RejectReason.HelloTimeout, false)
+  else if (c.phase === Phase.Handshake) c.proxy.handshakeTimedOut(c)
   else if (c.phase === Phase.Connecting && c.upstream !== null) c.proxy.failover(c, c.upstream, 'connect timeout')
   else {
     c.upstream?.destroy()
@@ -133,7 +147,7 @@ function onClientClose(this: ConnSocket, hadError: boolean): void {
   c.proxy.closed(c, hadError)
 }
 
-function onUpstreamConnect(this: ConnSocket): void {
+export function onUpstreamConnect(this: ConnSocket): void {
   const c = this[kConn]
   if (c.upstream === this && c.phase === Phase.Connecting) c.proxy.connected(c, this)
   else this.destroy()
@@ -160,7 +174,7 @@ export function onUpstreamRead(this: ConnSocket, n: number, buf: Uint8Array): bo
   return false
 }
 
-function onUpstreamEnd(this: ConnSocket): void {
+export function onUpstreamEnd(this: ConnSocket): void {
   const c = this[kConn]
   if (c.upstream === this) endOrClose(c.client)
 }
@@ -179,14 +193,14 @@ function onUpstreamDrain(this: ConnSocket): void {
   this[kConn].client.resume()
 }
 
-function onUpstreamError(this: ConnSocket, err: Error): void {
+export function onUpstreamError(this: ConnSocket, err: Error): void {
   const c = this[kConn]
   if (c.upstream === this && c.phase === Phase.Connecting) {
     c.proxy.failover(c, this, (err as NodeJS.ErrnoException).code ?? err.message)
   }
 }
 
-function onUpstreamClose(this: ConnSocket, hadError: boolean): void {
+export function onUpstreamClose(this: ConnSocket, hadError: boolean): void {
   const c = this[kConn]
   if (c.upstream === this && c.client.destroyed) c.proxy.releaseReadBuffer(c)
   if (c.upstream !== this || c.phase === Phase.Connecting || c.client.destroyed) return

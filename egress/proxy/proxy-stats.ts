@@ -1,4 +1,5 @@
 import type { HelloRefusal } from '../core/client-hello.js'
+import type { MtlsRefusal } from '../core/mesh-mtls.js'
 
 /**
  * Plain counters the proxy bumps on its hot path (a property increment, no label lookups); the admin server
@@ -14,7 +15,7 @@ export const RejectReason = {
   OverCapacity: 'over-capacity',
   UpstreamUnavailable: 'upstream-unavailable',
 } as const
-export type RejectReason = (typeof RejectReason)[keyof typeof RejectReason] | HelloRefusal
+export type RejectReason = (typeof RejectReason)[keyof typeof RejectReason] | HelloRefusal | MtlsRefusal
 
 /** Connections of one route (by SNI). */
 export interface RouteStats {
@@ -27,6 +28,8 @@ export class ProxyStats {
   accepted = 0
   /** Connections relayed to an upstream. */
   routed = 0
+  /** terminate-mtls: caller handshakes that verified and were allowed. */
+  terminated = 0
   /** Connections of removed routes closed after the drain period. */
   drainedClosed = 0
   /** Bytes of connections already closed (open ones are added on read). */

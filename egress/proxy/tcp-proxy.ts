@@ -1,9 +1,11 @@
 import net, { type AddressInfo } from 'node:net'
 import type { Logger } from 'pino'
 import { ClientHelloReader, parseClientHello } from '../core/client-hello.js'
+import { MtlsRefusal } from '../core/mesh-mtls.js'
 import type { RoutingTable } from '../core/routing-table.js'
 import { Conn, type ConnSocket, kConn, listenClient, listenUpstream, onUpstreamRead, Phase } from './connection.js'
 import { DeadlineSweep } from './deadline-sweep.js'
+import { dialTerminated, type MeshIdentities, startTermination } from './mtls.js'
 import {
   DEFAULT_PROXY_OPTIONS,
   MAX_POOLED_READ_BUFFERS,
@@ -17,8 +19,8 @@ import { ProxyStats, RejectReason } from './proxy-stats.js'
 /**
  * The SNI proxy: a `net` server that reads each connection's ClientHello, looks up the current RoutingTable
  * once, dials the route's upstream (failing over in weighted round-robin order), forwards the peeked bytes
- * unchanged and relays both ways with backpressure and half-close. Nothing is terminated: `terminate-mtls`
- * routes are relayed as passthrough until the mesh mTLS issue lands.
+ * unchanged and relays both ways with backpressure and half-close. `terminate-mtls` routes branch off after
+ * the lookup (proxy/mtls.ts): the egress terminates the caller's mesh mTLS, checks it, then dials plain or TLS.
  *
  * Hot path notes: socket handlers are module-level functions that find their connection through a symbol on
  * the socket (no closures per connection); a ClientHello in one chunk is parsed in place; no connection has a
@@ -44,6 +46,8 @@ export class TcpProxy {
   private readonly conns = new Set<Conn>()
   private readonly debug: boolean
   private nextId = 1
+  /** The egress's mesh identities (terminate-mtls routes); without them such routes are refused. */
+  identities: MeshIdentities | undefined
   private idleWaiters: (() => void)[] = []
   /** Upstream read buffers (`onread`), reused across connections. */
   private readonly readBuffers: Buffer[] = []
@@ -199,6 +203,10 @@ export class TcpProxy {
     c.generation = table.generation
     c.peeked = c.reader === null ? chunk : c.reader.peeked()
     c.reader = null
+    if (route.terminate) {
+      startTermination(this, c, this.identities)
+      return
+    }
     c.phase = Phase.Connecting
     c.client.pause()
     this.dial(c)
@@ -217,6 +225,20 @@ export class TcpProxy {
     }
     const u = route.upstreams[i]!
     c.upstreamIndex = i
+    if (route.terminate) {
+      c.deadline = performance.now() + this.options.connectTimeoutMs
+      try {
+        c.upstream = dialTerminated(c, u)
+      } catch (err) {
+        // unusable TLS material for this upstream: count it like a failed connect and try the next one
+        this.stats.connectFailed(u.key)
+        if (this.debug) this.log.debug({ conn: c.id, upstream: u.key, err }, 'upstream TLS settings unusable')
+        c.tried ??= new Set()
+        c.tried.add(i)
+        this.dial(c)
+      }
+      return
+    }
     c.readBuf ??= this.readBuffers.pop() ?? Buffer.allocUnsafeSlow(READ_BUFFER_BYTES)
     const s = net.connect({
       host: u.address,
@@ -248,7 +270,7 @@ export class TcpProxy {
     c.phase = Phase.Relay
     c.deadline = performance.now() + this.options.idleTimeoutMs
     c.seen = -1
-    s.write(c.peeked!)
+    if (c.peeked !== null) s.write(c.peeked)
     c.peeked = null
     if (c.extra !== null) for (const b of c.extra) s.write(b)
     c.extra = null
@@ -259,6 +281,21 @@ export class TcpProxy {
       const u = c.route!.upstreams[c.upstreamIndex]!
       this.log.debug({ conn: c.id, sni: c.route!.sni, upstream: u.key, generation: c.generation }, 'relaying')
     }
+  }
+
+  /** A terminated caller refused after its handshake (certificate or permission): counted, then closed. */
+  refuseTerminated(c: Conn, reason: MtlsRefusal, service: string | undefined): void {
+    this.stats.reject(reason)
+    if (this.debug) this.log.debug({ conn: c.id, reason, caller: service ?? null, sni: c.route?.sni }, 'caller refused')
+    c.phase = Phase.Closing
+    c.client.destroy()
+  }
+
+  /** The caller's TLS handshake outlived the hello deadline. */
+  handshakeTimedOut(c: Conn): void {
+    this.stats.reject(MtlsRefusal.HandshakeTimeout)
+    c.phase = Phase.Closing
+    c.client.destroy()
   }
 
   reject(c: Conn, reason: RejectReason, tls: boolean): void {

@@ -66,6 +66,8 @@ export interface NatsSubscriber {
   applied(table: ZoneTable, swapMs: number): void
   /** A rejected NATS table: publish `rejected`. */
   rejected(r: { reason: string; revision?: string; generation?: number; digest?: string }): void
+  /** Request/reply (the egress identity's CSRs); rejects when not connected or without a reply in time. */
+  request(subject: string, body: string, timeoutMs: number): Promise<string>
   /** Stops watching, removes the heartbeat key, closes the connection. */
   close(): Promise<void>
 }
@@ -294,6 +296,11 @@ export function startNatsSubscriber(o: NatsSubscriberOptions): NatsSubscriber {
           time: new Date(),
         }),
       )
+    },
+    async request(subject, body, timeoutMs) {
+      if (nc === undefined || !st.connected || closed) throw new Error('NATS not connected')
+      const m = await nc.request(subject, body, { timeout: timeoutMs })
+      return m.string()
     },
     async close() {
       closed = true

@@ -1,5 +1,5 @@
 import { execFileSync } from 'node:child_process'
-import { copyFile, cp, mkdir, rm, symlink, writeFile } from 'node:fs/promises'
+import { copyFile, cp, mkdir, readFile, rm, symlink, writeFile } from 'node:fs/promises'
 import { createServer } from 'node:net'
 import { join, resolve } from 'node:path'
 import { afterAll, describe, expect, it } from 'vitest'
@@ -102,9 +102,11 @@ describe('e2e foreman', () => {
       45_000,
     )
 
+    // a new cross-zone service (passthrough to zone-b's ingress): external services are mesh mTLS now
+    const ingress = join(gitops, 'zones/zone-b/zone-ingresses/ingress-1.yaml')
     await writeFile(
-      join(gitops, 'external-services/shipping.yaml'),
-      'type: ExternalService\nname: shipping\nmesh: default\ntags:\n  kuma.io/service: shipping\n  kuma.io/zone: zone-a\nnetworking:\n  address: 127.0.0.1:10011\n',
+      ingress,
+      `${await readFile(ingress, 'utf8')}  - mesh: default\n    instances: 1\n    tags:\n      kuma.io/service: shipping\n      kuma.io/zone: zone-b\n`,
     )
     git(gitops, 'add', '-A')
     git(gitops, 'commit', '-qm', 'add shipping')

@@ -14,15 +14,18 @@ let sys: System
 let a1: Egress
 const EGRESS = 'zones/zone-a/zone-egresses/egress-1.yaml'
 
-const external = (name: string, port: number) => `type: ExternalService
-name: ${name}
-mesh: default
-tags:
-  kuma.io/service: ${name}
-  kuma.io/zone: zone-a
-networking:
-  address: 127.0.0.1:${port}
-`
+const INGRESS_B = 'zones/zone-b/zone-ingresses/ingress-1.yaml'
+/**
+ * zone-b's ingress advertising `extra` services next to gitops-example's: each becomes a cross-zone
+ * (passthrough) route of zone-a answered by the zi-b demo upstream. (External services would be mesh mTLS.)
+ */
+const ingressB = (...extra: string[]) =>
+  `${sys.repo.files.get(INGRESS_B)!.split('\n# e2e\n')[0]}\n# e2e\n${extra
+    .map(
+      (name) =>
+        `  - mesh: default\n    instances: 1\n    tags:\n      kuma.io/service: ${name}\n      kuma.io/zone: zone-b\n`,
+    )
+    .join('')}`
 const sni = (service: string) => `${service}{mesh=default}`
 const ask = async (port: number, service: string) =>
   probe({ host: '127.0.0.1', port, sni: sni(service), timeoutMs: 3000 })
@@ -69,10 +72,9 @@ afterAll(async () => {
 
 describe('e2e rollout', () => {
   it('e2e - a commit converges within 5 s and the new SNI routes to its upstream', async () => {
-    const secure = sys.upstreams.get('secure_api')!.port
     expect((await ask(a1.port, 'shipping')).detail).toBe('unrecognized_name')
     const t0 = Date.now()
-    const sha = await sys.commit({ 'external-services/shipping.yaml': external('shipping', secure) }, 'add shipping')
+    const sha = await sys.commit({ [INGRESS_B]: ingressB('shipping') }, 'add shipping')
     const w = await watchCommit(sha)
     expect(w.code, w.stdout).toBe(0)
     expect(Date.now() - t0).toBeLessThan(5000)
@@ -80,7 +82,7 @@ describe('e2e rollout', () => {
     expect(converged?.instances).toEqual(expect.arrayContaining(['ze-a/a1', 'ze-a/a2']))
     for (const e of sys.egresses.filter((x) => x.zone === 'zone-a')) {
       const r = await probeCli(e.port, sni('shipping'))
-      expect(r).toMatchObject({ handshake: true, answer: 'api.example.test' })
+      expect(r).toMatchObject({ handshake: true, answer: 'zi-b' })
     }
   })
 
@@ -91,7 +93,7 @@ describe('e2e rollout', () => {
       closedAt = Date.now()
     })
     const t0 = Date.now()
-    const sha = await sys.commit({ 'external-services/shipping.yaml': null }, 'remove shipping')
+    const sha = await sys.commit({ [INGRESS_B]: ingressB() }, 'remove shipping')
     const w = await watchCommit(sha)
     expect(w.code, w.stdout).toBe(0)
     const refused = await ask(a1.port, 'shipping')
@@ -120,15 +122,11 @@ describe('e2e rollout', () => {
 
   it('e2e - an egress started after a commit converges by itself', async () => {
     const fixed = sys.repo.files.get(EGRESS)!.replace('port: 70000', 'port: 10002')
-    const secure = sys.upstreams.get('secure_api')!.port
-    const sha = await sys.commit(
-      { [EGRESS]: fixed, 'external-services/tracking.yaml': external('tracking', secure) },
-      'fix port, add tracking',
-    )
+    const sha = await sys.commit({ [EGRESS]: fixed, [INGRESS_B]: ingressB('tracking') }, 'fix port, add tracking')
     expect((await watchCommit(sha)).code).toBe(0)
     const a3 = await sys.startEgress('zone-a', 'a3')
     await waitForReady(a3)
-    expect((await ask(a3.port, 'tracking')).answer).toBe('api.example.test')
+    expect((await ask(a3.port, 'tracking')).answer).toBe('zi-b')
     const zone = await sys.zone('zone-a')
     expect((await configDump(a3)).digest).toBe(zone?.digest)
     await waitFor(
@@ -141,18 +139,13 @@ describe('e2e rollout', () => {
   it('e2e - NATS killed and restarted: egresses keep serving and resync to a commit made meanwhile', async () => {
     await sys.nats.kill()
     await waitFor('a1 degraded', async () => (await configDump(a1)).state === 'degraded', 5000)
-    expect((await ask(a1.port, 'tracking')).answer).toBe('api.example.test')
-    const secure = sys.upstreams.get('secure_api')!.port
-    await sys.repo.commit({ 'external-services/outage.yaml': external('outage', secure) }, 'during the outage')
+    expect((await ask(a1.port, 'tracking')).answer).toBe('zi-b')
+    await sys.repo.commit({ [INGRESS_B]: ingressB('tracking', 'outage') }, 'during the outage')
     await new Promise((r) => setTimeout(r, 1200)) // the reconciler polls (1 s) and cannot publish
     expect((await ask(a1.port, 'outage')).detail).toBe('unrecognized_name')
     await sys.nats.restart()
     for (const e of sys.egresses.filter((x) => x.zone === 'zone-a'))
-      await waitFor(
-        `${e.instance} resynced`,
-        async () => (await ask(e.port, 'outage')).answer === 'api.example.test',
-        15_000,
-      )
+      await waitFor(`${e.instance} resynced`, async () => (await ask(e.port, 'outage')).answer === 'zi-b', 15_000)
     expect((await configDump(a1)).state).toBe('serving')
   })
 
@@ -162,7 +155,7 @@ describe('e2e rollout', () => {
     const a4 = await sys.startEgress('zone-a', 'a4')
     await waitForReady(a4)
     expect(await configDump(a4)).toMatchObject({ state: 'degraded', generation: gen })
-    expect((await ask(a4.port, 'outage')).answer).toBe('api.example.test')
+    expect((await ask(a4.port, 'outage')).answer).toBe('zi-b')
     expect((await ask(a4.port, 'billing')).answer).toBe('zi-b')
   })
 })

@@ -73,8 +73,15 @@ describe('egress proxy', () => {
     expect(await tlsConnect(port, 'a.test')).toEqual({ upstream: 'A' })
     expect(await tlsConnect(port, 'b.test')).toEqual({ upstream: 'B' })
     expect(await tlsConnect(port, 'B.TeSt')).toEqual({ upstream: 'B' })
-    expect(await tlsConnect(port, 'm.test')).toEqual({ upstream: 'A' })
     expect(b.snis.at(-1)).toBe('B.TeSt') // the ClientHello was forwarded unchanged
+  })
+
+  it('egress proxy - a terminate-mtls route without a mesh identity is refused, never relayed', async () => {
+    const before = a.accepts
+    expect((await tlsConnect(port, 'm.test')).upstream).toBeUndefined()
+    expect(a.accepts).toBe(before)
+    const prom = await (await fetch(`${adminUrl}/stats/prometheus`)).text()
+    expect(prom).toMatch(/zonegate_egress_connections_rejected_total\{reason="mtls-no-identity"\} [1-9]/)
   })
 
   it('egress proxy - bulk data crosses intact both ways and a half-close still gets the reply', async () => {
@@ -127,8 +134,7 @@ describe('egress proxy', () => {
     const ready = await fetch(`${adminUrl}/ready`)
     expect(ready.status).toBe(200)
     const dump = (await (await fetch(`${adminUrl}/config_dump`)).json()) as Record<string, unknown>
-    expect(dump).toMatchObject({ state: 'serving', generation: 1, passthroughForNow: ['m.test'] })
-    expect(String(dump.notes)).toMatch(/terminate-mtls .* passthrough/)
+    expect(dump).toMatchObject({ state: 'serving', generation: 1 })
     const prom = await (await fetch(`${adminUrl}/stats/prometheus`)).text()
     for (const name of [
       'zonegate_egress_connections_total',

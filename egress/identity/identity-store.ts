@@ -1,0 +1,80 @@
+import { randomBytes } from 'node:crypto'
+import { chmod, mkdir, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises'
+import { join } from 'node:path'
+import { encodeToken } from '../../schemas/subjects.js'
+import type { MeshCert } from './egress-key.js'
+
+/**
+ * The egress identity on disk (`--state-dir`), so a restarted egress terminates mesh mTLS while NATS is
+ * down: `<dir>/<zone>.<egress>.identity-key.pem` (the private key) and
+ * `<dir>/<zone>.<egress>.<mesh>.identity-cert.json` (certificate, mesh CA, validity), all mode 0600, written
+ * to a temp file and renamed (a reader never sees half a file). Names are keyed by zone and egress name, not
+ * by instance id (which may change on restart); replicas sharing one directory share the key.
+ */
+
+const prefix = (zone: string, egress: string) => `${zone}.${encodeToken(egress)}.`
+export const keyFile = (dir: string, zone: string, egress: string) =>
+  join(dir, `${prefix(zone, egress)}identity-key.pem`)
+export const certFile = (dir: string, zone: string, egress: string, mesh: string) =>
+  join(dir, `${prefix(zone, egress)}${encodeToken(mesh)}.identity-cert.json`)
+
+async function writePrivate(path: string, text: string): Promise<void> {
+  const tmp = `${path}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`
+  try {
+    await writeFile(tmp, text, { mode: 0o600 })
+    await chmod(tmp, 0o600) // a umask cannot widen it, but an existing file keeps its mode otherwise
+    await rename(tmp, path)
+  } catch (err) {
+    await rm(tmp, { force: true }).catch(() => {})
+    throw err
+  }
+}
+
+async function readOptional(path: string): Promise<string | undefined> {
+  try {
+    return await readFile(path, 'utf8')
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined
+    throw err
+  }
+}
+
+/** The saved private key PEM, or undefined. Rejects when the file exists but cannot be read. */
+export function loadKey(dir: string, zone: string, egress: string): Promise<string | undefined> {
+  return readOptional(keyFile(dir, zone, egress))
+}
+
+/** Saves the private key (mode 0600; the directory is created with mode 0700). */
+export async function saveKey(dir: string, zone: string, egress: string, pem: string): Promise<void> {
+  await mkdir(dir, { recursive: true, mode: 0o700 })
+  await writePrivate(keyFile(dir, zone, egress), pem)
+}
+
+/** Saves one mesh's certificate (mode 0600). */
+export async function saveCert(dir: string, zone: string, egress: string, cert: MeshCert): Promise<void> {
+  await mkdir(dir, { recursive: true, mode: 0o700 })
+  await writePrivate(certFile(dir, zone, egress, cert.mesh), `${JSON.stringify(cert)}\n`)
+}
+
+/** Every saved certificate of this egress (unreadable or malformed files are skipped and reported). */
+export async function loadCerts(
+  dir: string,
+  zone: string,
+  egress: string,
+): Promise<{ certs: MeshCert[]; problems: string[] }> {
+  const p = prefix(zone, egress)
+  const names = await readdir(dir).catch(() => [] as string[])
+  const certs: MeshCert[] = []
+  const problems: string[] = []
+  for (const name of names.filter((n) => n.startsWith(p) && n.endsWith('.identity-cert.json'))) {
+    try {
+      const v = JSON.parse(await readFile(join(dir, name), 'utf8')) as MeshCert
+      if (typeof v.mesh !== 'string' || typeof v.cert !== 'string' || !Array.isArray(v.caCerts))
+        throw new Error('not an identity certificate file')
+      certs.push(v)
+    } catch (err) {
+      problems.push(`${join(dir, name)}: ${(err as Error).message}`)
+    }
+  }
+  return { certs, problems }
+}

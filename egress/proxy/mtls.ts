@@ -1,0 +1,210 @@
+import { constants } from 'node:crypto'
+import net, { isIP } from 'node:net'
+import tls, { type PeerCertificate, type SecureContext, type TLSSocket } from 'node:tls'
+import { callerService, clientCertRefusal, MtlsRefusal } from '../core/mesh-mtls.js'
+import type { Upstream } from '../core/routing-table.js'
+import {
+  type Conn,
+  type ConnSocket,
+  kConn,
+  listenClient,
+  onUpstreamClose,
+  onUpstreamConnect,
+  onUpstreamEnd,
+  onUpstreamError,
+  Phase,
+  unlistenClient,
+} from './connection.js'
+import type { TcpProxy } from './tcp-proxy.js'
+
+/**
+ * terminate-mtls routes (Kuma's zone egress for ExternalServices): once the ClientHello is read and routed,
+ * the egress terminates TLS on the same socket with the identity of the route's mesh (the bytes already read
+ * are handed back to the TLS socket, which reads them first), requires a client certificate chaining to the
+ * mesh's CA with a URI SAN `spiffe://<mesh>/<service>`, offers ALPN `kuma`, checks the service against the
+ * route's `allow`, then dials the upstream plain or with TLS origination (per upstream) and relays with the
+ * proxy's usual machinery. Passthrough routes never reach this file.
+ */
+
+/** Where the proxy gets the secure context (identity + mesh CA) of a mesh; undefined when it has none yet. */
+export interface MeshIdentities {
+  contextFor(mesh: string): SecureContext | undefined
+}
+
+export const KUMA_ALPN = ['kuma']
+
+const noop = () => {}
+
+/**
+ * The chain verification result of a finished server-side handshake: null when the client certificate chains
+ * to the context's CA and is within its validity, else OpenSSL's code (`CERT_HAS_EXPIRED`…). Node computes it
+ * the same way for sockets of a `tls.Server` (`onServerSocketSecure` reads `_handle.verifyError()`), but
+ * fills `authorized`/`authorizationError` only for those; a TLSSocket made on an accepted socket must ask the
+ * handle itself. Fails closed when the handle does not offer it.
+ */
+function verifyErrorOf(t: TLSSocket): string | null {
+  const handle = (t as unknown as { _handle?: { verifyError?(): (Error & { code?: string }) | null } })._handle
+  if (typeof handle?.verifyError !== 'function') return 'VERIFY_UNAVAILABLE'
+  const err = handle.verifyError()
+  return err ? (err.code ?? err.message) : null
+}
+
+/**
+ * Starts the TLS handshake with the caller on `c.client`, replaying `c.peeked`. Refuses (counted) when the
+ * egress has no identity for the route's mesh. The outcome arrives on the TLS socket's events.
+ */
+export function startTermination(proxy: TcpProxy, c: Conn, identities: MeshIdentities | undefined): void {
+  const route = c.route!
+  const context = identities?.contextFor(route.mesh)
+  if (context === undefined) {
+    proxy.reject(c, MtlsRefusal.NoIdentity, false)
+    return
+  }
+  const raw = c.client
+  unlistenClient(raw)
+  raw.pause()
+  raw.unshift(c.peeked!)
+  c.peeked = null
+  const t = new tls.TLSSocket(raw, {
+    isServer: true,
+    secureContext: context,
+    requestCert: true,
+    // Verified below, so each failure is counted by its reason; nothing is relayed before that.
+    rejectUnauthorized: false,
+    ALPNProtocols: KUMA_ALPN,
+  }) as unknown as ConnSocket
+  raw.on('error', noop)
+  t[kConn] = c
+  c.client = t
+  c.phase = Phase.Handshake
+  c.deadline = performance.now() + proxy.options.helloTimeoutMs
+  listenClient(t)
+  t.on('error', onHandshakeError)
+  t.once('secure', onSecure)
+}
+
+function onHandshakeError(this: ConnSocket): void {
+  const c = this[kConn]
+  if (c.phase !== Phase.Handshake) return
+  c.phase = Phase.Closing
+  c.proxy.stats.reject(MtlsRefusal.HandshakeFailed)
+}
+
+/** The handshake finished: check the client certificate and the permission, then dial the upstream. */
+function onSecure(this: ConnSocket): void {
+  const c = this[kConn]
+  if (c.phase !== Phase.Handshake) return
+  const t = this as unknown as TLSSocket
+  const route = c.route!
+  const peer: PeerCertificate | null = t.getPeerCertificate()
+  const hasCert = peer !== null && peer !== undefined && Object.keys(peer).length > 0
+  const service = hasCert ? callerService(peer.subjectaltname, route.mesh) : undefined
+  const verifyError = verifyErrorOf(t)
+  const refusal =
+    clientCertRefusal(hasCert, verifyError, service) ??
+    (route.allows(service as string) ? undefined : MtlsRefusal.Denied)
+  if (refusal !== undefined) {
+    c.proxy.refuseTerminated(c, refusal, service)
+    return
+  }
+  c.caller = service as string
+  c.proxy.stats.terminated++
+  t.pause()
+  c.phase = Phase.Connecting
+  c.proxy.dial(c)
+}
+
+const upstreamContexts = new WeakMap<Upstream, SecureContext>()
+
+/**
+ * The client-side context of a TLS upstream, built once per table upstream: trust `caCert` only (Node drops
+ * its default roots when `ca` is given), a client certificate only when both `clientCert` and `clientKey` are
+ * set, renegotiation refused unless `allowRenegotiation`. Throws on unusable PEM (the dial fails over).
+ */
+export function upstreamContext(u: Upstream): SecureContext {
+  let ctx = upstreamContexts.get(u)
+  if (ctx !== undefined) return ctx
+  const o = u.tls!
+  ctx = tls.createSecureContext({
+    ...(o.caCert ? { ca: o.caCert } : {}),
+    ...(o.clientCert && o.clientKey ? { cert: o.clientCert, key: o.clientKey } : {}),
+    ...(o.allowRenegotiation ? {} : { secureOptions: constants.SSL_OP_NO_RENEGOTIATION }),
+  })
+  upstreamContexts.set(u, ctx)
+  return ctx
+}
+
+/** SNI towards a TLS upstream: `serverName`, else its address when that is a DNS name (none for an IP). Pure. */
+export function upstreamServerName(u: Pick<Upstream, 'address' | 'tls'>): string | undefined {
+  return u.tls?.serverName ?? (isIP(u.address) === 0 ? u.address : undefined)
+}
+
+/**
+ * Exact server identity check (Envoy's exact `match_subject_alt_names`): a DNS SAN equal to `name`
+ * (ASCII case-insensitive, no wildcard expansion) or an IP SAN equal to it. Pure.
+ */
+export function exactSanCheck(name: string) {
+  const want = name.toLowerCase()
+  return (_host: string, cert: PeerCertificate): Error | undefined => {
+    for (const san of (cert.subjectaltname ?? '').split(', ')) {
+      if (san.startsWith('DNS:') && san.slice(4).toLowerCase() === want) return undefined
+      if (san.startsWith('IP Address:') && san.slice(11) === name) return undefined
+    }
+    return new Error(`upstream certificate has no subject alternative name ${name}`)
+  }
+}
+
+const skipIdentity = () => undefined
+
+/**
+ * Dials upstream `u` for a terminated connection: TLS origination when `u.tls` is set (verified against
+ * `caCert` when given, exact SAN match unless `skipHostnameVerification`), else plain TCP. Both are read
+ * with 'data' events (the TLS client socket may hold on to written chunks, so the shared `onread` buffers
+ * of passthrough are not used).
+ */
+export function dialTerminated(c: Conn, u: Upstream): ConnSocket {
+  let s: ConnSocket
+  if (u.tls !== undefined) {
+    const name = upstreamServerName(u)
+    const verify = u.tls.caCert !== undefined
+    const options: tls.ConnectionOptions & { allowHalfOpen: boolean } = {
+      host: u.address,
+      port: u.port,
+      allowHalfOpen: true,
+      secureContext: upstreamContext(u),
+      ...(name === undefined ? {} : { servername: name }),
+      rejectUnauthorized: verify,
+      checkServerIdentity: !verify || u.tls.skipHostnameVerification ? skipIdentity : exactSanCheck(name ?? u.address),
+    }
+    s = tls.connect(options) as unknown as ConnSocket
+    s.setNoDelay(true)
+    s.on('secureConnect', onUpstreamConnect)
+  } else {
+    s = net.connect({ host: u.address, port: u.port, allowHalfOpen: true, noDelay: true }) as ConnSocket
+    s.on('connect', onUpstreamConnect)
+  }
+  s[kConn] = c
+  s.on('data', onTerminatedUpstreamData)
+  s.on('end', onUpstreamEnd)
+  s.on('error', onUpstreamError)
+  s.on('close', onUpstreamClose)
+  return s
+}
+
+function onTerminatedUpstreamData(this: ConnSocket, chunk: Buffer): void {
+  const c = this[kConn]
+  const client = c.client
+  if (c.upstream !== this || client.destroyed) return
+  if (!client.write(chunk)) {
+    this.pause()
+    if (!c.clientDrainWatched) {
+      c.clientDrainWatched = true
+      client.on('drain', onClientDrain)
+    }
+  }
+}
+
+function onClientDrain(this: ConnSocket): void {
+  const c = this[kConn]
+  if (c.upstream !== null && !c.upstream.destroyed) c.upstream.resume()
+}
