@@ -1,10 +1,12 @@
 import { readFile } from 'node:fs/promises'
 import type { AddressInfo } from 'node:net'
-import { type Logger, pino } from 'pino'
+import type { Logger } from 'pino'
 import { type Actor, createActor, fromPromise, type SnapshotFrom } from 'xstate'
+import { type LogFormat, packageVersion } from '../cli/common.js'
+import { createLogger } from '../cli/logging.js'
 import { certSubject } from '../schemas/subjects.js'
 import type { ZoneTable } from '../schemas/table.js'
-import { startAdminServer } from './admin/http.js'
+import { READY_STATES, startAdminServer } from './admin/http.js'
 import { createEgressMetrics, type EgressMetrics } from './admin/metrics.js'
 import { RoutingTable } from './core/routing-table.js'
 import { EgressIdentity } from './identity/egress-identity.js'
@@ -57,6 +59,7 @@ export interface EgressOptions {
   /** A logger to use instead of a new pino logger on stdout (tests). */
   logger?: Logger
   logLevel?: string
+  logFormat?: LogFormat
   /** Install SIGTERM/SIGINT (drain and exit) and SIGHUP (reload) handlers. */
   signals?: boolean
 }
@@ -90,7 +93,7 @@ const ignoreSignal = () => {}
  * (and reject `ready`, which resolves once the first table serves, `degraded` included).
  */
 export function runEgress(options: EgressOptions): EgressHandle {
-  const root = options.logger ?? pino({ name: 'egress', level: options.logLevel ?? process.env.LOG_LEVEL ?? 'info' })
+  const root = options.logger ?? createLogger({ name: 'egress', level: options.logLevel, format: options.logFormat })
   const log = root.child({
     component: 'egress',
     ...(options.zone ? { zone: options.zone } : {}),
@@ -99,10 +102,15 @@ export function runEgress(options: EgressOptions): EgressHandle {
   const proxy = new TcpProxy(log.child({ component: 'proxy' }), options.proxy, {
     helloRead: (s) => metrics.helloSeconds.observe(s),
   })
-  const metrics = createEgressMetrics(proxy, () => proxy.current?.generation ?? -1)
+  const natsMode = options.nats !== undefined
+  const metrics = createEgressMetrics(proxy, () => proxy.current?.generation ?? -1, {
+    version: packageVersion(),
+    ready: () => READY_STATES.has(stateName(actor.getSnapshot())),
+    ...(natsMode ? { natsConnected: () => nats?.state().connected === true } : {}),
+  })
+  const startedAt = new Date()
   let admin: { address: AddressInfo; close(): Promise<void> } | undefined
   const graceMs = options.graceMs ?? 30_000
-  const natsMode = options.nats !== undefined
   const instance = options.instance ?? `i-${process.pid}`
   let nats: NatsSubscriber | undefined
   let stopping = false
@@ -195,11 +203,22 @@ export function runEgress(options: EgressOptions): EgressHandle {
     },
   })
 
-  async function startAdmin(table: ZoneTable): Promise<void> {
+  let adminStarting: Promise<void> | undefined
+  /**
+   * Starts the admin server once: at process start when `--admin` is given (so /ready answers 503 while
+   * connecting, like Envoy), else when the first table names the egress's adminPort.
+   */
+  function startAdmin(table?: ZoneTable): Promise<void> {
+    if (adminStarting) return adminStarting
+    if (!table && !options.admin) return Promise.resolve()
+    adminStarting = bindAdmin(table)
+    return adminStarting
+  }
+
+  async function bindAdmin(table: ZoneTable | undefined): Promise<void> {
     if (options.admin === false) return
-    const entry =
-      table.egresses.find((e) => e.name === options.name) ??
-      (table.egresses.length === 1 ? table.egresses[0] : undefined)
+    const egresses = table?.egresses ?? []
+    const entry = egresses.find((e) => e.name === options.name) ?? (egresses.length === 1 ? egresses[0] : undefined)
     const where =
       options.admin ?? (entry?.adminPort !== undefined ? { host: '127.0.0.1', port: entry.adminPort } : undefined)
     if (where === undefined) return
@@ -211,6 +230,14 @@ export function runEgress(options: EgressOptions): EgressHandle {
       drain: (exit: boolean) => actor.send({ type: 'drain', exit }),
       log: log.child({ component: 'admin' }),
       ...(natsMode ? { nats: () => nats?.state() ?? { connected: false, loading: true } } : {}),
+      serverInfo: () => ({
+        version: packageVersion(),
+        node: process.version,
+        pid: process.pid,
+        started: startedAt.toISOString(),
+        uptimeSeconds: Math.round((Date.now() - startedAt.getTime()) / 1000),
+        mode: natsMode ? 'nats' : 'static',
+      }),
     }
     try {
       admin = await startAdminServer(deps, where.host, where.port)
@@ -311,6 +338,12 @@ export function runEgress(options: EgressOptions): EgressHandle {
   }
 
   actor.start()
+  if (options.admin)
+    startAdmin().catch((err: unknown) => {
+      log.error({ err }, 'admin server failed to start')
+      actor.stop()
+      void finish(`admin: ${(err as Error).message}`)
+    })
   if (options.nats) {
     const o = options.nats
     import('./transport/nats-mode.js')

@@ -1,9 +1,13 @@
 import { randomBytes } from 'node:crypto'
 import { readFile } from 'node:fs/promises'
 import { hostname } from 'node:os'
-import { type Logger, pino } from 'pino'
+import type { Logger } from 'pino'
+import { type LogFormat, packageVersion } from '../cli/common.js'
+import { createLogger } from '../cli/logging.js'
 import type { ReconcilerStatus } from '../schemas/status.js'
+import { type EventLog, startEventLog } from './admin/event-log.js'
 import { type AdminServer, createReconcilerMetrics, startAdminServer } from './admin/http.js'
+import { buildGrid, buildTimelines, type PageData } from './admin/page-data.js'
 import { DEFAULT_RETRY_POLICY, type RetryPolicy, retryDecision } from './core/conditions.js'
 import { initialPassState, type PassReport, type PassState, reconcileOnce } from './reconcile.js'
 import { type RolloutTracker, startRolloutTracker } from './rollout/tracker.js'
@@ -38,6 +42,9 @@ export interface ReconcilerOptions {
   id?: string
   /** Injected for tests: a logger (default pino to stderr), lease TTL, retry policy, randomness. */
   logger?: Logger
+  /** Level and format of the default logger (`--log-level`, `--log-format`; else $LOG_LEVEL, $LOG_FORMAT). */
+  logLevel?: string
+  logFormat?: LogFormat
   leaseTtlMs?: number
   /** Timeout of JetStream API calls and publishes (default 5000 ms). */
   natsTimeoutMs?: number
@@ -73,7 +80,7 @@ export interface RunningReconciler {
 /** Starts the reconciler; resolves once NATS is connected, the layout exists and the lease was tried. */
 export async function runReconciler(opts: ReconcilerOptions): Promise<RunningReconciler> {
   const id = opts.id ?? `${hostname()}-${process.pid}-${randomBytes(3).toString('hex')}`
-  const log = opts.logger ?? pino({ name: 'reconciler', level: process.env.LOG_LEVEL ?? 'info' })
+  const log = opts.logger ?? createLogger({ name: 'reconciler', level: opts.logLevel, format: opts.logFormat })
   const random = opts.random ?? Math.random
   const policy = opts.retryPolicy ?? DEFAULT_RETRY_POLICY
   const webhookSecret = opts.webhookSecretFile
@@ -88,11 +95,35 @@ export async function runReconciler(opts: ReconcilerOptions): Promise<RunningRec
   })
   log.info({ id, repo: source.display, branch: opts.branch, path: opts.path ?? '' }, 'reconciler starting')
 
-  const metrics = createReconcilerMetrics()
   let status = initialStatus(id, new Date())
   let firstPassDone = false
   let connected = false
   let lease: Lease | undefined
+  const isReady = () => connected && (firstPassDone || (lease !== undefined && !lease.isLeader()))
+  const metrics = createReconcilerMetrics({
+    version: packageVersion(),
+    ready: () => status.conditions.some((c) => c.type === 'Ready' && c.status === 'True'),
+    leader: () => lease?.isLeader() ?? false,
+    natsConnected: () => connected,
+  })
+  const startedAt = new Date()
+  // the status page's data: what `zonegate status` shows (read from NATS) plus timelines from recent events
+  let busForPage: Bus | undefined
+  let eventLog: EventLog | undefined
+  const pageData = async (): Promise<PageData | { error: string }> => {
+    if (!busForPage) return { error: 'not connected to NATS yet' }
+    const { readStatusView } = await import('./cli/status.js')
+    const r = await readStatusView(busForPage)
+    const events = eventLog?.events() ?? []
+    return {
+      time: new Date().toISOString(),
+      ready: r.ready,
+      reason: r.reason,
+      view: r.view,
+      timelines: buildTimelines(events),
+      grid: buildGrid(r.view, events),
+    }
+  }
   let loop: ReturnType<typeof createTriggerLoop<PassReport | undefined>> | undefined
   let admin: AdminServer | undefined
   if (opts.http) {
@@ -101,7 +132,17 @@ export async function runReconciler(opts: ReconcilerOptions): Promise<RunningRec
       log: log.child({ component: 'admin' }),
       metrics,
       status: () => status,
-      ready: () => connected && (firstPassDone || (lease !== undefined && !lease.isLeader())),
+      ready: isReady,
+      view: pageData,
+      serverInfo: () => ({
+        id,
+        version: packageVersion(),
+        node: process.version,
+        pid: process.pid,
+        started: startedAt.toISOString(),
+        uptimeSeconds: Math.round((Date.now() - startedAt.getTime()) / 1000),
+        leader: lease?.isLeader() ?? false,
+      }),
       webhookSecret,
       onWebhook: () => loop?.poke(),
     })
@@ -115,6 +156,8 @@ export async function runReconciler(opts: ReconcilerOptions): Promise<RunningRec
     apiTimeoutMs: opts.natsTimeoutMs,
   })
   connected = true
+  busForPage = bus
+  if (admin) eventLog = startEventLog(bus, log.child({ component: 'admin' }))
   void (async () => {
     for await (const s of bus.nc.status()) {
       if (s.type === 'disconnect') connected = false
@@ -155,10 +198,21 @@ export async function runReconciler(opts: ReconcilerOptions): Promise<RunningRec
       )
     return statusWrite
   }
+  // commit-to-converged: from the start of the pass that fetched a revision to its `commit.converged`
+  const fetchedAt = new Map<string, number>()
+  const rememberFetch = (revision: string, at: number) => {
+    fetchedAt.set(revision, at)
+    if (fetchedAt.size > 50) fetchedAt.delete(fetchedAt.keys().next().value as string)
+  }
   const startTracker = () =>
     startRolloutTracker({
       bus,
       log,
+      onCommitConverged: (revision) => {
+        const at = fetchedAt.get(revision)
+        if (at !== undefined) metrics.commitToConverged.observe((Date.now() - at) / 1000)
+        fetchedAt.delete(revision)
+      },
       timeoutMs: opts.rolloutTimeoutMs ?? DEFAULT_ROLLOUT_TIMEOUT_MS,
       liveTtlMs: opts.instancesTtlMs,
       onChange: () => {
@@ -179,6 +233,8 @@ export async function runReconciler(opts: ReconcilerOptions): Promise<RunningRec
     metrics.passes.inc({ result: report.result })
     metrics.passDuration.observe({ result: report.result }, seconds)
     if (report.result === 'applied') for (const z of report.zones) metrics.publishes.inc({ zone: z.zone })
+    if (report.result === 'applied' || report.result === 'unchanged') metrics.lastSuccess.set(Date.now() / 1000)
+    if (report.result === 'applied') rememberFetch(report.revision, Date.now() - seconds * 1000)
     firstPassDone = true
     lastReport = report
     const outcome = passOutcome(report)
@@ -270,6 +326,7 @@ export async function runReconciler(opts: ReconcilerOptions): Promise<RunningRec
       await tracker?.stop().catch(() => {})
       await statusWrite
       await lease?.stop({ release: true }).catch((err) => log.warn({ err }, 'lease release failed'))
+      eventLog?.stop()
       await admin?.close()
       await bus.close().catch(() => {})
       log.info('reconciler stopped')

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs the system packages zonegate needs, then the npm dependencies, then builds.
-#   npm run setup              nats-server (2.9+), foreman (Procfile runner), git, openssl
+#   npm run setup              nats-server (2.9+), foreman (Procfile runner), git, openssl; on Debian/Ubuntu also
+#                              chromium + fonts (the status page's end-to-end test drives a headless Chromium)
 #   npm run setup -- --bench   also haproxy, nginx (stream + ssl_preread), wrk, gcc + libssl-dev (the C load client), for benchmarks/
 # Debian/Ubuntu: apt-get (as root, or through sudo). macOS: brew. Elsewhere: says what to install.
 set -euo pipefail
@@ -15,7 +16,7 @@ for a in "$@"; do
   esac
 done
 
-pkgs_apt=(nats-server ruby-foreman git openssl ca-certificates python3)
+pkgs_apt=(nats-server ruby-foreman git openssl ca-certificates chromium fonts-liberation python3)
 pkgs_brew=(nats-server foreman git openssl python3)
 if [ "$bench" = yes ]; then
   pkgs_apt+=(haproxy nginx libnginx-mod-stream wrk gcc libc6-dev libssl-dev)
@@ -26,6 +27,7 @@ have_all() {
   command -v nats-server >/dev/null 2>&1 || [ -x /usr/sbin/nats-server ] || return 1
   command -v foreman >/dev/null 2>&1 || return 1
   command -v python3 >/dev/null 2>&1 || return 1 # test/faults: a listener that never accepts
+  if command -v apt-get >/dev/null 2>&1; then [ -x /usr/bin/chromium ] || return 1; fi
   if [ "$bench" = yes ]; then
     command -v haproxy >/dev/null 2>&1 || [ -x /usr/sbin/haproxy ] || return 1
     command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || return 1

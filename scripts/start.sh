@@ -46,4 +46,7 @@ while [ $# -gt 0 ]; do
   esac
 done
 
+# people read these logs: one pretty line per entry (LOG_FORMAT=json npm start for JSON lines)
+export LOG_FORMAT="${LOG_FORMAT:-pretty}"
+
 exec foreman start -f Procfile "${args[@]}"

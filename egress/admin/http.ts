@@ -8,7 +8,9 @@ import type { EgressMetrics } from './metrics.js'
 
 /**
  * Envoy-style admin HTTP for one egress (bind it to 127.0.0.1):
- * - `GET /ready`: 200 `LIVE` while serving (also `applying`, `reloading`, `degraded`), else 503 with the state;
+ * - `GET /ready`: 200 `LIVE` while serving (also `applying`, `reloading`, `degraded`), else 503 with the state
+ *   (`connecting`, `awaitingTable`: with `--admin` the server is up from the start, like Envoy's);
+ * - `GET /server_info`: version, state, zone/name/instance, start time and uptime (Envoy's path);
  * - `GET /config_dump`: the served table envelope with generation, revision, digest and lifecycle state (private
  *   keys of upstream TLS redacted) and the mesh identities (certificates' validity; never the egress's key);
  * - `GET /stats`: counters as JSON; `GET /stats/prometheus`: the egress's own prom-client registry;
@@ -25,6 +27,8 @@ export interface AdminDeps {
   log: Logger
   /** NATS mode: the subscriber's state (connected, KV revision…), shown under `nats` in /config_dump. */
   nats?(): unknown
+  /** Version, start time, uptime… for `/server_info` (with the state and identity added here). */
+  serverInfo?(): Record<string, unknown>
   /** The egress identities per mesh (no key material), shown under `identity` in /config_dump. */
   identity?(): unknown
 }
@@ -91,6 +95,17 @@ async function handle(deps: AdminDeps, req: IncomingMessage, res: ServerResponse
       res.writeHead(ready ? 200 : 503, { 'content-type': 'text/plain' }).end(ready ? 'LIVE\n' : `${value}\n`)
       return
     }
+    case 'GET /server_info': {
+      const { value, context } = deps.state()
+      send(res, 200, {
+        ...deps.serverInfo?.(),
+        state: value,
+        zone: context.table?.zone ?? context.zone ?? null,
+        name: context.name ?? null,
+        instance: context.instance,
+      })
+      return
+    }
     case 'GET /config_dump':
       send(res, 200, configDump(deps))
       return
@@ -111,7 +126,15 @@ async function handle(deps: AdminDeps, req: IncomingMessage, res: ServerResponse
       res.writeHead(200, { 'content-type': 'text/plain' }).end('OK\n')
       return
   }
-  const known = ['/ready', '/config_dump', '/stats', '/stats/prometheus', '/drain_listeners', '/quitquitquit']
+  const known = [
+    '/ready',
+    '/server_info',
+    '/config_dump',
+    '/stats',
+    '/stats/prometheus',
+    '/drain_listeners',
+    '/quitquitquit',
+  ]
   if (known.includes(path ?? '')) send(res, 405, { error: `method ${req.method} not allowed on ${path}` })
   else send(res, 404, { error: `no such endpoint ${path}`, endpoints: known })
 }

@@ -1,4 +1,4 @@
-import { Counter, Gauge, Histogram, Registry } from 'prom-client'
+import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client'
 import type { TcpProxy } from '../proxy/tcp-proxy.js'
 
 /**
@@ -13,10 +13,52 @@ export interface EgressMetrics {
   tableRejections: Counter<'reason'>
 }
 
-/** Creates the registry and metrics; `generation()` gives the served table's generation (-1 if none). */
-export function createEgressMetrics(proxy: TcpProxy, generation: () => number): EgressMetrics {
+/** Process facts for `zonegate_build_info` and the readiness / NATS gauges, read at scrape time. */
+export interface EgressProcessInfo {
+  version: string
+  ready(): boolean
+  /** undefined in `--static` mode (no NATS). */
+  natsConnected?(): boolean
+}
+
+/**
+ * Creates the registry and metrics; `generation()` gives the served table's generation (-1 if none). Names follow
+ * Prometheus conventions (unit suffixes, `_total` counters); prom-client's default process metrics are included.
+ * The `sni` and `upstream` label values come only from served tables (docs/operations.md: bounded labels).
+ */
+export function createEgressMetrics(
+  proxy: TcpProxy,
+  generation: () => number,
+  info: EgressProcessInfo = { version: 'unknown', ready: () => false },
+): EgressMetrics {
   const registry = new Registry()
   const registers = [registry]
+  collectDefaultMetrics({ register: registry })
+  new Gauge({
+    name: 'zonegate_build_info',
+    help: 'Always 1; the labels say which zonegate and Node.js versions run',
+    labelNames: ['version', 'node'],
+    registers,
+  }).set({ version: info.version, node: process.version }, 1)
+  new Gauge({
+    name: 'zonegate_egress_ready',
+    help: '1 while /ready answers 200 (serving a table), else 0',
+    registers,
+    collect() {
+      this.set(info.ready() ? 1 : 0)
+    },
+  })
+  if (info.natsConnected) {
+    const connected = info.natsConnected
+    new Gauge({
+      name: 'zonegate_egress_nats_connected',
+      help: '1 while connected to NATS, else 0',
+      registers,
+      collect() {
+        this.set(connected() ? 1 : 0)
+      },
+    })
+  }
   const stats = proxy.stats
   new Counter({
     name: 'zonegate_egress_connections_total',
@@ -85,7 +127,7 @@ export function createEgressMetrics(proxy: TcpProxy, generation: () => number): 
     },
   })
   new Counter({
-    name: 'zonegate_egress_bytes_received_total',
+    name: 'zonegate_egress_received_bytes_total',
     help: 'Bytes received from clients',
     registers,
     collect() {
@@ -94,7 +136,7 @@ export function createEgressMetrics(proxy: TcpProxy, generation: () => number): 
     },
   })
   new Counter({
-    name: 'zonegate_egress_bytes_sent_total',
+    name: 'zonegate_egress_sent_bytes_total',
     help: 'Bytes sent to clients',
     registers,
     collect() {
@@ -111,13 +153,13 @@ export function createEgressMetrics(proxy: TcpProxy, generation: () => number): 
     },
   })
   const helloSeconds = new Histogram({
-    name: 'zonegate_egress_client_hello_seconds',
+    name: 'zonegate_egress_client_hello_duration_seconds',
     help: 'Time from accept to a decision on the ClientHello',
     buckets: [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.05, 0.25, 1, 5],
     registers,
   })
   const swapSeconds = new Histogram({
-    name: 'zonegate_egress_table_swap_seconds',
+    name: 'zonegate_egress_table_swap_duration_seconds',
     help: 'Time to build and install a routing table',
     buckets: [0.0001, 0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1],
     registers,

@@ -1,6 +1,15 @@
 import { hostname } from 'node:os'
-import { type Command, Option } from 'commander'
-import { natsOption, natsServers, parseDuration, parseHostPort, UsageError } from '../../cli/common.js'
+import type { Command } from 'commander'
+import {
+  Exit,
+  logSettings,
+  natsOption,
+  natsServers,
+  parseDuration,
+  parseHostPort,
+  UsageError,
+  withExamples,
+} from '../../cli/common.js'
 import { defaultInstanceId } from '../transport/heartbeat.js'
 
 /**
@@ -23,12 +32,11 @@ interface EgressFlags {
   grace: string
   maxConnections: string
   heartbeat: string
-  logLevel?: string
 }
 
 /** Adds the `egress` subcommand to the program. */
 export function registerEgressCommand(program: Command): void {
-  program
+  const cmd = program
     .command('egress')
     .description('run an egress: route TLS connections by SNI on a zone table (hot-swapped, no drops)')
     .option('--static <file>', 'serve the table envelope in FILE (no NATS); SIGHUP reloads it')
@@ -52,8 +60,7 @@ export function registerEgressCommand(program: Command): void {
     .option('--grace <duration>', 'on SIGTERM, wait this long for open connections', '30s')
     .option('--max-connections <n>', 'concurrent connection cap', '10000')
     .option('--heartbeat <duration>', 'NATS mode: heartbeat period in KV zonegate-instances', '10s')
-    .addOption(new Option('--log-level <level>', 'pino level (default $LOG_LEVEL or info)'))
-    .action(async (flags: EgressFlags) => {
+    .action(async (flags: EgressFlags, self: Command) => {
       const natsMode = flags.static === undefined
       if (natsMode && (flags.zone === undefined || flags.name === undefined)) {
         throw new UsageError('NATS mode needs --zone and --name (or use --static FILE)')
@@ -79,7 +86,10 @@ export function registerEgressCommand(program: Command): void {
         ...(flags.name ? { name: flags.name } : {}),
         ...(flags.zone ? { zone: flags.zone } : {}),
         instance: defaultInstanceId(process.env, hostname(), process.pid, flags.instance),
-        ...(flags.logLevel ? { logLevel: flags.logLevel } : {}),
+        ...(() => {
+          const { level, format } = logSettings(self)
+          return { ...(level ? { logLevel: level } : {}), ...(format ? { logFormat: format } : {}) }
+        })(),
         proxy: {
           helloTimeoutMs: parseDuration(flags.helloTimeout, '--hello-timeout'),
           connectTimeoutMs: parseDuration(flags.connectTimeout, '--connect-timeout'),
@@ -90,9 +100,27 @@ export function registerEgressCommand(program: Command): void {
         graceMs: parseDuration(flags.grace, '--grace'),
         signals: true,
       })
-      const { code } = await egress.done
-      process.exitCode = code
+      const { code, error } = await egress.done
+      // A listener that cannot bind is an I/O error: one plain line on stderr, exit 2.
+      const bind = error === undefined ? null : /(EADDRINUSE|EACCES|EADDRNOTAVAIL)\b.*?(\S+:\d+)\s*$/.exec(error)
+      if (bind) {
+        const why =
+          bind[1] === 'EADDRINUSE'
+            ? 'it is already in use'
+            : bind[1] === 'EACCES'
+              ? 'it needs privileges'
+              : 'it is not local'
+        process.stderr.write(
+          `zonegate: cannot listen on ${bind[2]}: ${why} (pick another port with --listen/--admin or PORT, or stop the other process)\n`,
+        )
+        process.exitCode = Exit.Io
+      } else process.exitCode = code
       // NATS mode: a client still retrying its first connection would keep the process alive.
-      if (natsMode) setTimeout(() => process.exit(code), 200).unref()
+      if (natsMode) setTimeout(() => process.exit(process.exitCode ?? code), 200).unref()
     })
+  withExamples(cmd, [
+    'zonegate egress --zone zone-a --name ze-a --listen 127.0.0.1:15200 --admin 127.0.0.1:15250',
+    'zonegate egress --static table.json --name ze-a       # no NATS; SIGHUP reloads the file',
+    'ZONEGATE_ZONE=zone-a ZONEGATE_NAME=ze-a NATS_URL=nats://nats:4222 zonegate egress',
+  ])
 }

@@ -1,12 +1,21 @@
 import { readFileSync } from 'node:fs'
 import type { Command } from 'commander'
-import { outputOption, parseDuration, parseHostPort, UsageError } from '../../cli/common.js'
+import {
+  Exit,
+  formatStructured,
+  type OutputFormat,
+  outputOption,
+  parseDuration,
+  parseHostPort,
+  UsageError,
+  withExamples,
+} from '../../cli/common.js'
 import { formatProbeResult, probe } from '../probe/probe.js'
 
 interface ProbeFlags {
   sni: string
   timeout: string
-  output: 'text' | 'json'
+  output: OutputFormat
   insecure?: boolean
   verify?: boolean
   ca?: string
@@ -30,7 +39,7 @@ function readPem(file: string, flag: string): string {
  * (text, or the ProbeResult as JSON); exit 0 when a TLS handshake completed, 1 otherwise, 2 on bad flags.
  */
 export function registerProbeCommand(program: Command): void {
-  program
+  const cmd = program
     .command('probe')
     .description('open a TLS connection with an SNI (through an egress) and report what answered')
     .argument('<host:port>', 'where to connect, e.g. an egress listener 127.0.0.1:15200')
@@ -67,8 +76,13 @@ export function registerProbeCommand(program: Command): void {
         ...(cert && key ? { cert, key } : {}),
         ...(flags.send !== undefined ? { send: flags.send.replace(/\\n/g, '\n') } : {}),
       })
-      const out = flags.output === 'json' ? [JSON.stringify(result)] : formatProbeResult(result)
-      process.stdout.write(`${out.join('\n')}\n`)
-      process.exitCode = result.handshake ? 0 : 1
+      if (flags.output === 'text') process.stdout.write(`${formatProbeResult(result).join('\n')}\n`)
+      else if (flags.output === 'json') process.stdout.write(`${JSON.stringify(result)}\n`)
+      else process.stdout.write(await formatStructured(result, 'yaml'))
+      process.exitCode = result.handshake ? Exit.Ok : Exit.Failed
     })
+  withExamples(cmd, [
+    "zonegate probe --sni 'billing{mesh=default}' 127.0.0.1:15200     # exit 0 handshake, 1 not",
+    "zonegate probe --sni 'httpbin{mesh=default}' 127.0.0.1:15200 -o json",
+  ])
 }

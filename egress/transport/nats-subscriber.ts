@@ -206,6 +206,16 @@ export function startNatsSubscriber(o: NatsSubscriberOptions): NatsSubscriber {
     bucketCreated = created
     const entry = await tables.get(key)
     if (entry) handle(entry)
+    else if (st.kvRevision === 0) {
+      // Say which zones do have a table: a typo in --zone, or a zone without a ZoneEgress in Git, shows at once.
+      const zones: string[] = []
+      for await (const k of await tables.keys()) if (k.endsWith('.table')) zones.push(k.slice(0, -'.table'.length))
+      log.warn(
+        { zones: zones.sort() },
+        `no table for zone "${o.zone}" in KV ${Bucket.Tables} yet; zones with a table: ${zones.join(', ') || 'none'}. ` +
+          'Waiting for one: check --zone, and that the repository has a ZoneEgress in this zone',
+      )
+    }
     const w = await tables.watch({
       key,
       ...(st.kvRevision > 0 ? { resumeFromRevision: st.kvRevision + 1 } : {}),

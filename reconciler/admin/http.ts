@@ -1,16 +1,19 @@
 import http from 'node:http'
 import type { AddressInfo } from 'node:net'
 import type { Logger } from 'pino'
-import { Counter, Histogram, Registry } from 'prom-client'
+import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client'
 import type { ReconcilerStatus } from '../../schemas/status.js'
 import { verifyHubSignature } from '../triggers.js'
+import { STATUS_PAGE_CSS, STATUS_PAGE_HTML, STATUS_PAGE_JS } from './status-page.js'
 
 /**
  * The reconciler's admin HTTP server:
+ * - `GET /` — the status page (status-page.ts; `/ui/app.js`, `/ui/app.css`, data from `GET /api/view`);
  * - `GET /healthz` — 200 while the process runs;
- * - `GET /readyz` — 200 once the first pass finished and the bus is connected, else 503;
+ * - `GET /ready` (and `/readyz`) — 200 once the first pass finished and the bus is connected, else 503;
+ * - `GET /server_info` — version, id, start time (the egress's path conventions);
  * - `GET /status` — the ReconcilerStatus as JSON (schemas/status.ts);
- * - `GET /metrics` — Prometheus text from the reconciler's own registry;
+ * - `GET /metrics` (and `/stats/prometheus`) — Prometheus text from the reconciler's own registry;
  * - `POST /hooks/git` — GitHub-style push webhook: HMAC-SHA256 `X-Hub-Signature-256` over the raw body with the
  *   secret of `--webhook-secret-file`; a bad or missing signature is 401 and triggers nothing; without a secret
  *   the hook is 403 (never unauthenticated). A GitHub `ping` is 200 and triggers nothing; other events are 202.
@@ -23,13 +26,67 @@ export interface ReconcilerMetrics {
   passDuration: Histogram<'result'>
   publishes: Counter<'zone'>
   webhooks: Counter<'outcome'>
+  /** Unix time (s) of the end of the last pass that applied or found nothing to change. */
+  lastSuccess: Gauge
+  /** From a commit's fetch to its `converged` event. */
+  commitToConverged: Histogram
 }
 
-/** Creates the registry and the metrics. */
-export function createReconcilerMetrics(): ReconcilerMetrics {
+/** What the gauges read at scrape time. */
+export interface ReconcilerProcessInfo {
+  version: string
+  ready(): boolean
+  leader(): boolean
+  natsConnected(): boolean
+}
+
+/**
+ * Creates the registry and the metrics (Prometheus conventions: unit suffixes, `_total` counters, prom-client's
+ * default process metrics, `zonegate_build_info`). Labels are bounded: `result` and `outcome` are fixed sets,
+ * `zone` the zones in Git (docs/operations.md).
+ */
+export function createReconcilerMetrics(
+  info: ReconcilerProcessInfo = {
+    version: 'unknown',
+    ready: () => false,
+    leader: () => false,
+    natsConnected: () => false,
+  },
+): ReconcilerMetrics {
   const registry = new Registry()
+  const registers = [registry]
+  collectDefaultMetrics({ register: registry })
+  new Gauge({
+    name: 'zonegate_build_info',
+    help: 'Always 1; the labels say which zonegate and Node.js versions run',
+    labelNames: ['version', 'node'],
+    registers,
+  }).set({ version: info.version, node: process.version }, 1)
+  const flag = (name: string, help: string, read: () => boolean) =>
+    new Gauge({
+      name,
+      help,
+      registers,
+      collect() {
+        this.set(read() ? 1 : 0)
+      },
+    })
+  flag('zonegate_reconciler_ready', '1 while the Ready condition is True, else 0', info.ready)
+  flag('zonegate_reconciler_leader', '1 on the active reconciler (lease holder), else 0', info.leader)
+  flag('zonegate_reconciler_nats_connected', '1 while connected to NATS, else 0', info.natsConnected)
   return {
     registry,
+    lastSuccess: new Gauge({
+      name: 'zonegate_reconciler_last_success_timestamp_seconds',
+      help: 'Unix time of the end of the last pass that applied a revision or found nothing to change',
+      registers,
+    }),
+    commitToConverged: new Histogram({
+      name: 'zonegate_reconciler_commit_to_converged_seconds',
+      help: "Time from a commit's fetch to every changed zone being served by every live egress instance",
+      buckets: [0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300],
+      registers,
+    }),
     passes: new Counter({
       name: 'zonegate_reconciler_passes_total',
       help: 'Reconcile passes by result (applied, unchanged, invalid, failed, superseded, skipped)',
@@ -69,6 +126,10 @@ export interface AdminServerOptions {
   webhookSecret?: Buffer
   /** Called for each authenticated push. */
   onWebhook(): void
+  /** The status page's data (`GET /api/view`); the page is off without it. */
+  view?(): Promise<unknown>
+  /** Version, id, start time… for `GET /server_info`. */
+  serverInfo?(): Record<string, unknown>
 }
 
 export interface AdminServer {
@@ -134,11 +195,27 @@ export async function startAdminServer(opts: AdminServerOptions): Promise<AdminS
     switch (path) {
       case '/healthz':
         return send(res, 200, 'ok\n', 'text/plain')
+      case '/ready':
       case '/readyz':
         return opts.ready() ? send(res, 200, 'ready\n', 'text/plain') : send(res, 503, 'not ready\n', 'text/plain')
+      case '/server_info':
+        return send(res, 200, { ...opts.serverInfo?.(), ready: opts.ready() })
+      case '/':
+      case '/ui/app.js':
+      case '/ui/app.css':
+      case '/api/view': {
+        if (!opts.view) return send(res, 404, { error: 'status page off' })
+        res.setHeader('content-security-policy', "default-src 'self'; img-src 'self' data:; frame-ancestors 'none'")
+        res.setHeader('cache-control', 'no-store')
+        if (path === '/') return send(res, 200, STATUS_PAGE_HTML, 'text/html; charset=utf-8')
+        if (path === '/ui/app.js') return send(res, 200, STATUS_PAGE_JS, 'text/javascript; charset=utf-8')
+        if (path === '/ui/app.css') return send(res, 200, STATUS_PAGE_CSS, 'text/css; charset=utf-8')
+        return send(res, 200, await opts.view())
+      }
       case '/status':
         return send(res, 200, opts.status())
       case '/metrics':
+      case '/stats/prometheus':
         return send(res, 200, await opts.metrics.registry.metrics(), opts.metrics.registry.contentType)
       default:
         return send(res, 404, { error: 'not found' })

@@ -1,5 +1,5 @@
 import type { Command } from 'commander'
-import { Exit, outputOption, UsageError } from '../../cli/common.js'
+import { Exit, formatStructured, type OutputFormat, outputOption, UsageError, withExamples } from '../../cli/common.js'
 import type { TableRoute, TableUpstream, ZoneTable } from '../../schemas/table.js'
 import { formatViolation, type Violation } from '../../schemas/violation.js'
 import type { formatTableJson as FormatTableJson } from '../core/compile.js'
@@ -94,18 +94,18 @@ export async function compileSnapshot(
  * 2 on usage or I/O errors, or when Z has no ZoneEgress (the message lists the zones that have one).
  */
 export function registerCompileCommand(program: Command): void {
-  program
+  const cmd = program
     .command('compile')
     .description("validate a folder and print one zone's SNI routing table")
     .argument('<path>', 'folder (or .yaml/.yml file) of Kuma Universal YAML')
     .requiredOption('--zone <zone>', 'the zone whose table to print')
     .addOption(outputOption())
-    .action(async (path: string, opts: { zone: string; output: 'text' | 'json' }) => {
+    .action(async (path: string, opts: { zone: string; output: OutputFormat }) => {
       const compiled = await compileSnapshot(await readFolderOrUsage(path))
       if (!compiled.ok) {
         const { violations, warnings } = compiled.result
-        if (opts.output === 'json')
-          process.stdout.write(`${JSON.stringify({ valid: false, violations, warnings }, null, 2)}\n`)
+        if (opts.output !== 'text')
+          process.stdout.write(await formatStructured({ valid: false, violations, warnings }, opts.output))
         else
           process.stderr.write(
             `${[...violationLines(violations), `${path}: invalid (${violations.length} violation${violations.length === 1 ? '' : 's'}), nothing compiled`].join('\n')}\n`,
@@ -135,7 +135,13 @@ export function registerCompileCommand(program: Command): void {
           `note: mesh${offline.length === 1 ? '' : 'es'} ${offline.join(', ')} use${offline.length === 1 ? 's' : ''} a builtin CA, created by the reconciler: the published table also lists ${offline.length === 1 ? 'its' : 'their'} CA certificate under "meshes" (not shown offline)\n`,
         )
       const formatTableJson: typeof FormatTableJson = (await import('../core/compile.js')).formatTableJson
-      process.stdout.write(opts.output === 'json' ? formatTableJson(table) : formatTableText(table))
+      if (opts.output === 'yaml')
+        process.stdout.write(await formatStructured(JSON.parse(formatTableJson(table)), 'yaml'))
+      else process.stdout.write(opts.output === 'json' ? formatTableJson(table) : formatTableText(table))
       process.exitCode = Exit.Ok
     })
+  withExamples(cmd, [
+    'zonegate compile ./gitops --zone zone-a',
+    'zonegate compile ./gitops --zone zone-a -o json > zone-a.table.json   # a table for `egress --static`',
+  ])
 }

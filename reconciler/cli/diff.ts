@@ -1,9 +1,10 @@
 import type { Command } from 'commander'
-import { Exit, outputOption, UsageError } from '../../cli/common.js'
+import { Exit, formatStructured, type OutputFormat, outputOption, UsageError, withExamples } from '../../cli/common.js'
 import type { TableEgress } from '../../schemas/table.js'
 import { diffZoneTables, hasChanges, type ZoneDiff } from '../core/diff.js'
 import type { Snapshot } from '../core/model.js'
 import { compileSnapshot, formatUpstream, formatUpstreams, readFolderOrUsage, violationLines } from './compile.js'
+import { assertLocalRepository, isRepoUrl } from './repo-check.js'
 
 const egressText = (e: TableEgress) =>
   `${e.address ?? '(process)'}:${e.port}${e.adminPort ? ` admin ${e.adminPort}` : ''}`
@@ -48,20 +49,20 @@ export function formatDiffText(from: string, to: string, diffs: readonly ZoneDif
 interface DiffOptions {
   repo?: string
   path?: string
-  output: 'text' | 'json'
+  output: OutputFormat
 }
 
 /**
  * `zonegate diff FROM TO [--repo R] [--path P] [--output json]`: compiles both sides and prints the route-level
  * changes per zone (readable, or JSON `{from, to, changed, zones: ZoneDiff[]}`). FROM and TO are folders, or with
  * `--repo` revisions (branch, tag, sha) of that local repository read from its object store, optionally under the
- * sub-folder `--path` (as the reconciler's `--path`). Exit 0 when nothing changes, 2 when something does (decK's
- * convention), 1 when either side is invalid (its violations printed, prefixed `from:`/`to:`; `to` is also invalid
- * when it changes `mtls.enabledBackend` of a mesh whose mTLS stays on, Kuma's rule); usage and I/O
- * errors (missing folder, unknown ref) also exit 2 with a `zonegate:` message on stderr.
+ * sub-folder `--path` (as the reconciler's `--path`). Exit 0 when nothing changes, 3 when something does, 1 when
+ * either side is invalid (its violations printed, prefixed `from:`/`to:`; `to` is also invalid when it changes
+ * `mtls.enabledBackend` of a mesh whose mTLS stays on, Kuma's rule), 2 on usage and I/O errors (missing folder,
+ * unknown ref, not a repository) with a `zonegate:` message on stderr (DESIGN.md §5: codes never collide).
  */
 export function registerDiffCommand(program: Command): void {
-  program
+  const cmd = program
     .command('diff')
     .description('route-level diff per zone between two folders, or two revisions of a repository')
     .argument('<from>', 'folder, or with --repo a branch, tag or sha')
@@ -71,8 +72,9 @@ export function registerDiffCommand(program: Command): void {
     .addOption(outputOption())
     .action(async (from: string, to: string, opts: DiffOptions) => {
       if (opts.path !== undefined && opts.repo === undefined) throw new UsageError('--path needs --repo')
-      if (opts.repo && /^[a-z][a-z0-9+.-]*:\/\//i.test(opts.repo))
+      if (opts.repo && isRepoUrl(opts.repo))
         throw new UsageError('--repo takes a local repository path (clone it first)')
+      if (opts.repo) assertLocalRepository(opts.repo)
       const cache = {}
       const read = async (ref: string): Promise<Snapshot> => {
         if (opts.repo === undefined) return readFolderOrUsage(ref)
@@ -102,11 +104,11 @@ export function registerDiffCommand(program: Command): void {
           { name: 'from', rev: a.revision, c: ca },
           { name: 'to', rev: b.revision, c: cb },
         ].filter((s) => !s.c.ok)
-        if (opts.output === 'json') {
+        if (opts.output !== 'text') {
           const body = Object.fromEntries(
             sides.map((s) => [s.name, { revision: s.rev, violations: s.c.result.violations }]),
           )
-          process.stdout.write(`${JSON.stringify({ valid: false, ...body }, null, 2)}\n`)
+          process.stdout.write(await formatStructured({ valid: false, ...body }, opts.output))
         } else {
           const lines = sides.flatMap((s) => [
             ...violationLines(s.c.result.violations, `${s.name}: `),
@@ -119,9 +121,14 @@ export function registerDiffCommand(program: Command): void {
       }
       const zones = diffZoneTables(ca.tables, cb.tables)
       const changed = hasChanges(zones)
-      if (opts.output === 'json')
-        process.stdout.write(`${JSON.stringify({ from: a.revision, to: b.revision, changed, zones }, null, 2)}\n`)
+      if (opts.output !== 'text')
+        process.stdout.write(await formatStructured({ from: a.revision, to: b.revision, changed, zones }, opts.output))
       else process.stdout.write(formatDiffText(a.revision, b.revision, zones))
       process.exitCode = changed ? Exit.Differ : Exit.Ok
     })
+  withExamples(cmd, [
+    'zonegate diff ./before ./after              # exit 0 same, 3 differ, 1 invalid, 2 usage or I/O',
+    'zonegate diff main HEAD --repo . --path gitops',
+    'zonegate diff origin/main HEAD --repo . -o json | jq ".zones[] | select(.status != "unchanged")"',
+  ])
 }

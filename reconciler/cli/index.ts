@@ -2,6 +2,7 @@ import type { Command } from 'commander'
 import { registerCertCommand } from './cert.js'
 import { registerCompileCommand } from './compile.js'
 import { registerDiffCommand } from './diff.js'
+import { registerEventsCommand } from './events.js'
 import { registerNatsCommand } from './nats.js'
 import { registerReconcileCommand } from './reconcile.js'
 import { registerReconcilerCommand } from './reconciler.js'
@@ -9,9 +10,9 @@ import { registerRolloutCommand } from './rollout.js'
 import { registerStatusCommand } from './status.js'
 import { registerValidateCommand } from './validate.js'
 
-/** Registers the control-plane subcommands: validate, compile, diff, reconciler, reconcile, status, rollout, cert, nats. */
+/** Registers the control-plane subcommands: validate, compile, diff, reconciler, reconcile, status, rollout, events,
+ * cert, nats. */
 export function registerReconcilerCommands(program: Command): void {
-  void program
   registerValidateCommand(program)
   registerCompileCommand(program)
   registerDiffCommand(program)
@@ -19,6 +20,7 @@ export function registerReconcilerCommands(program: Command): void {
   registerReconcileCommand(program)
   registerStatusCommand(program)
   registerRolloutCommand(program)
+  registerEventsCommand(program)
   registerCertCommand(program)
   registerNatsCommand(program)
 }

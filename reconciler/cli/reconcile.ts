@@ -1,28 +1,61 @@
 import type { Command } from 'commander'
-import { natsOption, natsServers, parseDuration } from '../../cli/common.js'
+import {
+  Exit,
+  natsOption,
+  natsServers,
+  natsUnreachableMessage,
+  parseDuration,
+  redactUrl,
+  UsageError,
+  withExamples,
+} from '../../cli/common.js'
+import type { ZonegateEvent } from '../../schemas/events.js'
 
-/** Exit codes of `zonegate reconcile` (DESIGN.md §5): 0 resolved, 1 no reconciler / failed / timeout. */
-export const ReconcileExit = { Ok: 0, Failed: 1 } as const
+/** Exit codes of `zonegate reconcile` (DESIGN.md §5): 0 resolved, 1 no reconciler / failed / timeout, 2 NATS. */
+export const ReconcileExit = { Ok: Exit.Ok, Failed: Exit.Failed, Io: Exit.Io } as const
+
+/** The progress line for a commit event seen while waiting for the reply, or undefined. Pure. */
+export function progressLine(e: ZonegateEvent): string | undefined {
+  switch (e.type) {
+    case 'commit.fetched':
+      return `◎ fetched ${e.revision}; validating and compiling`
+    case 'commit.invalid':
+      return `◎ ${e.revision} is invalid (${e.violations.length} violations); nothing is published`
+    case 'commit.published':
+      return `◎ published ${e.revision} to ${e.zones.map((z) => `${z.zone} (gen ${z.generation})`).join(', ') || 'no zone'}; waiting for the pass to finish`
+    case 'commit.superseded':
+      return `◎ ${e.revision} superseded by ${e.by}`
+    default:
+      return undefined
+  }
+}
 
 /**
  * `zonegate reconcile [--nats URL]... [--timeout D]`: asks the active reconciler to run now
- * (`zonegate.cmd.reconcile`) and prints the revision it resolved, like `flux reconcile`. Exits 1 with a
- * message on stderr when no reconciler answers, the reply is an error, or the timeout passes.
+ * (`zonegate.cmd.reconcile`) and prints the revision it resolved, like `flux reconcile`; while it waits it
+ * says what for (the commit events of the pass). Exit 1 with a message on stderr when no reconciler answers,
+ * the reply is an error, or the timeout passes; 2 when NATS cannot be reached.
  */
 export function registerReconcileCommand(program: Command): void {
-  program
+  const cmd = program
     .command('reconcile')
     .description('ask the active reconciler to reconcile now and print the revision it resolved')
     .addOption(natsOption())
-    .option('--timeout <duration>', 'how long to wait for the reconciler (e.g. 30s, 2m)', '60s')
+    .option('--timeout <duration>', 'how long to wait for the reconciler (e.g. 30s, 1m30s)', '60s')
     .action(async (opts: { nats?: string[]; timeout: string }) => {
       const timeoutMs = parseDuration(opts.timeout, '--timeout')
       const servers = natsServers(opts.nats)
-      process.stderr.write('► asking the active reconciler to reconcile\n')
+      process.stderr.write(
+        `► asking the active reconciler to reconcile (zonegate.cmd.reconcile at ${servers.map(redactUrl).join(', ')})\n`,
+      )
+      process.stderr.write(`◎ waiting up to ${opts.timeout} for it to fetch the branch and run a pass\n`)
+      // Loaded on use: keeps the NATS client out of the start-up of every other command.
+      const { requestReconcile, NatsUnreachable } = await import('../transport/reconcile-requests.js')
       try {
-        // Loaded on use: keeps the NATS client out of the start-up of every other command.
-        const { requestReconcile } = await import('../transport/reconcile-requests.js')
-        const reply = await requestReconcile(servers, timeoutMs)
+        const reply = await requestReconcile(servers, timeoutMs, (e) => {
+          const line = progressLine(e as ZonegateEvent)
+          if (line) process.stderr.write(`${line}\n`)
+        })
         if (reply.ok) {
           process.stdout.write(`✔ reconciled revision ${reply.revision}\n`)
           process.exitCode = ReconcileExit.Ok
@@ -31,8 +64,13 @@ export function registerReconcileCommand(program: Command): void {
           process.exitCode = ReconcileExit.Failed
         }
       } catch (err) {
+        if (err instanceof NatsUnreachable) throw new UsageError(natsUnreachableMessage(servers, err.cause))
         process.stderr.write(`✗ ${err instanceof Error ? err.message : String(err)}\n`)
         process.exitCode = ReconcileExit.Failed
       }
     })
+  withExamples(cmd, [
+    'zonegate reconcile                              # exit 0 resolved, 1 no reconciler / failed, 2 NATS down',
+    'git push && zonegate reconcile && zonegate rollout watch --commit "$(git rev-parse HEAD)" --until converged',
+  ])
 }

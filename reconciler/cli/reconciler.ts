@@ -1,8 +1,18 @@
 import { homedir } from 'node:os'
 import { join } from 'node:path'
 import type { Command } from 'commander'
-import { natsOption, natsServers, parseDuration, parseHostPort, parseReplicas, UsageError } from '../../cli/common.js'
+import {
+  logSettings,
+  natsOption,
+  natsServers,
+  parseDuration,
+  parseHostPort,
+  parseReplicas,
+  UsageError,
+  withExamples,
+} from '../../cli/common.js'
 import { DEFAULT_ZONE } from '../../schemas/resources.js'
+import { assertLocalRepository } from './repo-check.js'
 
 /** Defaults of `zonegate reconciler` (docs/reconciler.md). */
 export const RECONCILER_DEFAULTS = {
@@ -43,7 +53,7 @@ interface Flags {
  * closes NATS). Bad flags are usage errors (exit 2).
  */
 export function registerReconcilerCommand(program: Command): void {
-  program
+  const cmd = program
     .command('reconciler')
     .description('run the reconciler: Git → validate → compile → diff → publish per-zone tables on NATS')
     .requiredOption('--repo <path|url>', 'local repository path (bare or not) or http(s) URL')
@@ -68,7 +78,8 @@ export function registerReconcilerCommand(program: Command): void {
       RECONCILER_DEFAULTS.rolloutTimeout,
     )
     .option('--replicas <n>', 'replicas of the buckets and stream it creates (default: 3 in a cluster, else 1)')
-    .action(async (flags: Flags) => {
+    .action(async (flags: Flags, self: Command) => {
+      assertLocalRepository(flags.repo)
       const replicas = flags.replicas === undefined ? undefined : parseReplicas(flags.replicas)
       const intervalMs = parseDuration(flags.interval, '--interval')
       if (intervalMs < 100) throw new UsageError('--interval: must be at least 100ms')
@@ -78,12 +89,16 @@ export function registerReconcilerCommand(program: Command): void {
       if (rolloutTimeoutMs < 100) throw new UsageError('--rollout-timeout: must be at least 100ms')
       // the reconciler runtime (NATS, isomorphic-git, pino, prom-client) loads only when this command runs
       const { runReconciler } = await import('../main.js')
+      const { level, format } = logSettings(self)
+      const http = parseHostPort(flags.http, '--http')
       const running = await runReconciler({
+        ...(level ? { logLevel: level } : {}),
+        ...(format ? { logFormat: format } : {}),
         repo: flags.repo,
         branch: flags.branch,
         path: flags.path,
         intervalMs,
-        http: parseHostPort(flags.http, '--http'),
+        http,
         nats: natsServers(flags.nats),
         cacheDir: flags.cacheDir ?? defaultCacheDir(),
         webhookSecretFile: flags.webhookSecretFile,
@@ -94,7 +109,18 @@ export function registerReconcilerCommand(program: Command): void {
         rolloutTimeoutMs,
         ...(replicas ? { replicas } : {}),
         handleSignals: true,
+      }).catch((err: NodeJS.ErrnoException) => {
+        if (err?.code === 'EADDRINUSE')
+          throw new UsageError(
+            `--http ${flags.http}: the address is already in use (pick another with --http or ZONEGATE_HTTP, or stop the other process)`,
+          )
+        throw err
       })
       await running.done
     })
+  withExamples(cmd, [
+    'zonegate reconciler --repo ./gitops --interval 30s',
+    'zonegate reconciler --repo https://git.example.com/platform/mesh.git --branch main --path clusters/prod',
+    'ZONEGATE_REPO=/srv/gitops NATS_URL=nats://nats-1:4222,nats://nats-2:4222 LOG_FORMAT=pretty zonegate reconciler',
+  ])
 }

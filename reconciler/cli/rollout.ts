@@ -1,7 +1,15 @@
 import type { ConsumerMessages, JetStreamManager } from '@nats-io/jetstream'
 import type { NatsConnection } from '@nats-io/transport-node'
 import { type Command, Option } from 'commander'
-import { natsOption, natsServers, outputOption, parseDuration, UsageError } from '../../cli/common.js'
+import {
+  natsOption,
+  natsServers,
+  natsUnreachableMessage,
+  outputOption,
+  parseDuration,
+  UsageError,
+  withExamples,
+} from '../../cli/common.js'
 import { commitSubject, commitSubjects, EVENTS_STREAM, EVENTS_SUBJECTS } from '../../schemas/subjects.js'
 import {
   exitCodeFor,
@@ -33,7 +41,7 @@ interface WatchFlags {
   zone?: string[]
   until?: string
   timeout?: string
-  output: 'text' | 'json'
+  output: 'text' | 'json' | 'yaml'
   nats?: string[]
 }
 
@@ -59,6 +67,11 @@ export function registerRolloutCommand(program: Command): void {
     .action(async (flags: WatchFlags) => {
       process.exitCode = await runRolloutWatch(flags)
     })
+  withExamples(rollout.commands.find((c) => c.name() === 'watch') as Command, [
+    'zonegate rollout watch --commit "$(git rev-parse HEAD)" --until converged   # exit 0 converged, 1 not',
+    'zonegate rollout watch --zone zone-a              # follow every new event of zone-a',
+    'zonegate rollout watch --commit 1a2b3c4 -o json --timeout 2m',
+  ])
 }
 
 function watchOptions(flags: WatchFlags): WatchOptions {
@@ -73,7 +86,7 @@ async function connectOrFail(servers: string[]): Promise<NatsConnection> {
     const { connect } = await import('@nats-io/transport-node')
     return await connect({ servers, name: 'zonegate-rollout-watch', maxReconnectAttempts: 5, timeout: 3000 })
   } catch (err) {
-    throw new UsageError(`cannot connect to NATS at ${servers.join(', ')}: ${(err as Error).message}`)
+    throw new UsageError(natsUnreachableMessage(servers, err))
   }
 }
 
@@ -150,13 +163,16 @@ export async function runRolloutWatch(flags: WatchFlags, out: (line: string) => 
       : hasTarget(options)
         ? DEFAULT_TIMEOUT_MS
         : undefined
-  const json = flags.output === 'json'
+  const json = flags.output !== 'text'
+  // -o json: one object per line; -o yaml: a YAML stream (one `---` document per event)
+  const yaml = flags.output === 'yaml' ? (await import('yaml')).stringify : undefined
+  const serialize = (v: unknown) => (yaml ? `---\n${yaml(v, { lineWidth: 0 }).trimEnd()}` : JSON.stringify(v))
   const started = Date.now()
   const deadline = timeoutMs === undefined ? Number.POSITIVE_INFINITY : started + timeoutMs
   let state: WatchState = initialWatchState(options)
   const finish = (s: WatchState): number => {
     const elapsed = Date.now() - started
-    if (json) out(JSON.stringify(watchResult(s, elapsed)))
+    if (json) out(serialize(watchResult(s, elapsed)))
     else out(formatSummary(s, elapsed))
     return exitCodeFor(s)
   }
@@ -191,7 +207,13 @@ export async function runRolloutWatch(flags: WatchFlags, out: (line: string) => 
     if (options.commit) {
       const sha = await resolveSha(jsm, options.commit)
       state = { ...state, sha }
-      startSeq = (FULL_SHA.test(sha) ? await startSeqOf(jsm, sha) : undefined) ?? startSeq
+      const first = FULL_SHA.test(sha) ? await startSeqOf(jsm, sha) : undefined
+      if (first === undefined)
+        process.stderr.write(
+          `commit ${sha} is not on stream ${EVENTS_STREAM} yet: waiting for its events${timeoutMs === undefined ? '' : ` up to ${flags.timeout ?? '60s'}`} ` +
+            '(is it pushed to the branch the reconciler follows? `zonegate reconcile` runs a pass now)\n',
+        )
+      startSeq = first ?? startSeq
     }
     const consumer = await jetstream(nc).consumers.get(EVENTS_STREAM, {
       filter_subjects: EVENTS_SUBJECTS,
@@ -204,8 +226,10 @@ export async function runRolloutWatch(flags: WatchFlags, out: (line: string) => 
       const event = parseEvent(m.string())
       if (!event || !isRelevant(state, event)) continue
       state = stepWatch(state, event)
-      if (json) out(JSON.stringify(event))
-      else for (const line of formatEvent(event)) out(line)
+      if (json) out(serialize(event))
+      else
+        for (const [i, line] of formatEvent(event).entries())
+          out(`${i === 0 ? eventClock(event.time) : ' '.repeat(13)}  ${line}`)
       if (state.outcome && hasTarget(options)) {
         msgs.stop()
         break
@@ -220,6 +244,13 @@ export async function runRolloutWatch(flags: WatchFlags, out: (line: string) => 
     process.removeListener('SIGTERM', stop)
     await nc.close().catch(() => {})
   }
+}
+
+/** `02:40:01.123Z`: the event's time of day (UTC), or spaces when it has none. Pure. */
+export function eventClock(time: string | undefined): string {
+  const m = time ? /T(\d\d:\d\d:\d\d)(\.\d+)?/.exec(time) : null
+  if (!m) return ' '.repeat(13)
+  return `${m[1]}${(m[2] ?? '.000').slice(0, 4).padEnd(4, '0')}Z`
 }
 
 function println(line: string): void {

@@ -1,5 +1,5 @@
 import type { Command } from 'commander'
-import { Exit, outputOption, UsageError } from '../../cli/common.js'
+import { Exit, formatStructured, type OutputFormat, outputOption, UsageError, withExamples } from '../../cli/common.js'
 import { formatViolation } from '../../schemas/violation.js'
 import type { Resources } from '../core/model.js'
 // heavy modules (ajv, yaml) load only when the command runs, so `zonegate --help` and other commands start fast
@@ -20,12 +20,12 @@ const resourceCount = (r: Resources) =>
  * 1 invalid, 2 usage or I/O error (unreadable path, symlink leaving the folder, too many files).
  */
 export function registerValidateCommand(program: Command): void {
-  program
+  const cmd = program
     .command('validate')
     .description('validate a folder of Kuma Universal YAML (one snapshot) or a single file')
     .argument('<path>', 'folder or .yaml/.yml file')
     .addOption(outputOption())
-    .action(async (path: string, opts: { output: 'text' | 'json' }) => {
+    .action(async (path: string, opts: { output: OutputFormat }) => {
       let snapshot: Awaited<ReturnType<typeof readFolderSnapshot>>
       try {
         snapshot = await readFolderSnapshot(path)
@@ -35,9 +35,9 @@ export function registerValidateCommand(program: Command): void {
       }
       const { validateSnapshot } = await import('../core/validate/index.js')
       const result = validateSnapshot(snapshot)
-      if (opts.output === 'json') {
+      if (opts.output !== 'text') {
         const body = { valid: result.valid, violations: result.violations, warnings: result.warnings }
-        process.stdout.write(`${JSON.stringify(body, null, 2)}\n`)
+        process.stdout.write(await formatStructured(body, opts.output))
       } else {
         const lines = [
           ...result.violations.map(formatViolation),
@@ -50,4 +50,8 @@ export function registerValidateCommand(program: Command): void {
       }
       process.exitCode = result.valid ? Exit.Ok : Exit.Invalid
     })
+  withExamples(cmd, [
+    'zonegate validate ./gitops                 # exit 0 valid, 1 invalid, 2 usage or I/O',
+    'zonegate validate meshes/default.yaml -o json | jq .violations',
+  ])
 }

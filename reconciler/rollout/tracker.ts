@@ -58,6 +58,8 @@ export interface RolloutTrackerOptions {
   timeoutMs: number
   /** Called after the statuses changed (the caller rewrites the status). */
   onChange?: () => void
+  /** Called when every changed zone of a commit converged (for the commit-to-converged histogram). */
+  onCommitConverged?: (revision: string) => void
   /** Instance liveness; default the TTL of bucket `zonegate-instances` (30 s per DESIGN.md). */
   liveTtlMs?: number
   now?: () => number
@@ -131,6 +133,7 @@ export function startRolloutTracker(o: RolloutTrackerOptions): RolloutTracker {
         break
       case 'commit.converged':
         zlog.info({ zones: x.zones }, 'commit converged')
+        o.onCommitConverged?.(x.revision)
         pending.push(commitConvergedEvent({ ...x, time }))
         break
       case 'commit.stalled':

@@ -92,9 +92,14 @@ function isTimeout(err: unknown): boolean {
 /**
  * Connects (no retry), sends one reconcile request and returns the reply. Throws NatsUnreachable when no
  * server accepts the connection, NoReconciler when nobody serves the subject (fails fast), ReconcileTimeout
- * when no reply comes within `timeoutMs`. The connection is closed in every case.
+ * when no reply comes within `timeoutMs`. The connection is closed in every case. `onCommitEvent` receives the
+ * commit events (`zonegate.events.commit.>`) seen while waiting, so the CLI can say what it waits for.
  */
-export async function requestReconcile(servers: string[], timeoutMs: number): Promise<ReconcileReply> {
+export async function requestReconcile(
+  servers: string[],
+  timeoutMs: number,
+  onCommitEvent?: (event: unknown) => void,
+): Promise<ReconcileReply> {
   const nc = await connect({
     servers,
     name: 'zonegate-cli',
@@ -104,6 +109,18 @@ export async function requestReconcile(servers: string[], timeoutMs: number): Pr
   }).catch((err: unknown) => {
     throw new NatsUnreachable(servers, { cause: err })
   })
+  // Progress while waiting: the commit events the pass emits (core subscription; nothing is stored).
+  const progress = onCommitEvent ? nc.subscribe('zonegate.events.commit.>') : undefined
+  if (progress && onCommitEvent)
+    void (async () => {
+      for await (const m of progress) {
+        try {
+          onCommitEvent(m.json())
+        } catch {
+          // not JSON: not ours to show
+        }
+      }
+    })()
   try {
     const m = await nc.request(RECONCILE_SUBJECT, JSON.stringify({ requestedAt: new Date().toISOString() }), {
       timeout: timeoutMs,

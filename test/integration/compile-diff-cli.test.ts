@@ -9,7 +9,7 @@ import type { ZoneTable } from '../../schemas/table.js'
 
 /**
  * `zonegate compile` and `zonegate diff` as real child processes of the built CLI (dist/): JSON and text output,
- * exit codes 0/1/2, diff between folders and between commits of a real Git repository written with
+ * exit codes 0/1/2/3, diff between folders and between commits of a real Git repository written with
  * isomorphic-git (init, add, commit, tag) in a temporary directory.
  */
 const root = resolve(import.meta.dirname, '../..')
@@ -131,15 +131,15 @@ describe('diff cli', () => {
     expect(r.out).toContain('zone-a: unchanged')
   })
 
-  it('diff cli - different folders exit 2 with per-zone route changes (text and JSON)', () => {
+  it('diff cli - different folders exit 3 with per-zone route changes (text and JSON)', () => {
     const from = caseDir('two-zones-external-and-cross-zone')
     const to = caseDir('external-service-pinned')
     const text = zonegate('diff', from, to)
-    expect(text.code).toBe(2)
+    expect(text.code).toBe(3)
     expect(text.out).toContain('  - httpbin{mesh=default}  external terminate-mtls  httpbin.org:443 w1 tls httpbin.org')
     expect(text.out).toContain('zone-c: added (3 routes)')
     const json = zonegate('diff', from, to, '--output', 'json')
-    expect(json.code).toBe(2)
+    expect(json.code).toBe(3)
     const body = JSON.parse(json.out) as { changed: boolean; zones: ZoneDiff[] }
     expect(body.changed).toBe(true)
     expect(body.zones.map((z) => [z.zone, z.status])).toEqual([
@@ -155,9 +155,9 @@ describe('diff cli', () => {
     expect(r.err).toMatch(/^to: meshes\/broken\.yaml:2:7 /m)
   })
 
-  it('diff cli - two commits of a repository, by sha and branch, under --path (exit 2)', () => {
+  it('diff cli - two commits of a repository, by sha and branch, under --path (exit 3)', () => {
     const r = zonegate('diff', first, 'main', '--repo', repo, '--path', 'config', '--output', 'json')
-    expect(r.code).toBe(2)
+    expect(r.code).toBe(3)
     const body = JSON.parse(r.out) as { from: string; to: string; zones: ZoneDiff[] }
     expect(body.from).toBe(`${first}@sha1:${first}`)
     expect(body.to).toMatch(/^main@sha1:[0-9a-f]{40}$/)
@@ -167,7 +167,7 @@ describe('diff cli', () => {
       ['billing{mesh=default}', [{ address: '127.0.0.1', port: 10011, zone: 'zone-b', before: 3, after: 7 }]],
     ])
     const text = zonegate('diff', first.slice(0, 10), 'main', '--repo', repo, '--path', 'config')
-    expect(text.code).toBe(2)
+    expect(text.code).toBe(3)
     expect(text.out).toContain('  ~ billing{mesh=default}  127.0.0.1:10011 (zone-b) w3 → w7')
   })
 

@@ -139,11 +139,11 @@ describe('egress proxy', () => {
     for (const name of [
       'zonegate_egress_connections_total',
       'zonegate_egress_connections_active',
-      'zonegate_egress_bytes_received_total',
-      'zonegate_egress_bytes_sent_total',
+      'zonegate_egress_received_bytes_total',
+      'zonegate_egress_sent_bytes_total',
       'zonegate_egress_route_connections_total{sni="a.test"}',
-      'zonegate_egress_client_hello_seconds_bucket',
-      'zonegate_egress_table_swap_seconds_count',
+      'zonegate_egress_client_hello_duration_seconds_bucket',
+      'zonegate_egress_table_swap_duration_seconds_count',
       'zonegate_egress_table_generation 1',
     ]) {
       expect(prom).toContain(name)

@@ -135,7 +135,7 @@ describe('procfile', () => {
     ])
     expect(r.stdout).toMatch(/invalid {2}\d+ violation\(s\)/)
     expect(r.stdout).toMatch(
-      /^ {2}zones\/zone-a\/zone-egresses\/egress-1\.yaml:6:\d+ ZoneEgress\/ze-a networking\.port: /m,
+      /^ {17}zones\/zone-a\/zone-egresses\/egress-1\.yaml:6:\d+ ZoneEgress\/ze-a networking\.port: /m,
     )
     expect(r.stdout.trim().split('\n').at(-1)).toMatch(/^invalid {2}commit /)
     expect(r.code).toBe(1)

@@ -154,7 +154,7 @@ describe('reconciler status and reconcile requests', () => {
     }
   })
 
-  it('reconcile request - no responder (or no NATS): the CLI exits 1 with a clear message', async () => {
+  it('reconcile request - no responder exits 1, no NATS exits 2, each with a clear message', async () => {
     await expect(requestReconcile([server.url], 2000)).rejects.toBeInstanceOf(NoReconciler)
     const [cli, unreachable] = await Promise.all([
       runCli(['reconcile', '--nats', server.url]),
@@ -163,8 +163,8 @@ describe('reconciler status and reconcile requests', () => {
     expect(cli.code).toBe(1)
     expect(cli.stderr).toMatch(/no reconciler is answering/)
     expect(cli.stdout).toBe('')
-    expect(unreachable.code).toBe(1)
-    expect(unreachable.stderr).toMatch(/cannot connect to NATS at nats:\/\/127.0.0.1:1/)
+    expect(unreachable.code).toBe(2)
+    expect(unreachable.stderr).toMatch(/cannot connect to NATS at nats:\/\/127.0.0.1:1\b.*nats-server -js/)
   })
 
   it('status CLI - JSON and text show conditions, zones, instances with digest match, and violations', async () => {
@@ -197,7 +197,9 @@ describe('reconciler status and reconcile requests', () => {
       runCli(['status', '--output', 'json', '--nats', server.url]),
       runCli(['status', '--nats', server.url]),
     ])
-    expect(json.code).toBe(0)
+    // a stalled reconciler (Ready False) is not ready: exit 1, the reason on stderr
+    expect(json.code).toBe(1)
+    expect(json.stderr).toMatch(/not ready: /)
     const view = JSON.parse(json.stdout) as StatusView
     expect(view.reconciler).toMatchObject({ id: 'rec-1', stalled: true, lastAttemptedRevision: REV })
     expect(view.reconciler?.violations).toHaveLength(1)
@@ -208,7 +210,7 @@ describe('reconciler status and reconcile requests', () => {
       ['ze.a', 'i-2', 'stale'],
     ])
 
-    expect(text.code).toBe(0)
+    expect(text.code).toBe(1)
     expect(text.stdout).toContain('zone-a')
     expect(text.stdout).toMatch(/1\/2 current/)
     expect(text.stdout).toContain('stale (digest mismatch)')

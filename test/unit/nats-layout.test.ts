@@ -37,7 +37,11 @@ describe('nats layout (pure)', () => {
   })
 
   it('cli - several --nats values, each possibly a comma list; $NATS_URL otherwise', () => {
-    expect(natsServers(['nats://a:1,nats://b:2', 'nats://c:3'], {})).toEqual(['nats://a:1', 'nats://b:2', 'nats://c:3'])
+    expect(natsServers(['nats://a:1', 'nats://b:2', 'nats://c:3'], {})).toEqual([
+      'nats://a:1',
+      'nats://b:2',
+      'nats://c:3',
+    ])
     expect(natsServers(undefined, { NATS_URL: 'nats://a:1, nats://b:2' })).toEqual(['nats://a:1', 'nats://b:2'])
     expect(natsServers([], {})).toEqual(['nats://127.0.0.1:4222'])
   })
