@@ -63,7 +63,7 @@ export function crossRules(items: readonly TypedDocument[], emit: CrossEmit): Se
       permissionWarnings(item, emit)
     } else if (item.kind === Kind.ExternalService) {
       const es = item.value as unknown as ExternalService
-      if (es.mesh && MESH_RE.test(es.mesh) && !meshes.has(es.mesh))
+      if (es.mesh && es.mesh.length <= 253 && MESH_RE.test(es.mesh) && !meshes.has(es.mesh))
         emit(item, 'external-service.mesh-not-found', '', `mesh of name ${es.mesh} is not found`, { at: 'mesh' })
       const pinned = es.tags?.[ZONE_TAG]
       if (pinned && !egressZones.has(pinned))
