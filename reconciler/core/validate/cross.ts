@@ -168,7 +168,8 @@ function mixedEndpointRule(items: readonly TypedDocument[], emit: CrossEmit): vo
   for (const list of groups.values()) {
     if (!list.some((e) => e.ip) || list.every((e) => e.ip)) continue
     const where = list.map((e) => `${e.item.doc.file}:${e.item.doc.location.line} (${e.ip ? 'IP' : 'host name'})`)
-    const service = (list[0]?.item.value as unknown as ExternalService).tags[SERVICE_TAG]
+    const first = list[0] as { item: TypedDocument }
+    const service = (first.item.value as unknown as ExternalService).tags[SERVICE_TAG]
     for (const { item } of list)
       emit(
         item,
