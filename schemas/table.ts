@@ -22,6 +22,11 @@ export interface TableUpstream {
   /** The remote zone, for cross-zone upstreams. */
   zone?: string
   /**
+   * Kuma's locality priority (0 when absent): with `routing.localityAwareLoadBalancing`, remote endpoints whose
+   * service has a `kuma.io/zone` tag get 1. The egress sends only to the lowest priority with an upstream left.
+   */
+  priority?: number
+  /**
    * TLS origination towards this upstream (external routes only): absent or `enabled: false` means plain TCP
    * after the egress has terminated the caller's mesh mTLS. PEM data is resolved at compile time.
    */

@@ -21,6 +21,8 @@ export interface Upstream {
   readonly address: string
   readonly port: number
   readonly weight: number
+  /** Kuma's locality priority (0 = preferred); traffic goes only to the lowest priority with an upstream left. */
+  readonly priority: number
   /** `address:port`, for logs and metrics. */
   readonly key: string
   /** TLS origination towards this upstream (terminate-mtls routes); absent or disabled: plain TCP. */
@@ -39,6 +41,8 @@ export class Route {
   readonly upstreams: readonly Upstream[]
   private readonly weights: number[]
   private readonly current: number[]
+  /** Some upstream has a priority above 0 (only then does pick() look at priorities). */
+  private readonly tiered: boolean
 
   constructor(route: TableRoute) {
     this.sni = lowerAscii(route.sni)
@@ -51,6 +55,7 @@ export class Route {
     const allZero = this.upstreams.every((u) => u.weight === 0)
     this.weights = this.upstreams.map((u) => (allZero ? 1 : u.weight))
     this.current = this.upstreams.map(() => 0)
+    this.tiered = this.upstreams.some((u) => u.priority > 0)
   }
 
   /**
@@ -61,11 +66,14 @@ export class Route {
   pick(tried?: ReadonlySet<number>): number {
     const n = this.upstreams.length
     if (n === 1) return tried?.has(0) ? -1 : 0
+    // Priorities (Envoy's priority levels, Kuma's locality-aware balancing): only the lowest priority that still
+    // has an upstream this connection has not failed on. Routes without priorities skip this (the hot path).
+    const level = this.tiered ? this.lowestLevel(tried) : 0
     let best = -1
     let total = 0
     for (let i = 0; i < n; i++) {
       const w = this.weights[i]!
-      if (w === 0 || tried?.has(i)) continue
+      if (w === 0 || tried?.has(i) || (this.tiered && this.upstreams[i]!.priority !== level)) continue
       const c = this.current[i]! + w
       this.current[i] = c
       total += w
@@ -74,6 +82,15 @@ export class Route {
     if (best >= 0) this.current[best] = this.current[best]! - total
     return best
   }
+
+  /** The lowest priority among upstreams that can still be picked (weight > 0 unless all are 0, not tried). */
+  private lowestLevel(tried?: ReadonlySet<number>): number {
+    let level = Number.POSITIVE_INFINITY
+    for (let i = 0; i < this.upstreams.length; i++)
+      if (this.weights[i] !== 0 && !tried?.has(i) && this.upstreams[i]!.priority < level)
+        level = this.upstreams[i]!.priority
+    return level
+  }
 }
 
 function toUpstream(u: TableUpstream): Upstream {
@@ -81,6 +98,7 @@ function toUpstream(u: TableUpstream): Upstream {
     address: u.address,
     port: u.port,
     weight: u.weight,
+    priority: u.priority ?? 0,
     key: `${u.address}:${u.port}`,
     ...(u.tls?.enabled ? { tls: u.tls } : {}),
   })

@@ -26,6 +26,10 @@ export interface Endpoint {
   external: boolean
   /** TLS origination towards this endpoint (ExternalServices with `tls.enabled` only). */
   tls?: UpstreamTls
+  /** The advertised service carries a `kuma.io/zone` tag (Kuma then gives the endpoint a locality). */
+  zoneTagged?: boolean
+  /** Kuma's locality priority: 1 for remote endpoints with a zone tag when the mesh balances locality-aware. */
+  priority?: number
 }
 
 /** An ExternalService reduced to what routing needs. */
@@ -44,6 +48,8 @@ export interface PreparedIngress {
   zone: string
   pair?: { address: string; port: number; key: string }
   services: AvailableService[]
+  /** False for an ingress without `zone`: Kuma never treats it as remote (`zone` non-empty and ≠ Z). */
+  remote: boolean
   /** Step-1 endpoints of this ingress per mesh, built once (used when the ingress is remote and its pair unused). */
   byMesh: Map<string, { service: string; endpoint: Endpoint }[]>
 }
@@ -131,6 +137,7 @@ export function pinnedEsServices(
  * entries of its zone, minus those already declared with the same mesh and tag set. Pure.
  */
 export function prepareIngress(zi: ZoneIngress, zone: string, synthesized: AvailableService[]): PreparedIngress {
+  const remote = typeof zi.zone === 'string' && zi.zone !== ''
   const declared = zi.availableServices ?? []
   const seen = new Set(declared.map((s) => `${s.mesh ?? ''}\0${sniFromTags(s.tags)}`))
   const extra = synthesized.filter((s) => !seen.has(`${s.mesh}\0${sniFromTags(s.tags)}`))
@@ -148,33 +155,35 @@ export function prepareIngress(zi: ZoneIngress, zone: string, synthesized: Avail
       // Kuma leaves the Envoy weight unset for 0 instances, and Envoy's default weight is 1.
       const weight = s.instances && s.instances > 0 ? s.instances : 1
       const endpoint: Endpoint = { address: pair.address, port: pair.port, weight, zone, external: false }
+      if (s.tags[ZONE_TAG] !== undefined) endpoint.zoneTagged = true
       const list = byMesh.get(s.mesh)
       if (list) list.push({ service, endpoint })
       else byMesh.set(s.mesh, [{ service, endpoint }])
     }
-  return { name: zi.name, zone, ...(pair ? { pair } : {}), services, byMesh }
+  return { name: zi.name, zone, ...(pair ? { pair } : {}), services, remote, byMesh }
 }
 
-/** Same (address, port, zone) upstreams merge, weights summed; sorted by address, port, zone (Kuma's EDS order). */
+/**
+ * Endpoints → upstreams. Endpoints with the same address and port are one upstream: the first one's weight, zone,
+ * TLS and priority (Envoy keeps the first of duplicate hosts in a cluster; kuma-model.md §5.2). Sorted by address,
+ * port (Kuma's EDS order). `priority` only when non-zero (tables of meshes without locality-aware balancing keep
+ * their digest).
+ */
 export function toUpstreams(endpoints: Endpoint[]): TableUpstream[] {
   const one = (e: Endpoint): TableUpstream => {
     const u: TableUpstream = { address: e.address, port: e.port, weight: e.weight }
     if (e.zone !== undefined) u.zone = e.zone
     if (e.tls !== undefined) u.tls = e.tls
+    if (e.priority) u.priority = e.priority
     return u
   }
   if (endpoints.length === 1) return [one(endpoints[0] as Endpoint)] // the common case: nothing to merge or sort
-  // Same address, port and zone: one upstream, weights summed; the first endpoint's TLS (first by name) is kept.
   const merged = new Map<string, TableUpstream>()
   for (const e of endpoints) {
-    const key = `${e.address}\0${e.port}\0${e.zone ?? ''}`
-    const u = merged.get(key)
-    if (u) u.weight = Math.min(MAX_WEIGHT, u.weight + e.weight)
-    else merged.set(key, one(e))
+    const key = `${e.address}\0${e.port}`
+    if (!merged.has(key)) merged.set(key, one(e))
   }
-  return [...merged.values()].sort(
-    (a, b) => bytewise(a.address, b.address) || a.port - b.port || bytewise(a.zone ?? '', b.zone ?? ''),
-  )
+  return [...merged.values()].sort((a, b) => bytewise(a.address, b.address) || a.port - b.port)
 }
 
 /** Step 1 of Kuma's endpoint map (kuma-model.md §5.2): remote ingresses by name, an advertised pair used once
@@ -183,7 +192,7 @@ export function ingressEndpoints(zone: string, mesh: string, ingresses: Prepared
   const map = new Map<string, Endpoint[]>()
   const usedPairs = new Set<string>()
   for (const zi of ingresses) {
-    if (zi.zone === zone || !zi.pair || usedPairs.has(zi.pair.key)) continue
+    if (!zi.remote || zi.zone === zone || !zi.pair || usedPairs.has(zi.pair.key)) continue
     if (zi.services.length > 0) usedPairs.add(zi.pair.key)
     for (const { service, endpoint } of zi.byMesh.get(mesh) ?? []) {
       const list = map.get(service)

@@ -45,7 +45,7 @@ mesh: default
 tags:
   kuma.io/service: api
 networking:
-  address: 192.0.2.7:8080
+  address: api-plain.example.com:8080
 `,
       'certs/api-ca.pem': CA2,
       ...extra,
@@ -64,7 +64,7 @@ describe('compile with mesh mTLS', () => {
     const route = t.routes[0]!
     expect(route.tls).toBeUndefined()
     expect(route.upstreams).toEqual([
-      { address: '192.0.2.7', port: 8080, weight: 1 },
+      { address: 'api-plain.example.com', port: 8080, weight: 1 },
       {
         address: 'api.example.com',
         port: 443,

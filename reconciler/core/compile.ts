@@ -127,7 +127,11 @@ class MeshPlan {
   zonePart(zone: string, ingresses: PreparedIngress[]): ZonePart {
     const specific: Built[] = []
     const excluded = new Set<string>()
-    const fromIngress = ingressEndpoints(zone, this.mesh.name, ingresses)
+    // MeshServices mode Exclusive: ingresses stop advertising legacy services (pkg/zone/available_services.go).
+    const exclusive = this.mesh.meshServices?.mode === 'Exclusive'
+    const fromIngress = exclusive ? new Map<string, Endpoint[]>() : ingressEndpoints(zone, this.mesh.name, ingresses)
+    // localityAwareLoadBalancing: remote endpoints whose service has a zone tag get priority 1 (GetLocality).
+    const lalb = this.mesh.routing?.localityAwareLoadBalancing === true
     const pinnedHere = this.pinned.get(zone)
     // Step 2: ExternalServices reachable from Z, in name order (unpinned and pinned-here interleaved).
     const reachable = (service: string): PreparedEs[] => {
@@ -139,10 +143,11 @@ class MeshPlan {
       if (this.unpinned.has(service)) excluded.add(service)
       // First endpoint from an ingress: cross-zone (zoneEgress only, else no route), with every endpoint.
       if (!zoneEgressOn(this.mesh)) continue
-      const all = [...eps, ...reachable(service).map((e) => e.endpoint)]
+      const remote = lalb ? eps.map((e) => (e.zoneTagged ? { ...e, priority: 1 } : e)) : eps
+      const all = [...remote, ...reachable(service).map((e) => e.endpoint)]
       // Most zones see the same remote endpoints for a service: reuse the route built for the first of them.
       let key = service
-      for (const e of all) key += `\0${e.address}\0${e.port}\0${e.weight}\0${e.zone ?? ''}`
+      for (const e of all) key += `\0${e.address}\0${e.port}\0${e.weight}\0${e.zone ?? ''}\0${e.priority ?? 0}`
       let b = this.crossZone.get(key)
       if (!b) {
         b = this.build(service, RouteKind.CrossZone, all)

@@ -8,6 +8,7 @@ import {
   type ZoneIngress,
 } from '../../../schemas/resources.js'
 import type { ParsedDocument } from '../model.js'
+import { isIP, splitHostPort } from './net.js'
 import { MESH_RE } from './rules.js'
 
 /** A document whose kind is known and whose types passed the schema. */
@@ -54,6 +55,7 @@ export function crossRules(items: readonly TypedDocument[], emit: CrossEmit): Se
     if (item.kind === Kind.ZoneEgress) egressZones.add(item.zone!)
     if (item.kind === Kind.ZoneIngress) ingressZones.add(item.zone!)
   }
+  mixedEndpointRule(items, emit)
   const lonelyZones = [...ingressZones].filter((z) => !egressZones.has(z)).sort()
   for (const item of items) {
     if (item.kind === Kind.MeshTrafficPermission) {
@@ -63,7 +65,7 @@ export function crossRules(items: readonly TypedDocument[], emit: CrossEmit): Se
       permissionWarnings(item, emit)
     } else if (item.kind === Kind.ExternalService) {
       const es = item.value as unknown as ExternalService
-      if (es.mesh && MESH_RE.test(es.mesh) && !meshes.has(es.mesh))
+      if (es.mesh && es.mesh.length <= 253 && MESH_RE.test(es.mesh) && !meshes.has(es.mesh))
         emit(item, 'external-service.mesh-not-found', '', `mesh of name ${es.mesh} is not found`, { at: 'mesh' })
       const pinned = es.tags?.[ZONE_TAG]
       if (pinned && !egressZones.has(pinned))
@@ -142,4 +144,38 @@ function permissionWarnings(item: TypedDocument, emit: CrossEmit): void {
       { warning: true },
     )
   })
+}
+
+/**
+ * ExternalServices of one mesh with the same `kuma.io/service` are one Envoy cluster; Kuma builds it STRICT_DNS
+ * when an endpoint is a host name and STATIC otherwise, and cannot build it when both kinds are mixed (the whole
+ * egress configuration is then refused by Envoy). zonegate refuses such a group as a violation on every member,
+ * naming every file involved. Pure.
+ */
+function mixedEndpointRule(items: readonly TypedDocument[], emit: CrossEmit): void {
+  const groups = new Map<string, { item: TypedDocument; ip: boolean }[]>()
+  for (const item of items) {
+    if (item.kind !== Kind.ExternalService) continue
+    const es = item.value as unknown as ExternalService
+    const service = es.tags?.[SERVICE_TAG]
+    const hp = typeof es.networking?.address === 'string' ? splitHostPort(es.networking.address) : undefined
+    if (service === undefined || !hp || hp.host === '') continue
+    const key = JSON.stringify([es.mesh ?? '', service])
+    const list = groups.get(key) ?? []
+    list.push({ item, ip: isIP(hp.host) })
+    groups.set(key, list)
+  }
+  for (const list of groups.values()) {
+    if (!list.some((e) => e.ip) || list.every((e) => e.ip)) continue
+    const where = list.map((e) => `${e.item.doc.file}:${e.item.doc.location.line} (${e.ip ? 'IP' : 'host name'})`)
+    const first = list[0] as { item: TypedDocument }
+    const service = (first.item.value as unknown as ExternalService).tags[SERVICE_TAG]
+    for (const { item } of list)
+      emit(
+        item,
+        'external-service.mixed-endpoints',
+        'networking.address',
+        `ExternalServices of service "${service}" mix IP addresses and host names, which Kuma cannot put in one cluster: ${where.join(', ')}`,
+      )
+  }
 }

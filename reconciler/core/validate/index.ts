@@ -140,5 +140,6 @@ function addResource(resources: Resources, item: TypedDocument): void {
     resources.meshTrafficPermissions.push(located(v))
   } else if (item.kind === Kind.ZoneEgress)
     resources.zoneEgresses.push(located({ ...(v as object), zone: item.zone } as never))
-  else resources.zoneIngresses.push(located({ ...(v as object), zone: item.zone } as never))
+  // A ZoneIngress keeps its `zone` as written: without one it is never remote (compile resolves its zone).
+  else resources.zoneIngresses.push(located(v))
 }

@@ -66,20 +66,49 @@ export function parseUint32(s: string): number | undefined {
   return n <= 0xffffffff ? n : undefined
 }
 
-/** govalidator.IsDialString: `host:port` with a DNS name or IP host and a port 1..65535. */
+/** govalidator.IsDialString: `host:port` with a DNS name or IP host and IsPort (strconv.Atoi: sign allowed, 1..65535). */
 export function isDialString(s: string): boolean {
   const hp = splitHostPort(s)
   if (!hp || hp.host === '' || hp.port === '') return false
-  const port = parseUint32(hp.port)
-  return (isDNSName(hp.host) || isIP(hp.host)) && port !== undefined && port >= 1 && port <= 65535
+  const port = /^[-+]?\d+$/.test(hp.port) ? Number(hp.port) : Number.NaN
+  return (isDNSName(hp.host) || isIP(hp.host)) && port >= 1 && port <= 65535
 }
 
-/** Kuma's overlap(address, 127.0.0.1): the address is loopback 127.0.0.1 or unspecified (0.0.0.0, ::). */
+/** The 16 bytes of an IP (IPv4 as IPv4-mapped IPv6), as Go's net.ParseIP; undefined when not an IP. */
+export function ipBytes(address: string): number[] | undefined {
+  if (isIPv4(address)) return [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, ...address.split('.').map(Number)]
+  if (!isIPv6(address)) return undefined
+  const [head = '', tail] = address.split('::')
+  const words = (p: string): number[] => {
+    const out: number[] = []
+    for (const g of p === '' ? [] : p.split(':')) {
+      if (g.includes('.')) {
+        const b = g.split('.').map(Number) as [number, number, number, number]
+        out.push((b[0] << 8) | b[1], (b[2] << 8) | b[3])
+      } else out.push(Number.parseInt(g, 16))
+    }
+    return out
+  }
+  const a = words(head)
+  const b = tail === undefined ? [] : words(tail)
+  const all = [...a, ...Array<number>(8 - a.length - b.length).fill(0), ...b]
+  return all.flatMap((w) => [w >> 8, w & 0xff])
+}
+
+const LOOPBACK = ipBytes('127.0.0.1') as number[]
+
+/**
+ * Kuma's overlap(address, 127.0.0.1) with Go's net.IP.Equal: the address equals 127.0.0.1 in any form (IPv4-mapped
+ * IPv6 `::ffff:127.0.0.1`, `::ffff:7f00:1`, `0:0:0:0:0:ffff:127.0.0.1`) or is unspecified (0.0.0.0, ::, and their
+ * IPv4-mapped forms).
+ */
 export function overlapsLoopback(address: string | undefined): boolean {
   if (!address) return false
-  const a = address.toLowerCase()
-  if (a === '127.0.0.1' || a === '::ffff:127.0.0.1' || a === '0.0.0.0' || a === '::ffff:0.0.0.0') return true
-  return isIPv6(a) && /^[0:]+$/.test(a)
+  const ip = ipBytes(address.toLowerCase())
+  if (!ip) return false
+  if (ip.every((v, i) => v === LOOPBACK[i])) return true
+  const mapped = ip.slice(0, 10).every((v) => v === 0) && ip[10] === 0xff && ip[11] === 0xff
+  return ip.every((v) => v === 0) || (mapped && ip.slice(12).every((v) => v === 0))
 }
 
 /** The port of a URL as Go's url.Port() sees it (`''` when absent); undefined when not an absolute URL. */

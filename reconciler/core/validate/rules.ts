@@ -43,12 +43,14 @@ export function metaRules(kind: Kind, value: Record<string, unknown>, emit: Emit
   const name = typeof value.name === 'string' ? value.name : ''
   if (name === '') emit('meta.name-empty', 'name', 'cannot be empty')
   else {
+    // One violation per field, as Kuma reports: the length, else the characters.
     if (name.length > 253) emit('meta.name-too-long', 'name', 'value length must less or equal 253')
-    if (!NAME_RE.test(name)) emit('meta.name-invalid', 'name', NAME_CHARS)
+    else if (!NAME_RE.test(name)) emit('meta.name-invalid', 'name', NAME_CHARS)
   }
   if (kind === Kind.ExternalService || kind === Kind.MeshTrafficPermission) {
     const mesh = typeof value.mesh === 'string' ? value.mesh : ''
     if (mesh === '') emit('meta.mesh-empty', 'mesh', 'cannot be empty')
+    else if (mesh.length > 253) emit('meta.mesh-too-long', 'mesh', 'value length must less or equal 253')
     else if (!MESH_RE.test(mesh)) emit('meta.mesh-invalid', 'mesh', MESH_CHARS)
   }
   if ((kind === Kind.ZoneEgress || kind === Kind.ZoneIngress) && typeof value.zone === 'string' && value.zone !== '')
@@ -163,6 +165,6 @@ export function externalServiceRules(es: ExternalService, emit: Emit, files?: Da
       'tags["kuma.io/protocol"]',
       `tag "kuma.io/protocol" has an invalid value "${protocol}". Allowed values: grpc, http, http2, kafka, tcp`,
     )
-  if (host !== undefined && tags[SERVICE_TAG] === host)
+  if (host !== undefined && host !== '' && tags[SERVICE_TAG] === host)
     emit('external-service.service-is-address', 'tags["kuma.io/service"]', 'cannot be the same as networking.address')
 }
