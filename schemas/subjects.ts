@@ -1,7 +1,8 @@
 /**
  * Every NATS name zonegate uses (DESIGN.md §3), built by functions so no subject string is written twice.
- * Zone, egress and instance names are single subject tokens: zones are RFC 1123 labels (no dots);
- * egress names may hold dots, so they are encoded with `encodeToken`.
+ * Zone, egress and instance names are single subject tokens, encoded with `encodeToken` (`zoneToken`): names
+ * without dots (every zone name before dotted zones were accepted) keep their keys and subjects; a dotted zone
+ * such as `eu.west-1` becomes `eu=2Ewest-1` (docs/decisions/008-dotted-zone-names.md).
  */
 
 export const Bucket = {
@@ -17,7 +18,7 @@ export const EVENTS_STREAM = 'ZONEGATE_EVENTS'
 export const EVENTS_SUBJECTS = 'zonegate.events.>'
 export const RECONCILE_SUBJECT = 'zonegate.cmd.reconcile'
 /** Request/reply: an egress of `zone` asks for its mesh identity certificate (schemas/certs.ts). */
-export const certSubject = (zone: string) => `zonegate.cmd.cert.${zone}`
+export const certSubject = (zone: string) => `zonegate.cmd.cert.${zoneToken(zone)}`
 /** What the reconciler subscribes to (queue group `CERT_QUEUE`) to answer every zone's certificate requests. */
 export const CERT_SUBJECTS = 'zonegate.cmd.cert.*'
 export const CERT_QUEUE = 'zonegate-reconciler'
@@ -56,21 +57,30 @@ export function decodeToken(token: string): string {
   return Buffer.from(bytes).toString('utf8')
 }
 
-export const tableKey = (zone: string) => `${zone}.table`
+/**
+ * A zone as one subject token / KV key token. Zone names are RFC 1123 subdomains (Kuma accepts `eu.west-1`); a
+ * dot would split the token, so the name goes through `encodeToken`: names without dots are unchanged. Pure.
+ */
+export const zoneToken = (zone: string) => encodeToken(zone)
+/** Inverse of `zoneToken` (a zone read back from a key or subject). */
+export const zoneOfToken = (token: string) => decodeToken(token)
+
+export const tableKey = (zone: string) => `${zoneToken(zone)}.table`
 export const instanceKey = (zone: string, egress: string, instance: string) =>
-  `${zone}.${encodeToken(egress)}.${encodeToken(instance)}`
-export const instanceKeyPrefix = (zone: string) => `${zone}.>`
+  `${zoneToken(zone)}.${encodeToken(egress)}.${encodeToken(instance)}`
+export const instanceKeyPrefix = (zone: string) => `${zoneToken(zone)}.>`
 
 export const commitSubject = (sha: string, phase: string) => `zonegate.events.commit.${sha}.${phase}`
 export const commitSubjects = (sha: string) => `zonegate.events.commit.${sha}.>`
-export const rolloutSubject = (zone: string, phase: string) => `zonegate.events.rollout.${zone}.${phase}`
+export const rolloutSubject = (zone: string, phase: string) => `zonegate.events.rollout.${zoneToken(zone)}.${phase}`
 export const rolloutInstanceSubject = (
   zone: string,
   outcome: 'applied' | 'rejected',
   egress: string,
   instance: string,
-) => `zonegate.events.rollout.${zone}.${outcome}.${encodeToken(egress)}.${encodeToken(instance)}`
-export const rolloutSubjects = (zone = '*') => `zonegate.events.rollout.${zone}.>`
+) => `zonegate.events.rollout.${zoneToken(zone)}.${outcome}.${encodeToken(egress)}.${encodeToken(instance)}`
+/** All rollout events of one zone, or of every zone with `*`. */
+export const rolloutSubjects = (zone = '*') => `zonegate.events.rollout.${zone === '*' ? '*' : zoneToken(zone)}.>`
 
 /**
  * `Nats-Msg-Id` of an event: `<sha>:<zone or ->:<instance or ->:<phase>:<publication>` (DESIGN.md's id plus a

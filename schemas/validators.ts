@@ -31,6 +31,15 @@ export const resourceShapeValidators: Readonly<Record<Kind, ValidateFunction>> =
   [Kind.MeshTrafficPermission]: validateMeshTrafficPermissionShape,
 }
 
+/** The JSON Schema of each resource kind (read by the validator's Kuma-style decoding, validate/normalize.ts). */
+export const resourceSchemas: Readonly<Record<Kind, object>> = {
+  [Kind.Mesh]: meshSchema,
+  [Kind.ZoneEgress]: zoneEgressSchema,
+  [Kind.ZoneIngress]: zoneIngressSchema,
+  [Kind.ExternalService]: externalServiceSchema,
+  [Kind.MeshTrafficPermission]: meshTrafficPermissionSchema,
+}
+
 export type { ErrorObject as SchemaError }
 
 /** One schema problem: `path` is a JSON pointer (`/routes/0/port`, `''` for the root). */

@@ -1,4 +1,5 @@
 import type { DataSource } from '../../schemas/resources.js'
+import { isProtoBase64 } from './validate/tags.js'
 
 /**
  * Kuma DataSources (`secret` | `file` | `inline` (base64) | `inlineString`) resolved against a snapshot. zonegate has
@@ -21,7 +22,6 @@ export type DataSourceProblem = { path: string; message: string }
 export type Resolved = { value: string } | { problems: DataSourceProblem[] }
 
 const VARIANTS = ['secret', 'file', 'inline', 'inlineString'] as const
-const BASE64 = /^[A-Za-z0-9+/]*={0,2}$/
 const decoder = new TextDecoder('utf-8', { fatal: true })
 
 /** Kuma's `ValidateSource` message for a data source with no variant set. */
@@ -51,8 +51,9 @@ export function resolveDataSource(ds: DataSource | undefined, files: DataFiles |
   if (kind === 'inlineString') return bounded('inlineString', raw)
   if (kind === 'inline') {
     const compact = raw.replace(/[\r\n]/g, '')
-    if (!BASE64.test(compact) || compact.length % 4 === 1) {
-      const at = [...compact].findIndex((c) => !/[A-Za-z0-9+/=]/.test(c))
+    // protojson's unmarshalBytes: standard or URL-safe alphabet, padding as the length says (validate/tags.ts).
+    if (!isProtoBase64(raw)) {
+      const at = [...compact].findIndex((c) => !/[A-Za-z0-9+/=_-]/.test(c))
       return {
         problems: [{ path: 'inline', message: `illegal base64 data at input byte ${at < 0 ? compact.length : at}` }],
       }

@@ -1,4 +1,4 @@
-import { Composer, type Document, isMap, isScalar, isSeq, LineCounter, type Node, Parser } from 'yaml'
+import { Composer, type Document, isMap, isScalar, isSeq, LineCounter, type Node, Parser, type ScalarTag } from 'yaml'
 import type { Violation } from '../../schemas/violation.js'
 import type { ParsedDocument, Position, Snapshot } from './model.js'
 import { bytePosition, estimateNesting, firstInvalidUtf8, utf8Length } from './parse-guards.js'
@@ -27,6 +27,22 @@ export const ParseRule = {
   DuplicateKey: 'parse.duplicate-key',
   NotAnObject: 'parse.not-an-object',
 } as const
+
+const YAML11_TRUE = new Set(['y', 'Y', 'yes', 'Yes', 'YES', 'true', 'True', 'TRUE', 'on', 'On', 'ON'])
+/** The plain scalars YAML 1.1 reads as booleans (block-yaml.ts resolves the same set). */
+export const YAML11_BOOL = /^(?:[yY]|[yY]es|YES|[nN]|[nN]o|NO|[tT]rue|TRUE|[fF]alse|FALSE|[oO]n|ON|[oO]ff|OFF)$/
+/**
+ * Kuma turns YAML into JSON with go-yaml v2 (sigs.k8s.io/yaml, YAML 1.1), where `yes`/`no`/`on`/`off`/`y`/`n`
+ * are booleans; the `yaml` library's core schema (1.2) reads them as strings. This tag replaces the core
+ * boolean so both agree (quoted `"yes"` stays a string, as in go-yaml).
+ */
+const yaml11Bool: ScalarTag = {
+  identify: (v) => typeof v === 'boolean',
+  default: true,
+  tag: 'tag:yaml.org,2002:bool',
+  test: YAML11_BOOL,
+  resolve: (s) => YAML11_TRUE.has(s),
+}
 
 /** True for the files that belong to a snapshot: `*.yaml` and `*.yml`. */
 export const isYamlFile = (path: string): boolean => /\.ya?ml$/i.test(path)
@@ -109,7 +125,11 @@ function parseFile(
   }
   const lines = new LineCounter()
   const parser = new Parser(lines.addNewLine)
-  const composer = new Composer({ uniqueKeys: true, logLevel: 'error' })
+  const composer = new Composer({
+    uniqueKeys: true,
+    logLevel: 'error',
+    customTags: (tags) => tags.map((t) => (typeof t === 'object' && t.tag === yaml11Bool.tag ? yaml11Bool : t)),
+  })
   let index = 0
   const take = (doc: Document.Parsed): boolean => {
     if (index >= limits.maxDocuments) {

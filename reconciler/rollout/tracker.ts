@@ -3,7 +3,7 @@ import type { QueuedIterator, Subscription } from '@nats-io/transport-node'
 import type { Logger } from 'pino'
 import type { InstanceHeartbeat, ZonegateEvent } from '../../schemas/events.js'
 import type { ZoneRolloutStatus } from '../../schemas/status.js'
-import { decodeToken, INSTANCES_TTL_MS, rolloutSubjects } from '../../schemas/subjects.js'
+import { decodeToken, INSTANCES_TTL_MS, rolloutSubjects, zoneOfToken } from '../../schemas/subjects.js'
 import {
   type BuiltEvent,
   commitConvergedEvent,
@@ -167,7 +167,8 @@ export function startRolloutTracker(o: RolloutTrackerOptions): RolloutTracker {
   const onEntry = (e: KvWatchEntry) => {
     const parts = e.key.split('.')
     if (parts.length !== 3) return
-    const [zone, egressToken, instanceToken] = parts as [string, string, string]
+    const [zoneTok, egressToken, instanceToken] = parts as [string, string, string]
+    const zone = zoneOfToken(zoneTok)
     const id = { zone, egress: decodeToken(egressToken), instance: decodeToken(instanceToken) }
     if (e.operation !== 'PUT') return apply(observeInstanceGone(book, id, now()))
     let heartbeat: InstanceHeartbeat

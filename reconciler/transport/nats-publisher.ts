@@ -1,6 +1,6 @@
 import { DeliverPolicy, JetStreamApiCodes, JetStreamApiError } from '@nats-io/jetstream'
 import type { ZonegateEvent } from '../../schemas/events.js'
-import { Bucket, EVENTS_STREAM, tableKey } from '../../schemas/subjects.js'
+import { Bucket, EVENTS_STREAM, tableKey, zoneOfToken } from '../../schemas/subjects.js'
 import type { PublishedZoneTable } from '../../schemas/table.js'
 import { PublishConflict, PublishFailed, TableTooLarge } from '../core/errors.js'
 import type { BuiltEvent } from '../core/events.js'
@@ -55,7 +55,7 @@ export async function readPublishedTables(bus: Bus): Promise<Map<string, Publish
     const msgs = await consumer.consume()
     for await (const m of msgs) {
       const op = m.headers?.get('KV-Operation')
-      const zone = m.subject.slice(prefix.length, -TABLE_SUFFIX.length)
+      const zone = zoneOfToken(m.subject.slice(prefix.length, -TABLE_SUFFIX.length))
       if (op !== 'DEL' && op !== 'PURGE') {
         try {
           out.set(zone, { table: m.json<PublishedZoneTable>(), kvRevision: m.seq })

@@ -1,6 +1,6 @@
 import type { InstanceHeartbeat } from '../../schemas/events.js'
 import type { ReconcilerStatus } from '../../schemas/status.js'
-import { decodeToken, STATUS_KEY } from '../../schemas/subjects.js'
+import { decodeToken, STATUS_KEY, zoneOfToken } from '../../schemas/subjects.js'
 import { PublishFailed } from '../core/errors.js'
 import type { Bus } from './nats-bus.js'
 
@@ -67,7 +67,7 @@ export async function readInstances(bus: Bus): Promise<InstanceRecord[]> {
     try {
       const heartbeat = e.json<InstanceHeartbeat>()
       out.push({
-        zone,
+        zone: zoneOfToken(zone),
         egress: decodeToken(egress),
         instance: decodeToken(instance),
         kvRevision: e.revision,

@@ -35,7 +35,8 @@ describe('block-yaml', () => {
   const inside: [string, string][] = [
     ['mapping with nested mapping', 'type: Mesh\nname: a\nmtls:\n  enabledBackend: ca-1\n'],
     ['comments, blank lines, trailing comments', '# head\n\ntype: Mesh # t\n  # odd comment\nname: a   \n'],
-    ['sequence at the parent key indentation', 'x:\n- a: 1\n  b: two\n- c\ny: 2\n'],
+    ['sequence at the parent key indentation', 'x:\n- a: 1\n  b: two\n- c\nz: 2\n'],
+    ['YAML 1.1 booleans (Kuma reads YAML with go-yaml v2)', 'a: yes\nb: Off\nc: n\nd: ON\ne: "yes"\nf: nope\n'],
     ['indented sequence of mappings', 'x:\n    -   a: 1\n        b: x[y\n    - 2\n'],
     ['tags written as map entries', 'tags:\n  kuma.io/service: ext-1\n  kuma.io/protocol: http\n'],
     [
@@ -57,6 +58,7 @@ describe('block-yaml', () => {
   // [title, text]: outside the subset, left to the yaml path
   const outside: [string, string][] = [
     ['flow collection', 'a: [1, 2]\n'],
+    ['a YAML 1.1 boolean key', 'on: 1\n'],
     ['anchor and alias', 'a: &x 1\nb: *x\n'],
     ['tag', 'a: !!str 1\n'],
     ['block scalar', 'a: |\n  text\n'],

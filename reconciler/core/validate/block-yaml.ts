@@ -34,8 +34,9 @@ const UNSUPPORTED_CHARS = /[\x00-\x09\x0b-\x1f\x7f\x85\u2028\u2029\ufeff]/
 /** Deeper documents go to the `yaml` path, which enforces ParseLimits.maxDepth. */
 const MAX_DEPTH = 32
 const MAX_KEY_LENGTH = 512
-/** Plain keys the core schema resolves to null or booleans (their JS key is not their text). */
-const NON_STRING_KEY = /^(?:[Nn]ull|NULL|[Tt]rue|TRUE|[Ff]alse|FALSE)$/
+/** Plain keys the schema resolves to null or booleans (their JS key is not their text), YAML 1.1 booleans included. */
+const NON_STRING_KEY =
+  /^(?:[Nn]ull|NULL|[yY]|[yY]es|YES|[nN]|[nN]o|NO|[tT]rue|TRUE|[fF]alse|FALSE|[oO]n|ON|[oO]ff|OFF)$/
 const BAIL = Symbol('block-yaml: outside the subset')
 
 const SPACE = 32
@@ -318,7 +319,9 @@ class BlockParser {
 }
 
 const NULL = /^(?:~|[Nn]ull|NULL)$/
-const BOOL = /^(?:[Tt]rue|TRUE|[Ff]alse|FALSE)$/
+/** YAML 1.1 booleans, as Kuma's go-yaml v2 reads them (and parse.ts's boolean tag). */
+const BOOL = /^(?:[yY]|[yY]es|YES|[nN]|[nN]o|NO|[tT]rue|TRUE|[fF]alse|FALSE|[oO]n|ON|[oO]ff|OFF)$/
+const TRUE = /^(?:[yY]|[yY]es|YES|[tT]rue|TRUE|[oO]n|ON)$/
 const INT = /^[-+]?[0-9]+$/
 const OCT = /^0o[0-7]+$/
 const HEX = /^0x[0-9a-fA-F]+$/
@@ -327,15 +330,15 @@ const FLOAT_EXP = /^[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)[eE][-+]?[0-9]+$/
 const FLOAT = /^[-+]?(?:\.[0-9]+|[0-9]+\.[0-9]*)$/
 
 /**
- * The value of a plain scalar under the YAML 1.2 core schema, exactly as `yaml` 2 resolves it (its tags in
- * their order: null, bool, octal/decimal/hex int, NaN/infinity, floats; anything else is a string).
+ * The value of a plain scalar under the YAML 1.2 core schema with YAML 1.1 booleans, exactly as parse.ts's `yaml`
+ * path resolves it (tags in order: null, bool, octal/decimal/hex int, NaN/infinity, floats; else a string).
  */
 export function resolvePlain(s: string): unknown {
   const c = s.charCodeAt(0)
   const numeric = (c >= 48 && c <= 57) || c === 46 || c === 43 || c === DASH
   if (!numeric) {
     if (NULL.test(s)) return null
-    if (BOOL.test(s)) return s[0] === 't' || s[0] === 'T'
+    if (BOOL.test(s)) return TRUE.test(s)
     return s
   }
   if (OCT.test(s)) return Number.parseInt(s.substring(2), 8)

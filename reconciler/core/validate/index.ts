@@ -5,6 +5,7 @@ import { emptyResources, type Located, type ParsedDocument, type Resources, type
 import { parseSnapshot } from '../parse.js'
 import { crossRules, type TypedDocument, zoneOf } from './cross.js'
 import { locate } from './locate.js'
+import { normalizeDocument } from './normalize.js'
 import { invalidTypeMessage } from './resource-type.js'
 import { resourceRules } from './rules.js'
 import { validateShape } from './schema.js'
@@ -48,18 +49,25 @@ export function validateDocuments(documents: readonly ParsedDocument[], opts: Va
   const warnings: Violation[] = []
   const typed: TypedDocument[] = []
   const bad = new Set<TypedDocument>()
-  for (const doc of documents) {
-    const value = doc.value as Record<string, unknown>
+  for (const docIn of documents) {
+    const value = docIn.value as Record<string, unknown>
     const name = typeof value.name === 'string' ? value.name : ''
     const type = value.type
     if (typeof type !== 'string' || !(KINDS as readonly string[]).includes(type)) {
-      const at = locate(doc, 'type')
+      const at = locate(docIn, 'type')
       const kind = typeof type === 'string' ? type : ''
       const message = invalidTypeMessage(value)
-      violations.push({ file: doc.file, ...at, kind, name, path: '', rule: 'meta.invalid-type', message })
+      violations.push({ file: docIn.file, ...at, kind, name, path: '', rule: 'meta.invalid-type', message })
       continue
     }
     const kind = type as Kind
+    const normalized = normalizeDocument(docIn, kind)
+    const doc = normalized.doc
+    if (normalized.problems.length > 0) {
+      for (const p of normalized.problems)
+        violations.push({ file: doc.file, ...locate(doc, p.path, { key: true }), kind, name, ...p })
+      continue
+    }
     const shape = validateShape(doc, kind, name)
     warnings.push(...shape.warnings)
     if (shape.violations.length > 0) {

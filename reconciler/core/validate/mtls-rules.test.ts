@@ -159,7 +159,7 @@ describe('MeshTrafficPermission validation', () => {
     [
       'name and tags by kind',
       mtp(
-        '  targetRef:\n    kind: MeshService\n  from:\n  - targetRef:\n      kind: Mesh\n      name: x\n    default:\n      action: Allow\n  - targetRef:\n      kind: MeshSubset\n      name: y\n      tags:\n        kuma.io/service: ""\n    default:\n      action: Allow\n',
+        '  targetRef:\n    kind: MeshService\n  from:\n  - targetRef:\n      kind: Mesh\n      name: x\n    default:\n      action: Allow\n  - targetRef:\n      kind: MeshSubset\n      name: yy\n      tags:\n        kuma.io/service: ""\n    default:\n      action: Allow\n',
       ),
       [
         '6:5 spec.targetRef.name: must be set with kind MeshService',

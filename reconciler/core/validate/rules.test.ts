@@ -56,11 +56,13 @@ const cases: [string, string, string[]][] = [
     'type: ExternalService\nname: e\nmesh: Bad\ntags:\n  kuma.io/service: e\nnetworking:\n  address: 127.0.0.1:80\n',
     ["3:7 mesh: invalid characters. Valid characters are numbers, lowercase latin letters and '-', '_', '.' symbols."],
   ],
+  // Kuma accepts dotted zone names (meta_validator.go: resource names are RFC 1123 subdomains)
+  ['meta - dotted zone name', 'type: ZoneEgress\nname: z\nzone: eu.west-1\nnetworking:\n  port: 1\n', []],
   [
-    'meta - zone that is not an RFC 1123 label',
-    'type: ZoneEgress\nname: z\nzone: zone.a\nnetworking:\n  port: 1\n',
+    'meta - zone that is not an RFC 1123 subdomain',
+    'type: ZoneEgress\nname: z\nzone: Zone_A\nnetworking:\n  port: 1\n',
     [
-      "3:7 zone: invalid zone name. A zone name must be a lowercase RFC 1123 label: at most 63 lower case alphanumeric characters or '-', starting and ending with an alphanumeric character (it becomes a NATS subject token)",
+      "3:7 zone: invalid zone name. A zone name must be a lowercase RFC 1123 subdomain: at most 253 lower case alphanumeric characters, '-' or '.', starting and ending with an alphanumeric character",
     ],
   ],
   // §3.1 Mesh
@@ -285,7 +287,7 @@ const cases: [string, string, string[]][] = [
     es('tags:\n  kuma.io/service: a.com\nnetworking:\n  address: a.com:443\n'),
     ['5:20 tags["kuma.io/service"]: cannot be the same as networking.address'],
   ],
-  ['schema - wrong type', ze('  port: "80"\n'), ['5:9 networking.port: must be integer']],
+  ['schema - wrong type', ze('  port: "eighty"\n'), ['5:9 networking.port: must be integer']],
 ]
 
 describe('validate rules', () => {

@@ -21,9 +21,13 @@ export type { Emit } from './tags.js'
 
 export const NAME_RE = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/
 export const MESH_RE = /^[0-9a-z-_.]*$/
-/** A zone name is an RFC 1123 label: it becomes a NATS subject token (DESIGN.md §1). */
-export const ZONE_RE = /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/
-export const isZoneName = (s: string): boolean => ZONE_RE.test(s)
+/**
+ * A zone name is an RFC 1123 subdomain of at most 253 characters, as Kuma names its resources (dotted names such
+ * as `eu.west-1` are valid). Where it becomes a NATS subject token or KV key it is encoded (schemas/subjects.ts
+ * `zoneToken`, decision 008).
+ */
+export const ZONE_RE = NAME_RE
+export const isZoneName = (s: string): boolean => s.length <= 253 && ZONE_RE.test(s)
 
 const NAME_CHARS =
   'invalid characters. A lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, ' +
@@ -31,8 +35,8 @@ const NAME_CHARS =
 const MESH_CHARS =
   "invalid characters. Valid characters are numbers, lowercase latin letters and '-', '_', '.' symbols."
 export const ZONE_CHARS =
-  "invalid zone name. A zone name must be a lowercase RFC 1123 label: at most 63 lower case alphanumeric characters or '-', " +
-  'starting and ending with an alphanumeric character (it becomes a NATS subject token)'
+  "invalid zone name. A zone name must be a lowercase RFC 1123 subdomain: at most 253 lower case alphanumeric characters, '-' or '.', " +
+  'starting and ending with an alphanumeric character'
 
 /** Meta checks (§3.0) on `name`, `mesh` (mesh-scoped kinds) and `zone` (zone proxies). */
 export function metaRules(kind: Kind, value: Record<string, unknown>, emit: Emit): void {

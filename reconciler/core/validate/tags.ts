@@ -8,6 +8,19 @@ export type Emit = (rule: string, path: string, message: string, at?: string) =>
 
 export const isEmptyDataSource = (ds: DataSource): boolean => !ds.secret && !ds.file && !ds.inline && !ds.inlineString
 
+/**
+ * Whether protojson decodes `s` as a `bytes` / BytesValue field (`google.golang.org/protobuf/encoding/protojson`,
+ * unmarshalBytes): standard base64, or URL-safe when `-`/`_` occur; padding required when the length is a
+ * multiple of 4, refused otherwise; CR and LF ignored. Pure.
+ */
+export function isProtoBase64(s: string): boolean {
+  const alpha = /[-_]/.test(s) ? 'A-Za-z0-9\\-_' : 'A-Za-z0-9+/'
+  const body = s.replace(/[\r\n]/g, '')
+  if (s.length % 4 === 0)
+    return body.length % 4 === 0 && new RegExp(`^[${alpha}]*(?:[${alpha}]{2}==|[${alpha}]{3}=)?$`).test(body)
+  return body.length % 4 !== 1 && new RegExp(`^[${alpha}]*$`).test(body)
+}
+
 const TAG_NAME = /^[a-zA-Z0-9.\-_:/]*$/
 const TAG_VALUE = /^[a-zA-Z0-9.\-_:]*$/
 const SELECTOR_VALUE = /^([a-zA-Z0-9.\-_:/]*|\*)$/
