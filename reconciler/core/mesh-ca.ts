@@ -42,7 +42,9 @@ export function meshCaSpec(mesh: Mesh, files?: DataFiles): MeshCaSpec | undefine
   const exp = parseKumaDuration(b.dpCert?.rotation?.expiration ?? DEFAULT_DP_CERT_EXPIRATION)
   const dpCertLifetimeMs = exp && exp > 0 ? exp : (parseKumaDuration(DEFAULT_DP_CERT_EXPIRATION) as number)
   const caCert = rec(rec(b.conf).caCert)
-  const bits = typeof caCert.RSAbits === 'number' && caCert.RSAbits > 0 ? caCert.RSAbits : BUILTIN_CA_DEFAULTS.rsaBits
+  const rawBits = typeof caCert.RSAbits === 'string' ? Number(caCert.RSAbits) : caCert.RSAbits
+  const bits =
+    typeof rawBits === 'number' && Number.isInteger(rawBits) && rawBits > 0 ? rawBits : BUILTIN_CA_DEFAULTS.rsaBits
   const caExp = typeof caCert.expiration === 'string' ? parseKumaDuration(caCert.expiration) : undefined
   const spec: MeshCaSpec = {
     mesh: mesh.name,

@@ -90,8 +90,31 @@ function mtlsRules(mesh: Mesh, emit: Emit, files: DataFiles | undefined): void {
           `"${b.name ?? ''}" name must be valid dns name`,
           `${path}.name`,
         )
+      builtinConfRules(`${path}.conf.caCert`, rec(rec(b.conf).caCert), emit)
     } else providedRules(path, rec(b.conf), emit, files)
   }
+}
+
+/** Bounds of `conf.caCert.RSAbits` for builtin CAs the reconciler creates (a huge key would stall every pass). */
+export const RSA_BITS = { min: 1024, max: 8192 } as const
+
+/**
+ * builtin `conf.caCert`: `expiration` must be a Kuma duration (Kuma's builtin plugin: `has to be a valid format`);
+ * `RSAbits` (zonegate bound) between RSA_BITS.min and RSA_BITS.max, as a number or a numeric string (protojson).
+ */
+function builtinConfRules(path: string, caCert: Conf, emit: Emit): void {
+  const exp = caCert.expiration
+  if (exp !== undefined && (typeof exp !== 'string' || !DURATION.test(exp)))
+    emit('mesh.mtls-builtin-conf', `${path}.expiration`, 'has to be a valid format')
+  const bits = caCert.RSAbits
+  if (bits === undefined || bits === null) return
+  const n = typeof bits === 'number' ? bits : typeof bits === 'string' && /^\d+$/.test(bits) ? Number(bits) : Number.NaN
+  if (!(Number.isInteger(n) && n >= RSA_BITS.min && n <= RSA_BITS.max))
+    emit(
+      'mesh.mtls-builtin-conf',
+      `${path}.RSAbits`,
+      `must be a number of bits from ${RSA_BITS.min} to ${RSA_BITS.max} (zonegate creates the key in the reconciler)`,
+    )
 }
 
 /**

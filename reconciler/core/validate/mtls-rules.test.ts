@@ -104,6 +104,17 @@ describe('mesh mTLS validation', () => {
     ])
   })
 
+  it('builtin CA - conf.caCert: expiration in Kuma format, RSAbits bounded', () => {
+    const conf = (c: string) =>
+      `type: Mesh\nname: m1\nmtls:\n  enabledBackend: b\n  backends:\n  - name: b\n    type: builtin\n    conf:\n      caCert:\n${c}`
+    expect(check(conf('        RSAbits: 4096\n        expiration: 5y\n'))).toEqual([])
+    expect(check(conf('        RSAbits: "2048"\n'))).toEqual([])
+    expect(check(conf('        RSAbits: 100000\n        expiration: 10 years\n'))).toEqual([
+      '10:18 mtls.backends[0].conf.caCert.RSAbits: must be a number of bits from 1024 to 8192 (zonegate creates the key in the reconciler)',
+      '11:21 mtls.backends[0].conf.caCert.expiration: has to be a valid format',
+    ])
+  })
+
   it('ExternalService TLS data - PEM from data sources, secret refused', () => {
     const es = (tls: string) =>
       `type: ExternalService\nname: e\nmesh: default\ntags:\n  kuma.io/service: e\nnetworking:\n  address: api.example.com:443\n  tls:\n    enabled: true\n${tls}`
