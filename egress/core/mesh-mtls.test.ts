@@ -22,6 +22,13 @@ describe('mesh-mtls', () => {
     expect(allowMatcher(undefined)('web')).toBe(false)
     expect(allowMatcher([])('web')).toBe(false)
     expect(allowMatcher(['*'])('anything')).toBe(true)
+    // Allow Mesh + Deny MeshService bad: compile emits allow ["*"] with deny ["bad"]
+    const exceptBad = allowMatcher(['*'], ['bad'])
+    expect(exceptBad('web')).toBe(true)
+    expect(exceptBad('bad')).toBe(false)
+    expect(allowMatcher(['web', 'bad'], ['bad'])('bad')).toBe(false)
+    expect(allowMatcher(['web', 'bad'], ['bad'])('web')).toBe(true)
+    expect(allowMatcher([], ['bad'])('web')).toBe(false)
     const m = allowMatcher(['web', 'billing'])
     expect([m('web'), m('billing'), m('orders'), m('')]).toEqual([true, true, false, false])
   })

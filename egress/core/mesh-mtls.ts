@@ -52,14 +52,20 @@ export function callerService(subjectAltName: string | undefined, mesh: string):
 }
 
 /**
- * A route's `allow` as a matcher: `undefined` (no list compiled) and `[]` allow nobody (Kuma 2.x: no
- * permission, no access); `["*"]` (or a list holding `*`) allows every service of the mesh. Pure.
+ * A route's `allow` / `deny` as a matcher: `undefined` (no list compiled) and `[]` allow nobody (Kuma 2.x: no
+ * permission, no access); `["*"]` (or a list holding `*`) allows every service of the mesh; a service in `deny`
+ * is refused whatever `allow` says (compile emits `deny` beside `allow: ["*"]`, e.g. Allow Mesh + Deny
+ * MeshService `bad`). Pure.
  */
-export function allowMatcher(allow: readonly string[] | undefined): (service: string) => boolean {
+export function allowMatcher(
+  allow: readonly string[] | undefined,
+  deny: readonly string[] | undefined = undefined,
+): (service: string) => boolean {
   if (allow === undefined || allow.length === 0) return () => false
-  if (allow.includes('*')) return () => true
+  const denied = new Set(deny ?? [])
+  if (allow.includes('*')) return denied.size === 0 ? () => true : (service) => !denied.has(service)
   const set = new Set(allow)
-  return (service) => set.has(service)
+  return (service) => set.has(service) && !denied.has(service)
 }
 
 /**

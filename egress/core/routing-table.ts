@@ -49,7 +49,7 @@ export class Route {
     this.mode = route.mode
     this.mesh = route.mesh
     this.terminate = route.mode === RouteMode.TerminateMtls
-    this.allows = allowMatcher(route.allow)
+    this.allows = allowMatcher(route.allow, route.deny)
     this.upstreams = Object.freeze(route.upstreams.map(toUpstream))
     // Weight 0 means "never picked"; a route whose upstreams all have weight 0 spreads evenly instead.
     const allZero = this.upstreams.every((u) => u.weight === 0)
