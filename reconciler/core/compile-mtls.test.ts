@@ -161,3 +161,17 @@ mtls:
     expect(t.meshes).toBeUndefined()
   })
 })
+
+describe('canonicalRouteJson and upstream priority', () => {
+  it('a locality priority on an upstream is in the hand-written route JSON as in canonicalJson (the egress recomputes the digest)', () => {
+    const route = {
+      sni: 'billing{mesh=default}',
+      mesh: 'default',
+      service: 'billing',
+      kind: 'cross-zone' as const,
+      mode: 'passthrough' as const,
+      upstreams: [{ address: '127.0.0.1', port: 10001, weight: 3, zone: 'zone-b', priority: 1 }],
+    }
+    expect(canonicalRouteJson(route)).toBe(canonicalJson(route))
+  })
+})

@@ -13,8 +13,9 @@ export function canonicalRouteJson(r: TableRoute): string {
   let ups = ''
   for (const u of r.upstreams) {
     const zone = u.zone === undefined ? '' : `,"zone":${str(u.zone)}`
+    const priority = u.priority === undefined ? '' : `,"priority":${u.priority}`
     const utls = u.tls === undefined ? '' : `,"tls":${canonicalJson(u.tls)}`
-    ups += `${ups === '' ? '' : ','}{"address":${str(u.address)},"port":${u.port}${utls},"weight":${u.weight}${zone}}`
+    ups += `${ups === '' ? '' : ','}{"address":${str(u.address)},"port":${u.port}${priority}${utls},"weight":${u.weight}${zone}}`
   }
   const allow = r.allow === undefined ? '' : `"allow":${str(r.allow)},`
   const deny = r.deny === undefined ? '' : `"deny":${str(r.deny)},`
