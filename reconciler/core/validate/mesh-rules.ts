@@ -2,7 +2,7 @@ import { RE2JS } from 're2js'
 import type { DataSource, Mesh, MetricsBackend } from '../../../schemas/resources.js'
 import { type DataFiles, resolveDataSource } from '../data-source.js'
 import { checkCaKeyPair } from '../pki/ca.js'
-import { isDialString, isDNSName, urlPort } from './net.js'
+import { isDialString, isDNSName, parseRequestURI, urlPort } from './net.js'
 import { type Emit, tagRules } from './tags.js'
 
 /**
@@ -185,21 +185,7 @@ function tracingRules(mesh: Mesh, emit: Emit): void {
       emit('mesh.tracing-backend', `${path}.sampling`, 'has to be in [0.0 - 100.0] range')
     const conf = rec(b.conf)
     if (b.type === 'zipkin') {
-      const url = str(conf.url)
-      const port = urlPort(url)
-      const at = `${path}.conf.url`
-      if (url === '') emit('mesh.tracing-backend', `${path}.config.url`, 'cannot be empty', at)
-      else if (port === undefined) emit('mesh.tracing-backend', `${path}.config.url`, 'invalid URL', at)
-      else if (port === '')
-        emit('mesh.tracing-backend', `${path}.config.url`, 'port has to be explicitly specified', at)
-      const apiVersion = str(conf.apiVersion)
-      if (apiVersion !== '' && !API_VERSIONS.has(apiVersion))
-        emit(
-          'mesh.tracing-backend',
-          `${path}.config.apiVersion`,
-          'has invalid value. Allowed values: httpJsonV1, httpJson, httpProto',
-          `${path}.conf.apiVersion`,
-        )
+      zipkinRules(path, b.conf, emit)
     } else if (b.type === 'datadog') {
       if (str(conf.address) === '')
         emit('mesh.tracing-backend', `${path}.config.address`, 'cannot be empty', `${path}.conf.address`)
@@ -212,6 +198,55 @@ function tracingRules(mesh: Mesh, emit: Emit): void {
   })
   if (tracing.defaultBackend && !used.has(tracing.defaultBackend))
     emit('mesh.tracing-default', 'tracing.defaultBackend', 'has to be set to one of the tracing backend in mesh')
+}
+
+/** The typed fields of Kuma's ZipkinTracingBackendConfig (api/mesh/v1alpha1/tracing.proto) and their JSON kinds. */
+const ZIPKIN_FIELDS: Record<string, 'string' | 'bool' | 'google.protobuf.BoolValue'> = {
+  url: 'string',
+  traceId128bit: 'bool',
+  apiVersion: 'string',
+  sharedSpanContext: 'google.protobuf.BoolValue',
+}
+
+/**
+ * Kuma's validateZipkin (pkg/core/resources/apis/mesh/mesh_validator.go): the Struct `conf` is read into the typed
+ * config first (proto.ToTyped; a field of the wrong JSON kind fails it, and nothing else is checked); then
+ * apiVersion, then url: empty, not a request URI (Go's url.ParseRequestURI), or without an explicit port.
+ * Unknown fields are ignored, `null` means not set.
+ */
+function zipkinRules(path: string, raw: unknown, emit: Emit): void {
+  const conf = rec(raw)
+  for (const [field, kind] of Object.entries(ZIPKIN_FIELDS)) {
+    const v = conf[field]
+    if (v === undefined || v === null) continue
+    if (kind === 'string' ? typeof v === 'string' : typeof v === 'boolean') continue
+    // protojson's own text carries a line:column and a randomised prefix; the rest is Kuma's wording
+    emit(
+      'mesh.tracing-backend',
+      `${path}.config`,
+      `could not parse config: invalid value for ${kind === 'google.protobuf.BoolValue' ? 'bool' : kind} field ${field}: ${JSON.stringify(v)}`,
+      `${path}.conf.${field}`,
+    )
+    return
+  }
+  const apiVersion = str(conf.apiVersion)
+  if (apiVersion !== '' && !API_VERSIONS.has(apiVersion))
+    emit(
+      'mesh.tracing-backend',
+      `${path}.config.apiVersion`,
+      'has invalid value. Allowed values: httpJsonV1, httpJson, httpProto',
+      `${path}.conf.apiVersion`,
+    )
+  const url = str(conf.url)
+  const at = `${path}.conf.url`
+  if (url === '') {
+    emit('mesh.tracing-backend', `${path}.config.url`, 'cannot be empty', at)
+    return
+  }
+  const uri = parseRequestURI(url)
+  if (uri === undefined) emit('mesh.tracing-backend', `${path}.config.url`, 'invalid URL', at)
+  else if (urlPort(uri.host) === '')
+    emit('mesh.tracing-backend', `${path}.config.url`, 'port has to be explicitly specified', at)
 }
 
 function metricsRules(mesh: Mesh, emit: Emit): void {

@@ -111,10 +111,134 @@ export function overlapsLoopback(address: string | undefined): boolean {
   return ip.every((v) => v === 0) || (mapped && ip.slice(12).every((v) => v === 0))
 }
 
-/** The port of a URL as Go's url.Port() sees it (`''` when absent); undefined when not an absolute URL. */
-export function urlPort(s: string): string | undefined {
-  if (s.startsWith('/')) return ''
-  const m = /^[a-zA-Z][a-zA-Z0-9+.-]*:\/\/(?:[^@/?#]*@)?(\[[^\]]*\]|[^:/?#[\]]*)(?::(\d*))?(?:[/?#]|$)/.exec(s)
-  if (!m) return /^[a-zA-Z][a-zA-Z0-9+.-]*:[^\s]+$/.test(s) ? '' : undefined
-  return m[2] ?? ''
+/** The parts of a URL that Go's url.ParseRequestURI yields and Kuma reads. */
+export interface RequestURI {
+  scheme: string
+  /** The authority's host with its port (`host:port`, `[v6]:port`), unescaped; `''` for opaque or path-only URLs. */
+  host: string
+}
+
+const HEX = /^[0-9a-fA-F]$/
+// Go's shouldEscape(c, encodeHost) for ASCII: what a host may hold unescaped.
+const HOST_OK = /^[A-Za-z0-9\-_.~!$&'()*+,;=:[\]<>"]$/
+// Go's validUserinfo.
+const USERINFO = /^[A-Za-z0-9\-._:~!$&'()*+,;=%@]*$/
+
+type Mode = 'host' | 'zone' | 'other'
+
+/** Go's url.unescape, as a validity check only: `%` must start two hex digits; hosts allow only some ASCII. */
+function unescapeOk(s: string, mode: Mode): boolean {
+  for (let i = 0; i < s.length; i++) {
+    const c = s[i]!
+    if (c === '%') {
+      if (i + 2 >= s.length || !HEX.test(s[i + 1]!) || !HEX.test(s[i + 2]!)) return false
+      const v = Number.parseInt(s.slice(i + 1, i + 3), 16)
+      if (mode === 'host' && v < 0x80 && s.slice(i, i + 3) !== '%25') return false
+      // a zone may escape only what a host may hold (and the space Windows puts there)
+      if (
+        mode === 'zone' &&
+        s.slice(i, i + 3) !== '%25' &&
+        v !== 0x20 &&
+        (v >= 0x80 || !HOST_OK.test(String.fromCharCode(v)))
+      )
+        return false
+      i += 2
+    } else if ((mode === 'host' || mode === 'zone') && c.charCodeAt(0) < 0x80 && !HOST_OK.test(c)) return false
+  }
+  return true
+}
+
+const unescapeHost = (s: string): string =>
+  s.replace(/%([0-9a-fA-F]{2})/g, (_m, h: string) => String.fromCharCode(Number.parseInt(h, 16)))
+
+/** Go's validOptionalPort: empty, or `:` followed by digits only. */
+const validOptionalPort = (p: string): boolean => p === '' || /^:\d*$/.test(p)
+
+/** Go's parseHost (Go 1.25.2 and later: a bracketed host must be an IPv6 address, or carry a `%25` zone). */
+function parseHost(host: string): string | undefined {
+  if (host.startsWith('[')) {
+    const i = host.lastIndexOf(']')
+    if (i < 0) return undefined
+    const colonPort = host.slice(i + 1)
+    if (!validOptionalPort(colonPort)) return undefined
+    const zone = host.slice(0, i).indexOf('%25')
+    if (zone >= 0) {
+      if (!unescapeOk(host.slice(0, zone), 'host') || !unescapeOk(host.slice(zone, i), 'zone')) return undefined
+      if (!unescapeOk(host.slice(i), 'host')) return undefined
+      return unescapeHost(host)
+    }
+    const name = host.slice(1, i)
+    if (!unescapeOk(name, 'host')) return undefined
+    if (!isIPv6(unescapeHost(name))) return undefined
+    return unescapeHost(host)
+  }
+  const i = host.lastIndexOf(':')
+  if (i >= 0 && !validOptionalPort(host.slice(i))) return undefined
+  return unescapeOk(host, 'host') ? unescapeHost(host) : undefined
+}
+
+/**
+ * Go's url.ParseRequestURI (net/url, the request form: no fragment split, no relative references). `undefined`
+ * where Go returns an error. Only what Kuma reads is kept.
+ */
+export function parseRequestURI(raw: string): RequestURI | undefined {
+  // stringContainsCTLByte
+  if (/[\x00-\x1f\x7f]/.test(raw)) return undefined
+  if (raw === '') return undefined
+  if (raw === '*') return { scheme: '', host: '' }
+  // getScheme
+  let scheme = ''
+  let rest = raw
+  for (let i = 0; i < raw.length; i++) {
+    const c = raw[i]!
+    if (/[A-Za-z]/.test(c)) continue
+    if (/[0-9+.-]/.test(c)) {
+      if (i === 0) break
+      continue
+    }
+    if (c === ':') {
+      if (i === 0) return undefined // missing protocol scheme
+      scheme = raw.slice(0, i).toLowerCase()
+      rest = raw.slice(i + 1)
+    }
+    break
+  }
+  if (rest.endsWith('?') && rest.split('?').length === 2) rest = rest.slice(0, -1)
+  else {
+    const q = rest.indexOf('?')
+    if (q >= 0) rest = rest.slice(0, q)
+  }
+  if (!rest.startsWith('/')) {
+    if (scheme !== '') return { scheme, host: '' } // opaque
+    return undefined // invalid URI for request
+  }
+  let host = ''
+  if (scheme !== '' && rest.startsWith('//')) {
+    let authority = rest.slice(2)
+    const slash = authority.indexOf('/')
+    rest = slash >= 0 ? authority.slice(slash) : ''
+    if (slash >= 0) authority = authority.slice(0, slash)
+    const at = authority.lastIndexOf('@')
+    const parsed = parseHost(at < 0 ? authority : authority.slice(at + 1))
+    if (parsed === undefined) return undefined
+    if (at >= 0) {
+      const userinfo = authority.slice(0, at)
+      if (!USERINFO.test(userinfo)) return undefined
+      if (!userinfo.split(':').every((p) => unescapeOk(p, 'other'))) return undefined
+    }
+    host = parsed
+  }
+  // setPath: the path must unescape
+  if (!unescapeOk(rest, 'other')) return undefined
+  return { scheme, host }
+}
+
+/** Go's url.URL.Port(): the port of `host:port` / `[v6]:port`, `''` when there is none. */
+export function urlPort(hostport: string): string {
+  const colon = hostport.indexOf(':')
+  if (colon < 0) return ''
+  const i = hostport.indexOf(']:')
+  if (i >= 0) return hostport.slice(i + 2)
+  if (hostport.includes(']')) return ''
+  return hostport.slice(colon + 1)
 }

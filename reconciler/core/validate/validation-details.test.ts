@@ -17,7 +17,64 @@ const long = 'a'.repeat(254)
 const prom = (re: string) =>
   `type: Mesh\nname: m2\nmetrics:\n  backends:\n    - name: p\n      type: prometheus\n      conf:\n        envoy:\n          filterRegex: '${re}'\n`
 
+const zipkin = (conf: string) =>
+  `type: Mesh\nname: m2\ntracing:\n  backends:\n    - name: z\n      type: zipkin\n      conf:\n${conf
+    .split('\n')
+    .map((l) => `        ${l}`)
+    .join('\n')}\n`
+const URL_AT = 'tracing.backends[0].config.url'
+
 const cases: [string, string, string[]][] = [
+  // mesh_validator.go validateZipkin: proto.ToTyped, then apiVersion, then url: empty / url.ParseRequestURI fails
+  // ("invalid URL") / uri.Port() == "" ("port has to be explicitly specified"). Go's net/url as of Go 1.25.2+.
+  ...(
+    [
+      ['http://zipkin:9411/api/v2/spans', []],
+      ['https://user:pw@zipkin.example:9411/api/v2/spans?q=%zz', []], // the query is not unescaped by ParseRequestURI
+      ['http://[::1]:9411/api/v2/spans', []],
+      ['http://zipkin:9411/api#v2', []], // no fragment split in the request form: '#' is part of the path
+      ['http://zipkin/api/v2/spans', ['port has to be explicitly specified']],
+      ['http://zipkin:/api/v2/spans', ['port has to be explicitly specified']],
+      ['http://[::1]/api/v2/spans', ['port has to be explicitly specified']],
+      ['zipkin:9411', ['port has to be explicitly specified']], // scheme "zipkin", opaque "9411": no host
+      ['/api/v2/spans', ['port has to be explicitly specified']],
+      ['*', ['port has to be explicitly specified']],
+      ['9411', ['invalid URL']], // invalid URI for request
+      [':9411/api', ['invalid URL']], // missing protocol scheme
+      ['http://zipkin:9411#spans', ['invalid URL']], // the '#' lands in the port
+      ['http://zipkin:94a1/api', ['invalid URL']], // invalid port ":94a1" after host
+      ['http://zip kin:9411/api', ['invalid URL']], // invalid character " " in host name
+      ['http://zipkin:9411/api/%zz', ['invalid URL']], // invalid URL escape "%zz"
+      ['http://us[er@zipkin:9411/api', ['invalid URL']], // invalid userinfo
+      ['http://[10.0.0.1]:9411/api', ['invalid URL']], // only an IPv6 address may be bracketed
+      ['http://[zipkin:9411/api', ['invalid URL']], // missing ']' in host
+    ] as [string, string[]][]
+  ).map(([url, want]): [string, string, string[]] => [
+    `Zipkin url ${url}`,
+    zipkin(`url: ${JSON.stringify(url)}`),
+    want.map((m) => `${URL_AT}: ${m}`),
+  ]),
+  ['Zipkin url missing', zipkin('apiVersion: httpJson'), [`${URL_AT}: cannot be empty`]],
+  ['Zipkin url null means not set', zipkin('url: null'), [`${URL_AT}: cannot be empty`]],
+  [
+    'Zipkin apiVersion is checked before the url, and both are reported',
+    zipkin('url: ""\napiVersion: v9'),
+    [
+      'tracing.backends[0].config.apiVersion: has invalid value. Allowed values: httpJsonV1, httpJson, httpProto',
+      `${URL_AT}: cannot be empty`,
+    ],
+  ],
+  [
+    'Zipkin url that is not a string: the typed config does not parse, nothing else is checked',
+    zipkin('url: 9411\napiVersion: v9'),
+    ['tracing.backends[0].config: could not parse config: invalid value for string field url: 9411'],
+  ],
+  [
+    'Zipkin sharedSpanContext that is not a boolean: the typed config does not parse',
+    zipkin('url: http://zipkin:9411/api\nsharedSpanContext: "true"'),
+    ['tracing.backends[0].config: could not parse config: invalid value for bool field sharedSpanContext: "true"'],
+  ],
+  ['Zipkin unknown conf fields are ignored', zipkin('url: http://zipkin:9411/api\ncollector: x'), []],
   // pkg/core/resources/apis/mesh/zone_egress_validator.go: admin port vs port when the address overlaps 127.0.0.1
   // (overlap uses net.IP.Equal, which treats IPv4-mapped IPv6 as the IPv4 address)
   ...['::ffff:127.0.0.1', '::ffff:7f00:1', '0:0:0:0:0:ffff:127.0.0.1', '::ffff:0.0.0.0'].map(
