@@ -64,6 +64,31 @@ export default async function bench(ctx: BenchContext): Promise<void> {
     nsPerOp(n, () => route.pick()),
     'ns/op',
   )
+  // Locality-aware balancing (issue 10): upstreams in two priorities; only priority 0 is picked while it has one left
+  const tiered = new RoutingTable({
+    ...envelope,
+    routes: [
+      {
+        ...envelope.routes[0]!,
+        upstreams: [
+          { address: '10.0.0.1', port: 10001, weight: 5, priority: 0 },
+          { address: '10.0.0.2', port: 10001, weight: 1, priority: 0 },
+          { address: '10.0.0.3', port: 10001, weight: 1, priority: 1 },
+        ],
+      },
+    ],
+  }).lookup(names[0]!)!
+  ctx.report(
+    'WRR pick with locality priorities (0/0/1)',
+    nsPerOp(n, () => tiered.pick()),
+    'ns/op',
+  )
+  const tried = new Set([0, 1])
+  ctx.report(
+    'WRR pick, priority 0 all tried (falls to 1)',
+    nsPerOp(n, () => tiered.pick(tried)),
+    'ns/op',
+  )
   const builds = ctx.smoke ? 3 : 30
   const ms = nsPerOp(builds, () => new RoutingTable(envelope)) / 1e6
   ctx.report(`build RoutingTable (${envelope.routes.length} routes)`, ms, 'ms')
