@@ -56,6 +56,12 @@ export interface EgressOptions {
   identityDir?: string
   /** How long one certificate request waits for the reconciler's reply. Default 5 s. */
   certRequestTimeoutMs?: number
+  /**
+   * `--trusted-key`: public nkeys of the reconciler's signing keys. Non-empty: only tables signed by one of them
+   * are admitted (docs/decisions/010-signed-tables.md). Empty or absent: tables are not checked for a
+   * signature, and the egress says so loudly at start.
+   */
+  trustedKeys?: readonly string[]
   /** A logger to use instead of a new pino logger on stdout (tests). */
   logger?: Logger
   logLevel?: string
@@ -249,10 +255,20 @@ export function runEgress(options: EgressOptions): EgressHandle {
     }
   }
 
+  const trustedKeys = options.trustedKeys ?? []
+  if (trustedKeys.length === 0)
+    log.warn(
+      'NO TRUSTED KEY CONFIGURED: tables are not checked for a signature, so anyone who can write the tables ' +
+        '(the KV bucket or the --static file) decides where this egress sends traffic. Pass --trusted-key ' +
+        '(or ZONEGATE_TRUSTED_KEY) with the public key printed by `zonegate signing-key generate`.',
+    )
+  else log.info({ trustedKeys }, 'tables must be signed by a trusted key')
+
   const actor = createActor(machine, {
     input: {
       source: natsMode ? 'nats' : 'static',
       instance,
+      ...(trustedKeys.length > 0 ? { trustedKeys } : {}),
       ...(options.zone ? { zone: options.zone } : {}),
       ...(options.name ? { name: options.name } : {}),
     },
@@ -355,6 +371,7 @@ export function runEgress(options: EgressOptions): EgressHandle {
           instance,
           ...(o.stateDir ? { stateDir: o.stateDir } : {}),
           ...(o.heartbeatMs ? { heartbeatMs: o.heartbeatMs } : {}),
+          ...(trustedKeys.length > 0 ? { trustedKeys } : {}),
           log,
           send: (e) => {
             if (e.type === 'bus.restored') identity.renewPending()

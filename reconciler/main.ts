@@ -4,6 +4,7 @@ import { hostname } from 'node:os'
 import type { Logger } from 'pino'
 import { type LogFormat, packageVersion } from '../cli/common.js'
 import { createLogger } from '../cli/logging.js'
+import { loadSigningKey, SigningKeyError, type TableSigner } from '../schemas/signing.js'
 import type { ReconcilerStatus } from '../schemas/status.js'
 import { type EventLog, startEventLog } from './admin/event-log.js'
 import { type AdminServer, createReconcilerMetrics, startAdminServer } from './admin/http.js'
@@ -36,6 +37,8 @@ export interface ReconcilerOptions {
   nats: string[]
   cacheDir: string
   webhookSecretFile?: string
+  /** `--signing-key`: the nkey seed file tables are signed with (docs/decisions/010-signed-tables.md). */
+  signingKeyFile?: string
   allowEmpty: boolean
   defaultZone: string
   /** Unique id of this process (lease value, status `reconciler`). */
@@ -86,6 +89,13 @@ export async function runReconciler(opts: ReconcilerOptions): Promise<RunningRec
   const webhookSecret = opts.webhookSecretFile
     ? Buffer.from((await readFile(opts.webhookSecretFile, 'utf8')).trim(), 'utf8')
     : undefined
+  const signer = opts.signingKeyFile ? await readSigningKey(opts.signingKeyFile) : undefined
+  if (signer) log.info({ signingKey: signer.publicKey }, 'tables are signed')
+  else
+    log.warn(
+      'NO SIGNING KEY: tables are published unsigned, and egresses that pin a trusted key will refuse them. ' +
+        'Pass --signing-key FILE (or ZONEGATE_SIGNING_KEY); `zonegate signing-key generate --out FILE` makes one.',
+    )
   const source = createGitSource({
     repo: opts.repo,
     branch: opts.branch,
@@ -182,7 +192,7 @@ export async function runReconciler(opts: ReconcilerOptions): Promise<RunningRec
 
   const state: PassState = initialPassState()
   state.lastAppliedSha = shaOfRevision(stored?.status.lastAppliedRevision)
-  const deps = createPassDeps({ opts, source, bus, log })
+  const deps = createPassDeps({ opts, source, bus, log, ...(signer ? { signer } : {}) })
   let failures = 0
   let lastReport: PassReport | undefined
   // Rollout tracking (leader only) runs beside the pass loop and rewrites the status when a rollout moves.
@@ -355,4 +365,14 @@ export async function runReconciler(opts: ReconcilerOptions): Promise<RunningRec
       return lastReport
     },
   } as RunningReconciler
+}
+
+/** Reads and loads the `--signing-key` file; the error names the file, never its content. */
+async function readSigningKey(file: string): Promise<TableSigner> {
+  const text = await readFile(file, 'utf8')
+  try {
+    return loadSigningKey(text)
+  } catch (err) {
+    throw new SigningKeyError(`--signing-key ${file}: ${(err as Error).message}`)
+  }
 }

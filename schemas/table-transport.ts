@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto'
 import { gunzipSync, gzipSync } from 'node:zlib'
-import { TABLE_API_VERSION } from './table.js'
+import { TABLE_API_VERSION, type TableSignature } from './table.js'
 
 /**
  * How a zone's table travels on NATS (docs/decisions/008-large-tables-object-store.md).
@@ -44,6 +44,8 @@ export interface TableHead {
   revision: string
   digest: string
   object: TableHeadObject
+  /** The reconciler's signature of the head (schemas/signing.ts); absent when it runs without a signing key. */
+  signature?: TableSignature
 }
 
 const sha256 = (b: Uint8Array) => `sha256:${createHash('sha256').update(b).digest('hex')}`
@@ -115,6 +117,12 @@ export function validateTableHead(value: unknown): string[] {
     p.push(`/object/storedSize: must be an integer from 0 to ${MAX_TABLE_BODY_BYTES}`)
   if (typeof o.sha256 !== 'string' || !/^sha256:[0-9a-f]{64}$/.test(o.sha256))
     p.push('/object/sha256: must be sha256:<64 hex>')
+  const sig = value.signature
+  if (sig !== undefined) {
+    if (!isObj(sig) || sig.alg !== 'ed25519' || typeof sig.key !== 'string' || typeof sig.value !== 'string')
+      p.push('/signature: must be {alg: ed25519, key, value}')
+    else if (sig.key.length > 128 || sig.value.length > 256) p.push('/signature: key or value too long')
+  }
   return p
 }
 

@@ -1,6 +1,7 @@
 import { hostname } from 'node:os'
 import type { Command } from 'commander'
 import {
+  collectList,
   Exit,
   logSettings,
   natsOption,
@@ -10,6 +11,7 @@ import {
   UsageError,
   withExamples,
 } from '../../cli/common.js'
+import { parseTrustedKeys } from '../../schemas/signing.js'
 import { defaultInstanceId } from '../transport/heartbeat.js'
 
 /**
@@ -32,6 +34,7 @@ interface EgressFlags {
   grace: string
   maxConnections: string
   heartbeat: string
+  trustedKey?: string[]
 }
 
 /** Adds the `egress` subcommand to the program. */
@@ -60,10 +63,21 @@ export function registerEgressCommand(program: Command): void {
     .option('--grace <duration>', 'on SIGTERM, wait this long for open connections', '30s')
     .option('--max-connections <n>', 'concurrent connection cap', '10000')
     .option('--heartbeat <duration>', 'NATS mode: heartbeat period in KV zonegate-instances', '10s')
+    .option(
+      '--trusted-key <public-nkey>',
+      "admit only tables signed by this key (the reconciler's `zonegate signing-key public`); repeatable or comma-separated, for rotation",
+      collectList,
+    )
     .action(async (flags: EgressFlags, self: Command) => {
       const natsMode = flags.static === undefined
       if (natsMode && (flags.zone === undefined || flags.name === undefined)) {
         throw new UsageError('NATS mode needs --zone and --name (or use --static FILE)')
+      }
+      let trustedKeys: string[]
+      try {
+        trustedKeys = parseTrustedKeys(flags.trustedKey ?? [])
+      } catch (err) {
+        throw new UsageError(`--trusted-key: ${(err as Error).message}`)
       }
       const maxConnections = Number(flags.maxConnections)
       if (!Number.isInteger(maxConnections) || maxConnections < 1) {
@@ -98,6 +112,7 @@ export function registerEgressCommand(program: Command): void {
           maxConnections,
         },
         graceMs: parseDuration(flags.grace, '--grace'),
+        trustedKeys,
         signals: true,
       })
       const { code, error } = await egress.done
@@ -122,5 +137,6 @@ export function registerEgressCommand(program: Command): void {
     'zonegate egress --zone zone-a --name ze-a --listen 127.0.0.1:15200 --admin 127.0.0.1:15250',
     'zonegate egress --static table.json --name ze-a       # no NATS; SIGHUP reloads the file',
     'ZONEGATE_ZONE=zone-a ZONEGATE_NAME=ze-a NATS_URL=nats://nats:4222 zonegate egress',
+    'zonegate egress --zone zone-a --name ze-a --trusted-key "$(zonegate signing-key public reconciler.nk)"',
   ])
 }

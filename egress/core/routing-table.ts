@@ -1,4 +1,5 @@
-import { tableDigest } from '../../schemas/digest.js'
+import { tableCanonicalParts, tableDigest } from '../../schemas/digest.js'
+import { verifyTableSignature } from '../../schemas/signing.js'
 import {
   RouteMode,
   type TableRoute,
@@ -181,6 +182,12 @@ export const TableRejection = {
   Stale: 'stale-generation',
   /** Neither table has a generation and the digests are equal: nothing to do. */
   Unchanged: 'unchanged',
+  /** Trusted keys are configured and the table has no signature. */
+  Unsigned: 'unsigned',
+  /** Signed by a key that is not trusted. */
+  UntrustedKey: 'untrusted-key',
+  /** The signature does not verify (altered or forged table). */
+  BadSignature: 'bad-signature',
 } as const
 export type TableRejection = (typeof TableRejection)[keyof typeof TableRejection]
 
@@ -188,10 +195,11 @@ export type TableCheck = { ok: true; table: ZoneTable } | { ok: false; reason: T
 
 /**
  * Validates an untrusted value as a table envelope: schema shape (schemas/validators.ts), digest equal to
- * `tableDigest`, integer generation when present, unique SNIs, and (when `zone` is given) the right zone.
- * Returns the typed table or the first failing reason with every problem found for it. Pure; never throws.
+ * `tableDigest`, integer generation when present, unique SNIs, (when `zone` is given) the right zone and (when
+ * `trustedKeys` is non-empty) a valid signature by one of them (schemas/signing.ts). Returns the typed table or
+ * the first failing reason with every problem found for it. Pure; never throws.
  */
-export function validateTableEnvelope(value: unknown, zone?: string): TableCheck {
+export function validateTableEnvelope(value: unknown, zone?: string, trustedKeys?: readonly string[]): TableCheck {
   const shape = validateZoneTableShape(value)
   if (shape.length > 0) {
     return { ok: false, reason: TableRejection.Invalid, problems: shape.map((p) => `${p.path || '/'}: ${p.message}`) }
@@ -208,13 +216,19 @@ export function validateTableEnvelope(value: unknown, zone?: string): TableCheck
     seen.add(key)
   }
   if (dups.length > 0) return { ok: false, reason: TableRejection.DuplicateSni, problems: dups }
-  const digest = tableDigest(table)
+  // The routes are serialised once, for the digest and the signature.
+  const parts = tableCanonicalParts(table)
+  const digest = tableDigest(table, parts)
   if (digest !== table.digest) {
     return {
       ok: false,
       reason: TableRejection.DigestMismatch,
       problems: [`digest ${table.digest} does not match content ${digest}`],
     }
+  }
+  if (trustedKeys !== undefined && trustedKeys.length > 0) {
+    const sig = verifyTableSignature(table, trustedKeys, parts)
+    if (!sig.ok) return { ok: false, reason: sig.reason, problems: [sig.problem] }
   }
   return { ok: true, table }
 }

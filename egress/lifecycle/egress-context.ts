@@ -14,6 +14,11 @@ export interface EgressInput {
   zone?: string
   name?: string
   instance: string
+  /**
+   * Public nkeys whose signatures this egress trusts (`--trusted-key`): when non-empty, only a table signed by
+   * one of them is admitted, and a deleted zone key does not lower the generation it requires.
+   */
+  trustedKeys?: readonly string[]
 }
 
 /** Why a candidate table was not applied. */
@@ -76,15 +81,18 @@ export function admissionBase(context: EgressContext): ZoneTable | undefined {
 
 /**
  * Decides whether a received value may replace the served table: it must be a valid envelope (shape, digest,
- * zone when the egress has one) and newer than `current` (see `staleReason`). Pure; never throws.
+ * zone when the egress has one, signature by a trusted key when `trustedKeys` is non-empty) and newer than
+ * `current` (see `staleReason`: an older or equal generation — a replay — is `stale-generation`). Pure; never
+ * throws.
  */
 export function admitTable(
   current: ZoneTable | undefined,
   value: unknown,
   source: TableSource,
   zone?: string,
+  trustedKeys?: readonly string[],
 ): Admission {
-  const check = validateTableEnvelope(value, zone)
+  const check = validateTableEnvelope(value, zone, trustedKeys)
   if (!check.ok) {
     const v = value as Partial<ZoneTable> | null
     return {
@@ -115,6 +123,17 @@ export function admitTable(
     }
   }
   return { ok: true, table: check.table, source }
+}
+
+/**
+ * Whether the zone's table going away lets the next table in whatever its generation (`resync`). Without
+ * trusted keys: always (the reconciler continues the generation of a zone that comes back, but a recreated
+ * bucket restarts at 1). With trusted keys only when the bucket itself was recreated: a client that can write
+ * the tables bucket could otherwise delete the key and then replay an older signed table. Pure.
+ */
+export function resyncOnRemoval(context: EgressContext, event: { generationsRestart?: boolean }): boolean {
+  if ((context.trustedKeys?.length ?? 0) === 0) return true
+  return event.generationsRestart === true || context.resync
 }
 
 /** Records a rejected candidate; the served table is unchanged. Pure. */

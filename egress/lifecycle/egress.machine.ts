@@ -9,6 +9,7 @@ import {
   initialContext,
   loadFailure,
   rejectionOf,
+  resyncOnRemoval,
   type TableRejected,
   type TableSource,
   type TableSwapped,
@@ -40,7 +41,7 @@ export type EgressEvent =
   | { type: 'drain'; exit: boolean }
   | { type: 'bus.lost' }
   | { type: 'bus.restored' }
-  | { type: 'table.removed'; reason: string }
+  | { type: 'table.removed'; reason: string; generationsRestart?: boolean }
 
 export interface StartOutput {
   /** Where the proxy listens (`host:port`). */
@@ -91,6 +92,7 @@ export const egressMachine = setup({
         context.queued?.table,
         context.queued?.source ?? 'file',
         context.zone,
+        context.trustedKeys,
       ),
       queued: undefined,
     })),
@@ -110,7 +112,7 @@ export const egressMachine = setup({
   on: {
     'bus.lost': { actions: assign({ busLost: true }) },
     'bus.restored': { actions: assign({ busLost: false }) },
-    'table.removed': { actions: assign({ resync: true }) },
+    'table.removed': { actions: assign({ resync: ({ context, event }) => resyncOnRemoval(context, event) }) },
   },
   states: {
     boot: {
@@ -140,7 +142,8 @@ export const egressMachine = setup({
         onDone: {
           target: 'admitting',
           actions: assign({
-            candidate: ({ context, event }) => admitTable(undefined, event.output, 'file', context.zone),
+            candidate: ({ context, event }) =>
+              admitTable(undefined, event.output, 'file', context.zone, context.trustedKeys),
           }),
         },
         onError: {
@@ -206,7 +209,8 @@ export const egressMachine = setup({
         onDone: {
           target: 'applying',
           actions: assign({
-            candidate: ({ context, event }) => admitTable(context.table, event.output, 'file', context.zone),
+            candidate: ({ context, event }) =>
+              admitTable(context.table, event.output, 'file', context.zone, context.trustedKeys),
           }),
         },
         onError: {
@@ -269,7 +273,7 @@ export const egressMachine = setup({
 
 function admitEvent({ context, event }: { context: EgressContext; event: EgressEvent }): Admission | undefined {
   if (event.type !== 'table.received') return context.candidate
-  return admitTable(admissionBase(context), event.table, event.source, context.zone)
+  return admitTable(admissionBase(context), event.table, event.source, context.zone, context.trustedKeys)
 }
 
 function acceptedTable(candidate: Admission | undefined): ZoneTable {

@@ -16,6 +16,7 @@ export interface NatsModeDeps {
   instance: string
   stateDir?: string
   heartbeatMs?: number
+  trustedKeys?: readonly string[]
   log: Logger
   /** Into the lifecycle machine (ignored once it stopped). */
   send(event: BusEvent | { type: 'table.received'; table: unknown; source: TableSource }): void
@@ -49,6 +50,7 @@ export async function startNatsMode(d: NatsModeDeps): Promise<NatsSubscriber | u
     heartbeat: d.heartbeat,
     ...(d.heartbeatMs ? { heartbeatMs: d.heartbeatMs } : {}),
     ...(d.stateDir ? { stateDir: d.stateDir } : {}),
+    ...(d.trustedKeys ? { trustedKeys: d.trustedKeys } : {}),
     onConnected: d.onConnected,
   })
 }

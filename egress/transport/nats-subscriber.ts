@@ -4,6 +4,7 @@ import { type ObjectStore, Objm } from '@nats-io/obj'
 import { connect, type NatsConnection } from '@nats-io/transport-node'
 import type { Logger } from 'pino'
 import type { RolloutAppliedEvent, RolloutRejectedEvent } from '../../schemas/events.js'
+import { verifyTableHeadSignature } from '../../schemas/signing.js'
 import { Bucket, instanceKey, tableKey } from '../../schemas/subjects.js'
 import type { ZoneTable } from '../../schemas/table.js'
 import { decodeTableBody, isTableHead, type TableHead, validateTableHead } from '../../schemas/table-transport.js'
@@ -27,7 +28,7 @@ import { saveTable } from './state-store.js'
 /** Events the subscriber sends into the lifecycle machine. */
 export type BusEvent =
   | { type: 'table.received'; table: unknown; source: 'nats' }
-  | { type: 'table.removed'; reason: string }
+  | { type: 'table.removed'; reason: string; generationsRestart?: boolean }
   | { type: 'bus.lost' }
   | { type: 'bus.restored' }
 
@@ -41,6 +42,8 @@ export interface NatsSubscriberOptions {
   heartbeat: HeartbeatSource
   heartbeatMs?: number
   stateDir?: string
+  /** `--trusted-key`: a large table's head must be signed by one of them before its body is fetched. */
+  trustedKeys?: readonly string[]
   /** Called once, at the first connection. */
   onConnected?(): void
 }
@@ -162,6 +165,11 @@ export function startNatsSubscriber(o: NatsSubscriberOptions): NatsSubscriber {
       subscriber.rejected({ reason: `${reason}: ${list.slice(0, 3).join('; ')}`, ...about })
     }
     if (problems.length > 0) return reject('invalid-head', problems)
+    if (o.trustedKeys && o.trustedKeys.length > 0) {
+      // A forged head is refused before any body is fetched (the body's envelope is verified again at admission).
+      const sig = verifyTableHeadSignature(h, o.trustedKeys)
+      if (!sig.ok) return reject(sig.reason, [sig.problem])
+    }
     let bytes: Uint8Array | null
     try {
       if (!js) return
@@ -201,7 +209,7 @@ export function startNatsSubscriber(o: NatsSubscriberOptions): NatsSubscriber {
       // The server lost its store (or the bucket was recreated): revisions restart, and so may generations.
       log.warn({ created }, 'tables bucket was recreated; resyncing from scratch')
       st.kvRevision = 0
-      o.send({ type: 'table.removed', reason: 'tables bucket recreated' })
+      o.send({ type: 'table.removed', reason: 'tables bucket recreated', generationsRestart: true })
     }
     bucketCreated = created
     const entry = await tables.get(key)

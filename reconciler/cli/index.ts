@@ -7,11 +7,12 @@ import { registerNatsCommand } from './nats.js'
 import { registerReconcileCommand } from './reconcile.js'
 import { registerReconcilerCommand } from './reconciler.js'
 import { registerRolloutCommand } from './rollout.js'
+import { registerSigningKeyCommand } from './signing-key.js'
 import { registerStatusCommand } from './status.js'
 import { registerValidateCommand } from './validate.js'
 
 /** Registers the control-plane subcommands: validate, compile, diff, reconciler, reconcile, status, rollout, events,
- * cert, nats. */
+ * cert, nats, signing-key. */
 export function registerReconcilerCommands(program: Command): void {
   registerValidateCommand(program)
   registerCompileCommand(program)
@@ -23,4 +24,5 @@ export function registerReconcilerCommands(program: Command): void {
   registerEventsCommand(program)
   registerCertCommand(program)
   registerNatsCommand(program)
+  registerSigningKeyCommand(program)
 }

@@ -37,6 +37,7 @@ interface Flags {
   nats?: string[]
   cacheDir?: string
   webhookSecretFile?: string
+  signingKey?: string
   allowEmpty?: boolean
   defaultZone: string
   id?: string
@@ -64,6 +65,10 @@ export function registerReconcilerCommand(program: Command): void {
     .addOption(natsOption())
     .option('--cache-dir <dir>', 'where URL repositories are cloned (default $XDG_CACHE_HOME/zonegate/git)')
     .option('--webhook-secret-file <file>', 'HMAC secret of POST /hooks/git (X-Hub-Signature-256); hook off without')
+    .option(
+      '--signing-key <file>',
+      'nkey seed file tables are signed with (`zonegate signing-key generate`); egresses pin its public key',
+    )
     .option('--allow-empty', 'allow a commit that leaves a zone without any of its routes')
     .option('--default-zone <zone>', 'zone of a ZoneEgress/ZoneIngress without `zone`', DEFAULT_ZONE)
     .option('--id <id>', 'id of this reconciler in the lease and status (default <host>-<pid>-<random>)')
@@ -102,6 +107,7 @@ export function registerReconcilerCommand(program: Command): void {
         nats: natsServers(flags.nats),
         cacheDir: flags.cacheDir ?? defaultCacheDir(),
         webhookSecretFile: flags.webhookSecretFile,
+        ...(flags.signingKey ? { signingKeyFile: flags.signingKey } : {}),
         allowEmpty: flags.allowEmpty ?? false,
         defaultZone: flags.defaultZone,
         id: flags.id,
@@ -110,6 +116,7 @@ export function registerReconcilerCommand(program: Command): void {
         ...(replicas ? { replicas } : {}),
         handleSignals: true,
       }).catch((err: NodeJS.ErrnoException) => {
+        if (err?.code === 'SigningKeyError') throw new UsageError(err.message)
         if (err?.code === 'EADDRINUSE')
           throw new UsageError(
             `--http ${flags.http}: the address is already in use (pick another with --http or ZONEGATE_HTTP, or stop the other process)`,

@@ -1,4 +1,5 @@
 import type { Logger } from 'pino'
+import type { TableSigner } from '../../schemas/signing.js'
 import type { ZoneTable } from '../../schemas/table.js'
 import { compileZoneTables } from '../core/compile.js'
 import { validateSnapshot } from '../core/validate/index.js'
@@ -14,6 +15,8 @@ import type { PassDeps } from './types.js'
  */
 export function createPassDeps(o: {
   opts: { branch: string; allowEmpty: boolean; defaultZone: string }
+  /** `--signing-key`: every published table (and large-table head) is signed with it. */
+  signer?: TableSigner
   source: GitSource
   bus: Bus
   log: Logger
@@ -31,11 +34,12 @@ export function createPassDeps(o: {
     },
     bus: {
       readInventory: () => readPublishedTables(bus),
-      publishTable: (table, expected) => publishZoneTable(bus, table, expected),
+      publishTable: (table, expected) => publishZoneTable(bus, table, expected, o.signer),
       removeTable: (zone, expected) => removeZoneTable(bus, zone, expected),
       emit: (event) => emitEvent(bus, event),
       maxPayload: () => bus.nc.info?.max_payload,
     },
+    ...(o.signer ? { signer: o.signer } : {}),
     allowEmpty: o.opts.allowEmpty,
     branch: o.opts.branch,
     now: () => new Date(),

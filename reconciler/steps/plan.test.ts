@@ -1,4 +1,11 @@
 import { describe, expect, it } from 'vitest'
+import {
+  generateSigningKey,
+  loadSigningKey,
+  signTable,
+  type TableSigner,
+  verifyTableSignature,
+} from '../../schemas/signing.js'
 import type { PublishedZoneTable, ZoneTable } from '../../schemas/table.js'
 import { emptiedZones, planZoneChanges } from './plan.js'
 import type { Inventory } from './types.js'
@@ -66,5 +73,47 @@ describe('plan', () => {
     ['routes moving elsewhere is fine', [table('zone-a', 'e', 3), table('zone-b', 'db', 2)], []],
   ])('plan - emptied zones: %s', (_name, next, expected) => {
     expect(emptiedZones(planZoneChanges(inventory, next, REV)).map((z) => `${z.zone}:${z.routes}`)).toEqual(expected)
+  })
+})
+
+describe('plan - signing', () => {
+  const signer = loadSigningKey(generateSigningKey().seed)
+  const other = loadSigningKey(generateSigningKey().seed)
+  const signedBy = (s: TableSigner, t: ZoneTable, g: number, kvRevision: number) => {
+    const p = published(t, g, kvRevision)
+    return { ...p, table: signTable(p.table, s) }
+  }
+
+  it('plan - with a signer every write is signed and verifies', () => {
+    const plan = planZoneChanges(new Map(), [table('zone-a', 'da'), table('zone-b', 'db')], REV, new Map(), signer)
+    expect(plan).toHaveLength(2)
+    for (const c of plan) {
+      if (c.change === 'removed') throw new Error('unexpected removal')
+      expect(c.table.signature?.key).toBe(signer.publicKey)
+      expect(verifyTableSignature(c.table, [signer.publicKey])).toEqual({ ok: true, key: signer.publicKey })
+    }
+  })
+
+  it.each([
+    ['unsigned (signing just turned on)', (t: ZoneTable) => published(t, 3, 11), 'zone-a changed g4'],
+    ['signed by another key (rotation)', (t: ZoneTable) => signedBy(other, t, 3, 11), 'zone-a changed g4'],
+    ['signed by this key', (t: ZoneTable) => signedBy(signer, t, 3, 11), ''],
+  ])('plan - an unchanged zone whose table in KV is %s', (_n, last, expected) => {
+    const plan = planZoneChanges(
+      new Map([['zone-a', last(table('zone-a', 'da'))]]),
+      [table('zone-a', 'da')],
+      REV,
+      new Map(),
+      signer,
+    )
+    expect(
+      plan.map((c) => (c.change === 'removed' ? c.zone : `${c.zone} ${c.change} g${c.table.generation}`)).join(),
+    ).toBe(expected)
+  })
+
+  it('plan - without a signer an unchanged unsigned zone is not republished', () => {
+    expect(
+      planZoneChanges(new Map([['zone-a', published(table('zone-a', 'da'), 3, 11)]]), [table('zone-a', 'da')], REV),
+    ).toEqual([])
   })
 })

@@ -1,3 +1,4 @@
+import { signTable, type TableSigner } from '../../schemas/signing.js'
 import type { PublishedZoneTable, ZoneTable } from '../../schemas/table.js'
 import type { Inventory } from './types.js'
 
@@ -20,26 +21,31 @@ export type ZoneChange =
 
 /**
  * Plans the writes of a revision, sorted by zone. `lastGenerations` holds the last generation of zones that
- * were removed, so a zone that comes back continues its generation instead of restarting at 1. Pure.
+ * were removed, so a zone that comes back continues its generation instead of restarting at 1. With a
+ * `signer`, every written table is signed (schemas/signing.ts), and a zone whose last table is unsigned or
+ * signed by another key is written again (new generation) even when its content is unchanged: turning signing
+ * on, or rotating the key, re-signs every zone in one pass. Pure.
  */
 export function planZoneChanges(
   inventory: Inventory,
   next: readonly ZoneTable[],
   revision: string,
   lastGenerations: ReadonlyMap<string, number> = new Map(),
+  signer?: TableSigner,
 ): ZoneChange[] {
   const out: ZoneChange[] = []
   const seen = new Set<string>()
   for (const t of next) {
     seen.add(t.zone)
     const prev = inventory.get(t.zone)
-    if (prev && prev.table.digest === t.digest) continue
+    if (prev && prev.table.digest === t.digest && prev.table.signature?.key === signer?.publicKey) continue
     const previousGeneration = prev?.table.generation ?? lastGenerations.get(t.zone) ?? 0
-    const { generation: _g, revision: _r, ...body } = t
+    const { generation: _g, revision: _r, signature: _s, ...body } = t
+    const table: PublishedZoneTable = { ...body, generation: previousGeneration + 1, revision }
     out.push({
       zone: t.zone,
       change: prev ? 'changed' : 'added',
-      table: { ...body, generation: previousGeneration + 1, revision },
+      table: signer ? signTable(table, signer) : table,
       expectedKvRevision: prev?.kvRevision ?? 0,
       previousRoutes: prev?.table.routes.length ?? 0,
     })

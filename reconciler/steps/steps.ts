@@ -200,7 +200,7 @@ export async function diffStep(
       return { error: asReconcileError(err, (m, cause) => new PublishFailed('zonegate-tables', m, { cause })) }
     }
   }
-  const plan = planZoneChanges(state.inventory, tables, revision, state.lastGenerations)
+  const plan = planZoneChanges(state.inventory, tables, revision, state.lastGenerations, deps.signer)
   const emptied = emptiedZones(plan)
   if (emptied.length > 0 && !deps.allowEmpty) {
     const error = new EmptyZoneRefused(revision, emptied)

@@ -1,5 +1,6 @@
 import type { Logger } from 'pino'
 import type { ZonegateEvent } from '../../schemas/events.js'
+import type { TableSigner } from '../../schemas/signing.js'
 import type { PublishedZoneTable, ZoneTable } from '../../schemas/table.js'
 import type { Violation, Warning } from '../../schemas/violation.js'
 import type { AppliedMtls } from '../core/ca-change.js'
@@ -66,6 +67,11 @@ export interface PassDeps {
   /** Mesh CAs; absent (tests of other steps) = the CA-change rule runs on in-memory state, builtin CAs are unknown. */
   ca?: PassCa
   bus: PassBus
+  /**
+   * The reconciler's signing key (`--signing-key`): every planned table is signed with it, and a zone whose
+   * table in KV is unsigned or signed by another key is republished (signing turned on, key rotation).
+   */
+  signer?: TableSigner
   /** Publish a zone whose table would lose every route (default: refuse the commit). */
   allowEmpty: boolean
   branch: string

@@ -1,5 +1,6 @@
 import { DeliverPolicy, JetStreamApiCodes, JetStreamApiError } from '@nats-io/jetstream'
 import type { ZonegateEvent } from '../../schemas/events.js'
+import { signTableHead, type TableSigner } from '../../schemas/signing.js'
 import {
   Bucket,
   EVENTS_STREAM,
@@ -118,13 +119,15 @@ export async function readTableBody(bus: Bus, head: unknown): Promise<PublishedZ
  * that revision. Resolves to the new KV revision. An envelope too large for one NATS message (max_payload) is
  * stored gzip-compressed in the object store `zonegate-table-bodies` first, and the KV value is then a head
  * naming it (docs/decisions/008); bodies older than `TABLE_BODIES_KEPT` generations are deleted after the
- * write. Throws TableTooLarge (before any I/O) above `MAX_TABLE_BODY_BYTES`, PublishConflict when the key was
- * written since (server error "wrong last sequence"), PublishFailed for any other NATS failure.
+ * write. With a `signer` the head is signed too (the envelope arrives signed by the plan). Throws TableTooLarge
+ * (before any I/O) above `MAX_TABLE_BODY_BYTES`, PublishConflict when the key was written since (server error
+ * "wrong last sequence"), PublishFailed for any other NATS failure.
  */
 export async function publishZoneTable(
   bus: Bus,
   table: PublishedZoneTable,
   expectedKvRevision: number,
+  signer?: TableSigner,
 ): Promise<number> {
   const key = tableKey(table.zone)
   let value = JSON.stringify(table)
@@ -139,7 +142,7 @@ export async function publishZoneTable(
     } catch (err) {
       throw new PublishFailed(`${TABLE_BODIES_BUCKET}/${name}`, messageOf(err), { cause: err })
     }
-    value = JSON.stringify(head)
+    value = JSON.stringify(signer ? signTableHead(head, signer) : head)
   }
   const rev = await writeTableKey(bus, key, value, expectedKvRevision)
   if (large) await pruneTableBodies(bus, table.zone, table.generation)
