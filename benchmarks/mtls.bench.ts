@@ -11,7 +11,7 @@
  */
 import { execFileSync } from 'node:child_process'
 import { X509Certificate } from 'node:crypto'
-import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { cpSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { certFile, keyFile } from '../egress/identity/identity-store.js'
 import { tableDigest } from '../schemas/digest.js'
@@ -72,6 +72,8 @@ function issue(dir: string, name: string, subject: string, ext: string, ca?: str
 
 interface Figures {
   rate: number
+  p50: number
+  p99: number
   mbps: number
   errors: number
   cpuUs: number
@@ -166,6 +168,8 @@ export default async function mtls(ctx: BenchContext): Promise<void> {
     `global
   nbthread 1
   maxconn 8000
+  # like the egress: no session tickets and no session cache, so no resumption and no ticket work per handshake
+  tune.ssl.cachesize 0
   pidfile ${c}/haproxy.pid
   ssl-default-bind-options ssl-min-ver TLSv1.2 no-tls-tickets
 defaults
@@ -193,36 +197,60 @@ backend a
         port: ws.ports.haproxy,
       }),
     )
-    servers.set(
-      'egress',
-      await startServer(
-        'egress-mtls',
-        pinned(proxyCpu, [
-          'node',
-          'dist/cli/main.js',
-          'egress',
-          '--static',
-          join(c, 'table.json'),
-          '--name',
-          'ze-bench',
-          '--zone',
-          'bench',
-          '--state-dir',
-          state,
-          '--listen',
-          `127.0.0.1:${ws.ports.egress}`,
-          '--grace',
-          '2s',
-        ]),
-        {
-          logDir: join(ws.dir, 'logs'),
-          port: ws.ports.egress,
-          cwd: repoRoot,
-          env: { ...process.env, LOG_LEVEL: 'warn' },
-        },
-      ),
-    )
-    const ports: Record<string, number> = { haproxy: ws.ports.haproxy, egress: ws.ports.egress }
+    const startEgress = async (name: string, port: number, nodeArgs: string[], stateDir: string) => {
+      servers.set(
+        name,
+        await startServer(
+          name === 'egress' ? 'egress-mtls' : `egress-mtls-${name}`,
+          pinned(proxyCpu, [
+            'node',
+            ...(opts.egressProfDir ? ['--cpu-prof', `--cpu-prof-dir=${opts.egressProfDir}`] : []),
+            // extra node flags for profiling, e.g. BENCH_EGRESS_NODE_ARGS=--perf-basic-prof for `perf record`
+            ...(process.env.BENCH_EGRESS_NODE_ARGS?.split(' ').filter(Boolean) ?? []),
+            ...nodeArgs,
+            'dist/cli/main.js',
+            'egress',
+            '--static',
+            join(c, 'table.json'),
+            '--name',
+            'ze-bench',
+            '--zone',
+            'bench',
+            '--state-dir',
+            stateDir,
+            '--listen',
+            `127.0.0.1:${port}`,
+            '--grace',
+            '2s',
+          ]),
+          { logDir: join(ws.dir, 'logs'), port, cwd: repoRoot, env: { ...process.env, LOG_LEVEL: 'warn' } },
+        ),
+      )
+      ports[name] = port
+    }
+    const ports: Record<string, number> = { haproxy: ws.ports.haproxy }
+    await startEgress('egress', ws.ports.egress, [], state)
+    // BENCH_MTLS_VARIANTS="name=--node-flag --other;name2=…": more egress processes measured side by side
+    // (A/B of runtime flags on the same machine state); reported beside `egress`, not in the ratios.
+    const variants = (process.env.BENCH_MTLS_VARIANTS ?? '')
+      .split(';')
+      .filter(Boolean)
+      .map((v) => {
+        const name = v.split('=', 1)[0]!
+        return {
+          name: `egress-${name}`,
+          flags: v
+            .slice(name.length + 1)
+            .split(' ')
+            .filter(Boolean),
+        }
+      })
+    for (const [i, v] of variants.entries()) {
+      const dir = join(c, `state-${i}`)
+      cpSync(state, dir, { recursive: true })
+      await startEgress(v.name, ws.ports.egress + 100 + i, v.flags, dir)
+    }
+    const names = ['haproxy', 'egress', ...variants.map((v) => v.name)]
     const load = (name: string, path: string, conns: number) =>
       pinned(opts.pin === 'split' ? 0 : undefined, [
         ws.tlsconn!,
@@ -256,6 +284,8 @@ backend a
       const ticks = (groupTicks([pg]).get(pg) ?? 0) - t0
       const j = JSON.parse(r.stdout.trim().split('\n').at(-1) ?? '{}') as {
         rate?: number
+        p50_ms?: number
+        p99_ms?: number
         errors?: number
         bytes?: number
         requests?: number
@@ -264,6 +294,8 @@ backend a
       const cpuS = ticks / TICKS_PER_SECOND
       return {
         rate: j.rate ?? 0,
+        p50: j.p50_ms ?? 0,
+        p99: j.p99_ms ?? 0,
         mbps: (j.bytes ?? 0) / 1e6 / opts.duration,
         errors: j.errors ?? -1,
         cpuUs: j.requests ? (cpuS * 1e6) / j.requests : 0,
@@ -271,17 +303,20 @@ backend a
       }
     }
     // a check first: both proxies relay an allowed caller (a wrong setup would only show as errors)
-    for (const name of ['haproxy', 'egress']) {
+    for (const name of names) {
       results.set(name, { hs: [], bulk: [] })
       if (opts.warmup > 0) await run(name, 'hs')
     }
-    for (const w of ['hs', 'bulk'] as const) {
+    const workloads = (['hs', 'bulk'] as const).filter(
+      (w) => process.env.BENCH_MTLS_WORKLOADS === undefined || process.env.BENCH_MTLS_WORKLOADS.split(',').includes(w),
+    )
+    for (const w of workloads) {
       for (let rep = 0; rep < opts.reps; rep++) {
-        for (const name of ['haproxy', 'egress']) {
+        for (const name of names) {
           const f = await run(name, w)
           results.get(name)![w]!.push(f)
           console.log(
-            `  ${w.padEnd(5)} ${name.padEnd(8)} rep ${rep + 1}: ${w === 'hs' ? `${f.rate.toFixed(0)} conn/s` : `${f.mbps.toFixed(0)} MB/s`}, proxy ${f.cpuPct.toFixed(0)}% cpu, ${f.cpuUs.toFixed(0)} µs cpu/conn, errors ${f.errors}`,
+            `  ${w.padEnd(5)} ${name.padEnd(8)} rep ${rep + 1}: ${w === 'hs' ? `${f.rate.toFixed(0)} conn/s` : `${f.mbps.toFixed(0)} MB/s`}, p50/p99 ${f.p50.toFixed(2)}/${f.p99.toFixed(2)} ms, proxy ${f.cpuPct.toFixed(0)}% cpu, ${f.cpuUs.toFixed(0)} µs cpu/conn, errors ${f.errors}`,
           )
         }
       }
@@ -293,8 +328,10 @@ backend a
         .sort((a, b) => a - b)
       return v[Math.floor(v.length / 2)] ?? 0
     }
-    for (const name of ['haproxy', 'egress']) {
+    for (const name of names) {
       ctx.report(`${name} mtls handshakes`, med(name, 'hs', 'rate'), 'conn/s')
+      ctx.report(`${name} mtls handshake+request latency p50`, med(name, 'hs', 'p50'), 'ms')
+      ctx.report(`${name} mtls handshake+request latency p99`, med(name, 'hs', 'p99'), 'ms')
       ctx.report(`${name} mtls CPU per handshake+request`, med(name, 'hs', 'cpuUs'), 'µs')
       ctx.report(`${name} mtls bulk (new conn per 10 MiB)`, med(name, 'bulk', 'mbps'), 'MB/s')
       ctx.report(`${name} errors hs/bulk`, med(name, 'hs', 'errors') + med(name, 'bulk', 'errors'), '')

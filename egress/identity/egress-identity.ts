@@ -1,3 +1,4 @@
+import { constants } from 'node:crypto'
 import tls, { type SecureContext } from 'node:tls'
 import type { Logger } from 'pino'
 import { type Actor, createActor, fromPromise } from 'xstate'
@@ -255,7 +256,14 @@ export class EgressIdentity implements MeshIdentities {
       return
     }
     try {
-      const ctx = tls.createSecureContext({ key: this.key.privateKeyPem, cert: cert.cert, ca: [...ca] })
+      const ctx = tls.createSecureContext({
+        key: this.key.privateKeyPem,
+        cert: cert.cert,
+        ca: [...ca],
+        // No session tickets, no resumption: every caller connection is verified in full against the mesh CA
+        // in force (docs/decisions/009).
+        secureOptions: constants.SSL_OP_NO_TICKET,
+      })
       this.certs.set(cert.mesh, cert)
       this.contexts.set(cert.mesh, ctx)
       this.log.info(

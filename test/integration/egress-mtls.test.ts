@@ -55,6 +55,10 @@ const logger = pino(
 const PLAIN = 'plain-api{mesh=default}'
 const SECURE = 'secure-api{mesh=default}'
 const PASS = 'orders{mesh=default}'
+// TLS upstreams whose server identity check fails (or is skipped): same external server, other settings
+const WRONG_NAME = 'wrong-name{mesh=default}'
+const SKIP_NAME = 'skip-name{mesh=default}'
+const WRONG_CA = 'wrong-ca{mesh=default}'
 
 function table(generation: number): ZoneTable {
   return mtlsTable(
@@ -84,6 +88,22 @@ function table(generation: number): ZoneTable {
           },
         ],
       },
+      ...[
+        { sni: WRONG_NAME, service: 'wrong-name', serverName: 'other.example.test', caCert: extCa.certPem },
+        {
+          sni: SKIP_NAME,
+          service: 'skip-name',
+          serverName: 'other.example.test',
+          caCert: extCa.certPem,
+          skipHostnameVerification: true,
+        },
+        { sni: WRONG_CA, service: 'wrong-ca', serverName: 'api.example.test', caCert: otherCa.certPem },
+      ].map(({ sni, service, ...tls }) => ({
+        sni,
+        service,
+        allow: ['*'],
+        upstreams: [{ address: '127.0.0.1', port: secure.port, weight: 1, tls: { enabled: true, ...tls } }],
+      })),
       {
         sni: PASS,
         service: 'orders',
@@ -207,6 +227,30 @@ describe('egress mtls', () => {
     }
   })
 
+  it('egress mtls - the upstream is verified against caCert with an exact SAN match unless skipHostnameVerification', async () => {
+    const before = await prometheus()
+    const wrongName = await meshCall(port, WRONG_NAME, ca.certPem, web, 'x')
+    expect(wrongName.answer).toBeUndefined()
+    const wrongCa = await meshCall(port, WRONG_CA, ca.certPem, web, 'x')
+    expect(wrongCa.answer).toBeUndefined()
+    // both were refused for want of a usable upstream, after their caller had been let in
+    const after = await prometheus()
+    expect(rejected(after, 'upstream-unavailable') - rejected(before, 'upstream-unavailable')).toBe(2)
+    const skipped = await meshCall(port, SKIP_NAME, ca.certPem, web, 'y')
+    expect(skipped).toMatchObject({ answer: 'secure-api', echo: 'y' })
+    expect(secure.seen.at(-1)?.sni).toBe('other.example.test')
+  })
+
+  it('egress mtls - no session is resumed: every caller connection is a full handshake, verified again', async () => {
+    const first = await callKeepingSession(port, PLAIN, web)
+    expect(first.answer).toBe('plain-api')
+    expect(first.reused).toBe(false)
+    // OpenSSL still sends (stateful) tickets; a client offering one must not get an abbreviated handshake
+    expect(first.session).toBeDefined()
+    const second = await callKeepingSession(port, PLAIN, web, first.session)
+    expect(second).toMatchObject({ answer: 'plain-api', reused: false })
+  })
+
   it('egress mtls - zonegate probe with --cert/--key/--ca shows allowed vs denied and the egress SANs', async () => {
     const base = { host: '127.0.0.1', port, sni: PLAIN, timeoutMs: 1500, ca: ca.certPem, verify: true, send: 'hi\n' }
     const ok = await probe({ ...base, cert: web.cert, key: web.key })
@@ -309,6 +353,41 @@ describe('egress mtls', () => {
     await nats.restart()
   })
 })
+
+/** One call that keeps the last TLS session the egress handed out, optionally offering `session` to resume. */
+function callKeepingSession(port: number, sni: string, client: Issued, session?: Buffer) {
+  return new Promise<{ answer?: string; reused?: boolean; session?: Buffer; error?: string }>((resolve) => {
+    void import('node:tls').then((tls) => {
+      const r: { answer?: string; reused?: boolean; session?: Buffer; error?: string } = {}
+      const s = tls.connect({
+        host: '127.0.0.1',
+        port,
+        servername: sni,
+        ca: ca.certPem,
+        ALPNProtocols: ['kuma'],
+        cert: client.cert,
+        key: client.key,
+        checkServerIdentity: () => undefined,
+        ...(session ? { session } : {}),
+      })
+      s.on('session', (sess: Buffer) => {
+        r.session = sess
+      })
+      s.once('secureConnect', () => {
+        r.reused = s.isSessionReused()
+      })
+      s.on('data', (d: Buffer) => {
+        r.answer ??= d.toString().split('\n')[0]
+        // give the tickets sent after the handshake time to arrive, then close
+        setTimeout(() => s.end(), 100)
+      })
+      s.on('error', (err: NodeJS.ErrnoException) => {
+        r.error = err.code ?? err.message
+      })
+      s.on('close', () => resolve(r))
+    })
+  })
+}
 
 /** A call kept open: resolves after the first line; `echo` sends a line and reads its echo. */
 function meshCallOpen(port: number, sni: string, caPem: string, client: Issued) {
