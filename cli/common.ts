@@ -68,11 +68,25 @@ export function parseReplicas(value: string): number {
  */
 export function natsUnreachableMessage(servers: readonly string[], err?: unknown): string {
   const why = err instanceof Error ? ` (${err.message})` : ''
+  if (isAuthError(err))
+    return (
+      `NATS at ${servers.map(redactUrl).join(', ')} refused the credentials${why}. ` +
+      'Check --creds / $NATS_CREDS: the token may be missing, expired or revoked (zonegate token writes a new one).'
+    )
   return (
     `cannot connect to NATS at ${servers.map(redactUrl).join(', ')}${why}. ` +
     'Is nats-server running? Start one with `nats-server -js` (or the whole demo with `npm start`), ' +
     'or point --nats / $NATS_URL at your cluster.'
   )
+}
+
+/** True for the client's errors about credentials (authorization violation, expired or revoked user). Pure. */
+export function isAuthError(err: unknown): boolean {
+  for (let e = err; e instanceof Error; e = e.cause) {
+    if (/authori[sz]ation|authentication|user .*expired|revoked/i.test(e.message)) return true
+    if ((e as { code?: unknown }).code === 'AUTHORIZATION_VIOLATION') return true
+  }
+  return false
 }
 
 /** A URL without userinfo, query or fragment (for messages and logs). Pure. */

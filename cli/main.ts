@@ -4,6 +4,7 @@ import { pathToFileURL } from 'node:url'
 import { Argument, Command, CommanderError } from 'commander'
 import { registerEgressCommands } from '../egress/cli/index.js'
 import { registerReconcilerCommands } from '../reconciler/cli/index.js'
+import { registerAuthCommands } from './auth.js'
 import {
   applyEnvironment,
   CommandFailed,
@@ -44,6 +45,7 @@ export function buildProgram(): Command {
   ])
   registerReconcilerCommands(program)
   registerEgressCommands(program)
+  registerAuthCommands(program)
   registerVersionCommand(program)
   registerCompletionCommand(program)
   applyEnvironment(program)

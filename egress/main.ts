@@ -4,6 +4,7 @@ import type { Logger } from 'pino'
 import { type Actor, createActor, fromPromise, type SnapshotFrom } from 'xstate'
 import { type LogFormat, packageVersion } from '../cli/common.js'
 import { createLogger } from '../cli/logging.js'
+import type { NatsAuthOptions } from '../cli/nats-connect.js'
 import { certSubject } from '../schemas/subjects.js'
 import type { ZoneTable } from '../schemas/table.js'
 import { READY_STATES, startAdminServer } from './admin/http.js'
@@ -27,6 +28,8 @@ export { type HostPort, resolveListen } from './lifecycle/listener.js'
 /** NATS mode: the zone's table comes from KV `zonegate-tables` (`zone` and `name` are required). */
 export interface NatsModeOptions {
   servers: string[]
+  /** Credentials, TLS and inbox prefix (cli/nats-connect.ts `natsConnectOptions`). */
+  auth?: NatsAuthOptions
   /** Where the last good table is kept (`<dir>/<zone>.table.json`), to serve while NATS is down. */
   stateDir?: string
   /** Heartbeat period (default 10 s; tests shorten it). */
@@ -366,6 +369,7 @@ export function runEgress(options: EgressOptions): EgressHandle {
       .then(async ({ startNatsMode }) => {
         nats = await startNatsMode({
           servers: o.servers,
+          ...(o.auth ? { auth: o.auth } : {}),
           zone: options.zone as string,
           egress: options.name as string,
           instance,

@@ -4,6 +4,7 @@ import { hostname } from 'node:os'
 import type { Logger } from 'pino'
 import { type LogFormat, packageVersion } from '../cli/common.js'
 import { createLogger } from '../cli/logging.js'
+import type { NatsAuthOptions } from '../cli/nats-connect.js'
 import { loadSigningKey, SigningKeyError, type TableSigner } from '../schemas/signing.js'
 import type { ReconcilerStatus } from '../schemas/status.js'
 import { type EventLog, startEventLog } from './admin/event-log.js'
@@ -35,6 +36,8 @@ export interface ReconcilerOptions {
   /** Admin HTTP address; undefined = no HTTP server. */
   http?: { host: string; port: number }
   nats: string[]
+  /** Credentials, TLS and inbox prefix for NATS (`natsConnectOptions` of --creds/--nats-ca/…). */
+  natsAuth?: NatsAuthOptions
   cacheDir: string
   webhookSecretFile?: string
   /** `--signing-key`: the nkey seed file tables are signed with (docs/decisions/010-signed-tables.md). */
@@ -161,6 +164,7 @@ export async function runReconciler(opts: ReconcilerOptions): Promise<RunningRec
 
   const bus: Bus = await connectBus({
     servers: opts.nats,
+    ...(opts.natsAuth ? { auth: opts.natsAuth } : {}),
     name: `zonegate-reconciler-${id}`,
     log,
     apiTimeoutMs: opts.natsTimeoutMs,

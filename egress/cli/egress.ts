@@ -11,6 +11,7 @@ import {
   UsageError,
   withExamples,
 } from '../../cli/common.js'
+import { credsOption, natsCaOption, natsCertOption, natsConnectOptions, natsKeyOption } from '../../cli/nats-connect.js'
 import { parseTrustedKeys } from '../../schemas/signing.js'
 import { defaultInstanceId } from '../transport/heartbeat.js'
 
@@ -19,6 +20,10 @@ import { defaultInstanceId } from '../transport/heartbeat.js'
  * mode (`--zone Z --name N [--nats URL]... [--state-dir D]`: the zone's table from KV `zonegate-tables`).
  */
 interface EgressFlags {
+  creds?: string
+  natsCa?: string
+  natsCert?: string
+  natsKey?: string
   static?: string
   listen?: string
   admin?: string
@@ -56,6 +61,10 @@ export function registerEgressCommand(program: Command): void {
       'keep the egress key and mesh certificates here (mode 0600), and in NATS mode the last good table, to serve while NATS is down',
     )
     .addOption(natsOption())
+    .addOption(credsOption())
+    .addOption(natsCaOption())
+    .addOption(natsCertOption())
+    .addOption(natsKeyOption())
     .option('--hello-timeout <duration>', 'deadline for the whole ClientHello', '5s')
     .option('--connect-timeout <duration>', 'upstream connect timeout per attempt', '3s')
     .option('--idle-timeout <duration>', 'close relayed connections idle this long', '1h')
@@ -90,6 +99,7 @@ export function registerEgressCommand(program: Command): void {
           ? {
               nats: {
                 servers: natsServers(flags.nats),
+                auth: await natsConnectOptions(flags),
                 ...(flags.stateDir ? { stateDir: flags.stateDir } : {}),
                 heartbeatMs: parseDuration(flags.heartbeat, '--heartbeat'),
               },

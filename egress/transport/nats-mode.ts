@@ -1,4 +1,5 @@
 import type { Logger } from 'pino'
+import type { NatsAuthOptions } from '../../cli/nats-connect.js'
 import type { TableSource } from '../lifecycle/egress-context.js'
 import type { HeartbeatSource } from './heartbeat.js'
 import { type BusEvent, type NatsSubscriber, startNatsSubscriber } from './nats-subscriber.js'
@@ -11,6 +12,7 @@ import { loadSavedTable } from './state-store.js'
  */
 export interface NatsModeDeps {
   servers: string[]
+  auth?: NatsAuthOptions
   zone: string
   egress: string
   instance: string
@@ -42,6 +44,7 @@ export async function startNatsMode(d: NatsModeDeps): Promise<NatsSubscriber | u
   if (d.stopping()) return undefined
   return startNatsSubscriber({
     servers: d.servers,
+    ...(d.auth ? { auth: d.auth } : {}),
     zone: d.zone,
     egress: d.egress,
     instance: d.instance,

@@ -3,6 +3,7 @@ import { type KV, type KvEntry, Kvm } from '@nats-io/kv'
 import { type ObjectStore, Objm } from '@nats-io/obj'
 import { connect, type NatsConnection } from '@nats-io/transport-node'
 import type { Logger } from 'pino'
+import type { NatsAuthOptions } from '../../cli/nats-connect.js'
 import type { RolloutAppliedEvent, RolloutRejectedEvent } from '../../schemas/events.js'
 import { verifyTableHeadSignature } from '../../schemas/signing.js'
 import { Bucket, instanceKey, tableKey } from '../../schemas/subjects.js'
@@ -34,6 +35,8 @@ export type BusEvent =
 
 export interface NatsSubscriberOptions {
   servers: string[]
+  /** Credentials, TLS and inbox prefix (cli/nats-connect.ts); a zone token allows only its own inbox. */
+  auth?: NatsAuthOptions
   zone: string
   egress: string
   instance: string
@@ -216,11 +219,19 @@ export function startNatsSubscriber(o: NatsSubscriberOptions): NatsSubscriber {
     if (entry) handle(entry)
     else if (st.kvRevision === 0) {
       // Say which zones do have a table: a typo in --zone, or a zone without a ZoneEgress in Git, shows at once.
+      // (a scoped zone token, recognisable by its own inbox prefix, may not list the bucket's keys: no hint then)
       const zones: string[] = []
-      for await (const k of await tables.keys()) if (k.endsWith('.table')) zones.push(k.slice(0, -'.table'.length))
+      const listed = await (async () => {
+        if (o.auth?.inboxPrefix !== undefined) throw new Error('scoped token')
+        for await (const k of await tables!.keys()) if (k.endsWith('.table')) zones.push(k.slice(0, -'.table'.length))
+      })().then(
+        () => true,
+        () => false,
+      )
+      const others = listed ? `; zones with a table: ${zones.join(', ') || 'none'}` : ''
       log.warn(
-        { zones: zones.sort() },
-        `no table for zone "${o.zone}" in KV ${Bucket.Tables} yet; zones with a table: ${zones.join(', ') || 'none'}. ` +
+        listed ? { zones: zones.sort() } : {},
+        `no table for zone "${o.zone}" in KV ${Bucket.Tables} yet${others}. ` +
           'Waiting for one: check --zone, and that the repository has a ZoneEgress in this zone',
       )
     }
@@ -279,6 +290,7 @@ export function startNatsSubscriber(o: NatsSubscriberOptions): NatsSubscriber {
     while (!closed && nc === undefined) {
       try {
         nc = await connect({
+          ...o.auth,
           servers: o.servers,
           name: `zonegate-egress-${o.zone}-${o.instance}`,
           maxReconnectAttempts: -1,
@@ -287,6 +299,8 @@ export function startNatsSubscriber(o: NatsSubscriberOptions): NatsSubscriber {
           timeout: 2000,
         })
       } catch (err) {
+        // say it once per distinct cause (a refused token retries forever; the log must show why)
+        if (text(err) !== st.lastError) log.warn({ err }, 'nats connect failed; retrying')
         st.lastError = text(err)
         await sleep(RETRY_MS)
       }

@@ -2,6 +2,7 @@ import { chmod, mkdir, writeFile } from 'node:fs/promises'
 import { join, resolve } from 'node:path'
 import type { Command } from 'commander'
 import { natsOption, natsServers, parseDuration, UsageError } from '../../cli/common.js'
+import { credsOption, natsCaOption, natsCertOption, natsConnectOptions, natsKeyOption } from '../../cli/nats-connect.js'
 import type { CaMaterial } from '../core/pki/index.js'
 
 /** Exit codes of `zonegate cert issue`: 0 written, 1 the mesh or its CA is not available, 2 usage/IO. */
@@ -16,6 +17,10 @@ interface IssueOptions {
   validFor: string
   path?: string
   nats?: string[]
+  creds?: string
+  natsCa?: string
+  natsCert?: string
+  natsKey?: string
 }
 
 /**
@@ -37,6 +42,10 @@ export function registerCertCommand(program: Command): void {
     .option('--valid-for <duration>', 'certificate lifetime (e.g. 1h, 30m)', '24h')
     .option('--path <folder>', 'repository folder to read the mesh from (provided CA backends)')
     .addOption(natsOption())
+    .addOption(credsOption())
+    .addOption(natsCaOption())
+    .addOption(natsCertOption())
+    .addOption(natsKeyOption())
     .action(async (opts: IssueOptions) => {
       const lifetimeMs = parseDuration(opts.validFor, '--valid-for')
       if (lifetimeMs <= 0) throw new UsageError('--valid-for: must be positive')
@@ -111,16 +120,21 @@ async function findCa(opts: IssueOptions): Promise<{ material: CaMaterial; sourc
 /** Reads the builtin CA of the mesh from KV `zonegate-ca` (backend: given, or the one last applied). */
 async function builtinOverNats(opts: IssueOptions, backend?: string): Promise<CaMaterial> {
   const servers = natsServers(opts.nats)
+  const auth = await natsConnectOptions(opts)
   const { connect } = await import('@nats-io/transport-node')
   const { jetstream } = await import('@nats-io/jetstream')
   const { Kvm } = await import('@nats-io/kv')
   const { Bucket } = await import('../../schemas/subjects.js')
   const { readAppliedMtls, readBuiltinCa } = await import('../transport/ca-store.js')
-  const nc = await connect({ servers, maxReconnectAttempts: 0, waitOnFirstConnect: false, timeout: 5000 }).catch(
-    (err: unknown) => {
-      throw new CertFailed(`cannot connect to NATS at ${servers.join(', ')}`, { cause: err })
-    },
-  )
+  const nc = await connect({
+    ...auth,
+    servers,
+    maxReconnectAttempts: 0,
+    waitOnFirstConnect: false,
+    timeout: 5000,
+  }).catch((err: unknown) => {
+    throw new CertFailed(`cannot connect to NATS at ${servers.join(', ')}`, { cause: err })
+  })
   try {
     const kv = await new Kvm(jetstream(nc, { timeout: 5000 })).open(Bucket.Ca)
     let name = backend

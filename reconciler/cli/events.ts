@@ -13,6 +13,7 @@ import {
   UsageError,
   withExamples,
 } from '../../cli/common.js'
+import { credsOption, natsCaOption, natsCertOption, natsConnectOptions, natsKeyOption } from '../../cli/nats-connect.js'
 import { EVENTS_STREAM, EVENTS_SUBJECTS } from '../../schemas/subjects.js'
 import { parseEvent } from '../core/rollout-watch.js'
 import { eventHeader, formatEventRow, matchesFilter } from './events-view.js'
@@ -24,6 +25,10 @@ interface EventsFlags {
   watch?: boolean
   output: OutputFormat
   nats?: string[]
+  creds?: string
+  natsCa?: string
+  natsCert?: string
+  natsKey?: string
 }
 
 /**
@@ -42,6 +47,10 @@ export function registerEventsCommand(program: Command): void {
     .option('--watch', 'keep following new events until Ctrl-C')
     .addOption(outputOption())
     .addOption(natsOption())
+    .addOption(credsOption())
+    .addOption(natsCaOption())
+    .addOption(natsCertOption())
+    .addOption(natsKeyOption())
     .action(async (flags: EventsFlags) => {
       process.exitCode = await runEvents(flags)
     })
@@ -60,10 +69,17 @@ async function runEvents(flags: EventsFlags): Promise<number> {
     throw new UsageError(`--commit: expected a hex sha (at least 4 characters), got "${flags.commit}"`)
   const filter = { ...(commit ? { commit } : {}), zones: flags.zone ?? [] }
   const servers = natsServers(flags.nats)
+  const auth = await natsConnectOptions(flags)
   const { connect } = await import('@nats-io/transport-node')
   let nc: NatsConnection
   try {
-    nc = await connect({ servers, name: 'zonegate-events', maxReconnectAttempts: flags.watch ? -1 : 0, timeout: 3000 })
+    nc = await connect({
+      ...auth,
+      servers,
+      name: 'zonegate-events',
+      maxReconnectAttempts: flags.watch ? -1 : 0,
+      timeout: 3000,
+    })
   } catch (err) {
     throw new UsageError(natsUnreachableMessage(servers, err))
   }

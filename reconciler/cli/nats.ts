@@ -1,5 +1,13 @@
 import type { Command } from 'commander'
-import { natsOption, natsServers, parseReplicas } from '../../cli/common.js'
+import { natsOption, natsServers, natsUnreachableMessage, parseReplicas } from '../../cli/common.js'
+import {
+  credsOption,
+  type NatsFlags,
+  natsCaOption,
+  natsCertOption,
+  natsConnectOptions,
+  natsKeyOption,
+} from '../../cli/nats-connect.js'
 import type { Bus } from '../transport/nats-bus.js'
 
 /**
@@ -15,9 +23,14 @@ export function registerNatsCommand(program: Command): void {
     .description('set the replica count of every zonegate bucket and the events stream (in place)')
     .option('--replicas <n>', 'replicas wanted (default: 3 when the server is clustered, else 1)')
     .addOption(natsOption())
-    .action(async (opts: { replicas?: string; nats?: string[] }) => {
+    .addOption(credsOption())
+    .addOption(natsCaOption())
+    .addOption(natsCertOption())
+    .addOption(natsKeyOption())
+    .action(async (opts: { replicas?: string } & NatsFlags) => {
       const replicas = opts.replicas === undefined ? undefined : parseReplicas(opts.replicas)
       const servers = natsServers(opts.nats)
+      const auth = await natsConnectOptions(opts)
       const [{ pino }, { connectBus, defaultReplicas }, { migrateReplicas }] = await Promise.all([
         import('pino'),
         import('../transport/nats-bus.js'),
@@ -28,13 +41,14 @@ export function registerNatsCommand(program: Command): void {
       try {
         bus = await connectBus({
           servers,
+          auth,
           name: 'zonegate-cli',
           log,
           waitOnFirstConnect: false,
           maxReconnectAttempts: 0,
         })
       } catch (err) {
-        process.stderr.write(`zonegate: cannot connect to NATS at ${servers.join(', ')}: ${(err as Error).message}\n`)
+        process.stderr.write(`zonegate: ${natsUnreachableMessage(servers, err)}\n`)
         process.exitCode = 1
         return
       }

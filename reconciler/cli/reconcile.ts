@@ -9,6 +9,14 @@ import {
   UsageError,
   withExamples,
 } from '../../cli/common.js'
+import {
+  credsOption,
+  type NatsFlags,
+  natsCaOption,
+  natsCertOption,
+  natsConnectOptions,
+  natsKeyOption,
+} from '../../cli/nats-connect.js'
 import type { ZonegateEvent } from '../../schemas/events.js'
 
 /** Exit codes of `zonegate reconcile` (DESIGN.md §5): 0 resolved, 1 no reconciler / failed / timeout, 2 NATS. */
@@ -41,10 +49,15 @@ export function registerReconcileCommand(program: Command): void {
     .command('reconcile')
     .description('ask the active reconciler to reconcile now and print the revision it resolved')
     .addOption(natsOption())
+    .addOption(credsOption())
+    .addOption(natsCaOption())
+    .addOption(natsCertOption())
+    .addOption(natsKeyOption())
     .option('--timeout <duration>', 'how long to wait for the reconciler (e.g. 30s, 1m30s)', '60s')
-    .action(async (opts: { nats?: string[]; timeout: string }) => {
+    .action(async (opts: { timeout: string } & NatsFlags) => {
       const timeoutMs = parseDuration(opts.timeout, '--timeout')
       const servers = natsServers(opts.nats)
+      const auth = await natsConnectOptions(opts)
       process.stderr.write(
         `► asking the active reconciler to reconcile (zonegate.cmd.reconcile at ${servers.map(redactUrl).join(', ')})\n`,
       )
@@ -52,10 +65,15 @@ export function registerReconcileCommand(program: Command): void {
       // Loaded on use: keeps the NATS client out of the start-up of every other command.
       const { requestReconcile, NatsUnreachable } = await import('../transport/reconcile-requests.js')
       try {
-        const reply = await requestReconcile(servers, timeoutMs, (e) => {
-          const line = progressLine(e as ZonegateEvent)
-          if (line) process.stderr.write(`${line}\n`)
-        })
+        const reply = await requestReconcile(
+          servers,
+          timeoutMs,
+          (e) => {
+            const line = progressLine(e as ZonegateEvent)
+            if (line) process.stderr.write(`${line}\n`)
+          },
+          auth,
+        )
         if (reply.ok) {
           process.stdout.write(`✔ reconciled revision ${reply.revision}\n`)
           process.exitCode = ReconcileExit.Ok

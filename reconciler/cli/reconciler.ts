@@ -11,6 +11,7 @@ import {
   UsageError,
   withExamples,
 } from '../../cli/common.js'
+import { credsOption, natsCaOption, natsCertOption, natsConnectOptions, natsKeyOption } from '../../cli/nats-connect.js'
 import { DEFAULT_ZONE } from '../../schemas/resources.js'
 import { assertLocalRepository } from './repo-check.js'
 
@@ -35,6 +36,10 @@ interface Flags {
   interval: string
   http: string
   nats?: string[]
+  creds?: string
+  natsCa?: string
+  natsCert?: string
+  natsKey?: string
   cacheDir?: string
   webhookSecretFile?: string
   signingKey?: string
@@ -63,6 +68,10 @@ export function registerReconcilerCommand(program: Command): void {
     .option('--interval <duration>', 'poll interval (jittered ±10%)', RECONCILER_DEFAULTS.interval)
     .option('--http <host:port>', 'admin HTTP: /healthz /readyz /status /metrics /hooks/git', RECONCILER_DEFAULTS.http)
     .addOption(natsOption())
+    .addOption(credsOption())
+    .addOption(natsCaOption())
+    .addOption(natsCertOption())
+    .addOption(natsKeyOption())
     .option('--cache-dir <dir>', 'where URL repositories are cloned (default $XDG_CACHE_HOME/zonegate/git)')
     .option('--webhook-secret-file <file>', 'HMAC secret of POST /hooks/git (X-Hub-Signature-256); hook off without')
     .option(
@@ -88,6 +97,7 @@ export function registerReconcilerCommand(program: Command): void {
       const replicas = flags.replicas === undefined ? undefined : parseReplicas(flags.replicas)
       const intervalMs = parseDuration(flags.interval, '--interval')
       if (intervalMs < 100) throw new UsageError('--interval: must be at least 100ms')
+      const natsAuth = await natsConnectOptions(flags)
       const leaseTtlMs = parseDuration(flags.leaseTtl, '--lease-ttl')
       if (leaseTtlMs < 300) throw new UsageError('--lease-ttl: must be at least 300ms')
       const rolloutTimeoutMs = parseDuration(flags.rolloutTimeout, '--rollout-timeout')
@@ -105,6 +115,7 @@ export function registerReconcilerCommand(program: Command): void {
         intervalMs,
         http,
         nats: natsServers(flags.nats),
+        natsAuth,
         cacheDir: flags.cacheDir ?? defaultCacheDir(),
         webhookSecretFile: flags.webhookSecretFile,
         ...(flags.signingKey ? { signingKeyFile: flags.signingKey } : {}),

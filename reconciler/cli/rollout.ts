@@ -10,6 +10,14 @@ import {
   UsageError,
   withExamples,
 } from '../../cli/common.js'
+import {
+  credsOption,
+  type NatsAuthOptions,
+  natsCaOption,
+  natsCertOption,
+  natsConnectOptions,
+  natsKeyOption,
+} from '../../cli/nats-connect.js'
 import { commitSubject, commitSubjects, EVENTS_STREAM, EVENTS_SUBJECTS } from '../../schemas/subjects.js'
 import {
   exitCodeFor,
@@ -43,6 +51,10 @@ interface WatchFlags {
   timeout?: string
   output: 'text' | 'json' | 'yaml'
   nats?: string[]
+  creds?: string
+  natsCa?: string
+  natsCert?: string
+  natsKey?: string
 }
 
 /** Registers `rollout watch` on the program. */
@@ -64,6 +76,10 @@ export function registerRolloutCommand(program: Command): void {
     .option('--timeout <duration>', 'give up after this long (default 60s with --commit/--until, else never)')
     .addOption(outputOption())
     .addOption(natsOption())
+    .addOption(credsOption())
+    .addOption(natsCaOption())
+    .addOption(natsCertOption())
+    .addOption(natsKeyOption())
     .action(async (flags: WatchFlags) => {
       process.exitCode = await runRolloutWatch(flags)
     })
@@ -81,10 +97,10 @@ function watchOptions(flags: WatchFlags): WatchOptions {
   return { commit, zones: flags.zone ?? [], untilConverged: flags.until === 'converged' }
 }
 
-async function connectOrFail(servers: string[]): Promise<NatsConnection> {
+async function connectOrFail(servers: string[], auth: NatsAuthOptions): Promise<NatsConnection> {
   try {
     const { connect } = await import('@nats-io/transport-node')
-    return await connect({ servers, name: 'zonegate-rollout-watch', maxReconnectAttempts: 5, timeout: 3000 })
+    return await connect({ ...auth, servers, name: 'zonegate-rollout-watch', maxReconnectAttempts: 5, timeout: 3000 })
   } catch (err) {
     throw new UsageError(natsUnreachableMessage(servers, err))
   }
@@ -177,7 +193,7 @@ export async function runRolloutWatch(flags: WatchFlags, out: (line: string) => 
     return exitCodeFor(s)
   }
 
-  const nc = await connectOrFail(natsServers(flags.nats))
+  const nc = await connectOrFail(natsServers(flags.nats), await natsConnectOptions(flags))
   let msgs: ConsumerMessages | undefined
   let stopped = false
   const stop = () => {

@@ -11,6 +11,7 @@ import {
   UsageError,
   withExamples,
 } from '../../cli/common.js'
+import { credsOption, natsCaOption, natsCertOption, natsConnectOptions, natsKeyOption } from '../../cli/nats-connect.js'
 import type { ReconcilerStatus } from '../../schemas/status.js'
 import { LEASE_KEY } from '../../schemas/subjects.js'
 import type { Bus } from '../transport/nats-bus.js'
@@ -36,6 +37,10 @@ async function orEmpty<T>(p: Promise<T>, empty: T): Promise<T> {
 
 interface StatusFlags {
   nats?: string[]
+  creds?: string
+  natsCa?: string
+  natsCert?: string
+  natsKey?: string
   output: OutputFormat
   wait?: boolean
   watch?: boolean
@@ -83,6 +88,10 @@ export function registerStatusCommand(program: Command): void {
     .command('status')
     .description('show reconciler conditions, per-zone generation and digest, and live egress instances')
     .addOption(natsOption())
+    .addOption(credsOption())
+    .addOption(natsCaOption())
+    .addOption(natsCertOption())
+    .addOption(natsKeyOption())
     .addOption(outputOption())
     .option('--wait', 'wait until the reconciler is Ready (or --timeout), then print the status')
     .option('--watch', 'print the status again whenever it changes (until Ctrl-C or --timeout)')
@@ -92,6 +101,7 @@ export function registerStatusCommand(program: Command): void {
       const timeoutMs = parseDuration(opts.timeout, '--timeout')
       const intervalMs = 1000
       const servers = natsServers(opts.nats)
+      const auth = await natsConnectOptions(opts)
       // Loaded on use: keeps pino and the NATS client out of the start-up of every other command.
       const [{ pino }, { connectBus }] = await Promise.all([import('pino'), import('../transport/nats-bus.js')])
       const view = await import('./status-view.js')
@@ -100,6 +110,7 @@ export function registerStatusCommand(program: Command): void {
       try {
         bus = await connectBus({
           servers,
+          auth,
           name: 'zonegate-cli',
           log,
           waitOnFirstConnect: false,

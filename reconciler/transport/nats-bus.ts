@@ -11,6 +11,7 @@ import { type KV, Kvm, type KvOptions } from '@nats-io/kv'
 import { type ObjectStore, Objm } from '@nats-io/obj'
 import { connect, type NatsConnection } from '@nats-io/transport-node'
 import type { Logger } from 'pino'
+import type { NatsAuthOptions } from '../../cli/nats-connect.js'
 import {
   Bucket,
   EVENTS_DUPLICATE_WINDOW_NS,
@@ -51,6 +52,8 @@ export interface ConnectBusOptions {
   maxReconnectAttempts?: number
   /** Timeout of JetStream API calls and publishes (ms, default 5000). */
   apiTimeoutMs?: number
+  /** Credentials, TLS and inbox prefix (cli/nats-connect.ts `natsConnectOptions`). */
+  auth?: NatsAuthOptions
 }
 
 /**
@@ -61,6 +64,7 @@ export interface ConnectBusOptions {
 export async function connectBus(opts: ConnectBusOptions): Promise<Bus> {
   const log = opts.log.child({ component: 'nats' })
   const nc = await connect({
+    ...opts.auth,
     servers: opts.servers,
     name: opts.name,
     maxReconnectAttempts: opts.maxReconnectAttempts ?? -1,

@@ -1,5 +1,6 @@
 import { NoRespondersError, RequestError, TimeoutError } from '@nats-io/nats-core'
 import { connect, type Subscription } from '@nats-io/transport-node'
+import type { NatsAuthOptions } from '../../cli/nats-connect.js'
 import type { ReconcileReply } from '../../schemas/events.js'
 import { RECONCILE_SUBJECT } from '../../schemas/subjects.js'
 import { ReconcileError } from '../core/errors.js'
@@ -99,8 +100,10 @@ export async function requestReconcile(
   servers: string[],
   timeoutMs: number,
   onCommitEvent?: (event: unknown) => void,
+  auth: NatsAuthOptions = {},
 ): Promise<ReconcileReply> {
   const nc = await connect({
+    ...auth,
     servers,
     name: 'zonegate-cli',
     maxReconnectAttempts: 0,
@@ -120,7 +123,7 @@ export async function requestReconcile(
           // not JSON: not ours to show
         }
       }
-    })()
+    })().catch(() => {}) // a token without the right to subscribe: no progress lines, the request still runs
   try {
     const m = await nc.request(RECONCILE_SUBJECT, JSON.stringify({ requestedAt: new Date().toISOString() }), {
       timeout: timeoutMs,

@@ -218,6 +218,9 @@ function clusterAsServer(c: NatsCluster): NatsServer {
     storeDir: c.nodes[0]!.storeDir,
     kill: () => c.killAll(),
     restart: () => c.restartAll(),
+    reload: async () => {
+      throw new Error('reload is not supported on a cluster here')
+    },
     stop: async () => {},
   }
 }

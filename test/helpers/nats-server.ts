@@ -20,6 +20,8 @@ export interface NatsServer {
   restart(): Promise<void>
   /** Kill and delete the store. */
   stop(): Promise<void>
+  /** `nats-server --signal reload`: SIGHUP, then waits until the server logged the reload. */
+  reload(): Promise<void>
 }
 
 export function natsServerBin(): string {
@@ -49,24 +51,32 @@ async function waitForPortsFile(dir: string, child: ChildProcess, timeoutMs: num
 
 /**
  * `config`: extra nats-server configuration text (e.g. `max_payload: 65536`), written to a file in the
- * server's directory and passed with `-c`; command-line flags (address, port, store) still win.
+ * server's directory and passed with `-c`; command-line flags (address, port, store) still win. `configFile`:
+ * a configuration file used in place (e.g. `zonegate auth init`'s nats-auth.conf, rewritten by a revocation and
+ * applied with `reload()`).
  */
-export async function startNatsServer(opts: { port?: number; config?: string } = {}): Promise<NatsServer> {
+export async function startNatsServer(
+  opts: { port?: number; config?: string; configFile?: string; storeDir?: string } = {},
+): Promise<NatsServer> {
   const root = await mkdtemp(join(tmpdir(), 'zonegate-nats-'))
-  const configFile = join(root, 'nats.conf')
+  const configFile = opts.configFile ?? join(root, 'nats.conf')
   if (opts.config !== undefined) await writeFile(configFile, opts.config)
-  const storeDir = join(root, 'store')
+  // with a configuration file of its own (`storeDir` set), JetStream and its store come from that file
+  const storeDir = opts.storeDir ?? join(root, 'store')
   let child: ChildProcess | undefined
   let port = opts.port ?? -1
   let stderr = ''
+  let reloads = 0
   const killOnExit = () => child?.kill('SIGKILL')
   process.once('exit', killOnExit)
 
   const launch = async () => {
-    const args = ['-a', '127.0.0.1', '-p', String(port), '-js', '-sd', storeDir, '--ports_file_dir', root]
-    if (opts.config !== undefined) args.push('-c', configFile)
+    const args = ['-a', '127.0.0.1', '-p', String(port), '--ports_file_dir', root]
+    if (opts.storeDir === undefined) args.push('-js', '-sd', storeDir)
+    if (opts.config !== undefined || opts.configFile !== undefined) args.push('-c', configFile)
     const c = spawn(natsServerBin(), args, { stdio: ['ignore', 'ignore', 'pipe'] })
     c.stderr?.on('data', (d: Buffer) => {
+      reloads += (d.toString().match(/Reloaded server configuration/g) ?? []).length
       stderr = (stderr + d.toString()).slice(-4000)
     })
     child = c
@@ -99,10 +109,22 @@ export async function startNatsServer(opts: { port?: number; config?: string } =
     storeDir,
     kill,
     restart: launch,
+    reload: async () => {
+      const c = child
+      if (!c || c.exitCode !== null) throw new Error('nats-server is not running')
+      const before = reloads
+      c.kill('SIGHUP')
+      const deadline = Date.now() + 5000
+      while (reloads <= before) {
+        if (Date.now() > deadline) throw new Error(`nats-server did not reload; stderr: ${stderr.slice(-1000)}`)
+        await new Promise((r) => setTimeout(r, 20))
+      }
+    },
     stop: async () => {
       await kill()
       process.removeListener('exit', killOnExit)
       await rm(root, { recursive: true, force: true })
+      if (opts.storeDir !== undefined) await rm(opts.storeDir, { recursive: true, force: true })
     },
   }
 }
