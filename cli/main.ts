@@ -114,6 +114,9 @@ async function main(argv: string[]): Promise<void> {
     const { code, message } = exitFor(err)
     if (message) process.stderr.write(`zonegate: ${message}\n`)
     process.exitCode = code
+    // The command ended in an error: whatever it left open (a client socket to a peer that never answered)
+    // must not keep the process alive. Unref'd, so a process with nothing left exits at once as usual.
+    setTimeout(() => process.exit(code), 500).unref()
   }
 }
 

@@ -15,7 +15,14 @@ import { initialPassState, type PassReport, type PassState, reconcileOnce } from
 import { type RolloutTracker, startRolloutTracker } from './rollout/tracker.js'
 import { createGitSource, gitRevision, shaOfRevision } from './source/git-source.js'
 import { createPassDeps } from './steps/deps.js'
-import { initialStatus, passOutcome, statusAfter, statusReconciling, statusWithRollouts } from './steps/status.js'
+import {
+  initialStatus,
+  passOutcome,
+  statusAfter,
+  statusReconciling,
+  statusStandby,
+  statusWithRollouts,
+} from './steps/status.js'
 import { type CertServer, serveCertRequests } from './transport/cert-server.js'
 import { type Lease, startLease } from './transport/lease.js'
 import { type Bus, connectBus, ensureNatsLayout } from './transport/nats-bus.js'
@@ -324,6 +331,7 @@ export async function runReconciler(opts: ReconcilerOptions): Promise<RunningRec
   else {
     log.info({ id }, 'standby: another reconciler holds the lease')
     firstPassDone = false
+    status = statusStandby(status, new Date())
   }
 
   let stopping: Promise<void> | undefined

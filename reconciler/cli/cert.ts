@@ -1,7 +1,7 @@
 import { chmod, mkdir, writeFile } from 'node:fs/promises'
 import { join, resolve } from 'node:path'
 import type { Command } from 'commander'
-import { natsOption, natsServers, parseDuration, UsageError } from '../../cli/common.js'
+import { natsOption, natsServers, natsUnreachableMessage, parseDuration, UsageError } from '../../cli/common.js'
 import { credsOption, natsCaOption, natsCertOption, natsConnectOptions, natsKeyOption } from '../../cli/nats-connect.js'
 import type { CaMaterial } from '../core/pki/index.js'
 
@@ -21,6 +21,7 @@ interface IssueOptions {
   natsCa?: string
   natsCert?: string
   natsKey?: string
+  timeout: string
 }
 
 /**
@@ -46,7 +47,9 @@ export function registerCertCommand(program: Command): void {
     .addOption(natsCaOption())
     .addOption(natsCertOption())
     .addOption(natsKeyOption())
+    .option('--timeout <duration>', 'how long to wait for NATS to answer (at most 5s is used)', '5s')
     .action(async (opts: IssueOptions) => {
+      parseDuration(opts.timeout, '--timeout') // a bad value is a usage error before any work
       const lifetimeMs = parseDuration(opts.validFor, '--valid-for')
       if (lifetimeMs <= 0) throw new UsageError('--valid-for: must be positive')
       if (!/^[a-zA-Z0-9.\-_:]+$/.test(opts.service))
@@ -126,14 +129,17 @@ async function builtinOverNats(opts: IssueOptions, backend?: string): Promise<Ca
   const { Kvm } = await import('@nats-io/kv')
   const { Bucket } = await import('../../schemas/subjects.js')
   const { readAppliedMtls, readBuiltinCa } = await import('../transport/ca-store.js')
+  const { natsServersAnswering, connectBudgetMs } = await import('../../cli/nats-probe.js')
+  const budget = connectBudgetMs(parseDuration(opts.timeout, '--timeout'))
+  const answering = await natsServersAnswering(servers, budget)
   const nc = await connect({
     ...auth,
-    servers,
+    servers: answering,
     maxReconnectAttempts: 0,
     waitOnFirstConnect: false,
-    timeout: 5000,
+    timeout: budget,
   }).catch((err: unknown) => {
-    throw new CertFailed(`cannot connect to NATS at ${servers.join(', ')}`, { cause: err })
+    throw new UsageError(natsUnreachableMessage(servers, err))
   })
   try {
     const kv = await new Kvm(jetstream(nc, { timeout: 5000 })).open(Bucket.Ca)

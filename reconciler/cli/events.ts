@@ -29,6 +29,7 @@ interface EventsFlags {
   natsCa?: string
   natsCert?: string
   natsKey?: string
+  timeout: string
 }
 
 /**
@@ -45,6 +46,7 @@ export function registerEventsCommand(program: Command): void {
     .option('--commit <sha>', 'only events of this commit (full sha or prefix)')
     .option('--zone <zone>', 'only events of this zone (repeatable)', collectList)
     .option('--watch', 'keep following new events until Ctrl-C')
+    .option('--timeout <duration>', 'how long to wait for NATS to answer (at most 5s is used)', '5s')
     .addOption(outputOption())
     .addOption(natsOption())
     .addOption(credsOption())
@@ -71,14 +73,17 @@ async function runEvents(flags: EventsFlags): Promise<number> {
   const servers = natsServers(flags.nats)
   const auth = await natsConnectOptions(flags)
   const { connect } = await import('@nats-io/transport-node')
+  const { natsServersAnswering, connectBudgetMs } = await import('../../cli/nats-probe.js')
+  const budget = connectBudgetMs(parseDuration(flags.timeout, '--timeout'))
+  const answering = await natsServersAnswering(servers, budget)
   let nc: NatsConnection
   try {
     nc = await connect({
       ...auth,
-      servers,
+      servers: answering,
       name: 'zonegate-events',
       maxReconnectAttempts: flags.watch ? -1 : 0,
-      timeout: 3000,
+      timeout: budget,
     })
   } catch (err) {
     throw new UsageError(natsUnreachableMessage(servers, err))

@@ -1,5 +1,12 @@
 import type { Command } from 'commander'
-import { natsOption, natsServers, natsUnreachableMessage, parseReplicas } from '../../cli/common.js'
+import {
+  natsOption,
+  natsServers,
+  natsUnreachableMessage,
+  parseDuration,
+  parseReplicas,
+  UsageError,
+} from '../../cli/common.js'
 import {
   credsOption,
   type NatsFlags,
@@ -14,7 +21,7 @@ import type { Bus } from '../transport/nats-bus.js'
  * `zonegate nats migrate [--replicas N] [--nats URL]...`: brings the replica count of every bucket and the
  * events stream to N (default: 3 when the server reports a cluster, else 1), in place. Prints one line per
  * stream. Exits 0 when everything has N replicas, 1 when the server refused (message names the stream),
- * 2 on bad flags.
+ * 2 on bad flags or when NATS cannot be reached (or the peer is not a NATS server).
  */
 export function registerNatsCommand(program: Command): void {
   const nats = program.command('nats').description('maintenance of zonegate’s NATS layout')
@@ -27,10 +34,14 @@ export function registerNatsCommand(program: Command): void {
     .addOption(natsCaOption())
     .addOption(natsCertOption())
     .addOption(natsKeyOption())
-    .action(async (opts: { replicas?: string } & NatsFlags) => {
+    .option('--timeout <duration>', 'how long to wait for NATS to answer (at most 5s is used)', '5s')
+    .action(async (opts: { replicas?: string; timeout: string } & NatsFlags) => {
       const replicas = opts.replicas === undefined ? undefined : parseReplicas(opts.replicas)
       const servers = natsServers(opts.nats)
       const auth = await natsConnectOptions(opts)
+      const { natsServersAnswering, connectBudgetMs } = await import('../../cli/nats-probe.js')
+      const budget = connectBudgetMs(parseDuration(opts.timeout, '--timeout'))
+      const answering = await natsServersAnswering(servers, budget)
       const [{ pino }, { connectBus, defaultReplicas }, { migrateReplicas }] = await Promise.all([
         import('pino'),
         import('../transport/nats-bus.js'),
@@ -40,17 +51,16 @@ export function registerNatsCommand(program: Command): void {
       let bus: Bus
       try {
         bus = await connectBus({
-          servers,
+          servers: answering,
           auth,
+          connectTimeoutMs: budget,
           name: 'zonegate-cli',
           log,
           waitOnFirstConnect: false,
           maxReconnectAttempts: 0,
         })
       } catch (err) {
-        process.stderr.write(`zonegate: ${natsUnreachableMessage(servers, err)}\n`)
-        process.exitCode = 1
-        return
+        throw new UsageError(natsUnreachableMessage(servers, err))
       }
       try {
         const want = replicas ?? defaultReplicas(bus.nc.info)

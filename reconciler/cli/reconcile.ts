@@ -83,6 +83,7 @@ export function registerReconcileCommand(program: Command): void {
         }
       } catch (err) {
         if (err instanceof NatsUnreachable) throw new UsageError(natsUnreachableMessage(servers, err.cause))
+        if (err instanceof UsageError) throw err // the peer is not NATS (cli/nats-probe.ts)
         process.stderr.write(`✗ ${err instanceof Error ? err.message : String(err)}\n`)
         process.exitCode = ReconcileExit.Failed
       }

@@ -97,10 +97,22 @@ function watchOptions(flags: WatchFlags): WatchOptions {
   return { commit, zones: flags.zone ?? [], untilConverged: flags.until === 'converged' }
 }
 
-async function connectOrFail(servers: string[], auth: NatsAuthOptions): Promise<NatsConnection> {
+async function connectOrFail(
+  servers: string[],
+  auth: NatsAuthOptions,
+  timeoutMs: number | undefined,
+): Promise<NatsConnection> {
+  const { natsServersAnswering, connectBudgetMs } = await import('../../cli/nats-probe.js')
+  const answering = await natsServersAnswering(servers, connectBudgetMs(timeoutMs))
   try {
     const { connect } = await import('@nats-io/transport-node')
-    return await connect({ ...auth, servers, name: 'zonegate-rollout-watch', maxReconnectAttempts: 5, timeout: 3000 })
+    return await connect({
+      ...auth,
+      servers: answering,
+      name: 'zonegate-rollout-watch',
+      maxReconnectAttempts: 5,
+      timeout: connectBudgetMs(timeoutMs),
+    })
   } catch (err) {
     throw new UsageError(natsUnreachableMessage(servers, err))
   }
@@ -193,7 +205,7 @@ export async function runRolloutWatch(flags: WatchFlags, out: (line: string) => 
     return exitCodeFor(s)
   }
 
-  const nc = await connectOrFail(natsServers(flags.nats), await natsConnectOptions(flags))
+  const nc = await connectOrFail(natsServers(flags.nats), await natsConnectOptions(flags), timeoutMs)
   let msgs: ConsumerMessages | undefined
   let stopped = false
   const stop = () => {

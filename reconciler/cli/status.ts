@@ -106,11 +106,14 @@ export function registerStatusCommand(program: Command): void {
       const [{ pino }, { connectBus }] = await Promise.all([import('pino'), import('../transport/nats-bus.js')])
       const view = await import('./status-view.js')
       const log = pino({ level: process.env.LOG_LEVEL ?? 'silent' }, pino.destination(2))
+      const { natsServersAnswering, connectBudgetMs } = await import('../../cli/nats-probe.js')
+      const answering = await natsServersAnswering(servers, connectBudgetMs(timeoutMs))
       let bus: Bus
       try {
         bus = await connectBus({
-          servers,
+          servers: answering,
           auth,
+          connectTimeoutMs: connectBudgetMs(timeoutMs),
           name: 'zonegate-cli',
           log,
           waitOnFirstConnect: false,

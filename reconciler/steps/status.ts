@@ -114,3 +114,26 @@ export function initialStatus(id: string, now: Date, stored?: ReconcilerStatus |
     violations: [],
   }
 }
+
+/**
+ * The status of a standby (issue #12.3): the stored status (the lease holder's zones and revisions) with
+ * `Ready=Unknown` reason `Standby`, because this process never read those revisions itself: a standby must
+ * not report `Ready=True` for a revision it never read. Its first pass as lease holder sets the real
+ * conditions. Pure.
+ */
+export function statusStandby(prev: ReconcilerStatus, now: Date): ReconcilerStatus {
+  const time = now.toISOString()
+  return {
+    ...prev,
+    time,
+    conditions: [
+      {
+        type: 'Ready',
+        status: 'Unknown',
+        reason: 'Standby',
+        message: 'standby: another reconciler holds the lease; this one has not read any revision',
+        lastTransitionTime: time,
+      },
+    ],
+  }
+}

@@ -54,6 +54,8 @@ export interface ConnectBusOptions {
   apiTimeoutMs?: number
   /** Credentials, TLS and inbox prefix (cli/nats-connect.ts `natsConnectOptions`). */
   auth?: NatsAuthOptions
+  /** Timeout of the connection attempt (ms, default 5000). */
+  connectTimeoutMs?: number
 }
 
 /**
@@ -70,7 +72,7 @@ export async function connectBus(opts: ConnectBusOptions): Promise<Bus> {
     maxReconnectAttempts: opts.maxReconnectAttempts ?? -1,
     reconnectTimeWait: 250,
     waitOnFirstConnect: opts.waitOnFirstConnect ?? true,
-    timeout: 5000,
+    timeout: opts.connectTimeoutMs ?? 5000,
   })
   void (async () => {
     for await (const s of nc.status()) {

@@ -102,9 +102,11 @@ export async function requestReconcile(
   onCommitEvent?: (event: unknown) => void,
   auth: NatsAuthOptions = {},
 ): Promise<ReconcileReply> {
+  const { natsServersAnswering, connectBudgetMs } = await import('../../cli/nats-probe.js')
+  const answering = await natsServersAnswering(servers, connectBudgetMs(timeoutMs))
   const nc = await connect({
     ...auth,
-    servers,
+    servers: answering,
     name: 'zonegate-cli',
     maxReconnectAttempts: 0,
     waitOnFirstConnect: false,

@@ -1,5 +1,6 @@
 import { execFileSync, spawn } from 'node:child_process'
 import { cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import http from 'node:http'
 import net, { type AddressInfo } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
@@ -21,6 +22,11 @@ let nats: NatsServer
 let busy: net.Server
 let busyPort: number
 let deadNats: string
+/** Peers that are not NATS: a TCP listener that accepts and says nothing, and an HTTP server. */
+let silent: net.Server
+let silentUrl: string
+let web: http.Server
+let webUrl: string
 
 function zonegate(
   args: string[],
@@ -64,12 +70,21 @@ beforeAll(async () => {
   await new Promise<void>((r) => busy.listen(0, '127.0.0.1', r))
   busyPort = (busy.address() as AddressInfo).port
   deadNats = `nats://127.0.0.1:${await closedPort()}`
+  silent = net.createServer(() => {})
+  await new Promise<void>((r) => silent.listen(0, '127.0.0.1', r))
+  silentUrl = `nats://127.0.0.1:${(silent.address() as AddressInfo).port}`
+  web = http.createServer((_q, res) => res.end('hello'))
+  await new Promise<void>((r) => web.listen(0, '127.0.0.1', r))
+  webUrl = `nats://127.0.0.1:${(web.address() as AddressInfo).port}`
   nats = await startNatsServer()
 }, 120_000)
 
 afterAll(async () => {
   await nats?.stop()
   await new Promise<void>((r) => (busy ? busy.close(() => r()) : r()))
+  silent?.close()
+  web?.closeAllConnections()
+  web?.close()
   rmSync(dir, { recursive: true, force: true })
 })
 
@@ -80,7 +95,20 @@ interface Case {
   code: number
   out?: RegExp
   err?: RegExp
+  /** The command must end within this many ms (its --timeout plus process start-up on a busy machine). */
+  withinMs?: number
 }
+
+/** Every command that talks to NATS, with a 1 s budget where it takes one. */
+const NATS_COMMANDS: readonly string[][] = [
+  ['reconcile', '--timeout', '1s'],
+  ['status', '--timeout', '1s'],
+  ['status', '--wait', '--timeout', '1s'],
+  ['rollout', 'watch', '--timeout', '1s'],
+  ['events', '--timeout', '1s'],
+  ['cert', 'issue', '--mesh', 'default', '--service', 'web', '--out', '/nonexistent-cert-dir', '--timeout', '1s'],
+  ['nats', 'migrate', '--timeout', '1s'],
+]
 
 const cases: Case[] = [
   { name: 'version flag', args: () => ['--version'], code: 0, out: new RegExp(`^${version}\\n$`) },
@@ -182,6 +210,35 @@ const cases: Case[] = [
       err: /cannot connect to NATS at nats:\/\/127\.0\.0\.1:\d+.*nats-server -js/,
     }),
   ),
+  ...NATS_COMMANDS.flatMap((args): Case[] => [
+    {
+      name: `${args.slice(0, 2).join(' ')}: a peer that accepts and says nothing is not NATS (2, within --timeout)`,
+      args: () => [...args, '--nats', silentUrl],
+      code: 2,
+      err: /cannot connect to NATS at .*not a NATS server: it accepted the connection but sent nothing within 1s/,
+      withinMs: 8000,
+    },
+    {
+      name: `${args.slice(0, 2).join(' ')}: an HTTP server is not NATS (2, within --timeout)`,
+      args: () => [...args, '--nats', webUrl],
+      code: 2,
+      err: /not a NATS server/,
+      withinMs: 8000,
+    },
+  ]),
+  {
+    name: 'nats migrate with NATS down (2)',
+    args: () => ['nats', 'migrate', '--nats', deadNats],
+    code: 2,
+    err: /cannot connect to NATS at nats:\/\/127\.0\.0\.1:\d+ \(connection refused\)/,
+  },
+  {
+    name: 'reconciler --repo that does not exist (2 at start)',
+    args: () => ['reconciler', '--repo', join(dir, 'no-such-dir'), '--nats', deadNats],
+    code: 2,
+    err: /no-such-dir: no such directory/,
+    withinMs: 8000,
+  },
   {
     name: 'NATS_URL from the environment is used',
     args: () => ['status'],
@@ -229,7 +286,9 @@ const cases: Case[] = [
 
 describe('cli exit codes', () => {
   it.each(cases)('cli exit codes - $name → $code', async (c) => {
+    const t0 = Date.now()
     const r = await zonegate(c.args(), c.env?.() ?? {})
+    if (c.withinMs !== undefined) expect(Date.now() - t0, r.err).toBeLessThan(c.withinMs)
     expect({ code: r.code, err: r.err }).toMatchObject({ code: c.code })
     if (c.out) expect(r.out).toMatch(c.out)
     if (c.err) expect(r.err).toMatch(c.err)

@@ -95,6 +95,11 @@ describe('reconciler failover', () => {
       })
       try {
         expect(standby.isLeader()).toBe(false)
+        // The stored status says Ready=True for the child's revision; the standby never read it (issue #12.3).
+        expect(standby.status().conditions.find((c) => c.type === 'Ready')).toMatchObject({
+          status: 'Unknown',
+          reason: 'Standby',
+        })
         // The leader (child) publishes a new commit; the standby publishes nothing of its own.
         const sha2 = await repo.commit({ 'external/a-only.yaml': externalYaml('a-only', '127.0.0.1:18401', 'zone-a') })
         await waitUntil(
