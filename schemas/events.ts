@@ -124,6 +124,8 @@ export interface InstanceHeartbeat {
   digest?: string
   listen?: string
   admin?: string
+  /** The instance's heartbeat period (ms; `zonegate egress --heartbeat`). Absent from older egresses: 10 s. */
+  heartbeatMs?: number
   time: string
 }
 

@@ -119,5 +119,15 @@ export const INSTANCES_TTL_MS = 30_000
 export const LEASES_TTL_MS = 15_000
 export const HEARTBEAT_INTERVAL_MS = 10_000
 
+/**
+ * An instance whose last heartbeat is older than this many of its heartbeat periods is `unknown` (killed, hung
+ * or cut off): `zonegate status` says so and rollouts do not wait for it (docs/reconciler.md "Rollouts").
+ */
+export const UNKNOWN_AFTER_PERIODS = 2
+
+/** How long after its last heartbeat an instance becomes `unknown`: two of its periods (default 10 s each). Pure. */
+export const unknownAfterMs = (heartbeatMs: number | undefined) =>
+  UNKNOWN_AFTER_PERIODS * (typeof heartbeatMs === 'number' && heartbeatMs > 0 ? heartbeatMs : HEARTBEAT_INTERVAL_MS)
+
 /** Default NATS URL when neither `--nats` nor `$NATS_URL` is given. */
 export const DEFAULT_NATS_URL = 'nats://127.0.0.1:4222'

@@ -49,7 +49,7 @@ export function startHeartbeat(
   const write = async () => {
     const bucket = kv()
     if (bucket === undefined) return
-    const value: InstanceHeartbeat = { ...source(), time: new Date().toISOString() }
+    const value: InstanceHeartbeat = { ...source(), heartbeatMs: intervalMs, time: new Date().toISOString() }
     try {
       await bucket.put(key, JSON.stringify(value))
     } catch (err) {

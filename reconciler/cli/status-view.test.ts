@@ -167,3 +167,31 @@ describe('status view', () => {
     for (const [r, text] of cases) expect(formatRollout(r)).toBe(text)
   })
 })
+
+describe('status view - unknown instances (issue #16.5)', () => {
+  it('status view - a heartbeat older than two of its periods shows as unknown, with the state it last reported', () => {
+    const at = (ms: number) => new Date(ms).toISOString()
+    const rec = (instance: string, time: string, heartbeatMs?: number): InstanceRecord => ({
+      zone: 'zone-a',
+      egress: 'ze-1',
+      instance,
+      kvRevision: 1,
+      heartbeat: { state: 'serving', digest: 'sha256:a', time, ...(heartbeatMs ? { heartbeatMs } : {}) },
+    })
+    const now = 100_000
+    const v = buildStatusView(
+      status,
+      new Map(),
+      [rec('fresh', at(now - 900), 500), rec('dead', at(now - 1001), 500), rec('old-egress', at(now - 20_001))],
+      now,
+    )
+    const got = v.zones[0]?.instances.map((i) => [i.instance, i.state, i.lastState])
+    expect(got).toEqual([
+      ['dead', 'unknown', 'serving'],
+      ['fresh', 'serving', undefined],
+      ['old-egress', 'unknown', 'serving'],
+    ])
+    // without `now` nothing is judged (callers that only render)
+    expect(buildStatusView(status, new Map(), [rec('dead', at(0), 500)]).zones[0]?.instances[0]?.state).toBe('serving')
+  })
+})

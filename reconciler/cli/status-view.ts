@@ -1,4 +1,5 @@
 import type { ReconcilerStatus, StatusCondition, ZoneRolloutStatus } from '../../schemas/status.js'
+import { unknownAfterMs } from '../../schemas/subjects.js'
 import type { PublishedZoneTable } from '../../schemas/table.js'
 import { formatViolation, type Violation } from '../../schemas/violation.js'
 import type { InstanceRecord } from '../transport/status-store.js'
@@ -21,6 +22,11 @@ export interface InstanceView {
   time: string
   /** `current`: serves the zone's published digest; `stale`: another digest; `none`: no table yet. */
   serving: 'current' | 'stale' | 'none'
+  /**
+   * Set when `state` is `unknown`: the state its last heartbeat reported (the heartbeat is older than two of
+   * its periods, so the instance was killed, hangs or is cut off from NATS).
+   */
+  lastState?: string
 }
 
 export interface ZoneView {
@@ -51,11 +57,15 @@ export interface StatusView {
 
 const byName = (a: string, b: string) => (a < b ? -1 : a > b ? 1 : 0)
 
-/** Builds the view; zones and instances sorted by name. Pure. */
+/**
+ * Builds the view; zones and instances sorted by name. With `now` (ms), an instance whose heartbeat `time` is
+ * older than two of its heartbeat periods shows `state: unknown` (and `lastState`). Pure.
+ */
 export function buildStatusView(
   status: ReconcilerStatus | null,
   tables: ReadonlyMap<string, { table: PublishedZoneTable; kvRevision: number }>,
   instances: readonly InstanceRecord[],
+  now?: number,
 ): StatusView {
   const zones = new Map<string, ZoneView>()
   for (const [zone, { table, kvRevision }] of tables) {
@@ -79,6 +89,11 @@ export function buildStatusView(
     const hb = r.heartbeat
     const serving = !hb.digest ? 'none' : hb.digest === z.digest ? 'current' : 'stale'
     const v: InstanceView = { egress: r.egress, instance: r.instance, state: hb.state, time: hb.time, serving }
+    const age = now === undefined ? Number.NaN : now - Date.parse(hb.time)
+    if (age > unknownAfterMs(hb.heartbeatMs)) {
+      v.state = 'unknown'
+      v.lastState = hb.state
+    }
     if (hb.generation !== undefined) v.generation = hb.generation
     if (hb.digest !== undefined) v.digest = hb.digest
     if (hb.listen !== undefined) v.listen = hb.listen

@@ -68,7 +68,7 @@ export async function readStatusView(bus: Bus): Promise<StatusReading> {
     orEmpty(readInstances(bus), [] as InstanceRecord[]),
     orEmpty(bus.kv.leases.get(LEASE_KEY), null),
   ])
-  const v = view.buildStatusView((stored?.status ?? null) as ReconcilerStatus | null, tables, instances)
+  const v = view.buildStatusView((stored?.status ?? null) as ReconcilerStatus | null, tables, instances, Date.now())
   const active = lease && lease.operation === 'PUT' ? lease.string() : null
   return { view: v, active, ...statusReadiness(v, active) }
 }

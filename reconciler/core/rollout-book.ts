@@ -1,4 +1,5 @@
 import type { ZoneRolloutStatus } from '../../schemas/status.js'
+import { unknownAfterMs } from '../../schemas/subjects.js'
 
 /**
  * The data of rollout tracking (reconciler/core/rollout.ts holds the transitions): the book of live instances,
@@ -20,6 +21,8 @@ export interface InstanceSeen {
   egress: string
   instance: string
   lastSeenMs: number
+  /** Its heartbeat period (from the heartbeat; default 10 s): older than two periods = not waited for. */
+  periodMs?: number
   state?: string
   /** Digest of the last heartbeat. */
   digest?: string
@@ -104,9 +107,16 @@ export function initialRolloutBook(o: { timeoutMs: number; liveTtlMs: number }):
   return { timeoutMs: o.timeoutMs, liveTtlMs: o.liveTtlMs, instances: {}, zones: {}, commits: {} }
 }
 
-/** Live: heartbeat younger than the liveness TTL and not draining/stopped. Pure. */
+/**
+ * How long after its last heartbeat an instance still counts: the liveness TTL (the bucket's, 30 s), but at
+ * most two of its heartbeat periods — an instance that missed two heartbeats is `unknown` (killed, hung,
+ * cut off) and a rollout does not wait for it. Pure.
+ */
+export const liveForMs = (b: RolloutBook, i: InstanceSeen) => Math.min(b.liveTtlMs, unknownAfterMs(i.periodMs))
+
+/** Live: heartbeat younger than `liveForMs` and not draining/stopped. Pure. */
 export const isLive = (b: RolloutBook, i: InstanceSeen, now: number) =>
-  now - i.lastSeenMs <= b.liveTtlMs && !LEAVING_STATES.has(i.state ?? '')
+  now - i.lastSeenMs <= liveForMs(b, i) && !LEAVING_STATES.has(i.state ?? '')
 
 /** The live instances of a zone. Pure. */
 export function liveInstances(b: RolloutBook, zone: string, now: number): InstanceSeen[] {
@@ -122,7 +132,7 @@ export function liveNames(b: RolloutBook, zone: string, now: number): string[] {
 
 /** The next time (ms) at which `tickRollouts` can change something; undefined when nothing waits. Pure. */
 export function nextWakeupMs(book: RolloutBook): number | undefined {
-  const times: number[] = Object.values(book.instances).map((i) => i.lastSeenMs + book.liveTtlMs + 1)
+  const times: number[] = Object.values(book.instances).map((i) => i.lastSeenMs + liveForMs(book, i) + 1)
   for (const z of Object.values(book.zones)) {
     if (z.state === RolloutState.Progressing) times.push(z.deadlineMs)
     for (const l of Object.values(z.late)) if (!l.stale) times.push(l.sinceMs + book.timeoutMs)

@@ -175,10 +175,16 @@ describe('rollout-watch', () => {
       Outcome.Converged,
     ],
     [
-      '--zone untouched by the commit converges at published',
+      '--zone untouched by the commit ends as untouched at published (exit 1, said)',
       { commit: A, zones: ['zone-c'], untilConverged: true },
       [ev.published(A, [['zone-a', 8]])],
-      Outcome.Converged,
+      Outcome.Untouched,
+    ],
+    [
+      '--zone of a commit that changed no zone is untouched, not converged',
+      { commit: A, zones: ['zone-a'], untilConverged: false },
+      [ev.published(A, [])],
+      Outcome.Untouched,
     ],
     [
       '--zone ignores the timeout of another zone',
@@ -233,8 +239,19 @@ describe('rollout-watch', () => {
     ['invalid', commitA, [ev.invalid(A)], 1],
     ['undecided target', commitA, [ev.fetched(A)], 1],
     ['interrupted follow', { zones: [], untilConverged: false }, [ev.fetched(A)], 0],
+    [
+      '--zone untouched by the commit',
+      { commit: A, zones: ['zone-c'], untilConverged: false },
+      [ev.published(A, [['zone-a', 8]])],
+      1,
+    ],
   ])('rollout-watch - exit code when %s', (_name, options, events, code) => {
     expect(exitCodeFor(run(options, events))).toBe(code)
+  })
+
+  it('rollout-watch - an untouched --zone says which zones the commit did change', () => {
+    const s = run({ commit: A, zones: ['zone-c'], untilConverged: true }, [ev.published(A, [['zone-a', 8]])])
+    expect(s.reason).toBe('commit 1a2b3c4 does not touch zone zone-c (it changed zone-a): nothing to roll out there')
   })
 
   it('rollout-watch - timeout says what was awaited', () => {

@@ -15,7 +15,14 @@ import { formatViolation } from '../../schemas/violation.js'
  * - no `--commit` and no `--until`: every event is printed (filtered by `--zone`) until interrupted.
  */
 
-export const Outcome = { Converged: 'converged', Invalid: 'invalid', Stalled: 'stalled', Timeout: 'timeout' } as const
+export const Outcome = {
+  Converged: 'converged',
+  Invalid: 'invalid',
+  Stalled: 'stalled',
+  Timeout: 'timeout',
+  /** `--zone` names a zone the commit's publication does not touch: nothing to wait for there (exit 1). */
+  Untouched: 'untouched',
+} as const
 export type Outcome = (typeof Outcome)[keyof typeof Outcome]
 
 export interface WatchOptions {
@@ -170,14 +177,28 @@ function finish(s: WatchState, outcome: Outcome, reason: string): WatchState {
   return { ...s, outcome, reason }
 }
 
-/** With `--zone`, converged once every watched zone converged or was not touched by the published commit. */
+/**
+ * Once the commit is published: without `--zone`, a commit that changed no zone is converged; with `--zone`, a
+ * watched zone the commit does not touch ends the watch as `untouched` (said, exit 1: there is no rollout to
+ * wait for, and "converged" would claim a change that was never made), else converged once every watched zone
+ * converged.
+ */
 function checkConverged(s: WatchState): WatchState {
   const published = s.publishedZones
   if (!published) return s
-  if (published.length === 0) return finish(s, Outcome.Converged, 'no zone changed')
   const watched = s.options.zones
+  const untouched = watched.filter((z) => !published.includes(z))
+  if (untouched.length > 0) {
+    const what = published.length === 0 ? 'it changed no zone' : `it changed ${published.join(', ')}`
+    return finish(
+      s,
+      Outcome.Untouched,
+      `commit ${shortSha(s.sha)} does not touch zone ${untouched.join(', ')} (${what}): nothing to roll out there`,
+    )
+  }
+  if (published.length === 0) return finish(s, Outcome.Converged, 'no zone changed')
   if (watched.length === 0) return s
-  const pending = watched.filter((z) => published.includes(z) && !s.zones[z]?.converged)
+  const pending = watched.filter((z) => !s.zones[z]?.converged)
   return pending.length === 0 ? finish(s, Outcome.Converged, `zones: ${watched.join(', ')}`) : s
 }
 

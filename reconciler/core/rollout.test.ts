@@ -12,6 +12,7 @@ import {
   tickRollouts,
   zoneRolloutStatuses,
 } from './rollout.js'
+import { liveForMs } from './rollout-book.js'
 
 const TIMEOUT = 1000
 const TTL = 3000
@@ -431,5 +432,49 @@ describe('rollout core', () => {
       },
     ]
     for (const c of cases) expect(nextWakeupMs(run(c.steps).book)).toBe(c.wakeup)
+  })
+})
+
+describe('rollout - dead instances (issue #16.5)', () => {
+  it('rollout - an instance that missed two of its heartbeat periods is not waited for (converges on the others)', () => {
+    let book = initialRolloutBook({ timeoutMs: 60_000, liveTtlMs: 30_000 })
+    const hb = (instance: string, at: number, digest = 'sha256:old') =>
+      observeHeartbeat(
+        book,
+        {
+          zone: 'zone-a',
+          egress: 'ze-a',
+          instance,
+          heartbeat: { state: 'serving', digest, heartbeatMs: 500, time: '' },
+          seenMs: at,
+        },
+        at,
+      ).book
+    book = hb('live', 0)
+    book = hb('dead', 0) // then killed: no more heartbeats
+    book = startCommitRollout(
+      book,
+      {
+        revision: 'main@sha1:aa',
+        sha: 'aa',
+        zones: [{ zone: 'zone-a', generation: 2, digest: 'sha256:new', change: 'changed' }],
+      },
+      100,
+    ).book
+    book = hb('live', 200, 'sha256:new')
+    // 'dead' is still within two periods (1 s): the zone waits for it
+    expect(book.zones['zone-a']?.state).toBe('progressing')
+    expect(nextWakeupMs(book)).toBe(1001) // when 'dead' becomes unknown
+    const later = tickRollouts(book, 1001)
+    expect(later.book.zones['zone-a']?.state).toBe('converged')
+    expect(later.outputs).toContainEqual(expect.objectContaining({ type: 'zone.converged', instances: ['ze-a/live'] }))
+  })
+
+  it('rollout - without a period in the heartbeat (older egress) two default periods (20 s) apply, capped by the TTL', () => {
+    const book = initialRolloutBook({ timeoutMs: 60_000, liveTtlMs: 30_000 })
+    const i = { zone: 'z', egress: 'e', instance: 'i', lastSeenMs: 0 }
+    expect(liveForMs(book, i)).toBe(20_000)
+    expect(liveForMs({ ...book, liveTtlMs: 1500 }, i)).toBe(1500)
+    expect(liveForMs(book, { ...i, periodMs: 2000 })).toBe(4000)
   })
 })

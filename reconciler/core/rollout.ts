@@ -126,6 +126,7 @@ export function observeHeartbeat(
   b.instances[k] = {
     ...(prev ?? { zone: h.zone, egress: h.egress, instance: h.instance }),
     lastSeenMs: Math.max(prev?.lastSeenMs ?? 0, Math.min(h.seenMs, now)),
+    ...(typeof h.heartbeat.heartbeatMs === 'number' ? { periodMs: h.heartbeat.heartbeatMs } : {}),
     state: h.heartbeat.state,
     digest: h.heartbeat.digest,
   }
