@@ -1,5 +1,7 @@
 #!/usr/bin/env bash
-# `npm start`: build, seed .data/gitops from gitops-example/ (first run only), then run the Procfile with foreman.
+# `npm start`: build, seed .data/gitops from gitops-example/ (first run only), NATS auth keys (first run) and fresh
+# tokens (every run) in .data/auth (scripts/demo-auth.sh; docs/security.md), then run the Procfile with foreman:
+# nats-server runs with auth on (.data/auth/nats-server.conf), every process connects with its own token.
 #   npm start                      nats, reconciler, one egress per zone, demo upstreams
 #   npm start -- -m egress=3       three zone-a egress replicas (the rest stay at 1: we prepend all=1)
 # Other arguments go to `foreman start` unchanged (-t SECONDS, -p BASE, ...). Ports: see .foreman and
@@ -16,6 +18,8 @@ echo "start: building (npm run build)"
 npm run -s build
 
 mkdir -p .data/nats .data/egress
+echo "start: NATS auth in .data/auth (keys on first run, fresh tokens now)"
+bash scripts/demo-auth.sh .data/auth .data/nats
 if [ ! -d .data/gitops/.git ]; then
   echo "start: creating .data/gitops from gitops-example/"
   mkdir -p .data/gitops
@@ -49,4 +53,5 @@ done
 # people read these logs: one pretty line per entry (LOG_FORMAT=json npm start for JSON lines)
 export LOG_FORMAT="${LOG_FORMAT:-pretty}"
 
+echo "start: zonegate commands need a token now, e.g. NATS_CREDS=.data/auth/viewer.creds zonegate status"
 exec foreman start -f Procfile "${args[@]}"

@@ -6,12 +6,12 @@ import { afterAll, describe, expect, it } from 'vitest'
 import { probe } from '../../egress/probe/probe.js'
 import type { ReconcilerStatus } from '../../schemas/status.js'
 import { type RunningProcess, repoRoot, startForeman, waitFor, waitForUrl } from '../helpers/procfile.js'
-import { cli, requireBuild, tmpScratch } from './system.js'
+import { cli, demoAuth, requireBuild, tmpScratch } from './system.js'
 
 /**
  * The project's Procfile through Debian's foreman with `-m all=1,egress=3`, in a scratch folder holding a copy
  * of the Procfile and .foreman, a copy of dist/ (node_modules linked) and a fresh .data/ (gitops repository seeded from
- * gitops-example/ with the git CLI, as `npm start` does). The Procfile's ports are fixed (nats 4222,
+ * gitops-example/ with the git CLI, keys and tokens from scripts/demo-auth.sh, as `npm start` does: auth on). The Procfile's ports are fixed (nats 4222,
  * reconciler 9090, demo upstreams, egresses from .foreman's base 15000): the test checks them first and
  * fails with a clear message when one is taken. Everything runs in this one test, which stops foreman
  * (SIGTERM to its process group) whatever happens.
@@ -80,6 +80,8 @@ describe('e2e foreman', () => {
     git(gitops, 'init', '-q', '-b', 'main')
     git(gitops, 'add', '-A')
     git(gitops, 'commit', '-qm', 'seed')
+    // keys and tokens as `npm start` makes them: nats-server runs with auth on, every process has a token
+    await demoAuth(join(scratch, '.data/auth'), join(scratch, '.data/nats'))
 
     fm = startForeman({ cwd: scratch, formation: 'all=1,egress=3', timeoutS: 10, env: { LOG_LEVEL: 'warn' } })
     const exited = fm.exited.then(() => {
@@ -112,7 +114,7 @@ describe('e2e foreman', () => {
     git(gitops, 'commit', '-qm', 'add shipping')
     const sha = git(gitops, 'rev-parse', 'HEAD')
     const [reconcile, watch] = await Promise.all([
-      cli(['reconcile', '--nats', NATS]),
+      cli(['reconcile', '--nats', NATS, '--creds', join(scratch, '.data/auth/reconciler.creds')]),
       cli([
         'rollout',
         'watch',
@@ -124,6 +126,8 @@ describe('e2e foreman', () => {
         '20s',
         '--nats',
         NATS,
+        '--creds',
+        join(scratch, '.data/auth/viewer.creds'),
         '--output',
         'json',
       ]),

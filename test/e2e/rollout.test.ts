@@ -1,5 +1,8 @@
+import { jetstream } from '@nats-io/jetstream'
+import { Kvm } from '@nats-io/kv'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { probe } from '../../egress/probe/probe.js'
+import { Bucket, tableKey } from '../../schemas/subjects.js'
 import { waitFor } from '../helpers/procfile.js'
 import { cli, configDump, type Egress, openTls, probeCli, type System, startSystem, waitForReady } from './system.js'
 
@@ -44,6 +47,8 @@ async function watchCommit(sha: string, timeout = '15s') {
     timeout,
     '--nats',
     sys.nats.url,
+    '--creds',
+    sys.creds.viewer,
     '--output',
     'json',
   ])
@@ -71,6 +76,23 @@ afterAll(async () => {
 })
 
 describe('e2e rollout', () => {
+  it('e2e - the system runs secured: NATS refuses a client without a token; tables are signed', async () => {
+    const anonymous = await cli(['status', '--nats', sys.nats.url])
+    expect(anonymous.code).toBe(2)
+    expect(anonymous.stderr).toMatch(/refused the credentials/)
+    const viewer = await cli(['status', '--nats', sys.nats.url, '--creds', sys.creds.viewer, '--output', 'json'])
+    expect(viewer.code, viewer.stderr).toBe(0)
+    // an egress token may not write the tables (the reconciler's token may)
+    const zoneA = await cli(['reconcile', '--nats', sys.nats.url, '--creds', `${sys.authDir}/zone-a-egress.creds`])
+    expect(zoneA.code).toBe(1)
+    expect(zoneA.stderr).toMatch(/Permissions Violation/)
+    const tables = await new Kvm(jetstream(sys.nc)).open(Bucket.Tables)
+    expect((await tables.get(tableKey('zone-a')))?.json<{ signature?: { alg: string } }>().signature?.alg).toBe(
+      'ed25519',
+    )
+    for (const e of sys.egresses) expect(e.proc.output()).not.toContain('NO TRUSTED KEY CONFIGURED')
+  })
+
   it('e2e - a commit converges within 5 s and the new SNI routes to its upstream', async () => {
     expect((await ask(a1.port, 'shipping')).detail).toBe('unrecognized_name')
     const t0 = Date.now()

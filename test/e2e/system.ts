@@ -5,11 +5,13 @@ import { tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
 import tls from 'node:tls'
 import { connect, type NatsConnection } from '@nats-io/transport-node'
+import { natsConnectOptions } from '../../cli/nats-connect.js'
 import type { ReconcilerStatus, ZoneStatus } from '../../schemas/status.js'
 import { RECONCILE_SUBJECT } from '../../schemas/subjects.js'
 import { createGitRepo, type GitRepo, readFolderFiles } from '../helpers/git-repo.js'
+import { demoAuth, startAuthNats } from '../helpers/nats-auth.js'
 import type { NatsCluster } from '../helpers/nats-cluster.js'
-import { type NatsServer, startNatsServer } from '../helpers/nats-server.js'
+import type { NatsServer } from '../helpers/nats-server.js'
 import {
   freePort,
   type ProcfileEntry,
@@ -26,7 +28,9 @@ import {
  * The whole system from the built CLI for end-to-end tests: a real nats-server, `zonegate reconciler` on a
  * scratch isomorphic-git repository seeded from gitops-example/ (its upstream ports rewritten to random ones),
  * `zonegate egress` processes in NATS mode and TLS demo upstreams (`dist/demo/upstream.js`), all started
- * from the Procfile's own command lines with addresses and paths replaced. Random ports everywhere.
+ * from the Procfile's own command lines with addresses and paths replaced. Random ports everywhere. Secured as
+ * `npm start` is: nats-server runs the configuration `zonegate auth init` writes (auth on), the keys and tokens
+ * come from scripts/demo-auth.sh, every process connects with its own token and tables are signed.
  */
 
 export const CLI = resolve(repoRoot, 'dist/cli/main.js')
@@ -41,6 +45,10 @@ export interface Egress {
 
 export interface System {
   nats: NatsServer
+  /** The demo's auth folder (scripts/demo-auth.sh): keys, nats-server.conf, tokens. */
+  authDir: string
+  /** Tokens for CLI calls: `['--creds', sys.creds.viewer]`. */
+  creds: { reconciler: string; viewer: string }
   nc: NatsConnection
   repo: GitRepo
   http: string
@@ -106,7 +114,12 @@ export interface SystemOptions {
 export async function startSystem(opts: SystemOptions = {}): Promise<System> {
   requireBuild()
   const procs: RunningProcess[] = []
-  const nats: NatsServer = opts.cluster ? clusterAsServer(opts.cluster) : await startNatsServer()
+  // a cluster the caller owns runs without auth (test/helpers/nats-cluster.ts); the tokens still work on it
+  const authNats = opts.cluster ? undefined : await startAuthNats()
+  const nats: NatsServer = opts.cluster ? clusterAsServer(opts.cluster) : authNats!
+  const authDir = authNats?.authDir ?? (await mkdtemp(join(tmpdir(), 'zonegate-e2e-auth-')))
+  await demoAuth(authDir)
+  const creds = { reconciler: join(authDir, 'reconciler.creds'), viewer: join(authDir, 'viewer.creds') }
   const natsArg = opts.cluster ? opts.cluster.urls.join(',') : nats.url
   const stateDir = await mkdtemp(join(tmpdir(), 'zonegate-e2e-state-'))
   const upstreams = new Map<string, { port: number; proc: RunningProcess }>()
@@ -134,6 +147,7 @@ export async function startSystem(opts: SystemOptions = {}): Promise<System> {
   const reconciler = startProcess(entry('reconciler'), {
     replace: {
       '.data/gitops': repo.dir,
+      '.data/auth': authDir,
       '127.0.0.1:9090': `127.0.0.1:${httpPort}`,
       'nats://127.0.0.1:4222': natsArg,
       '--interval 5s': `--interval ${opts.interval ?? '1s'}`,
@@ -143,7 +157,12 @@ export async function startSystem(opts: SystemOptions = {}): Promise<System> {
   })
   procs.push(reconciler)
   const http = `http://127.0.0.1:${httpPort}`
-  const nc = await connect({ servers: natsArg.split(','), maxReconnectAttempts: -1, reconnectTimeWait: 100 })
+  const nc = await connect({
+    ...(await natsConnectOptions({ creds: creds.reconciler })),
+    servers: natsArg.split(','),
+    maxReconnectAttempts: -1,
+    reconnectTimeWait: 100,
+  })
   const egresses: Egress[] = []
 
   const startEgress = async (zone: 'zone-a' | 'zone-b', instance: string): Promise<Egress> => {
@@ -154,6 +173,7 @@ export async function startSystem(opts: SystemOptions = {}): Promise<System> {
       replace: {
         '127.0.0.1:$((PORT + 50))': `127.0.0.1:${adminPort}`,
         [`.data/egress/${zone}`]: join(stateDir, zone),
+        '.data/auth': authDir,
         'nats://127.0.0.1:4222': natsArg,
       },
       args: ['--instance', instance, '--heartbeat', '1s', ...(opts.egressArgs ?? [])],
@@ -167,6 +187,8 @@ export async function startSystem(opts: SystemOptions = {}): Promise<System> {
 
   const sys: System = {
     nats,
+    authDir,
+    creds,
     nc,
     repo,
     http,
@@ -193,6 +215,7 @@ export async function startSystem(opts: SystemOptions = {}): Promise<System> {
       await nc.close().catch(() => {})
       await Promise.all([...procs].reverse().map((p) => p.stop(3000)))
       await nats.stop()
+      await rm(authDir, { recursive: true, force: true })
       await repo.remove()
       await rm(stateDir, { recursive: true, force: true })
     },
@@ -281,3 +304,5 @@ export async function probeCli(
 }
 
 export const tmpScratch = () => mkdtemp(join(tmpdir(), 'zonegate-e2e-'))
+
+export { demoAuth }

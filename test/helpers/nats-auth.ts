@@ -1,9 +1,11 @@
+import { execFile } from 'node:child_process'
 import { rm, writeFile } from 'node:fs/promises'
-import { join } from 'node:path'
+import { join, resolve } from 'node:path'
 import { initAuth, issueToken, revokeUser } from '../../cli/auth-store.js'
 import { type NatsAuthOptions, natsConnectOptions } from '../../cli/nats-connect.js'
 import type { Scope } from '../../schemas/nats-permissions.js'
 import { type NatsServer, startNatsServer } from './nats-server.js'
+import { repoRoot } from './procfile.js'
 
 /**
  * A real nats-server with zonegate's decentralized auth on (`zonegate auth init`'s keys and nats-auth.conf in
@@ -51,5 +53,17 @@ export async function startAuthNats(): Promise<AuthNats> {
       await revokeUser(authDir, user)
       await server.reload()
     },
+  })
+}
+
+/** Runs scripts/demo-auth.sh on `authDir` (keys kept when present, fresh tokens) as `npm start` does. */
+export function demoAuth(authDir: string, storeDir?: string): Promise<void> {
+  return new Promise((done, fail) => {
+    execFile(
+      'bash',
+      [resolve(repoRoot, 'scripts/demo-auth.sh'), authDir, ...(storeDir ? [storeDir] : [])],
+      { timeout: 60_000 },
+      (err, _stdout, stderr) => (err ? fail(new Error(`scripts/demo-auth.sh failed: ${stderr}`)) : done()),
+    )
   })
 }

@@ -4,7 +4,8 @@ import { tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
 import { afterAll, describe, expect, it } from 'vitest'
 import { probe } from '../../egress/probe/probe.js'
-import { type NatsServer, startNatsServer } from '../helpers/nats-server.js'
+import { demoAuth, startAuthNats } from '../helpers/nats-auth.js'
+import type { NatsServer } from '../helpers/nats-server.js'
 import {
   freePort,
   type RunningProcess,
@@ -60,7 +61,13 @@ describe('procfile', () => {
     }
     // fixed-port processes never use PORT
     for (const e of entries.filter((x) => !x.name.startsWith('egress'))) expect(e.command).not.toContain('$PORT')
-    expect(byName.nats).toContain('-js -sd .data/nats')
+    // secured like `npm start`: nats-server runs the auth configuration, every NATS client has its own token
+    expect(byName.nats).toContain('-c .data/auth/nats-server.conf')
+    expect(byName.nats).not.toContain('-js')
+    expect(byName.reconciler).toContain('--creds .data/auth/reconciler.creds --signing-key .data/auth/table-signing.nk')
+    expect(byName.egress).toContain('--creds .data/auth/zone-a-egress.creds')
+    expect(byName.egress_b).toContain('--creds .data/auth/zone-b-egress.creds')
+    for (const egress of ['egress', 'egress_b']) expect(byName[egress]).toContain('--trusted-key')
     for (const e of entries) expect(e.command).toMatch(/^exec (node dist\/|nats-server )/)
   })
 
@@ -107,11 +114,18 @@ describe('procfile', () => {
     git(scratch, 'init', '-q', '-b', 'main')
     git(scratch, 'add', '-A')
     git(scratch, 'commit', '-qm', 'seed')
-    nats = await startNatsServer()
+    const authNats = await startAuthNats()
+    nats = authNats
+    await demoAuth(authNats.authDir)
     const http = await freePort()
     const entry = readProcfile().find((e) => e.name === 'reconciler')!
     const rec = startProcess(entry, {
-      replace: { '.data/gitops': scratch, '127.0.0.1:9090': `127.0.0.1:${http}`, 'nats://127.0.0.1:4222': nats.url },
+      replace: {
+        '.data/gitops': scratch,
+        '.data/auth': authNats.authDir,
+        '127.0.0.1:9090': `127.0.0.1:${http}`,
+        'nats://127.0.0.1:4222': nats.url,
+      },
       args: ['--interval', '1s'],
       env: { LOG_LEVEL: 'warn' },
     })
@@ -132,6 +146,8 @@ describe('procfile', () => {
       '20s',
       '--nats',
       nats.url,
+      '--creds',
+      join(authNats.authDir, 'viewer.creds'),
     ])
     expect(r.stdout).toMatch(/invalid {2}\d+ violation\(s\)/)
     expect(r.stdout).toMatch(
