@@ -7,11 +7,12 @@ import { createLogger } from '../cli/logging.js'
 import type { NatsAuthOptions } from '../cli/nats-connect.js'
 import { loadSigningKey, SigningKeyError, type TableSigner } from '../schemas/signing.js'
 import type { ReconcilerStatus } from '../schemas/status.js'
+import { Bucket, LEASES_TTL_MS } from '../schemas/subjects.js'
 import { type EventLog, startEventLog } from './admin/event-log.js'
 import { type AdminServer, createReconcilerMetrics, startAdminServer } from './admin/http.js'
 import { buildGrid, buildTimelines, type PageData } from './admin/page-data.js'
 import { DEFAULT_RETRY_POLICY, type RetryPolicy, retryDecision } from './core/conditions.js'
-import { initialPassState, type PassReport, type PassState, reconcileOnce } from './reconcile.js'
+import { forgetPublished, initialPassState, type PassReport, type PassState, reconcileOnce } from './reconcile.js'
 import { type RolloutTracker, startRolloutTracker } from './rollout/tracker.js'
 import { createGitSource, gitRevision, shaOfRevision } from './source/git-source.js'
 import { createPassDeps } from './steps/deps.js'
@@ -19,13 +20,14 @@ import {
   initialStatus,
   passOutcome,
   statusAfter,
+  statusLayoutLost,
   statusReconciling,
   statusStandby,
   statusWithRollouts,
 } from './steps/status.js'
 import { type CertServer, serveCertRequests } from './transport/cert-server.js'
 import { type Lease, startLease } from './transport/lease.js'
-import { type Bus, connectBus, ensureNatsLayout } from './transport/nats-bus.js'
+import { type Bus, connectBus, ensureNatsLayout, isLayoutMissing } from './transport/nats-bus.js'
 import { type ReconcileServer, serveReconcileRequests } from './transport/reconcile-requests.js'
 import { readStatus, writeStatus } from './transport/status-store.js'
 import { createTriggerLoop, pollDelayMs } from './triggers.js'
@@ -59,6 +61,8 @@ export interface ReconcilerOptions {
   logLevel?: string
   logFormat?: LogFormat
   leaseTtlMs?: number
+  /** `--lease-renew`: how often the holder renews (default ttl/3). */
+  leaseRenewMs?: number
   /** Timeout of JetStream API calls and publishes (default 5000 ms). */
   natsTimeoutMs?: number
   retryPolicy?: RetryPolicy
@@ -116,10 +120,22 @@ export async function runReconciler(opts: ReconcilerOptions): Promise<RunningRec
   log.info({ id, repo: source.display, branch: opts.branch, path: opts.path ?? '' }, 'reconciler starting')
 
   let status = initialStatus(id, new Date())
+  let stopping: Promise<void> | undefined
   let firstPassDone = false
   let connected = false
   let lease: Lease | undefined
-  const isReady = () => connected && (firstPassDone || (lease !== undefined && !lease.isLeader()))
+  // Readiness says whether this reconciler can publish (issue #16.1): NATS connected, the layout verified
+  // since the last (re)connect, nothing lost left to republish, and (as leader) the last pass not failing to
+  // write to NATS.
+  let layoutVerified = false
+  let republishPending = false
+  let publishFailing = false
+  const isReady = () =>
+    connected &&
+    layoutVerified &&
+    !republishPending &&
+    !(lease?.isLeader() && publishFailing) &&
+    (firstPassDone || (lease !== undefined && !lease.isLeader()))
   const metrics = createReconcilerMetrics({
     version: packageVersion(),
     ready: () => status.conditions.some((c) => c.type === 'Ready' && c.status === 'True'),
@@ -179,18 +195,24 @@ export async function runReconciler(opts: ReconcilerOptions): Promise<RunningRec
   connected = true
   busForPage = bus
   if (admin) eventLog = startEventLog(bus, log.child({ component: 'admin' }))
+  let onReconnect: () => void = () => {}
   void (async () => {
     for await (const s of bus.nc.status()) {
       if (s.type === 'disconnect') connected = false
-      if (s.type === 'reconnect') connected = true
+      if (s.type === 'reconnect') {
+        connected = true
+        onReconnect()
+      }
     }
   })().catch(() => {})
+  const layoutOptions = {
+    ...(opts.leaseTtlMs ? { leasesTtlMs: opts.leaseTtlMs } : {}),
+    ...(opts.replicas ? { replicas: opts.replicas } : {}),
+  }
   for (let attempt = 1; ; attempt++) {
     try {
-      await ensureNatsLayout(bus, {
-        ...(opts.leaseTtlMs ? { leasesTtlMs: opts.leaseTtlMs } : {}),
-        ...(opts.replicas ? { replicas: opts.replicas } : {}),
-      })
+      await ensureNatsLayout(bus, layoutOptions)
+      layoutVerified = true
       break
     } catch (err) {
       const ms = Math.min(5000, 250 * attempt)
@@ -258,6 +280,9 @@ export async function runReconciler(opts: ReconcilerOptions): Promise<RunningRec
     if (report.result === 'applied') rememberFetch(report.revision, Date.now() - seconds * 1000)
     firstPassDone = true
     lastReport = report
+    publishFailing = report.result === 'failed' && report.error.code === 'PublishFailed'
+    if (report.result === 'failed' && isLayoutMissing(report.error)) void heal('table or event write found no stream')
+    if (republishPending && (report.result === 'applied' || report.result === 'unchanged')) republishPending = false
     const outcome = passOutcome(report)
     if (report.result === 'applied') tracker?.track(report)
     status = statusWithRollouts(
@@ -281,6 +306,48 @@ export async function runReconciler(opts: ReconcilerOptions): Promise<RunningRec
       log.child({ component: 'reconcile', revision: gitRevision(opts.branch, sha) }).info({ by }, 'superseding'),
     onError: (err) => log.error({ err }, 'trigger loop error'),
   })
+
+  /**
+   * Layout recovery (issue #16.1; docs/reconciler.md "Recovery"): after every reconnect, and whenever a lease or
+   * table write finds a bucket or the stream gone, re-run `ensureNatsLayout` (creates only what is missing,
+   * with the configured replicas) until it succeeds. If it had to create the tables bucket, the server lost its
+   * store: what this process published is gone, so the pass state is reset to "nothing published" (keeping
+   * each zone's generation, so they continue), the builtin CAs and applied mTLS state are read (created) again,
+   * and a pass is queued. Readiness stays false until that pass has republished every zone.
+   */
+  let healing: Promise<void> | undefined
+  const heal = (why: string): Promise<void> => {
+    layoutVerified = false
+    healing ??= (async () => {
+      for (let attempt = 1; !stopping; attempt++) {
+        try {
+          const report = await ensureNatsLayout(bus, layoutOptions)
+          if (report.created.length > 0) {
+            log.warn({ created: report.created, why }, 'NATS lost zonegate’s layout (wiped store?): recreated it')
+            status = statusLayoutLost(status, report.created, new Date())
+            void saveStatus()
+          }
+          if (report.created.includes(Bucket.Tables)) forgetPublished(state)
+          if (report.created.includes(Bucket.Tables) || report.created.includes(Bucket.Ca)) {
+            state.appliedMtls = undefined
+            state.meshCas = undefined
+            republishPending = true
+          }
+          layoutVerified = true
+          loop?.poke()
+          return
+        } catch (err) {
+          const ms = Math.min(5000, 250 * attempt)
+          log.warn({ err, attempt, why }, `nats layout check failed; retrying in ${ms} ms`)
+          await new Promise((r) => setTimeout(r, ms))
+        }
+      }
+    })().finally(() => {
+      healing = undefined
+    })
+    return healing
+  }
+  onReconnect = () => void heal('reconnected')
 
   let requests: ReconcileServer | undefined
   let certs: CertServer | undefined
@@ -320,11 +387,28 @@ export async function runReconciler(opts: ReconcilerOptions): Promise<RunningRec
       }
     }
   }
+  // The bucket's TTL decides when the key expires (2.9 has no per-key TTL): self-fence on that, not on the flag.
+  let leaseTtlMs = opts.leaseTtlMs ?? LEASES_TTL_MS
+  const bucketTtl = await bus.kv.leases
+    .status()
+    .then((s) => s.ttl)
+    .catch(() => 0)
+  if (bucketTtl > 0 && bucketTtl !== leaseTtlMs) {
+    log.warn(
+      { bucketTtlMs: bucketTtl, leaseTtlMs },
+      `KV ${Bucket.Leases} has a TTL of ${bucketTtl} ms (created by another process): the lease uses it`,
+    )
+    leaseTtlMs = bucketTtl
+  }
+  const leaseRenewMs =
+    opts.leaseRenewMs !== undefined && opts.leaseRenewMs <= leaseTtlMs / 2 ? opts.leaseRenewMs : undefined
   lease = await startLease({
     kv: bus.kv.leases,
     id,
     log,
-    ttlMs: opts.leaseTtlMs,
+    ttlMs: leaseTtlMs,
+    ...(leaseRenewMs ? { renewMs: leaseRenewMs } : {}),
+    onLayoutMissing: () => void heal('lease bucket missing'),
   })
   lease.onChange(onLeader)
   if (lease.isLeader()) onLeader(true)
@@ -334,7 +418,6 @@ export async function runReconciler(opts: ReconcilerOptions): Promise<RunningRec
     status = statusStandby(status, new Date())
   }
 
-  let stopping: Promise<void> | undefined
   let resolveDone: () => void = () => {}
   const done = new Promise<void>((r) => {
     resolveDone = r

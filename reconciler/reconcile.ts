@@ -63,6 +63,21 @@ export const initialPassState = (): PassState => ({
   passStart: new Date(0),
 })
 
+/**
+ * After the NATS server lost its store (issue #16.1): nothing this process published is there any more. The
+ * next pass must publish every zone again, so the inventory becomes empty and the applied sha unknown; each
+ * zone's last generation is kept in `lastGenerations`, so the republished tables continue their generation
+ * (an egress still serving generation N admits N + 1 without having to notice the recreated bucket).
+ */
+export function forgetPublished(state: PassState): void {
+  for (const [zone, e] of state.inventory ?? [])
+    state.lastGenerations.set(zone, Math.max(e.table.generation, state.lastGenerations.get(zone) ?? 0))
+  state.inventory = new Map()
+  state.lastAppliedSha = undefined
+  state.stalledSha = undefined
+  state.stalledError = undefined
+}
+
 export type PassReport =
   | {
       result: 'applied'

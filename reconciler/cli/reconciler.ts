@@ -47,13 +47,14 @@ interface Flags {
   defaultZone: string
   id?: string
   leaseTtl: string
+  leaseRenew?: string
   rolloutTimeout: string
   replicas?: string
 }
 
 /**
  * `zonegate reconciler --repo R [--branch B] [--path P] [--interval D] [--http HOST:PORT] [--nats URL]...
- * [--cache-dir D] [--webhook-secret-file F] [--allow-empty] [--default-zone Z] [--id ID] [--lease-ttl D]
+ * [--cache-dir D] [--webhook-secret-file F] [--allow-empty] [--default-zone Z] [--id ID] [--lease-ttl D] [--lease-renew D]
  * [--rollout-timeout D]`:
  * runs the reconciler process until SIGTERM/SIGINT (graceful: finishes or aborts the pass, releases the lease,
  * closes NATS). Bad flags are usage errors (exit 2).
@@ -87,6 +88,10 @@ export function registerReconcilerCommand(program: Command): void {
       RECONCILER_DEFAULTS.leaseTtl,
     )
     .option(
+      '--lease-renew <duration>',
+      'how often the lease holder renews (default: a third of the TTL; at most half of it)',
+    )
+    .option(
       '--rollout-timeout <duration>',
       'how long every live egress instance of a zone has to report a new table before `timeout`',
       RECONCILER_DEFAULTS.rolloutTimeout,
@@ -100,6 +105,11 @@ export function registerReconcilerCommand(program: Command): void {
       const natsAuth = await natsConnectOptions(flags)
       const leaseTtlMs = parseDuration(flags.leaseTtl, '--lease-ttl')
       if (leaseTtlMs < 300) throw new UsageError('--lease-ttl: must be at least 300ms')
+      const leaseRenewMs = flags.leaseRenew === undefined ? undefined : parseDuration(flags.leaseRenew, '--lease-renew')
+      if (leaseRenewMs !== undefined && (leaseRenewMs < 50 || leaseRenewMs > leaseTtlMs / 2))
+        throw new UsageError(
+          `--lease-renew: must be between 50ms and half the lease TTL (${leaseTtlMs / 2} ms), got "${flags.leaseRenew}"`,
+        )
       const rolloutTimeoutMs = parseDuration(flags.rolloutTimeout, '--rollout-timeout')
       if (rolloutTimeoutMs < 100) throw new UsageError('--rollout-timeout: must be at least 100ms')
       // the reconciler runtime (NATS, isomorphic-git, pino, prom-client) loads only when this command runs
@@ -123,6 +133,7 @@ export function registerReconcilerCommand(program: Command): void {
         defaultZone: flags.defaultZone,
         id: flags.id,
         leaseTtlMs,
+        ...(leaseRenewMs ? { leaseRenewMs } : {}),
         rolloutTimeoutMs,
         ...(replicas ? { replicas } : {}),
         handleSignals: true,

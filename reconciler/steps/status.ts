@@ -137,3 +137,26 @@ export function statusStandby(prev: ReconcilerStatus, now: Date): ReconcilerStat
     ],
   }
 }
+
+/**
+ * The status after the NATS layout had to be recreated (a wiped store): `Ready=False` reason `LayoutLost`
+ * until the next pass republishes every zone. Pure.
+ */
+export function statusLayoutLost(prev: ReconcilerStatus, created: readonly string[], now: Date): ReconcilerStatus {
+  const time = now.toISOString()
+  const ready = prev.conditions.find((c) => c.type === 'Ready')
+  return {
+    ...prev,
+    time,
+    conditions: [
+      ...prev.conditions.filter((c) => c.type !== 'Ready'),
+      {
+        type: 'Ready',
+        status: 'False',
+        reason: 'LayoutLost',
+        message: `NATS lost zonegate's layout (${created.join(', ')} recreated): republishing every zone`,
+        lastTransitionTime: ready?.status === 'False' ? ready.lastTransitionTime : time,
+      },
+    ],
+  }
+}

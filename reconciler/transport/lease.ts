@@ -2,6 +2,7 @@ import { JetStreamApiCodes, JetStreamApiError } from '@nats-io/jetstream'
 import type { KV } from '@nats-io/kv'
 import type { Logger } from 'pino'
 import { LEASE_KEY, LEASES_TTL_MS } from '../../schemas/subjects.js'
+import { isLayoutMissing } from './nats-bus.js'
 
 /**
  * Active/standby lease in KV `zonegate-leases`, key `reconciler` (value = the holder's id), on nats-server 2.9:
@@ -41,6 +42,11 @@ export interface LeaseOptions {
   pollMs?: number
   /** Clock, for tests. */
   now?: () => number
+  /**
+   * Called when a lease write failed because the bucket is gone (a wiped NATS store): the caller recreates the
+   * layout; the next tick then takes the lease again with `create`.
+   */
+  onLayoutMissing?: (err: unknown) => void
 }
 
 /**
@@ -95,6 +101,7 @@ export async function startLease(opts: LeaseOptions): Promise<Lease> {
       armFence(sent)
       setLeader(true, 'created')
     } catch (err) {
+      if (isLayoutMissing(err)) opts.onLayoutMissing?.(err)
       if (!isCas(err)) log.debug({ err }, 'lease acquire failed')
     }
   }
@@ -108,7 +115,10 @@ export async function startLease(opts: LeaseOptions): Promise<Lease> {
       armFence(sent)
     } catch (err) {
       if (isCas(err)) setLeader(false, 'taken by another reconciler or expired')
-      else log.warn({ err }, 'lease renew failed; retrying')
+      else {
+        if (isLayoutMissing(err)) opts.onLayoutMissing?.(err)
+        log.warn({ err }, 'lease renew failed; retrying')
+      }
     }
   }
 

@@ -1,4 +1,6 @@
 import {
+  JetStreamApiCodes,
+  JetStreamApiError,
   type JetStreamClient,
   type JetStreamManager,
   jetstream,
@@ -7,6 +9,8 @@ import {
   StorageType,
   type StreamConfig,
 } from '@nats-io/jetstream'
+// the client's typed errors: JetStreamNotEnabled is only exported from the package's `internal` entry
+import { jserrors } from '@nats-io/jetstream/internal'
 import { type KV, Kvm, type KvOptions } from '@nats-io/kv'
 import { type ObjectStore, Objm } from '@nats-io/obj'
 import { connect, type NatsConnection } from '@nats-io/transport-node'
@@ -165,8 +169,19 @@ export function replicasMismatch(name: string, have: number, want: number): stri
   return `${name}: replicas ${have} (asked ${want}; \`zonegate nats migrate --replicas ${want}\` changes it)`
 }
 
-function isNotFound(err: unknown): boolean {
-  return err instanceof Error && /not found/i.test(err.message)
+/** The JetStream API said the stream does not exist (typed error code, not the message text). */
+export function isStreamNotFound(err: unknown): boolean {
+  return err instanceof JetStreamApiError && err.code === JetStreamApiCodes.StreamNotFound
+}
+
+/**
+ * An error that means zonegate's layout is gone from the server (a wiped or replaced store): the stream does
+ * not exist (API code 10059), or a JetStream publish found no stream listening on its subject (the client's
+ * JetStreamNotEnabled, raised on "no responders"). Typed checks only.
+ */
+export function isLayoutMissing(err: unknown): boolean {
+  if (isStreamNotFound(err) || err instanceof jserrors.JetStreamNotEnabled) return true
+  return err instanceof Error && err.cause !== undefined && err.cause !== err && isLayoutMissing(err.cause)
 }
 
 /**
@@ -240,7 +255,7 @@ async function streamExists(bus: Bus, name: string): Promise<boolean> {
     await bus.jsm.streams.info(name)
     return true
   } catch (err) {
-    if (isNotFound(err)) return false
+    if (isStreamNotFound(err)) return false
     throw err
   }
 }
