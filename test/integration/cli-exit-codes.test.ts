@@ -240,6 +240,19 @@ const cases: Case[] = [
     withinMs: 20_000,
   },
   {
+    name: 'reconciler --lease-renew over half the TTL (2)',
+    args: () => ['reconciler', '--repo', root, '--lease-ttl', '2s', '--lease-renew', '1500ms', '--nats', deadNats],
+    code: 2,
+    err: /--lease-renew: must be between 50ms and half the lease TTL \(1000 ms\)/,
+  },
+  {
+    name: 'reconciler lease timing from the environment (ZONEGATE_LEASE_RENEW)',
+    args: () => ['reconciler', '--repo', root, '--nats', deadNats],
+    env: () => ({ ZONEGATE_LEASE_TTL: '2s', ZONEGATE_LEASE_RENEW: '5s' }),
+    code: 2,
+    err: /--lease-renew: must be between 50ms and half the lease TTL \(1000 ms\), got "5s"/,
+  },
+  {
     name: 'NATS_URL from the environment is used',
     args: () => ['status'],
     env: () => ({ NATS_URL: deadNats }),
