@@ -230,6 +230,7 @@ export async function runReconciler(opts: ReconcilerOptions): Promise<RunningRec
   let lastReport: PassReport | undefined
   // Rollout tracking (leader only) runs beside the pass loop and rewrites the status when a rollout moves.
   let tracker: RolloutTracker | undefined
+  let takeoverRead: Promise<void> = Promise.resolve()
   let statusWrite: Promise<void> = Promise.resolve()
   const saveStatus = (): Promise<void> => {
     // Serialized, and each write sends the status of the moment it runs (never an older one after a newer).
@@ -268,6 +269,7 @@ export async function runReconciler(opts: ReconcilerOptions): Promise<RunningRec
   const runPass: Parameters<typeof createTriggerLoop<PassReport | undefined>>[0]['runPass'] = async (hooks) => {
     const interval = pollDelayMs(opts.intervalMs, random)
     if (!lease?.isLeader()) return { result: undefined, nextDelayMs: interval }
+    await takeoverRead
     const t0 = performance.now()
     const beforePass = status
     status = statusReconciling(status, `branch ${opts.branch}`, failures + 1, new Date())
@@ -363,13 +365,23 @@ export async function runReconciler(opts: ReconcilerOptions): Promise<RunningRec
         now: () => new Date(),
       })
       tracker ??= startTracker()
+      // What the previous holder left (issue #12.4, #16.4): the revision it finished (so a commit it left
+      // half-published is recognised as new and its missing events are sent) and the rollouts it was following.
+      const t = tracker
+      takeoverRead = readStatus(bus)
+        .then((stored) => {
+          if (!stored) return
+          state.lastAppliedSha = shaOfRevision(stored.status.lastAppliedRevision)
+          t.resume(stored.status.zones)
+        })
+        .catch((err) => log.warn({ err }, 'status of the previous lease holder not read'))
       requests ??= serveReconcileRequests(bus, async () => {
         const report = await (loop as NonNullable<typeof loop>).trigger()
         if (!report) return { ok: false, error: 'this reconciler is not the active one' }
         if (report.result === 'applied' || report.result === 'unchanged') return { ok: true, revision: report.revision }
         return { ok: false, error: 'error' in report ? report.error.message : `${report.revision} ${report.result}` }
       })
-      loop?.poke()
+      void takeoverRead.then(() => loop?.poke())
     } else {
       const t = tracker
       tracker = undefined

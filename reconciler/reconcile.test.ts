@@ -138,3 +138,45 @@ describe('reconcile', () => {
     ])
   })
 })
+
+describe('reconcile - a commit found half-published (issue #16.4)', () => {
+  const EGRESS_B = EGRESS.replace(/ze-a/g, 'ze-b').replace('zone-a', 'zone-b').replace('10002', '10012')
+  it('reconcile - the next holder sends the events of the zones written before it took over', async () => {
+    const two = { ...good, 'egress-b.yaml': EGRESS_B }
+    const w = world({ [SHA_A]: two })
+    // A previous holder compiled and wrote zone-a for this commit, then died before any event.
+    const tables = [
+      ...compileZoneTables(
+        validateSnapshot({ revision: `main@sha1:${SHA_A}`, files: new Map(Object.entries(two)) }).resources,
+      ).values(),
+    ]
+    const a = tables.find((t) => t.zone === 'zone-a')
+    if (!a) throw new Error('no zone-a table')
+    const written = { ...a, generation: 1, revision: `main@sha1:${SHA_A}` }
+    w.deps.bus.readInventory = async () => new Map([['zone-a', { table: written, kvRevision: 1 }]])
+    w.kv.set('zone-a', { value: JSON.stringify(written), rev: 1 })
+    const report = await reconcileOnce(w.deps, initialPassState(), hooks())
+    expect(report).toMatchObject({ result: 'applied' })
+    const subjects = w.events.map((e) => e.subject)
+    expect(subjects).toContain('zonegate.events.rollout.zone-a.published')
+    expect(subjects).toContain('zonegate.events.rollout.zone-b.published')
+    const published = w.events.find((e) => e.subject.endsWith('.published') && e.subject.includes('.commit.'))
+    expect(((published?.payload ?? { zones: [] }) as { zones: { zone: string }[] }).zones.map((z) => z.zone)).toEqual([
+      'zone-a',
+      'zone-b',
+    ])
+    expect(report.result === 'applied' && report.zones.map((z) => z.zone)).toEqual(['zone-a', 'zone-b'])
+  })
+
+  it('reconcile - an applied commit seen again after a restart sends nothing again', async () => {
+    const w = world({ [SHA_A]: good })
+    const state = initialPassState()
+    await reconcileOnce(w.deps, state, hooks())
+    const inventory = state.inventory
+    const n = w.events.length
+    const restarted = { ...initialPassState(), lastAppliedSha: SHA_A }
+    w.deps.bus.readInventory = async () => new Map(inventory)
+    expect(await reconcileOnce(w.deps, restarted, hooks())).toMatchObject({ result: 'unchanged' })
+    expect(w.events.length).toBe(n)
+  })
+})

@@ -64,6 +64,8 @@ export interface NatsState {
   watchRestarts: number
   lastError: string | null
   lastSave: string | null
+  /** Rollout events waiting to be stored (NATS down or the stream missing). */
+  eventsQueued: number
 }
 
 export interface NatsSubscriber {
@@ -81,6 +83,8 @@ export interface NatsSubscriber {
 }
 
 const RETRY_MS = 250
+/** Rollout events kept while NATS cannot store them (oldest dropped beyond). */
+export const EVENT_QUEUE_MAX = 100
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
 const text = (err: unknown) => (err instanceof Error ? err.message : String(err))
 
@@ -98,6 +102,7 @@ export function startNatsSubscriber(o: NatsSubscriberOptions): NatsSubscriber {
     watchRestarts: 0,
     lastError: null,
     lastSave: null,
+    eventsQueued: 0,
   }
   let nc: NatsConnection | undefined
   let js: JetStreamClient | undefined
@@ -277,13 +282,44 @@ export function startNatsSubscriber(o: NatsSubscriberOptions): NatsSubscriber {
     kick?.()
   }
 
+  /**
+   * Rollout events (`applied` / `rejected`) go through a bounded queue, sent in order (issue #12.4): an event
+   * that cannot be stored (NATS down, the stream missing) stays queued and is retried every second and at once
+   * on reconnect, so the reconciler still gets it (its msg id makes a retry stored once). Past
+   * EVENT_QUEUE_MAX the oldest is dropped (logged): the heartbeat, which carries the served digest, stands in
+   * for a lost `applied`.
+   */
+  const queue: BuiltInstanceEvent<RolloutAppliedEvent | RolloutRejectedEvent>[] = []
+  let sending: Promise<void> | undefined
+  let retry: NodeJS.Timeout | undefined
+  const flushEvents = (): Promise<void> => {
+    sending ??= (async () => {
+      while (queue.length > 0 && js && !closed) {
+        const built = queue[0] as BuiltInstanceEvent<RolloutAppliedEvent | RolloutRejectedEvent>
+        try {
+          await js.publish(built.subject, JSON.stringify(built.payload), { msgID: built.msgId, timeout: 5000 })
+          queue.shift()
+        } catch (err) {
+          log.warn({ err, subject: built.subject, queued: queue.length }, 'rollout event not published; retrying')
+          retry ??= setTimeout(() => {
+            retry = undefined
+            void flushEvents()
+          }, 1000).unref()
+          break
+        }
+      }
+    })().finally(() => {
+      sending = undefined
+    })
+    return sending
+  }
   const publish = async (built: BuiltInstanceEvent<RolloutAppliedEvent | RolloutRejectedEvent>) => {
-    if (!js) return
-    try {
-      await js.publish(built.subject, JSON.stringify(built.payload), { msgID: built.msgId, timeout: 5000 })
-    } catch (err) {
-      log.warn({ err, subject: built.subject }, 'rollout event not published')
+    queue.push(built)
+    if (queue.length > EVENT_QUEUE_MAX) {
+      const dropped = queue.shift()
+      log.warn({ subject: dropped?.subject, max: EVENT_QUEUE_MAX }, 'rollout event queue full: oldest dropped')
     }
+    await flushEvents()
   }
 
   const run = async () => {
@@ -331,6 +367,7 @@ export function startNatsSubscriber(o: NatsSubscriberOptions): NatsSubscriber {
           o.send({ type: 'bus.restored' })
           restartWatch()
           heartbeat.beat()
+          void flushEvents()
         }
       }
     })().catch(() => {})
@@ -340,7 +377,7 @@ export function startNatsSubscriber(o: NatsSubscriberOptions): NatsSubscriber {
   const running = run().catch((err: unknown) => log.error({ err }, 'nats subscriber failed'))
 
   const subscriber: NatsSubscriber = {
-    state: () => ({ ...st }),
+    state: () => ({ ...st, eventsQueued: queue.length }),
     beat: () => heartbeat.beat(),
     applied(table, swapMs) {
       if (o.stateDir) {
@@ -386,6 +423,7 @@ export function startNatsSubscriber(o: NatsSubscriberOptions): NatsSubscriber {
     },
     async close() {
       closed = true
+      if (retry) clearTimeout(retry)
       restartWatch()
       await heartbeat.stop({ remove: st.connected })
       // drain only when connected (a drain while reconnecting would wait for the server), and not for long

@@ -8,6 +8,7 @@ import {
   observeRejected,
   type RolloutBook,
   type RolloutOutput,
+  resumeRollouts,
   startCommitRollout,
   tickRollouts,
   zoneRolloutStatuses,
@@ -476,5 +477,69 @@ describe('rollout - dead instances (issue #16.5)', () => {
     expect(liveForMs(book, i)).toBe(20_000)
     expect(liveForMs({ ...book, liveTtlMs: 1500 }, i)).toBe(1500)
     expect(liveForMs(book, { ...i, periodMs: 2000 })).toBe(4000)
+  })
+})
+
+describe('rollout - resumed after a failover (issue #12.4)', () => {
+  const CC = 'c'.repeat(40)
+  const status = (zone: string, state: 'progressing' | 'converged' | 'timeout', current: string[] = []) => ({
+    zone,
+    digest: `sha256:${zone}`,
+    rollout: {
+      state,
+      revision: `main@sha1:${CC}`,
+      generation: 3,
+      digest: `sha256:${zone}`,
+      startedAt: new Date(1000).toISOString(),
+      current,
+      missing: [],
+      stale: [],
+      rejected: [],
+    },
+  })
+  it('rollout - progressing zones are followed again with their deadline; the commit converges with the same msg id part', () => {
+    let book = initialRolloutBook({ timeoutMs: 60_000, liveTtlMs: 30_000 })
+    const step = resumeRollouts(
+      book,
+      [status('zone-a', 'progressing', ['ze-a/1']), status('zone-b', 'converged', ['ze-b/1'])],
+      5000,
+    )
+    book = step.book
+    expect(book.commits[CC]).toEqual({
+      sha: CC,
+      revision: `main@sha1:${CC}`,
+      publication: 'g3',
+      zones: ['zone-a', 'zone-b'],
+    })
+    expect(book.zones['zone-a']).toMatchObject({
+      state: 'progressing',
+      startedMs: 1000,
+      deadlineMs: 61_000,
+      reported: ['ze-a/1'],
+    })
+    const hb = (instance: string, digest: string) =>
+      observeHeartbeat(
+        book,
+        { zone: 'zone-a', egress: 'ze-a', instance, heartbeat: { state: 'serving', digest, time: '' }, seenMs: 6000 },
+        6000,
+      )
+    // ze-a/2 (live, not reported yet) holds the zone; once it serves the digest, zone and commit converge
+    book = hb('2', 'sha256:old').book
+    expect(book.zones['zone-a']?.state).toBe('progressing')
+    const done = hb('2', 'sha256:zone-a')
+    expect(done.outputs).toContainEqual(
+      expect.objectContaining({ type: 'commit.converged', sha: CC, publication: 'g3', zones: ['zone-a', 'zone-b'] }),
+    )
+  })
+
+  it('rollout - a commit already stalled (a zone timed out) or fully converged is not resumed', () => {
+    const book = initialRolloutBook({ timeoutMs: 60_000, liveTtlMs: 30_000 })
+    expect(
+      resumeRollouts(book, [status('zone-a', 'progressing'), status('zone-b', 'timeout')], 5000).book.commits,
+    ).toEqual({})
+    expect(resumeRollouts(book, [status('zone-a', 'converged')], 5000).book.commits).toEqual({})
+    // a rollout of another digest than the zone holds (superseded) is not resumed
+    const other = { ...status('zone-a', 'progressing'), digest: 'sha256:newer' }
+    expect(resumeRollouts(book, [other], 5000).book.zones).toEqual({})
   })
 })

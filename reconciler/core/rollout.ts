@@ -1,5 +1,6 @@
 import type { InstanceHeartbeat } from '../../schemas/events.js'
-import { commitPublication } from './events.js'
+import type { ZoneRolloutStatus } from '../../schemas/status.js'
+import { commitPublication, revisionSha } from './events.js'
 import {
   byName,
   type InstanceSeen,
@@ -112,6 +113,59 @@ export function startCommitRollout(
       zones: tracked.map((z) => z.zone).sort(byName),
     }
   return evaluate(b, now, out)
+}
+
+/**
+ * Takes over the rollouts a previous lease holder was following (issue #12.4), from the status it wrote
+ * (KV `zonegate-status`): each zone whose rollout is `progressing` (of the table the zone holds) is followed
+ * again with its original start and deadline, the instances it counted as reported, and its rejections.
+ * Grouped by revision into commits, with the commit's zones that already converged, so `converged` / `timeout`
+ * and `commit.converged` / `commit.stalled` still come, with the msg ids the previous holder would have used.
+ * A commit with a zone that timed out was already decided (stalled) and is not resumed. Zones already followed
+ * by this book are left alone. Pure.
+ */
+export function resumeRollouts(
+  book: RolloutBook,
+  zones: readonly { zone: string; digest: string; rollout?: ZoneRolloutStatus }[],
+  now: number,
+): RolloutStep {
+  const b = structuredClone(book)
+  const byRevision = new Map<string, { zone: string; rollout: ZoneRolloutStatus }[]>()
+  for (const z of zones) {
+    const r = z.rollout
+    if (!r || r.digest !== z.digest || b.zones[z.zone]) continue
+    byRevision.set(r.revision, [...(byRevision.get(r.revision) ?? []), { zone: z.zone, rollout: r }])
+  }
+  for (const [revision, list] of byRevision) {
+    if (!list.some((z) => z.rollout.state === RolloutState.Progressing)) continue
+    if (list.some((z) => z.rollout.state === RolloutState.Timeout)) continue
+    const sha = revisionSha(revision)
+    for (const { zone, rollout: r } of list) {
+      const startedMs = Date.parse(r.startedAt)
+      b.zones[zone] = {
+        zone,
+        revision,
+        sha,
+        generation: r.generation,
+        digest: r.digest,
+        state: r.state,
+        startedMs: Number.isFinite(startedMs) ? startedMs : now,
+        deadlineMs: (Number.isFinite(startedMs) ? startedMs : now) + b.timeoutMs,
+        ...(r.endedAt ? { endedMs: Date.parse(r.endedAt) } : {}),
+        reported: [...r.current],
+        rejected: Object.fromEntries(r.rejected.map((x) => [x.instance, x.reason])),
+        missing: [],
+        late: {},
+      }
+    }
+    b.commits[sha] = {
+      sha,
+      revision,
+      publication: commitPublication(list.map((z) => ({ generation: z.rollout.generation }))),
+      zones: list.map((z) => z.zone).sort(byName),
+    }
+  }
+  return evaluate(b, now, [])
 }
 
 /** A heartbeat (KV PUT of `<zone>.<egress>.<instance>`, names decoded) seen at `seenMs`. Pure. */

@@ -21,6 +21,7 @@ import {
   observeRejected,
   type RolloutOutput,
   type RolloutStep,
+  resumeRollouts,
   startCommitRollout,
   tickRollouts,
   zoneRolloutStatuses,
@@ -43,6 +44,8 @@ export interface RolloutTracker {
     sha: string
     zones: { zone: string; generation: number; digest: string; change: string }[]
   }): void
+  /** Follows again the rollouts a previous lease holder left progressing (its status's zones). */
+  resume(zones: readonly { zone: string; digest: string; rollout?: ZoneRolloutStatus }[]): void
   /** Per zone, the rollout of its last published table, for the status. */
   statuses(): Record<string, ZoneRolloutStatus>
   /** Resolves once the instance watch and the event subscription are set up. */
@@ -232,6 +235,12 @@ export function startRolloutTracker(o: RolloutTrackerOptions): RolloutTracker {
   return {
     track(c) {
       apply(startCommitRollout(book, c, now()))
+    },
+    resume(zones) {
+      const step = resumeRollouts(book, zones, now())
+      const resumed = Object.keys(step.book.commits).filter((sha) => !book.commits[sha])
+      if (resumed.length > 0) log.info({ commits: resumed }, 'following the rollouts the previous lease holder left')
+      apply(step)
     },
     statuses: () => zoneRolloutStatuses(book, now()),
     ready,

@@ -25,7 +25,7 @@ import type { Resources, Snapshot } from '../core/model.js'
 import type { PassState } from '../reconcile.js'
 import type { PassHooks } from '../triggers.js'
 import { emptiedZones, planZoneChanges, type ZoneChange } from './plan.js'
-import type { PassDeps, Step } from './types.js'
+import type { Inventory, PassDeps, Step } from './types.js'
 
 /**
  * The steps of one pass, in order (see reconciler/reconcile.ts). Each returns `{ value }` or `{ error }`
@@ -277,9 +277,33 @@ async function refuseRevision(
 }
 
 /**
+ * Zones a previous attempt at this revision already wrote (issue #16.4): tables in the inventory carrying this
+ * revision that the plan does not write again, because a reconciler killed mid-publish (or a pass that failed
+ * midway) wrote them and no `commit.<sha>.published` followed. They belong to this commit's publication: their
+ * `rollout.<zone>.published` events are sent (again: the msg id of a zone's event is per generation, so one the
+ * previous holder did send is stored once) and they are listed in `commit.<sha>.published`. Pure.
+ */
+export function alreadyPublished(
+  inventory: Inventory,
+  plan: readonly ZoneChange[],
+  revision: string,
+): { zone: string; generation: number; digest: string; change: 'added' | 'changed' }[] {
+  const planned = new Set(plan.map((c) => c.zone))
+  return [...inventory.entries()]
+    .filter(([zone, e]) => !planned.has(zone) && e.table.revision === revision)
+    .map(([zone, e]) => ({
+      zone,
+      generation: e.table.generation,
+      digest: e.table.digest,
+      change: e.table.generation > 1 ? ('changed' as const) : ('added' as const),
+    }))
+}
+
+/**
  * Step 5, publish: writes each changed zone with CAS (generation = previous + 1), deletes removed zones, updates
  * the inventory as each write lands, then emits `rollout.<zone>.published` per zone and `commit.<sha>.published`.
- * A new sha that changes nothing still gets `commit.<sha>.published` with no zones. PublishFailed /
+ * A new sha that changes nothing still gets `commit.<sha>.published` with no zones. A revision found
+ * half-published (`alreadyPublished`) gets the events of the zones written before as well. PublishFailed /
  * PublishConflict (the inventory is then re-read by the next pass) on NATS errors.
  */
 export async function publishStep(
@@ -294,6 +318,16 @@ export async function publishStep(
   const zones: CommitPublishedEvent['zones'] = []
   const time = deps.now()
   const events: BuiltEvent[] = []
+  const isNew = sha !== state.lastAppliedSha
+  if (isNew) {
+    const earlier = alreadyPublished(inventory, plan, revision)
+    if (earlier.length > 0)
+      log.info({ zones: earlier.map((z) => z.zone) }, 'revision found half-published: sending its missing events')
+    for (const z of earlier) {
+      zones.push(z)
+      events.push(rolloutPublishedEvent({ revision, time, zone: z.zone, generation: z.generation, digest: z.digest }))
+    }
+  }
   for (const c of plan) {
     try {
       if (c.change === 'removed') {
@@ -321,9 +355,9 @@ export async function publishStep(
       return { error }
     }
   }
-  const isNew = sha !== state.lastAppliedSha
   state.lastAppliedSha = sha
   if (state.stalledSha === sha) state.stalledSha = undefined
+  zones.sort((a, b) => (a.zone < b.zone ? -1 : a.zone > b.zone ? 1 : 0))
   if (isNew || zones.length > 0)
     events.push(commitPublishedEvent({ revision, time, zones, publication: commitPublication(zones) }))
   const sent = await emitAll(deps, state, events)

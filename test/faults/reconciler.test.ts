@@ -1,12 +1,12 @@
 import { type ChildProcess, spawn } from 'node:child_process'
 import * as fs from 'node:fs'
 import { join, resolve } from 'node:path'
-import { jetstream } from '@nats-io/jetstream'
+import { jetstream, jetstreamManager } from '@nats-io/jetstream'
 import { type KV, Kvm } from '@nats-io/kv'
 import { connect, type NatsConnection } from '@nats-io/transport-node'
 import git from 'isomorphic-git'
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest'
-import { Bucket, tableKey } from '../../schemas/subjects.js'
+import { Bucket, commitSubject, EVENTS_STREAM, rolloutSubject, tableKey } from '../../schemas/subjects.js'
 import type { PublishedZoneTable } from '../../schemas/table.js'
 import { createGitRepo, type GitRepo } from '../helpers/git-repo.js'
 import { type NatsCluster, startNatsCluster } from '../helpers/nats-cluster.js'
@@ -146,6 +146,33 @@ describe('faults: reconciler', () => {
     for (let i = 0; i < ZONES; i++) expect(await generationsOf(zone(i)), zone(i)).toEqual([1, 2])
     // the kill happened while zones were still unpublished (otherwise the standby had nothing to complete)
     expect(atKill, output.get(r2)).toBeLessThan(ZONES)
+    // issue #16.4: the standby also sent the events of the zones r1 wrote before it died (r1 sends them only
+    // after its last write): every zone's rollout.published for generation 2, and commit.published listing all
+    const jsm = await jetstreamManager(nc)
+    const last = async (subject: string) => {
+      try {
+        return (await jsm.streams.getMessage(EVENTS_STREAM, { last_by_subj: subject }))?.json<{
+          generation?: number
+          revision?: string
+          zones?: { zone: string; generation: number }[]
+        }>()
+      } catch {
+        return undefined
+      }
+    }
+    await vi.waitFor(
+      async () => {
+        const published = await last(commitSubject(second, 'published'))
+        expect(published?.zones?.length, 'zones in commit.published').toBe(ZONES)
+      },
+      { timeout: 30_000, interval: 500 },
+    )
+    const missing: string[] = []
+    for (let i = 0; i < ZONES; i++) {
+      const e = await last(rolloutSubject(zone(i), 'published'))
+      if (e?.revision !== rev2 || e.generation !== 2) missing.push(zone(i))
+    }
+    expect(missing, 'zones without rollout.published of the commit').toEqual([])
   })
 
   it('faults - a commit removing a zone’s files is refused without --allow-empty and applied with it', async () => {
