@@ -299,3 +299,26 @@ export async function revokeUser(
   await writeFileAtomic(join(dir, AUTH_FILES.state), `${JSON.stringify(state, null, 2)}\n`, 0o644)
   return { config: await writeServerConfig(dir, state), known: state.issued.some((t) => t.user === user) }
 }
+
+/**
+ * Rotates the account's signing key (the key that signs tokens). Step 1 (`finish` false): a new signing key
+ * becomes the one `zonegate token` uses; the old public key stays trusted, so tokens already issued keep working
+ * while new ones are issued. Step 2 (`finish` true): only the current signing key stays; tokens signed by any other
+ * are refused after the reload. Both rewrite nats-auth.conf (apply with a reload). Returns the keys trusted now.
+ */
+export async function rotateSigningKey(
+  dir: string,
+  opts: { finish?: boolean } = {},
+): Promise<{ config: string; current: string; trusted: string[] }> {
+  const state = await readAuthState(dir)
+  let current = (await readSeed(dir, AUTH_FILES.signingSeed)).getPublicKey()
+  if (opts.finish) state.signingKeys = [current]
+  else {
+    const next = createAccount()
+    await writeFileAtomic(join(dir, AUTH_FILES.signingSeed), `${dec.decode(next.getSeed())}\n`, 0o600)
+    current = next.getPublicKey()
+    state.signingKeys = [...state.signingKeys.filter((k) => k !== current), current]
+  }
+  await writeFileAtomic(join(dir, AUTH_FILES.state), `${JSON.stringify(state, null, 2)}\n`, 0o644)
+  return { config: await writeServerConfig(dir, state), current, trusted: state.signingKeys }
+}

@@ -18,6 +18,22 @@ const authDirOption = () =>
 const reloadHint = (config: string) =>
   `apply it: nats-server --signal reload (or kill -HUP <nats-server pid>); the server must run with a config that includes ${config}`
 
+/** `--signal-pid`: SIGHUP to nats-server (a reload applies the rewritten configuration); else how to do it. */
+function signal(pidFlag: string | undefined, config: string): void {
+  if (pidFlag === undefined) {
+    process.stdout.write(`${reloadHint(config)}\n`)
+    return
+  }
+  const pid = Number(pidFlag)
+  if (!Number.isInteger(pid) || pid <= 1) throw new UsageError(`--signal-pid: expected a pid, got "${pidFlag}"`)
+  try {
+    process.kill(pid, 'SIGHUP')
+  } catch (err) {
+    throw new UsageError(`--signal-pid ${pid}: cannot signal it (${(err as NodeJS.ErrnoException).code})`)
+  }
+  process.stdout.write(`sent SIGHUP to ${pid}: nats-server reloads ${config}\n`)
+}
+
 interface TokenFlags {
   zone?: string
   scope: Scope
@@ -81,17 +97,35 @@ export function registerAuthCommands(program: Command): void {
         const { revokeUser } = await import('./auth-store.js')
         const r = await revokeUser(flags.authDir, user)
         process.stdout.write(`revoked ${user}${r.known ? '' : ' (not a token issued from this folder)'}\n`)
-        if (flags.signalPid !== undefined) {
-          const pid = Number(flags.signalPid)
-          if (!Number.isInteger(pid) || pid <= 1)
-            throw new UsageError(`--signal-pid: expected a pid, got "${flags.signalPid}"`)
-          process.kill(pid, 'SIGHUP')
-          process.stdout.write(`sent SIGHUP to ${pid}: nats-server reloads ${r.config}\n`)
-        } else process.stdout.write(`${reloadHint(r.config)}\n`)
+        signal(flags.signalPid, r.config)
       }),
     [
       'zonegate auth revoke --token zone-a-egress.creds --signal-pid "$(pgrep -o nats-server)"',
       'zonegate auth revoke --user UABC…',
+    ],
+  )
+
+  withExamples(
+    auth
+      .command('rotate')
+      .description('rotate the signing key of tokens: new key first (old tokens still valid), then --finish')
+      .option('--finish', 'keep only the current signing key: tokens signed by the previous one are refused')
+      .option('--signal-pid <pid>', 'send SIGHUP to this nats-server process after rewriting the configuration')
+      .addOption(authDirOption())
+      .action(async (flags: { finish?: boolean; signalPid?: string; authDir: string }) => {
+        const { rotateSigningKey } = await import('./auth-store.js')
+        const r = await rotateSigningKey(flags.authDir, { finish: flags.finish ?? false })
+        process.stdout.write(
+          flags.finish
+            ? `signing key ${r.current} is now the only one: tokens signed by earlier keys are refused after the reload\n`
+            : `new signing key ${r.current}; still trusted: ${r.trusted.filter((k) => k !== r.current).join(', ')}\n` +
+                're-issue every token (zonegate token), then run `zonegate auth rotate --finish`\n',
+        )
+        signal(flags.signalPid, r.config)
+      }),
+    [
+      'zonegate auth rotate --signal-pid "$(pgrep -o nats-server)"   # then re-issue every token',
+      'zonegate auth rotate --finish --signal-pid "$(pgrep -o nats-server)"',
     ],
   )
 

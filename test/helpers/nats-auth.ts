@@ -1,7 +1,7 @@
 import { execFile } from 'node:child_process'
 import { rm, writeFile } from 'node:fs/promises'
 import { join, resolve } from 'node:path'
-import { initAuth, issueToken, revokeUser } from '../../cli/auth-store.js'
+import { initAuth, issueToken, revokeUser, rotateSigningKey } from '../../cli/auth-store.js'
 import { type NatsAuthOptions, natsConnectOptions } from '../../cli/nats-connect.js'
 import type { Scope } from '../../schemas/nats-permissions.js'
 import { type NatsServer, startNatsServer } from './nats-server.js'
@@ -20,6 +20,8 @@ export interface AuthNats extends NatsServer {
   ): Promise<{ file: string; user: string; auth: NatsAuthOptions }>
   /** `zonegate auth revoke --user U` then a reload of the server. */
   revoke(user: string): Promise<void>
+  /** `zonegate auth rotate [--finish]` then a reload of the server. */
+  rotate(finish: boolean): Promise<void>
 }
 
 let counter = 0
@@ -48,6 +50,10 @@ export async function startAuthNats(): Promise<AuthNats> {
     async stop() {
       await stopServer()
       await rm(authDir, { recursive: true, force: true })
+    },
+    async rotate(finish: boolean) {
+      await rotateSigningKey(authDir, { finish })
+      await server.reload()
     },
     async revoke(user: string) {
       await revokeUser(authDir, user)

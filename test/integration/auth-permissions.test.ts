@@ -40,7 +40,8 @@ beforeAll(async () => {
 
 afterAll(async () => {
   for (const nc of open) await nc.close().catch(() => {})
-  await rc?.close()
+  // (the rotation test ends rc's token: close, not drain)
+  await rc?.nc.close().catch(() => {})
   await nats?.stop()
 })
 
@@ -165,5 +166,24 @@ describe('auth - zone tokens on a real nats-server', () => {
     const ok = await client(good.auth)
     const tables = await new Kvm(js(ok)).open(Bucket.Tables, { allow_direct: true })
     expect((await tables.get(tableKey('zone-a')))?.json()).toMatchObject({ zone: 'zone-a' })
+  })
+
+  it('auth - signing key rotation: old tokens work until --finish, then only new ones', async () => {
+    const old = await nats.token('viewer')
+    await nats.rotate(false)
+    const fresh = await nats.token('viewer')
+    const readStatus = async (auth: NatsAuthOptions) => {
+      const nc = await connect({ ...auth, servers: nats.url, maxReconnectAttempts: 0, timeout: 3000 })
+      try {
+        return (await (await new Kvm(js(nc)).open(Bucket.Tables)).get(tableKey('zone-a')))?.json()
+      } finally {
+        await nc.close()
+      }
+    }
+    expect(await readStatus(old.auth)).toMatchObject({ zone: 'zone-a' })
+    expect(await readStatus(fresh.auth)).toMatchObject({ zone: 'zone-a' })
+    await nats.rotate(true)
+    await expect(readStatus(old.auth)).rejects.toThrow(/Authorization/i)
+    expect(await readStatus(fresh.auth)).toMatchObject({ zone: 'zone-a' })
   })
 })
