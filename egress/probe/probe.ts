@@ -183,8 +183,11 @@ export function probe(opts: ProbeOptions): Promise<ProbeResult> {
       result = { ...result, ...patch }
       if (response)
         result = opts.send !== undefined ? { ...result, received: response } : { ...result, ...parseAnswer(response) }
+      // An egress terminating mesh mTLS (its certificate is a zone-egress identity) closes a refused caller
+      // right after the handshake: without an answer, that is a refusal, not a connection.
+      const egressTerminated = meshMode || /spiffe:\/\/[^/,]+\/zone-egress/.test(result.peer?.san ?? '')
       if (
-        meshMode &&
+        egressTerminated &&
         result.handshake &&
         !response &&
         (opts.request !== false || opts.send !== undefined) &&
@@ -194,7 +197,9 @@ export function probe(opts: ProbeOptions): Promise<ProbeResult> {
           ...result,
           outcome: ProbeOutcome.Closed,
           handshake: false,
-          detail: 'closed after the TLS handshake without an answer (the egress refused the certificate or the caller)',
+          detail: meshMode
+            ? 'closed after the TLS handshake without an answer (the egress refused the certificate or the caller)'
+            : 'closed after the TLS handshake without an answer (the egress terminates this route with mesh mTLS: present a workload certificate with --cert/--key)',
         }
       }
       socket.destroy()

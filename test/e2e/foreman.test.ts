@@ -1,4 +1,5 @@
 import { execFileSync } from 'node:child_process'
+import { readFileSync } from 'node:fs'
 import { copyFile, cp, mkdir, readFile, rm, symlink, writeFile } from 'node:fs/promises'
 import { createServer } from 'node:net'
 import { join, resolve } from 'node:path'
@@ -59,7 +60,7 @@ async function status(): Promise<ReconcilerStatus> {
 }
 
 describe('e2e foreman', () => {
-  it('e2e - foreman -m all=1,egress=3 runs the Procfile; three zone-a instances converge on a commit', async () => {
+  it('e2e - foreman -m all=1,egress=3 runs the Procfile: three zone-a instances converge on a commit; httpbin is reached through each egress with mesh mTLS by an allowed caller, an unpermitted one is refused', async () => {
     requireBuild()
     const busy: string[] = []
     for (const [host, port] of FIXED) if (!(await bindable(host, port))) busy.push(`${host}:${port}`)
@@ -71,6 +72,7 @@ describe('e2e foreman', () => {
     scratch = await tmpScratch()
     await copyFile(resolve(repoRoot, 'Procfile'), join(scratch, 'Procfile'))
     await copyFile(resolve(repoRoot, '.foreman'), join(scratch, '.foreman'))
+    await cp(resolve(repoRoot, 'scripts'), join(scratch, 'scripts'), { recursive: true })
     // a copy, not a link: dist/demo/upstream.js runs main() only when argv[1] is its real path
     await cp(resolve(repoRoot, 'dist'), join(scratch, 'dist'), { recursive: true })
     await symlink(resolve(repoRoot, 'node_modules'), join(scratch, 'node_modules'))
@@ -83,7 +85,12 @@ describe('e2e foreman', () => {
     // keys and tokens as `npm start` makes them: nats-server runs with auth on, every process has a token
     await demoAuth(join(scratch, '.data/auth'), join(scratch, '.data/nats'))
 
-    fm = startForeman({ cwd: scratch, formation: 'all=1,egress=3', timeoutS: 10, env: { LOG_LEVEL: 'warn' } })
+    fm = startForeman({
+      cwd: scratch,
+      formation: 'all=1,egress=3',
+      timeoutS: 10,
+      env: { LOG_LEVEL: 'warn', CALL_EVERY: '2' },
+    })
     const exited = fm.exited.then(() => {
       // the first process that ended took foreman down; nats-server's banner is left out
       const lines = (fm?.output() ?? '').split('\n').filter((l) => !/^\S+ nats\.1 /.test(l))
@@ -143,6 +150,64 @@ describe('e2e foreman', () => {
     for (const port of [15200, 15201, 15202]) {
       const r = await probe({ host: '127.0.0.1', port, sni: 'shipping{mesh=default}', timeoutMs: 3000 })
       expect(r.answer, `egress on ${port}`).toBe('zi-b')
+    }
+
+    // External services through the egress with mesh mTLS (the demo's point): the Procfile's `caller` calls httpbin
+    // as `web` (allowed by gitops-example/traffic-permissions/httpbin.yaml) and as `billing` (no permission)…
+    await until(
+      'the demo caller: web relayed, billing refused',
+      async () =>
+        /caller\.1 +\| caller: web → httpbin\{mesh=default\} via 127\.0\.0\.1:15200: mTLS ok, answered by httpbin-[12]/.test(
+          fm?.output() ?? '',
+        ) &&
+        /caller\.1 +\| caller: billing → httpbin\{mesh=default\} via 127\.0\.0\.1:15200: REFUSED — closed after the TLS handshake without an answer /.test(
+          fm?.output() ?? '',
+        ),
+      45_000,
+    )
+    // …and so do callers made here with `zonegate cert issue` (the builtin CA from NATS KV), on every replica
+    const certs: Record<string, string> = {}
+    for (const svc of ['web', 'billing']) {
+      certs[svc] = join(scratch, `certs-${svc}`)
+      const issued = await cli([
+        'cert',
+        'issue',
+        '--mesh',
+        'default',
+        '--service',
+        svc,
+        '--out',
+        certs[svc]!,
+        '--nats',
+        NATS,
+        '--creds',
+        join(scratch, '.data/auth/reconciler.creds'),
+      ])
+      expect(issued.code, issued.stderr).toBe(0)
+    }
+    const asSidecar = (svc: string, port: number) =>
+      probe({
+        host: '127.0.0.1',
+        port,
+        sni: 'httpbin{mesh=default}',
+        timeoutMs: 5000,
+        verify: true,
+        cert: readFileSync(join(certs[svc]!, 'cert.pem'), 'utf8'),
+        key: readFileSync(join(certs[svc]!, 'key.pem'), 'utf8'),
+        ca: readFileSync(join(certs[svc]!, 'ca.pem'), 'utf8'),
+      })
+    for (const port of [15200, 15201, 15202]) {
+      const allowed = await asSidecar('web', port)
+      expect(allowed, `web via ${port}`).toMatchObject({ handshake: true, alpn: 'kuma', authorized: true })
+      expect(allowed.peer?.san, `web via ${port}`).toContain('URI:spiffe://default/zone-egress')
+      expect(allowed.answer, `web via ${port}`).toMatch(/^httpbin-[12]$/)
+      const denied = await asSidecar('billing', port)
+      expect(denied, `billing via ${port}`).toMatchObject({ handshake: false, outcome: 'closed' })
+      expect(denied.answer, `billing via ${port}`).toBeUndefined()
+      const prom = await (await fetch(`http://127.0.0.1:${port + 50}/stats/prometheus`)).text()
+      expect(
+        Number(/connections_rejected_total\{reason="permission-denied"\} (\d+)/.exec(prom)?.[1] ?? 0),
+      ).toBeGreaterThan(0)
     }
 
     // foreman's own exit code follows nats-server's (1 on SIGTERM); the egresses drain and exit 0

@@ -260,6 +260,10 @@ describe('egress mtls', () => {
     const denied = await probe({ ...base, cert: billing.cert, key: billing.key })
     expect(denied).toMatchObject({ handshake: false, outcome: 'closed' })
     expect(denied.detail).toMatch(/refused the certificate or the caller/)
+    // without a certificate: refused too, and the probe says what the route wants
+    const plainProbe = await probe({ host: '127.0.0.1', port, sni: PLAIN, timeoutMs: 1500 })
+    expect(plainProbe).toMatchObject({ handshake: false, outcome: 'closed' })
+    expect(plainProbe.detail).toMatch(/mesh mTLS: present a workload certificate with --cert\/--key/)
   })
 
   it('egress mtls - a passthrough route is relayed byte for byte, never terminated', async () => {

@@ -1,4 +1,5 @@
 import { execFile, execFileSync } from 'node:child_process'
+import { readFileSync } from 'node:fs'
 import { cp, mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
@@ -68,7 +69,16 @@ describe('procfile', () => {
     expect(byName.egress).toContain('--creds .data/auth/zone-a-egress.creds')
     expect(byName.egress_b).toContain('--creds .data/auth/zone-b-egress.creds')
     for (const egress of ['egress', 'egress_b']) expect(byName[egress]).toContain('--trusted-key')
-    for (const e of entries) expect(e.command).toMatch(/^exec (node dist\/|nats-server )/)
+    // compiled code only (never tsx); a demo script may drive the built CLI
+    for (const e of entries)
+      expect(e.command).toMatch(/^exec (node dist\/|nats-server |bash scripts\/[a-z-]+\.sh( |$))/)
+    for (const e of entries.filter((x) => x.command.startsWith('exec bash '))) {
+      const script = readFileSync(resolve(repoRoot, e.command.split(' ')[2]!), 'utf8')
+      expect(script).toContain('node dist/cli/main.js')
+      expect(script).not.toMatch(/\btsx\b/)
+    }
+    // the demo caller issues its certificates with the reconciler's token (cert issue reads the CA bucket)
+    expect(byName.caller).toContain('--creds .data/auth/reconciler.creds')
   })
 
   it('procfile - starts a Procfile process on an overridden port and stops it by pid', async () => {
