@@ -149,6 +149,12 @@ describe('egress NATS mode', () => {
     await waitFor('write after restart', () => publish(table(4, a.port)).then(() => true), 10_000)
     await waitFor('route to A', async () => (await answer(proxyPort)) === 'A', 10_000)
     expect((await dump(adminUrl)).generation).toBe(4)
+    // the state file is written after the swap, asynchronously: the next test starts an egress from it
+    await waitFor(
+      'gen 4 saved',
+      async () => JSON.parse(await readFile(stateFilePath(stateDir, 'zone-a'), 'utf8')).generation === 4,
+      5000,
+    )
   })
 
   it('egress nats - started while NATS is down, it serves its saved table (degraded), then resyncs', async () => {
