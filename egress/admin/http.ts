@@ -2,6 +2,7 @@ import http, { type IncomingMessage, type ServerResponse } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import type { Logger } from 'pino'
 import type { ZoneTable } from '../../schemas/table.js'
+import { CompactZoneTable } from '../core/compact-table.js'
 import type { EgressContext } from '../lifecycle/egress-context.js'
 import type { TcpProxy } from '../proxy/tcp-proxy.js'
 import type { EgressMetrics } from './metrics.js'
@@ -43,6 +44,8 @@ export const REDACTED = '[redacted]'
  * is not modified). Pure.
  */
 export function redactTable(table: ZoneTable): ZoneTable {
+  // a compact table knows whether it holds a key without reading its routes
+  if (table instanceof CompactZoneTable && !table.compact.clientKeys) return table
   if (!table.routes.some((r) => r.upstreams.some((u) => u.tls?.clientKey !== undefined))) return table
   return {
     ...table,

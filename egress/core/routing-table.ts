@@ -8,6 +8,7 @@ import {
   type ZoneTable,
 } from '../../schemas/table.js'
 import { validateZoneTableShape } from '../../schemas/validators.js'
+import { type CompactRoutes, CompactZoneTable, findRoute, routeAt, sniAt } from './compact-table.js'
 import { allowMatcher } from './mesh-mtls.js'
 
 /**
@@ -115,11 +116,14 @@ export class RoutingTable {
   /** CA certificates (PEM) per mesh whose terminate-mtls routes this table has (`meshes`). */
   readonly meshCas: ReadonlyMap<string, readonly string[]>
   /**
-   * SNI → route. Built with the envelope's route objects, each turned into a `Route` on its first lookup: a
-   * swap of a 100,000-route table then costs one Map insertion per route on the event loop instead of
-   * building every balancer up front (docs/decisions/008). A route's balancer, once built, stays with this table.
+   * SNI → route. For an envelope of route objects: built with the envelope's route objects, each turned into a
+   * `Route` on its first lookup (a swap then costs one Map insertion per route, docs/decisions/008). For a
+   * `CompactZoneTable` (admitted off the event loop, decision 009): empty at first; a route found in the compact
+   * index is parsed and built on its first lookup and kept here, so the hot path stays one Map hit. A route's
+   * balancer, once built, stays with this table.
    */
   private readonly routes: Map<string, Route | TableRoute>
+  private readonly compact: CompactRoutes | undefined
 
   constructor(readonly envelope: ZoneTable) {
     this.zone = envelope.zone
@@ -127,15 +131,30 @@ export class RoutingTable {
     this.revision = envelope.revision
     this.digest = envelope.digest
     const routes = new Map<string, Route | TableRoute>()
-    for (const r of envelope.routes) routes.set(lowerAscii(r.sni), r)
+    if (envelope instanceof CompactZoneTable) {
+      this.compact = envelope.compact
+      this.size = envelope.compact.count
+    } else {
+      this.compact = undefined
+      for (const r of envelope.routes) routes.set(lowerAscii(r.sni), r)
+      this.size = routes.size
+    }
     this.routes = routes
-    this.size = routes.size
     this.meshCas = new Map((envelope.meshes ?? []).map((m) => [m.name, Object.freeze([...m.caCerts])]))
   }
 
+  /** The route of a lower-cased SNI. */
   private route(key: string): Route | undefined {
     const r = this.routes.get(key)
-    if (r === undefined || r instanceof Route) return r
+    if (r instanceof Route) return r
+    if (r === undefined) {
+      if (this.compact === undefined) return undefined
+      const i = findRoute(this.compact, key)
+      if (i < 0) return undefined
+      const built = new Route(routeAt(this.compact, i))
+      this.routes.set(key, built)
+      return built
+    }
     const built = new Route(r)
     this.routes.set(key, built)
     return built
@@ -143,17 +162,21 @@ export class RoutingTable {
 
   /** The route for a server name, matched exactly after ASCII lower-casing, or undefined. */
   lookup(serverName: string): Route | undefined {
-    return this.route(serverName) ?? this.route(lowerAscii(serverName))
+    const hit = this.routes.get(serverName)
+    return hit instanceof Route ? hit : this.route(lowerAscii(serverName))
   }
 
   /** True when the table has a route for this (already lower-cased) SNI. */
   has(sni: string): boolean {
-    return this.routes.has(sni)
+    if (this.routes.has(sni)) return true
+    return this.compact !== undefined && findRoute(this.compact, sni) >= 0
   }
 
   /** Every route, in envelope order. */
   list(): Route[] {
-    return [...this.routes.keys()].map((k) => this.route(k)!)
+    const c = this.compact
+    if (c === undefined) return [...this.routes.keys()].map((k) => this.route(k)!)
+    return Array.from({ length: c.count }, (_, i) => this.route(sniAt(c, i))!)
   }
 }
 

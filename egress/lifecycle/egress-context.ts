@@ -1,5 +1,7 @@
 import type { ZoneTable } from '../../schemas/table.js'
-import { staleReason, type TableRejection, validateTableEnvelope } from '../core/routing-table.js'
+import { RejectedTable } from '../core/admission.js'
+import { CompactZoneTable, routeCount } from '../core/compact-table.js'
+import { staleReason, type TableCheck, TableRejection, validateTableEnvelope } from '../core/routing-table.js'
 
 /**
  * Context of the egress lifecycle machine and the pure functions that update it. Kept apart from the machine
@@ -82,8 +84,10 @@ export function admissionBase(context: EgressContext): ZoneTable | undefined {
 /**
  * Decides whether a received value may replace the served table: it must be a valid envelope (shape, digest,
  * zone when the egress has one, signature by a trusted key when `trustedKeys` is non-empty) and newer than
- * `current` (see `staleReason`: an older or equal generation — a replay — is `stale-generation`). Pure; never
- * throws.
+ * `current` (see `staleReason`: an older or equal generation — a replay — is `stale-generation`). The value is
+ * either untrusted JSON (checked here), or what the admission worker made of it (egress/core/admission.ts): a
+ * `CompactZoneTable` that passed the same checks there (with the same trusted keys), or a `RejectedTable`. Pure;
+ * never throws.
  */
 export function admitTable(
   current: ZoneTable | undefined,
@@ -92,7 +96,14 @@ export function admitTable(
   zone?: string,
   trustedKeys?: readonly string[],
 ): Admission {
-  const check = validateTableEnvelope(value, zone, trustedKeys)
+  // Tables from the admission worker were checked there (schema, digest, signature, zone, SNIs): only the zone is re-read
+  if (value instanceof RejectedTable) return { ok: false, ...value.rejection, source }
+  const check: TableCheck =
+    value instanceof CompactZoneTable
+      ? zone !== undefined && value.zone !== zone
+        ? { ok: false, reason: TableRejection.WrongZone, problems: [`table is for zone ${value.zone}, not ${zone}`] }
+        : { ok: true, table: value }
+      : validateTableEnvelope(value, zone, trustedKeys)
   if (!check.ok) {
     const v = value as Partial<ZoneTable> | null
     return {
@@ -160,7 +171,7 @@ export function withSwap(
       ...(table.generation === undefined ? {} : { generation: table.generation }),
       ...(table.revision === undefined ? {} : { revision: table.revision }),
       digest: table.digest,
-      routes: table.routes.length,
+      routes: routeCount(table),
       ms,
       source,
     },

@@ -1,9 +1,11 @@
 import type { Logger } from 'pino'
 import type { NatsAuthOptions } from '../../cli/nats-connect.js'
+import { admittedValue } from '../core/admission.js'
 import type { TableSource } from '../lifecycle/egress-context.js'
 import type { HeartbeatSource } from './heartbeat.js'
 import { type BusEvent, type NatsSubscriber, startNatsSubscriber } from './nats-subscriber.js'
-import { loadSavedTable } from './state-store.js'
+import { readSavedTable, stateFilePath } from './state-store.js'
+import { startTableAdmitter } from './table-admitter.js'
 
 /**
  * Start-up of NATS mode, imported lazily by egress/main.ts (so `--static` never loads the NATS client):
@@ -33,16 +35,25 @@ export interface NatsModeDeps {
  * undefined when the egress stopped meanwhile. Never rejects for a missing or bad state file.
  */
 export async function startNatsMode(d: NatsModeDeps): Promise<NatsSubscriber | undefined> {
+  const admitter = startTableAdmitter(d.log.child({ component: 'admission' }))
   if (d.stateDir) {
     try {
-      const saved = await loadSavedTable(d.stateDir, d.zone)
-      if (saved !== undefined) d.send({ type: 'table.received', table: saved, source: 'file' })
+      const bytes = await readSavedTable(d.stateDir, d.zone)
+      if (bytes !== undefined) {
+        const { out } = await admitter.admit({ kind: 'json', from: 'file', bytes, zone: d.zone })
+        if (!out.ok && out.stage === 'json') throw new Error(`${stateFilePath(d.stateDir, d.zone)}: ${out.problems[0]}`)
+        d.send({ type: 'table.received', table: admittedValue(out), source: 'file' })
+      }
     } catch (err) {
       d.log.warn({ err }, 'saved table unreadable; waiting for NATS')
     }
   }
-  if (d.stopping()) return undefined
+  if (d.stopping()) {
+    await admitter.close()
+    return undefined
+  }
   return startNatsSubscriber({
+    admitter,
     servers: d.servers,
     ...(d.auth ? { auth: d.auth } : {}),
     zone: d.zone,

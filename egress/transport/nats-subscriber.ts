@@ -8,10 +8,12 @@ import type { RolloutAppliedEvent, RolloutRejectedEvent } from '../../schemas/ev
 import { verifyTableHeadSignature } from '../../schemas/signing.js'
 import { Bucket, instanceKey, tableKey } from '../../schemas/subjects.js'
 import type { ZoneTable } from '../../schemas/table.js'
-import { decodeTableBody, isTableHead, type TableHead, validateTableHead } from '../../schemas/table-transport.js'
+import { isTableHead, type TableHead, validateTableHead } from '../../schemas/table-transport.js'
+import { admittedValue } from '../core/admission.js'
 import { type Heartbeat, type HeartbeatSource, startHeartbeat } from './heartbeat.js'
 import { appliedEvent, type BuiltInstanceEvent, rejectedEvent } from './rollout-events.js'
 import { saveTable } from './state-store.js'
+import type { TableAdmitter } from './table-admitter.js'
 
 /**
  * The egress's NATS edge (DESIGN.md §3–4), loaded only in NATS mode. It connects (retrying while no server
@@ -49,6 +51,8 @@ export interface NatsSubscriberOptions {
   trustedKeys?: readonly string[]
   /** Called once, at the first connection. */
   onConnected?(): void
+  /** Where tables are admitted (a worker thread): every table value goes through it before the lifecycle. */
+  admitter: TableAdmitter
 }
 
 /** The NATS part of `/config_dump`. */
@@ -85,6 +89,8 @@ export interface NatsSubscriber {
 const RETRY_MS = 250
 /** Rollout events kept while NATS cannot store them (oldest dropped beyond). */
 export const EVENT_QUEUE_MAX = 100
+/** A head is a few hundred bytes; larger values are never read as one on the event loop. */
+const MAX_HEAD_BYTES = 16 * 1024
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
 const text = (err: unknown) => (err instanceof Error ? err.message : String(err))
 
@@ -111,7 +117,7 @@ export function startNatsSubscriber(o: NatsSubscriberOptions): NatsSubscriber {
   let instances: KV | undefined
   let bucketCreated: string | undefined
   const bodyStores = new Map<string, ObjectStore>()
-  /** Fetches of large-table bodies run one after the other, in KV order. */
+  /** Admissions (inline tables, and large-table bodies after their fetch) run one after the other, in KV order. */
   let bodyChain: Promise<void> = Promise.resolve()
   let closed = false
   let watcher: { stop(): void } | undefined
@@ -136,19 +142,29 @@ export function startNatsSubscriber(o: NatsSubscriberOptions): NatsSubscriber {
       return
     }
     st.zoneRemoved = null
-    let value: unknown
-    try {
-      value = e.json<unknown>()
-    } catch {
-      value = e.string()
+    const revision = e.revision
+    // a head is small: read it here; anything else (an inline envelope, or garbage) is admitted off the loop
+    let head: unknown
+    if (e.value.length <= MAX_HEAD_BYTES) {
+      try {
+        head = e.json<unknown>()
+      } catch {}
     }
-    if (isTableHead(value)) {
-      const revision = e.revision
-      bodyChain = bodyChain.then(() => fetchBody(value, revision))
+    if (isTableHead(head)) {
+      bodyChain = bodyChain.then(() => fetchBody(head, revision))
       return
     }
-    log.debug({ kvRevision: e.revision }, 'table received')
-    o.send({ type: 'table.received', table: value, source: 'nats' })
+    const bytes = e.value
+    bodyChain = bodyChain.then(() => admitInline(bytes, revision))
+  }
+
+  /** An inline table (the KV value is the envelope): admitted in the worker, then handed to the lifecycle. */
+  const admitInline = async (bytes: Uint8Array, kvRevision: number) => {
+    if (closed) return
+    const { out, ms, thread } = await o.admitter.admit({ kind: 'json', from: 'kv', bytes, zone: o.zone })
+    if (closed) return
+    log.debug({ kvRevision, ms, thread }, 'table received')
+    o.send({ type: 'table.received', table: admittedValue(out), source: 'nats' })
   }
 
   /**
@@ -200,10 +216,11 @@ export function startNatsSubscriber(o: NatsSubscriberOptions): NatsSubscriber {
     }
     if (kvRevision !== st.kvRevision) return
     if (!bytes) return reject('body-missing', [`${h.object.bucket}/${h.object.name} not found`])
-    const decoded = decodeTableBody(h, bytes)
-    if (!decoded.ok) return reject('body-mismatch', decoded.problems)
-    log.debug({ kvRevision, bytes: h.object.storedSize }, 'large table received')
-    o.send({ type: 'table.received', table: decoded.envelope, source: 'nats' })
+    const { out, ms, thread } = await o.admitter.admit({ kind: 'body', head: h, bytes, zone: o.zone })
+    if (closed || kvRevision !== st.kvRevision) return
+    if (!out.ok && out.stage === 'body') return reject('body-mismatch', out.problems)
+    log.debug({ kvRevision, bytes: h.object.storedSize, ms, thread }, 'large table received')
+    o.send({ type: 'table.received', table: admittedValue(out), source: 'nats' })
   }
 
   /** Reads the key (direct get) and (re)creates the watch from the next revision; returns when it ends. */
@@ -430,6 +447,7 @@ export function startNatsSubscriber(o: NatsSubscriberOptions): NatsSubscriber {
       if (nc && st.connected) await Promise.race([nc.drain().catch(() => {}), sleep(1000)])
       await nc?.close().catch(() => {})
       await Promise.race([running, sleep(1000)])
+      await o.admitter.close()
     },
   }
   return subscriber

@@ -1,7 +1,8 @@
 import { randomBytes } from 'node:crypto'
-import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises'
+import { mkdir, open, readFile, rename, rm } from 'node:fs/promises'
 import { join } from 'node:path'
 import type { ZoneTable } from '../../schemas/table.js'
+import { tableJsonParts } from '../core/compact-table.js'
 
 /**
  * The egress's last good table on disk (`--state-dir`), so an egress can start and serve while NATS is down.
@@ -25,13 +26,30 @@ export async function saveTable(dir: string, table: ZoneTable): Promise<string> 
   const target = stateFilePath(dir, table.zone)
   const tmp = `${target}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`
   try {
-    await writeFile(tmp, `${JSON.stringify(table)}\n`, { mode: 0o644 })
+    // a compact table's routes are written as the JSON bytes they are held in (nothing parsed on the event loop)
+    const file = await open(tmp, 'w', 0o644)
+    try {
+      for (const part of [...tableJsonParts(table), '\n'])
+        await (typeof part === 'string' ? file.write(part) : file.write(part))
+    } finally {
+      await file.close()
+    }
     await rename(tmp, target)
   } catch (err) {
     await rm(tmp, { force: true }).catch(() => {})
     throw err
   }
   return target
+}
+
+/** Reads the saved table of a zone as bytes (admitted in the worker), or undefined when there is no file. */
+export async function readSavedTable(dir: string, zone: string): Promise<Uint8Array | undefined> {
+  try {
+    return await readFile(stateFilePath(dir, zone))
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined
+    throw err
+  }
 }
 
 /**

@@ -1,0 +1,190 @@
+import type { TableRoute, ZoneTable } from '../../schemas/table.js'
+
+/**
+ * A table's routes in a compact, transferable form (docs/decisions/009-off-loop-admission.md): built where the
+ * table is admitted (the admission worker thread), handed to the event loop by transferring its ArrayBuffers
+ * (no copy, no parse), and read there without turning 100,000 routes into JS objects.
+ *
+ * - `sni` / `sniOff`: every route's SNI, ASCII lower-cased, as UTF-16 code units end to end (route i is
+ *   `sni[sniOff[i] .. sniOff[i+1])`), so a lookup compares code units exactly as a `Map<string>` would.
+ * - `json` / `jsonOff`: every route's JSON (UTF-8), joined with `,` so that `[` + json + `]` is the routes array
+ *   (route i is `json[jsonOff[i] .. jsonOff[i+1] - 1)`). A route becomes a JS object only on its first lookup.
+ * - `slots`: an open-addressing hash index (FNV-1a over the lower-cased SNI, linear probing); a slot holds the
+ *   route index + 1, or 0 when empty. At most half full.
+ * Pure: no I/O.
+ */
+export interface CompactRoutes {
+  readonly count: number
+  readonly sni: Uint16Array
+  readonly sniOff: Uint32Array
+  readonly json: Uint8Array
+  readonly jsonOff: Uint32Array
+  readonly slots: Int32Array
+  /** Some upstream carries a TLS client key (/config_dump must redact it). */
+  readonly clientKeys: boolean
+}
+
+/** The ArrayBuffers of a compact table, for `postMessage(…, transferList)`. */
+export function transferList(c: CompactRoutes): ArrayBuffer[] {
+  return [c.sni, c.sniOff, c.json, c.jsonOff, c.slots].map((a) => a.buffer as ArrayBuffer)
+}
+
+const UPPER = /[A-Z]/
+const NON_ASCII = /[^\x00-\x7f]/
+
+/** ASCII-only lower-casing (as routing-table.ts `lowerAscii`; repeated here so this module has no imports). */
+function lower(s: string): string {
+  if (!UPPER.test(s)) return s
+  return NON_ASCII.test(s) ? s.replace(/[A-Z]+/g, (m) => m.toLowerCase()) : s.toLowerCase()
+}
+
+function hash(s: string): number {
+  let h = 0x811c9dc5
+  for (let i = 0; i < s.length; i++) h = Math.imul(h ^ s.charCodeAt(i), 0x01000193)
+  return h >>> 0
+}
+
+/**
+ * Builds the compact form of `routes` (already validated: SNIs unique after lower-casing). Each route's JSON is
+ * `JSON.stringify(route)`, so reading it back gives an equal route. Pure.
+ */
+export function compactRoutes(routes: readonly TableRoute[]): CompactRoutes {
+  const n = routes.length
+  const keys: string[] = new Array(n)
+  const texts: string[] = new Array(n)
+  let sniLen = 0
+  let jsonLen = 0
+  let clientKeys = false
+  for (let i = 0; i < n; i++) {
+    const r = routes[i]!
+    keys[i] = lower(r.sni)
+    sniLen += keys[i]!.length
+    const t = JSON.stringify(r)
+    texts[i] = t
+    jsonLen += Buffer.byteLength(t) + 1
+    if (!clientKeys && r.upstreams.some((u) => u.tls?.clientKey !== undefined)) clientKeys = true
+  }
+  const sni = new Uint16Array(new ArrayBuffer(sniLen * 2))
+  const sniOff = new Uint32Array(new ArrayBuffer((n + 1) * 4))
+  const jsonBuf = Buffer.from(new ArrayBuffer(Math.max(0, jsonLen - 1)))
+  const jsonOff = new Uint32Array(new ArrayBuffer((n + 1) * 4))
+  let cap = 8
+  while (cap < n * 2) cap *= 2
+  const slots = new Int32Array(new ArrayBuffer(cap * 4))
+  const mask = cap - 1
+  let s = 0
+  let j = 0
+  for (let i = 0; i < n; i++) {
+    const k = keys[i]!
+    sniOff[i] = s
+    for (let c = 0; c < k.length; c++) sni[s++] = k.charCodeAt(c)
+    jsonOff[i] = j
+    j += jsonBuf.write(texts[i]!, j, 'utf8')
+    if (i < n - 1) jsonBuf[j] = 0x2c // ','
+    j++
+    let slot = hash(k) & mask
+    while (slots[slot] !== 0) slot = (slot + 1) & mask
+    slots[slot] = i + 1
+  }
+  sniOff[n] = s
+  jsonOff[n] = j
+  const json = new Uint8Array(jsonBuf.buffer, jsonBuf.byteOffset, jsonBuf.length)
+  return { count: n, sni, sniOff, json, jsonOff, slots, clientKeys }
+}
+
+/** Index of the route whose lower-cased SNI is exactly `key` (already lower-cased), or -1. Pure. */
+export function findRoute(c: CompactRoutes, key: string): number {
+  const mask = c.slots.length - 1
+  let slot = hash(key) & mask
+  for (;;) {
+    const v = c.slots[slot]!
+    if (v === 0) return -1
+    const i = v - 1
+    const start = c.sniOff[i]!
+    if (c.sniOff[i + 1]! - start === key.length) {
+      let k = 0
+      while (k < key.length && c.sni[start + k] === key.charCodeAt(k)) k++
+      if (k === key.length) return i
+    }
+    slot = (slot + 1) & mask
+  }
+}
+
+/** The lower-cased SNI of route `i`. Pure. */
+export function sniAt(c: CompactRoutes, i: number): string {
+  return String.fromCharCode(...c.sni.subarray(c.sniOff[i]!, c.sniOff[i + 1]!))
+}
+
+const decoder = new TextDecoder()
+
+/** The JSON text of route `i`. Pure. */
+export function routeText(c: CompactRoutes, i: number): string {
+  return decoder.decode(c.json.subarray(c.jsonOff[i]!, c.jsonOff[i + 1]! - 1))
+}
+
+/** Route `i` as an object (parsed from its JSON). Pure. */
+export function routeAt(c: CompactRoutes, i: number): TableRoute {
+  return JSON.parse(routeText(c, i)) as TableRoute
+}
+
+/** A table envelope without its routes. */
+export type TableMeta = Omit<ZoneTable, 'routes'>
+
+/**
+ * An admitted table held compactly: the envelope's other fields as they were, and the routes in compact form.
+ * It is a `ZoneTable` for every reader, but `routes` parses every route on each read (for tests, /config_dump
+ * and other rare readers; the proxy reads routes through `RoutingTable`, the state file through `tableJsonParts`).
+ * Only the admission path creates one, after the checks (schema, digest, signature) passed.
+ */
+export class CompactZoneTable implements ZoneTable {
+  readonly apiVersion!: ZoneTable['apiVersion']
+  readonly kind!: ZoneTable['kind']
+  readonly zone!: string
+  readonly digest!: string
+  readonly egresses!: ZoneTable['egresses']
+  declare readonly generation?: number
+  declare readonly revision?: string
+  declare readonly meshes?: ZoneTable['meshes']
+  declare readonly signature?: ZoneTable['signature']
+
+  constructor(
+    meta: TableMeta,
+    readonly compact: CompactRoutes,
+  ) {
+    Object.assign(this, meta)
+    // the compact form is not part of the envelope (JSON.stringify, spreads and equality see the envelope only)
+    Object.defineProperty(this, 'compact', { enumerable: false, value: compact })
+  }
+
+  get routes(): TableRoute[] {
+    const out: TableRoute[] = new Array(this.compact.count)
+    for (let i = 0; i < out.length; i++) out[i] = routeAt(this.compact, i)
+    return out
+  }
+
+  /** The envelope's fields other than `routes`. */
+  meta(): TableMeta {
+    const { ...meta } = this as unknown as Record<string, unknown>
+    return meta as TableMeta
+  }
+
+  toJSON(): ZoneTable {
+    return { ...this.meta(), routes: this.routes }
+  }
+}
+
+/** Number of routes of a table, without reading a compact table's routes. Pure. */
+export function routeCount(table: ZoneTable): number {
+  return table instanceof CompactZoneTable ? table.compact.count : table.routes.length
+}
+
+/**
+ * The envelope's JSON as pieces to write one after another (the state file): for a compact table the routes are
+ * its JSON bytes as they are, nothing is parsed or re-serialised. Pure.
+ */
+export function tableJsonParts(table: ZoneTable): (string | Uint8Array)[] {
+  if (!(table instanceof CompactZoneTable)) return [JSON.stringify(table)]
+  const meta = JSON.stringify(table.meta())
+  const open = meta === '{}' ? '{"routes":[' : `${meta.slice(0, -1)},"routes":[`
+  return [open, table.compact.json, ']}']
+}

@@ -1,0 +1,113 @@
+import { Worker } from 'node:worker_threads'
+import type { Logger } from 'pino'
+import { type AdmissionInput, type AdmissionOutput, admit } from '../core/admission.js'
+import type { AdmissionReply, AdmissionRequest } from './admission-worker.js'
+
+/**
+ * Runs table admission in a worker thread (docs/decisions/009-off-loop-admission.md), so parsing and checking
+ * a large table never holds the event loop that proxies connections. One worker, started on the first table;
+ * after a table larger than `LARGE_INPUT_BYTES` it is ended, which hands its heap back to the OS (the egress's
+ * RSS then holds the compact table, not the parse), and the next table starts a new one. Should the worker fail
+ * (it cannot start, or it dies), the admission runs on the event loop instead, with a warning: same checks, only
+ * slower for the proxy.
+ */
+export interface TableAdmitter {
+  /** Admits one input; never rejects. `thread` says where it ran, `ms` how long it took there. */
+  admit(input: AdmissionInput): Promise<{ out: AdmissionOutput; ms: number; thread: 'worker' | 'event-loop' }>
+  close(): Promise<void>
+}
+
+/** Inputs above this (uncompressed bytes) end the worker after their admission. */
+export const LARGE_INPUT_BYTES = 4 * 1024 * 1024
+
+const inputBytes = (i: AdmissionInput) => (i.kind === 'body' ? i.head.object.size : i.bytes.length)
+
+/** The worker script: the compiled .js next to this file, or the .ts source under tsx (tests, benchmarks). */
+function workerScript(): { url: URL; execArgv: string[] } {
+  const ts = import.meta.url.endsWith('.ts')
+  return {
+    url: new URL(`./admission-worker.${ts ? 'ts' : 'js'}`, import.meta.url),
+    execArgv: ts ? ['--import', 'tsx'] : [],
+  }
+}
+
+export function startTableAdmitter(log: Logger): TableAdmitter {
+  let worker: Worker | undefined
+  let nextId = 1
+  const pending = new Map<number, { input: AdmissionInput; resolve(r: AdmissionReply): void }>()
+  let closed = false
+
+  const inline = (input: AdmissionInput): AdmissionReply => {
+    const t0 = performance.now()
+    return { id: 0, out: admit(input), ms: performance.now() - t0 }
+  }
+
+  /** The worker failed: every pending admission runs on the event loop. */
+  const fail = (w: Worker, err: unknown) => {
+    if (worker === w) worker = undefined
+    if (pending.size === 0) return
+    log.warn({ err }, 'admission worker failed; admitting on the event loop')
+    for (const [id, p] of pending) {
+      pending.delete(id)
+      p.resolve(inline(p.input))
+    }
+  }
+
+  const spawn = (): Worker => {
+    const { url, execArgv } = workerScript()
+    const w = new Worker(url, { execArgv, name: 'zonegate-admission' })
+    w.unref()
+    w.on('message', (r: AdmissionReply) => {
+      const p = pending.get(r.id)
+      if (!p) return
+      pending.delete(r.id)
+      p.resolve(r)
+    })
+    w.on('error', (err) => fail(w, err))
+    w.on('exit', (code) => fail(w, new Error(`admission worker exited with code ${code}`)))
+    return w
+  }
+
+  return {
+    async admit(input) {
+      let reply: AdmissionReply
+      let thread: 'worker' | 'event-loop' = 'worker'
+      if (closed) {
+        reply = inline(input)
+        thread = 'event-loop'
+      } else {
+        try {
+          worker ??= spawn()
+          const w = worker
+          const id = nextId++
+          reply = await new Promise<AdmissionReply>((resolve) => {
+            pending.set(id, {
+              input,
+              resolve: (r) => {
+                if (r.id === 0) thread = 'event-loop'
+                resolve(r)
+              },
+            })
+            w.postMessage({ id, input } satisfies AdmissionRequest)
+          })
+        } catch (err) {
+          log.warn({ err }, 'admission worker unavailable; admitting on the event loop')
+          reply = inline(input)
+          thread = 'event-loop'
+        }
+      }
+      if (inputBytes(input) > LARGE_INPUT_BYTES && worker !== undefined && pending.size === 0) {
+        const w = worker
+        worker = undefined
+        void w.terminate()
+      }
+      return { out: reply.out, ms: reply.ms, thread }
+    },
+    async close() {
+      closed = true
+      const w = worker
+      worker = undefined
+      if (w) await w.terminate()
+    },
+  }
+}
