@@ -2,6 +2,8 @@ import { describe, expect, it } from 'vitest'
 import { createActor, fromPromise, waitFor } from 'xstate'
 import { tableDigest } from '../../schemas/digest.js'
 import type { ZoneTable } from '../../schemas/table.js'
+import { RejectedTable } from '../core/admission.js'
+import { CompactZoneTable, compactRoutes } from '../core/compact-table.js'
 import { egressMachine } from './egress.machine.js'
 import {
   admitTable,
@@ -201,5 +203,31 @@ describe('egress context', () => {
     expect(swapped).toMatchObject({ swaps: 1, lastSwap: { generation: 7, routes: 2, ms: 1.25 } })
     const r = withRejection(ctx, { reason: 'invalid', problems: ['p'], source: 'file' })
     expect(r).toMatchObject({ rejections: 1, lastRejection: { reason: 'invalid' }, candidate: undefined })
+  })
+
+  it('egress context - admitTable takes what the admission worker made: compact tables (generation rule still applied) and rejections', () => {
+    const compact = (t: ZoneTable) => {
+      const { routes, ...meta } = t
+      return new CompactZoneTable(meta, compactRoutes(routes))
+    }
+    const ok = admitTable(table(1), compact(table(2, ['a', 'b'])), 'nats', 'zone-a')
+    expect(ok).toMatchObject({ ok: true })
+    expect(ok.ok && withSwap(initialContext({ source: 'nats', instance: 'i' }), ok.table, 1).lastSwap?.routes).toBe(2)
+    expect(admitTable(table(3), compact(table(2)), 'nats', 'zone-a')).toMatchObject({
+      ok: false,
+      reason: 'stale-generation',
+    })
+    expect(admitTable(undefined, compact(table(2)), 'nats', 'zone-b')).toMatchObject({
+      ok: false,
+      reason: 'wrong-zone',
+    })
+    const refused = new RejectedTable({ reason: 'digest-mismatch', problems: ['p'], generation: 4 })
+    expect(admitTable(table(1), refused, 'nats')).toEqual({
+      ok: false,
+      reason: 'digest-mismatch',
+      problems: ['p'],
+      generation: 4,
+      source: 'nats',
+    })
   })
 })

@@ -14,6 +14,8 @@ import type { AdmissionReply, AdmissionRequest } from './admission-worker.js'
 export interface TableAdmitter {
   /** Admits one input; never rejects. `thread` says where it ran, `ms` how long it took there. */
   admit(input: AdmissionInput): Promise<{ out: AdmissionOutput; ms: number; thread: 'worker' | 'event-loop' }>
+  /** Workers started so far (one per large table, plus one). */
+  workersStarted(): number
   close(): Promise<void>
 }
 
@@ -22,13 +24,16 @@ export const LARGE_INPUT_BYTES = 4 * 1024 * 1024
 
 const inputBytes = (i: AdmissionInput) => (i.kind === 'body' ? i.head.object.size : i.bytes.length)
 
-/** The worker script: the compiled .js next to this file, or the .ts source under tsx (tests, benchmarks). */
-function workerScript(): { url: URL; execArgv: string[] } {
+/**
+ * Starts the worker: the compiled .js next to this file, or, when this module runs from its .ts source (tests,
+ * benchmarks under tsx or vitest), the .ts source loaded through tsx's loader registered in the worker thread.
+ */
+function newWorker(): Worker {
   const ts = import.meta.url.endsWith('.ts')
-  return {
-    url: new URL(`./admission-worker.${ts ? 'ts' : 'js'}`, import.meta.url),
-    execArgv: ts ? ['--import', 'tsx'] : [],
-  }
+  const url = new URL(`./admission-worker.${ts ? 'ts' : 'js'}`, import.meta.url)
+  if (!ts) return new Worker(url, { name: 'zonegate-admission' })
+  const boot = `import('tsx/esm/api').then((m) => { m.register(); return import(${JSON.stringify(url.href)}) })`
+  return new Worker(boot, { eval: true, name: 'zonegate-admission' })
 }
 
 export function startTableAdmitter(log: Logger): TableAdmitter {
@@ -36,6 +41,7 @@ export function startTableAdmitter(log: Logger): TableAdmitter {
   let nextId = 1
   const pending = new Map<number, { input: AdmissionInput; resolve(r: AdmissionReply): void }>()
   let closed = false
+  let started = 0
 
   const inline = (input: AdmissionInput): AdmissionReply => {
     const t0 = performance.now()
@@ -54,8 +60,8 @@ export function startTableAdmitter(log: Logger): TableAdmitter {
   }
 
   const spawn = (): Worker => {
-    const { url, execArgv } = workerScript()
-    const w = new Worker(url, { execArgv, name: 'zonegate-admission' })
+    const w = newWorker()
+    started++
     w.unref()
     w.on('message', (r: AdmissionReply) => {
       const p = pending.get(r.id)
@@ -97,12 +103,14 @@ export function startTableAdmitter(log: Logger): TableAdmitter {
         }
       }
       if (inputBytes(input) > LARGE_INPUT_BYTES && worker !== undefined && pending.size === 0) {
+        // ended before the table is handed on, so the egress's memory after the swap no longer holds the parse
         const w = worker
         worker = undefined
-        void w.terminate()
+        await w.terminate()
       }
       return { out: reply.out, ms: reply.ms, thread }
     },
+    workersStarted: () => started,
     async close() {
       closed = true
       const w = worker

@@ -1,0 +1,63 @@
+import { describe, expect, it } from 'vitest'
+import { encodeTableBody } from '../../schemas/table-transport.js'
+import { largeTable } from '../../test/helpers/large-table.js'
+import { admit, admittedValue, RejectedTable } from './admission.js'
+import { CompactZoneTable } from './compact-table.js'
+
+const t = largeTable(50)
+const json = JSON.stringify(t)
+const bytes = Buffer.from(json)
+const encoded = encodeTableBody(json, t, { bucket: 'b', name: 'zone-a.table.1' })
+
+describe('admission', () => {
+  it('admission - a body that matches its head is admitted compact, equal to the envelope', () => {
+    const out = admit({ kind: 'body', head: encoded.head, bytes: encoded.body, zone: 'zone-a' })
+    expect(out.ok).toBe(true)
+    const v = admittedValue(out)
+    expect(v).toBeInstanceOf(CompactZoneTable)
+    expect(JSON.parse(JSON.stringify(v))).toEqual(t)
+  })
+
+  it('admission - inline JSON and the state file are admitted the same way', () => {
+    for (const from of ['kv', 'file'] as const)
+      expect((admittedValue(admit({ kind: 'json', from, bytes, zone: 'zone-a' })) as CompactZoneTable).routes).toEqual(
+        t.routes,
+      )
+  })
+
+  it.each([
+    [
+      'a body whose bytes differ from the head (sha256)',
+      { kind: 'body' as const, head: encoded.head, bytes: Buffer.from(encoded.body).fill(1, 20, 21) },
+      { stage: 'body', reason: 'body-mismatch' },
+    ],
+    [
+      'a digest that does not match the routes',
+      {
+        kind: 'json' as const,
+        from: 'kv' as const,
+        bytes: Buffer.from(JSON.stringify({ ...t, digest: `sha256:${'0'.repeat(64)}` })),
+      },
+      { stage: 'envelope', reason: 'digest-mismatch', generation: 1 },
+    ],
+    [
+      'a table of another zone',
+      { kind: 'json' as const, from: 'kv' as const, bytes, zone: 'zone-b' },
+      { stage: 'envelope', reason: 'wrong-zone' },
+    ],
+    [
+      'a KV value that is not JSON (checked as the string it is)',
+      { kind: 'json' as const, from: 'kv' as const, bytes: Buffer.from('{nope') },
+      { stage: 'envelope', reason: 'invalid' },
+    ],
+    [
+      'a state file that is not JSON',
+      { kind: 'json' as const, from: 'file' as const, bytes: Buffer.from('{nope') },
+      { stage: 'json', reason: 'load-failed' },
+    ],
+  ])('admission - refuses %s', (_name, input, want) => {
+    const out = admit(input)
+    expect(out).toMatchObject({ ok: false, ...want })
+    if (want.stage === 'envelope') expect(admittedValue(out)).toBeInstanceOf(RejectedTable)
+  })
+})
