@@ -4,9 +4,9 @@ import externalServiceSchema from './external-service.schema.json' with { type: 
 import meshSchema from './mesh.schema.json' with { type: 'json' }
 import meshTrafficPermissionSchema from './mesh-traffic-permission.schema.json' with { type: 'json' }
 import { Kind } from './resources.js'
+import { type ShapeProblem, schemaProblems } from './schema-problems.js'
 import zoneEgressSchema from './zone-egress.schema.json' with { type: 'json' }
 import zoneIngressSchema from './zone-ingress.schema.json' with { type: 'json' }
-import zoneTableSchema from './zone-table.schema.json' with { type: 'json' }
 
 /**
  * The JSON Schemas of schemas/*.schema.json (draft 2020-12), compiled once at module load with `allErrors`
@@ -20,7 +20,6 @@ export const validateZoneEgressShape: ValidateFunction = ajv.compile(zoneEgressS
 export const validateZoneIngressShape: ValidateFunction = ajv.compile(zoneIngressSchema)
 export const validateExternalServiceShape: ValidateFunction = ajv.compile(externalServiceSchema)
 export const validateMeshTrafficPermissionShape: ValidateFunction = ajv.compile(meshTrafficPermissionSchema)
-const validateZoneTable: ValidateFunction = ajv.compile(zoneTableSchema)
 
 /** The compiled shape validator of each resource kind. */
 export const resourceShapeValidators: Readonly<Record<Kind, ValidateFunction>> = {
@@ -40,37 +39,10 @@ export const resourceSchemas: Readonly<Record<Kind, object>> = {
   [Kind.MeshTrafficPermission]: meshTrafficPermissionSchema,
 }
 
+export { type ShapeProblem, schemaProblems } from './schema-problems.js'
+/** The table envelope's shape check (ahead-of-time compiled: schemas/zone-table-shape.ts). */
+export { validateZoneTableShape } from './zone-table-shape.js'
 export type { ErrorObject as SchemaError }
-
-/** One schema problem: `path` is a JSON pointer (`/routes/0/port`, `''` for the root). */
-export interface ShapeProblem {
-  path: string
-  message: string
-}
-
-/** Renders ajv errors as `{path, message}`, naming the property for `required`/`additionalProperties`. Pure. */
-export function schemaProblems(errors: ErrorObject[] | null | undefined): ShapeProblem[] {
-  return (errors ?? []).map((e) => {
-    if (e.keyword === 'additionalProperties') {
-      const p = String((e.params as { additionalProperty: string }).additionalProperty)
-      return { path: `${e.instancePath}/${p}`, message: `unknown field "${p}"` }
-    }
-    if (e.keyword === 'required') {
-      const p = String((e.params as { missingProperty: string }).missingProperty)
-      return { path: `${e.instancePath}/${p}`, message: 'is required' }
-    }
-    return { path: e.instancePath, message: e.message ?? e.keyword }
-  })
-}
-
-/**
- * Checks a value against the table envelope schema (DESIGN.md §3). Returns every problem as
- * `{path (JSON pointer), message}`; an empty list means the shape is valid. Does not check the digest. Pure.
- */
-export function validateZoneTableShape(value: unknown): ShapeProblem[] {
-  if (validateZoneTable(value)) return []
-  return schemaProblems(validateZoneTable.errors)
-}
 
 const validateEgressCertRequest: ValidateFunction = ajv.compile(egressCertRequestSchema)
 

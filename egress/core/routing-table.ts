@@ -7,7 +7,7 @@ import {
   type UpstreamTls,
   type ZoneTable,
 } from '../../schemas/table.js'
-import { validateZoneTableShape } from '../../schemas/validators.js'
+import { validateZoneTableShape } from '../../schemas/zone-table-shape.js'
 import { type CompactRoutes, CompactZoneTable, findRoute, routeAt, sniAt } from './compact-table.js'
 import { allowMatcher } from './mesh-mtls.js'
 
