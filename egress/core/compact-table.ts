@@ -1,7 +1,7 @@
 import type { TableRoute, ZoneTable } from '../../schemas/table.js'
 
 /**
- * A table's routes in a compact, transferable form (docs/decisions/009-off-loop-admission.md): built where the
+ * A table's routes in a compact, transferable form (docs/decisions/010-off-loop-admission.md): built where the
  * table is admitted (the admission worker thread), handed to the event loop by transferring its ArrayBuffers
  * (no copy, no parse), and read there without turning 100,000 routes into JS objects.
  *
