@@ -27,7 +27,7 @@ import type { BenchContext } from './run.js'
  * - full pass: publish start → the last of the 3 egresses reports `applied` (target ≤ 3 s);
  * - swap on the event loop: `swapMs` from the egresses' applied events (routing table over the compact routes +
  *   assign; target ≤ 50 ms); admission (decode, parse, schema, digest, compact routes) runs in the egress's
- *   worker thread (decision 010), its stages are measured in this process on the same table;
+ *   worker thread (decision 012), its stages are measured in this process on the same table;
  * - egress RSS after the swap (and 2 s later) and peak (VmHWM) from /proc (target ≤ 150 MB), and the egress's CPU
  *   time for the table (all threads, /proc/<pid>/stat), which depends less on a shared machine's load than times.
  * Smoke (BENCH_SMOKE=1): 10,000 routes (still over max_payload, so the object path runs), one generation.

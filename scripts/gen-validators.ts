@@ -8,7 +8,7 @@ import standalone from 'ajv/dist/standalone/index.js'
  * Generates schemas/zone-table.validate.gen.ts: the zone table's JSON Schema compiled ahead of time by ajv
  * (standalone code, same options as schemas/validators.ts). The egress's admission worker checks every table
  * with it without loading ajv or compiling the schema when it starts (about 0.7 s of CPU per worker; decision
- * 010). `npm run gen:validators` rewrites it; a unit test fails when it is out of date with the schema.
+ * 012). `npm run gen:validators` rewrites it; a unit test fails when it is out of date with the schema.
  */
 const root = join(dirname(fileURLToPath(import.meta.url)), '..')
 export const ZONE_TABLE_VALIDATOR = join(root, 'schemas/zone-table.validate.gen.ts')

@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest'
+import { generateSigningKey, loadSigningKey, signTable } from '../../schemas/signing.js'
 import { encodeTableBody } from '../../schemas/table-transport.js'
 import { largeTable } from '../../test/helpers/large-table.js'
 import { admit, admittedValue, RejectedTable } from './admission.js'
@@ -59,5 +60,27 @@ describe('admission', () => {
     const out = admit(input)
     expect(out).toMatchObject({ ok: false, ...want })
     if (want.stage === 'envelope') expect(admittedValue(out)).toBeInstanceOf(RejectedTable)
+  })
+
+  it('admission - with trusted keys the signature is checked in the worker too, and the keys are recorded', () => {
+    const key = generateSigningKey()
+    const other = generateSigningKey()
+    const signed = Buffer.from(JSON.stringify(signTable(t, loadSigningKey(key.seed))))
+    const ok = admit({ kind: 'json', from: 'kv', bytes: signed, zone: 'zone-a', trustedKeys: [key.publicKey] })
+    expect(ok).toMatchObject({ ok: true, checkedWith: [key.publicKey] })
+    expect((admittedValue(ok) as CompactZoneTable).checkedWith).toEqual([key.publicKey])
+    expect(admit({ kind: 'json', from: 'kv', bytes, trustedKeys: [key.publicKey] })).toMatchObject({
+      ok: false,
+      reason: 'unsigned',
+    })
+    expect(admit({ kind: 'json', from: 'kv', bytes: signed, trustedKeys: [other.publicKey] })).toMatchObject({
+      ok: false,
+      reason: 'untrusted-key',
+    })
+    const forged = Buffer.from(JSON.stringify({ ...JSON.parse(signed.toString()), revision: 'main@sha1:forged' }))
+    expect(admit({ kind: 'json', from: 'kv', bytes: forged, trustedKeys: [key.publicKey] })).toMatchObject({
+      ok: false,
+      reason: 'bad-signature',
+    })
   })
 })

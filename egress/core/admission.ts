@@ -5,7 +5,8 @@ import { type TableRejection, validateTableEnvelope } from './routing-table.js'
 /**
  * Admission of a table received by an egress, everything but the generation rule (which needs the served table):
  * decode (a large table's body: size, sha256, gunzip within the announced size, envelope equal to the head), JSON,
- * schema, zone, unique SNIs, digest; then the routes in compact form. It runs in the admission worker thread
+ * schema, zone, unique SNIs, digest, signature by one of `trustedKeys` (when given); then the routes in compact
+ * form. It runs in the admission worker thread
  * (egress/transport/admission-worker.ts), so a 100,000-route table is parsed and checked off the event loop, and
  * only the compact result is handed back. Pure (hashing and zlib only); never throws.
  */
@@ -14,12 +15,13 @@ export type AdmissionInput =
    * The envelope's JSON: a KV value (`from: 'kv'`: a value that is not JSON is checked as the string it is, and
    * refused as `invalid`) or the state file (`from: 'file'`: `load-failed`).
    */
-  | { kind: 'json'; from: 'kv' | 'file'; bytes: Uint8Array; zone?: string }
+  | { kind: 'json'; from: 'kv' | 'file'; bytes: Uint8Array; zone?: string; trustedKeys?: readonly string[] }
   /** A large table: the head from KV and the body fetched from the object store. */
-  | { kind: 'body'; head: TableHead; bytes: Uint8Array; zone?: string }
+  | { kind: 'body'; head: TableHead; bytes: Uint8Array; zone?: string; trustedKeys?: readonly string[] }
 
 export type AdmissionOutput =
-  | { ok: true; meta: TableMeta; compact: CompactRoutes }
+  /** `checkedWith`: the trusted keys the signature was checked with (none: not checked). */
+  | { ok: true; meta: TableMeta; compact: CompactRoutes; checkedWith: readonly string[] }
   | {
       ok: false
       /** `body`: the fetched body does not match its head (the egress reports `body-mismatch`). */
@@ -48,7 +50,8 @@ export function admit(input: AdmissionInput): AdmissionOutput {
       else return { ok: false, stage: 'json', reason: 'load-failed', problems: [`not JSON: ${(err as Error).message}`] }
     }
   }
-  const check = validateTableEnvelope(value, input.zone)
+  const trustedKeys = input.trustedKeys ?? []
+  const check = validateTableEnvelope(value, input.zone, trustedKeys)
   if (!check.ok) {
     const v = (typeof value === 'object' && value !== null ? value : {}) as Record<string, unknown>
     return {
@@ -62,7 +65,7 @@ export function admit(input: AdmissionInput): AdmissionOutput {
     }
   }
   const { routes, ...meta } = check.table
-  return { ok: true, meta, compact: compactRoutes(routes) }
+  return { ok: true, meta, compact: compactRoutes(routes), checkedWith: [...trustedKeys] }
 }
 
 /** What a refused admission tells the lifecycle (the machine records and reports it like its own rejections). */
@@ -84,7 +87,7 @@ export class RejectedTable {
  * the rejection. Body mismatches are not turned into a value (the transport reports them, decision 008). Pure.
  */
 export function admittedValue(out: AdmissionOutput): CompactZoneTable | RejectedTable {
-  if (out.ok) return new CompactZoneTable(out.meta, out.compact)
+  if (out.ok) return new CompactZoneTable(out.meta, out.compact, out.checkedWith)
   const { ok: _ok, stage: _stage, reason, ...rest } = out
   return new RejectedTable({ reason: reason === 'body-mismatch' ? 'invalid' : reason, ...rest })
 }

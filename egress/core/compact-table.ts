@@ -1,7 +1,7 @@
 import type { TableRoute, ZoneTable } from '../../schemas/table.js'
 
 /**
- * A table's routes in a compact, transferable form (docs/decisions/010-off-loop-admission.md): built where the
+ * A table's routes in a compact, transferable form (docs/decisions/012-off-loop-admission.md): built where the
  * table is admitted (the admission worker thread), handed to the event loop by transferring its ArrayBuffers
  * (no copy, no parse), and read there without turning 100,000 routes into JS objects.
  *
@@ -147,13 +147,19 @@ export class CompactZoneTable implements ZoneTable {
   declare readonly meshes?: ZoneTable['meshes']
   declare readonly signature?: ZoneTable['signature']
 
+  /**
+   * @param checkedWith the trusted keys the admission checked the signature with (empty: not checked); the
+   *   lifecycle refuses a compact table checked with other keys than its own.
+   */
   constructor(
     meta: TableMeta,
     readonly compact: CompactRoutes,
+    readonly checkedWith: readonly string[] = [],
   ) {
     Object.assign(this, meta)
-    // the compact form is not part of the envelope (JSON.stringify, spreads and equality see the envelope only)
+    // not part of the envelope (JSON.stringify, spreads and equality see the envelope only)
     Object.defineProperty(this, 'compact', { enumerable: false, value: compact })
+    Object.defineProperty(this, 'checkedWith', { enumerable: false, value: Object.freeze([...checkedWith]) })
   }
 
   get routes(): TableRoute[] {

@@ -118,7 +118,7 @@ export class RoutingTable {
   /**
    * SNI → route. For an envelope of route objects: built with the envelope's route objects, each turned into a
    * `Route` on its first lookup (a swap then costs one Map insertion per route, docs/decisions/008). For a
-   * `CompactZoneTable` (admitted off the event loop, decision 010): empty at first; a route found in the compact
+   * `CompactZoneTable` (admitted off the event loop, decision 012): empty at first; a route found in the compact
    * index is parsed and built on its first lookup and kept here, so the hot path stays one Map hit. A route's
    * balancer, once built, stays with this table.
    */

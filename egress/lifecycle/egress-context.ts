@@ -96,13 +96,12 @@ export function admitTable(
   zone?: string,
   trustedKeys?: readonly string[],
 ): Admission {
-  // Tables from the admission worker were checked there (schema, digest, signature, zone, SNIs): only the zone is re-read
+  // Tables from the admission worker were checked there (schema, digest, signature, zone, SNIs); here only that it
+  // used this egress's zone and trusted keys (a wiring mistake fails closed)
   if (value instanceof RejectedTable) return { ok: false, ...value.rejection, source }
   const check: TableCheck =
     value instanceof CompactZoneTable
-      ? zone !== undefined && value.zone !== zone
-        ? { ok: false, reason: TableRejection.WrongZone, problems: [`table is for zone ${value.zone}, not ${zone}`] }
-        : { ok: true, table: value }
+      ? compactCheck(value, zone, trustedKeys)
       : validateTableEnvelope(value, zone, trustedKeys)
   if (!check.ok) {
     const v = value as Partial<ZoneTable> | null
@@ -145,6 +144,21 @@ export function admitTable(
 export function resyncOnRemoval(context: EgressContext, event: { generationsRestart?: boolean }): boolean {
   if ((context.trustedKeys?.length ?? 0) === 0) return true
   return event.generationsRestart === true || context.resync
+}
+
+/** What is left to check of a table admitted by the worker: the zone, and the keys its signature was checked with. */
+function compactCheck(table: CompactZoneTable, zone?: string, trustedKeys?: readonly string[]): TableCheck {
+  if (zone !== undefined && table.zone !== zone)
+    return { ok: false, reason: TableRejection.WrongZone, problems: [`table is for zone ${table.zone}, not ${zone}`] }
+  const want = [...(trustedKeys ?? [])].sort()
+  const got = [...table.checkedWith].sort()
+  if (want.length !== got.length || want.some((k, i) => k !== got[i]))
+    return {
+      ok: false,
+      reason: TableRejection.Invalid,
+      problems: ['admitted with other trusted keys than this egress has (--trusted-key): refused'],
+    }
+  return { ok: true, table }
 }
 
 /** Records a rejected candidate; the served table is unchanged. Pure. */

@@ -221,6 +221,15 @@ describe('egress context', () => {
       ok: false,
       reason: 'wrong-zone',
     })
+    // checked with other trusted keys than the egress's (a wiring mistake): refused, not trusted blindly
+    expect(admitTable(undefined, compact(table(2)), 'nats', 'zone-a', ['UKEY'])).toMatchObject({
+      ok: false,
+      reason: 'invalid',
+    })
+    const { routes, ...meta } = table(2)
+    const checked = new CompactZoneTable(meta, compactRoutes(routes), ['UKEY'])
+    expect(admitTable(undefined, checked, 'nats', 'zone-a', ['UKEY'])).toMatchObject({ ok: true })
+    expect(admitTable(undefined, checked, 'nats', 'zone-a')).toMatchObject({ ok: false, reason: 'invalid' })
     const refused = new RejectedTable({ reason: 'digest-mismatch', problems: ['p'], generation: 4 })
     expect(admitTable(table(1), refused, 'nats')).toEqual({
       ok: false,

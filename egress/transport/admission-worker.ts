@@ -3,7 +3,7 @@ import { type AdmissionInput, type AdmissionOutput, admit } from '../core/admiss
 import { transferList } from '../core/compact-table.js'
 
 /**
- * The admission worker thread (docs/decisions/010-off-loop-admission.md): receives `{id, input}`, runs the
+ * The admission worker thread (docs/decisions/012-off-loop-admission.md): receives `{id, input}`, runs the
  * whole admission (decode, parse, schema, digest, compact routes; egress/core/admission.ts) and posts back
  * `{id, out, ms}`, transferring the compact table's buffers to the event loop without a copy.
  */

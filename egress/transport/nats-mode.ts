@@ -40,7 +40,13 @@ export async function startNatsMode(d: NatsModeDeps): Promise<NatsSubscriber | u
     try {
       const bytes = await readSavedTable(d.stateDir, d.zone)
       if (bytes !== undefined) {
-        const { out } = await admitter.admit({ kind: 'json', from: 'file', bytes, zone: d.zone })
+        const { out } = await admitter.admit({
+          kind: 'json',
+          from: 'file',
+          bytes,
+          zone: d.zone,
+          trustedKeys: d.trustedKeys ?? [],
+        })
         if (!out.ok && out.stage === 'json') throw new Error(`${stateFilePath(d.stateDir, d.zone)}: ${out.problems[0]}`)
         d.send({ type: 'table.received', table: admittedValue(out), source: 'file' })
       }

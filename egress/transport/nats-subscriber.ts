@@ -161,7 +161,13 @@ export function startNatsSubscriber(o: NatsSubscriberOptions): NatsSubscriber {
   /** An inline table (the KV value is the envelope): admitted in the worker, then handed to the lifecycle. */
   const admitInline = async (bytes: Uint8Array, kvRevision: number) => {
     if (closed) return
-    const { out, ms, thread } = await o.admitter.admit({ kind: 'json', from: 'kv', bytes, zone: o.zone })
+    const { out, ms, thread } = await o.admitter.admit({
+      kind: 'json',
+      from: 'kv',
+      bytes,
+      zone: o.zone,
+      trustedKeys: o.trustedKeys ?? [],
+    })
     if (closed) return
     log.debug({ kvRevision, ms, thread }, 'table received')
     o.send({ type: 'table.received', table: admittedValue(out), source: 'nats' })
@@ -216,7 +222,13 @@ export function startNatsSubscriber(o: NatsSubscriberOptions): NatsSubscriber {
     }
     if (kvRevision !== st.kvRevision) return
     if (!bytes) return reject('body-missing', [`${h.object.bucket}/${h.object.name} not found`])
-    const { out, ms, thread } = await o.admitter.admit({ kind: 'body', head: h, bytes, zone: o.zone })
+    const { out, ms, thread } = await o.admitter.admit({
+      kind: 'body',
+      head: h,
+      bytes,
+      zone: o.zone,
+      trustedKeys: o.trustedKeys ?? [],
+    })
     if (closed || kvRevision !== st.kvRevision) return
     if (!out.ok && out.stage === 'body') return reject('body-mismatch', out.problems)
     log.debug({ kvRevision, bytes: h.object.storedSize, ms, thread }, 'large table received')

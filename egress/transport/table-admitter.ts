@@ -4,7 +4,7 @@ import { type AdmissionInput, type AdmissionOutput, admit } from '../core/admiss
 import type { AdmissionReply, AdmissionRequest } from './admission-worker.js'
 
 /**
- * Runs table admission in a worker thread (docs/decisions/010-off-loop-admission.md), so parsing and checking
+ * Runs table admission in a worker thread (docs/decisions/012-off-loop-admission.md), so parsing and checking
  * a large table never holds the event loop that proxies connections. One worker, started on the first table;
  * after a table larger than `LARGE_INPUT_BYTES` it is ended, which hands its heap back to the OS (the egress's
  * RSS then holds the compact table, not the parse), and the next table starts a new one. Should the worker fail
