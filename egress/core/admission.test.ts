@@ -1,11 +1,31 @@
 import { describe, expect, it } from 'vitest'
+import { tableDigest } from '../../schemas/digest.js'
 import { generateSigningKey, loadSigningKey, signTable } from '../../schemas/signing.js'
+import type { PublishedZoneTable } from '../../schemas/table.js'
 import { encodeTableBody } from '../../schemas/table-transport.js'
-import { largeTable } from '../../test/helpers/large-table.js'
 import { admit, admittedValue, RejectedTable } from './admission.js'
 import { CompactZoneTable } from './compact-table.js'
 
-const t = largeTable(50)
+function smallTable(n: number): PublishedZoneTable {
+  const routes = Array.from({ length: n }, (_, i) => ({
+    sni: `svc-${String(i).padStart(3, '0')}{mesh=default}`,
+    mesh: 'default',
+    service: `svc-${i}`,
+    kind: 'external' as const,
+    mode: 'passthrough' as const,
+    upstreams: [{ address: `10.0.0.${i % 250}`, port: 443, weight: 1 }],
+  }))
+  const body = { zone: 'zone-a', egresses: [{ name: 'ze-a', port: 10002 }], routes }
+  return {
+    apiVersion: 'zonegate.io/v1',
+    kind: 'ZoneEgressTable',
+    generation: 1,
+    revision: `main@sha1:${'1'.repeat(40)}`,
+    digest: tableDigest(body),
+    ...body,
+  }
+}
+const t = smallTable(50)
 const json = JSON.stringify(t)
 const bytes = Buffer.from(json)
 const encoded = encodeTableBody(json, t, { bucket: 'b', name: 'zone-a.table.1' })
