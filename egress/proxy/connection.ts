@@ -36,8 +36,6 @@ export class Conn {
   clientEnded = false
   /** The upstream's 'drain' handler is attached on the first backpressure only (most connections see none). */
   upstreamDrainWatched = false
-  /** terminate-mtls: the client's 'drain' handler (TLS upstreams are read with 'data', not `onread`). */
-  clientDrainWatched = false
   /** terminate-mtls: the caller's service from its SPIFFE id, once the handshake verified it. */
   caller: string | null = null
   /**
@@ -165,7 +163,12 @@ export function onUpstreamRead(this: ConnSocket, n: number, buf: Uint8Array): bo
   const c = this[kConn]
   const client = c.client
   if (c.upstream !== this || client.destroyed) return true
-  client.write((buf as Buffer).subarray(0, n))
+  const chunk = (buf as Buffer).subarray(0, n)
+  // A chunk written while the client still has bytes queued waits in its queue, so it must not point into the
+  // buffer: a TLS upstream (terminate-mtls) keeps filling it within one socket read, because Node's TLS layer
+  // hands over every record it decrypted before it looks at the pause. (A TLS client copies what it is given at
+  // once; a plain upstream delivers nothing more once paused.)
+  client.write(client.writableLength === 0 ? chunk : Buffer.from(chunk))
   if (client.writableLength === 0) return true
   c.resumeUpstream ??= (err) => {
     if (!err && c.upstream !== null && !c.upstream.destroyed) c.upstream.resume()

@@ -12,6 +12,7 @@ import {
   onUpstreamConnect,
   onUpstreamEnd,
   onUpstreamError,
+  onUpstreamRead,
   Phase,
   unlistenClient,
 } from './connection.js'
@@ -170,16 +171,18 @@ function sanOnlyPeerCertificate(this: TLSSocket): DetailedPeerCertificate {
 
 /**
  * Dials upstream `u` for a terminated connection: TLS origination when `u.tls` is set (verified against
- * `caCert` when given, exact SAN match unless `skipHostnameVerification`), else plain TCP. Both are read
- * with 'data' events (the TLS client socket may hold on to written chunks, so the shared `onread` buffers
- * of passthrough are not used).
+ * `caCert` when given, exact SAN match unless `skipHostnameVerification`), else plain TCP. Both read into the
+ * connection's pooled buffer (`onread`, decision 006), as passthrough does: the caller's TLS socket encrypts
+ * what it is given at once (OpenSSL copies it), so the buffer is free again as soon as the write is flushed.
  */
 export function dialTerminated(c: Conn, u: Upstream): ConnSocket {
+  const onread = { buffer: c.readBuf!, callback: onUpstreamRead as (n: number, buf: Uint8Array) => boolean }
   let s: ConnSocket
   if (u.tls !== undefined) {
     const name = upstreamServerName(u)
     const verify = u.tls.caCert !== undefined
-    const options: tls.ConnectionOptions & { allowHalfOpen: boolean } = {
+    // `onread` is passed on to the socket by tls.connect (documented there; missing from @types/node 20)
+    const options: tls.ConnectionOptions & { allowHalfOpen: boolean; onread: typeof onread } = {
       host: u.address,
       port: u.port,
       allowHalfOpen: true,
@@ -187,37 +190,19 @@ export function dialTerminated(c: Conn, u: Upstream): ConnSocket {
       ...(name === undefined ? {} : { servername: name }),
       rejectUnauthorized: verify,
       checkServerIdentity: !verify || u.tls.skipHostnameVerification ? skipIdentity : exactSanCheck(name ?? u.address),
+      onread,
     }
     s = tls.connect(options) as unknown as ConnSocket
     ;(s as unknown as TLSSocket).getPeerCertificate = sanOnlyPeerCertificate as TLSSocket['getPeerCertificate']
     s.setNoDelay(true)
     s.on('secureConnect', onUpstreamConnect)
   } else {
-    s = net.connect({ host: u.address, port: u.port, allowHalfOpen: true, noDelay: true }) as ConnSocket
+    s = net.connect({ host: u.address, port: u.port, allowHalfOpen: true, noDelay: true, onread }) as ConnSocket
     s.on('connect', onUpstreamConnect)
   }
   s[kConn] = c
-  s.on('data', onTerminatedUpstreamData)
   s.on('end', onUpstreamEnd)
   s.on('error', onUpstreamError)
   s.on('close', onUpstreamClose)
   return s
-}
-
-function onTerminatedUpstreamData(this: ConnSocket, chunk: Buffer): void {
-  const c = this[kConn]
-  const client = c.client
-  if (c.upstream !== this || client.destroyed) return
-  if (!client.write(chunk)) {
-    this.pause()
-    if (!c.clientDrainWatched) {
-      c.clientDrainWatched = true
-      client.on('drain', onClientDrain)
-    }
-  }
-}
-
-function onClientDrain(this: ConnSocket): void {
-  const c = this[kConn]
-  if (c.upstream !== null && !c.upstream.destroyed) c.upstream.resume()
 }

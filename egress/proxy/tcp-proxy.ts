@@ -225,6 +225,7 @@ export class TcpProxy {
     }
     const u = route.upstreams[i]!
     c.upstreamIndex = i
+    c.readBuf ??= this.readBuffers.pop() ?? Buffer.allocUnsafeSlow(READ_BUFFER_BYTES)
     if (route.terminate) {
       c.deadline = performance.now() + this.options.connectTimeoutMs
       try {
@@ -239,7 +240,6 @@ export class TcpProxy {
       }
       return
     }
-    c.readBuf ??= this.readBuffers.pop() ?? Buffer.allocUnsafeSlow(READ_BUFFER_BYTES)
     const s = net.connect({
       host: u.address,
       port: u.port,

@@ -227,6 +227,45 @@ describe('egress mtls', () => {
     }
   })
 
+  it('egress mtls - large transfers both ways through a TLS upstream arrive intact under backpressure', async () => {
+    const payload = Buffer.from(Array.from({ length: 3 * 1024 * 1024 }, (_, i) => (i * 31 + (i >> 9)) & 0xff))
+    const tls = await import('node:tls')
+    const got = await new Promise<Buffer>((resolve, reject) => {
+      const s = tls.connect({
+        host: '127.0.0.1',
+        port,
+        servername: SECURE,
+        ca: ca.certPem,
+        ALPNProtocols: ['kuma'],
+        cert: web.cert,
+        key: web.key,
+        checkServerIdentity: () => undefined,
+      })
+      const chunks: Buffer[] = []
+      let size = 0
+      const want = 'secure-api\n'.length + payload.length
+      s.once('secureConnect', () => s.end(payload))
+      s.on('data', (d: Buffer) => {
+        chunks.push(d)
+        size += d.length
+        // a slow reader now and then: the egress must stop reading the upstream, not buffer without bound
+        if (chunks.length % 16 === 0) {
+          s.pause()
+          setTimeout(() => s.resume(), 20)
+        }
+        if (size >= want) {
+          s.destroy()
+          resolve(Buffer.concat(chunks))
+        }
+      })
+      s.on('error', reject)
+      s.on('close', () => resolve(Buffer.concat(chunks)))
+    })
+    expect(got.subarray(0, 11).toString()).toBe('secure-api\n')
+    expect(got.length - 11).toBe(payload.length)
+    expect(got.subarray(11).equals(payload)).toBe(true)
+  })
+
   it('egress mtls - the upstream is verified against caCert with an exact SAN match unless skipHostnameVerification', async () => {
     const before = await prometheus()
     const wrongName = await meshCall(port, WRONG_NAME, ca.certPem, web, 'x')
