@@ -27,7 +27,14 @@ import {
 } from './steps/status.js'
 import { type CertServer, serveCertRequests } from './transport/cert-server.js'
 import { type Lease, startLease } from './transport/lease.js'
-import { type Bus, connectBus, ensureNatsLayout, isLayoutMissing } from './transport/nats-bus.js'
+import {
+  type Bus,
+  bucketEpochs,
+  connectBus,
+  ensureNatsLayout,
+  isLayoutMissing,
+  LAYOUT_EPOCH_BUCKETS,
+} from './transport/nats-bus.js'
 import { type ReconcileServer, serveReconcileRequests } from './transport/reconcile-requests.js'
 import { readStatus, writeStatus } from './transport/status-store.js'
 import { createTriggerLoop, pollDelayMs } from './triggers.js'
@@ -125,8 +132,8 @@ export async function runReconciler(opts: ReconcilerOptions): Promise<RunningRec
   let connected = false
   let lease: Lease | undefined
   // Readiness says whether this reconciler can publish (issue #16.1): NATS connected, the layout verified
-  // since the last (re)connect, nothing lost left to republish, and (as leader) the last pass not failing to
-  // write to NATS.
+  // since the last (re)connect, nothing lost left to republish (the leader: until its pass republished every
+  // zone; a standby: until the tables are back), and (as leader) the last pass not failing to write to NATS.
   let layoutVerified = false
   let republishPending = false
   let publishFailing = false
@@ -268,7 +275,17 @@ export async function runReconciler(opts: ReconcilerOptions): Promise<RunningRec
 
   const runPass: Parameters<typeof createTriggerLoop<PassReport | undefined>>[0]['runPass'] = async (hooks) => {
     const interval = pollDelayMs(opts.intervalMs, random)
-    if (!lease?.isLeader()) return { result: undefined, nextDelayMs: interval }
+    if (!lease?.isLeader()) {
+      // A standby that saw the store lost is ready again once the leader republished (tables are back).
+      if (republishPending) {
+        const values = await bus.kv.tables
+          .status()
+          .then((s) => s.values)
+          .catch(() => 0)
+        if (values > 0) republishPending = false
+      }
+      return { result: undefined, nextDelayMs: interval }
+    }
     await takeoverRead
     const t0 = performance.now()
     const beforePass = status
@@ -318,19 +335,26 @@ export async function runReconciler(opts: ReconcilerOptions): Promise<RunningRec
    * and a pass is queued. Readiness stays false until that pass has republished every zone.
    */
   let healing: Promise<void> | undefined
+  let epochs = await bucketEpochs(bus).catch(() => ({}) as Record<string, string>)
   const heal = (why: string): Promise<void> => {
     layoutVerified = false
     healing ??= (async () => {
       for (let attempt = 1; !stopping; attempt++) {
         try {
           const report = await ensureNatsLayout(bus, layoutOptions)
-          if (report.created.length > 0) {
-            log.warn({ created: report.created, why }, 'NATS lost zonegate’s layout (wiped store?): recreated it')
-            status = statusLayoutLost(status, report.created, new Date())
-            void saveStatus()
+          // Whoever recreated them (this process or another reconciler), a bucket whose stream has another
+          // creation time than the one this process worked with was lost: compare, do not trust `created`.
+          const now = await bucketEpochs(bus)
+          const lost = LAYOUT_EPOCH_BUCKETS.filter((b) => epochs[b] !== undefined && now[b] !== epochs[b])
+          epochs = now
+          if (lost.length > 0) {
+            log.warn({ lost, created: report.created, why }, 'NATS lost zonegate’s layout (wiped store?): recreated it')
+            status = statusLayoutLost(status, lost, new Date())
+            if (lease?.isLeader()) void saveStatus() // a standby never writes the status
           }
-          if (report.created.includes(Bucket.Tables)) forgetPublished(state)
-          if (report.created.includes(Bucket.Tables) || report.created.includes(Bucket.Ca)) {
+          if (lost.includes(Bucket.Leases)) await lease?.reclaim()
+          if (lost.includes(Bucket.Tables)) forgetPublished(state)
+          if (lost.includes(Bucket.Tables) || lost.includes(Bucket.Ca)) {
             state.appliedMtls = undefined
             state.meshCas = undefined
             republishPending = true

@@ -24,6 +24,11 @@ export interface Lease {
   onChange(cb: (leader: boolean) => void): () => void
   /** Stops renewing and polling; with `release` (default true) deletes the key if we hold it. */
   stop(opts?: { release?: boolean }): Promise<void>
+  /**
+   * The leases bucket was recreated (a wiped store): a holder takes its lease again at once with `create`
+   * (its CAS renewals can only fail on the empty bucket); if another process was faster it steps down.
+   */
+  reclaim(): Promise<void>
   /** The id this keeper writes. */
   readonly id: string
 }
@@ -161,6 +166,21 @@ export async function startLease(opts: LeaseOptions): Promise<Lease> {
     onChange(cb) {
       listeners.add(cb)
       return () => listeners.delete(cb)
+    },
+    reclaim() {
+      busy = busy.then(async () => {
+        if (stopped || !leader) return
+        const sent = now()
+        try {
+          rev = await kv.create(LEASE_KEY, id)
+          armFence(sent)
+          log.info({ id, rev }, 'lease taken again in the recreated bucket')
+        } catch (err) {
+          if (isCas(err)) setLeader(false, 'another reconciler took the recreated lease')
+          else log.warn({ err }, 'lease not retaken; retrying on the next renewal')
+        }
+      })
+      return busy
     },
     async stop(o = {}) {
       if (stopped) return

@@ -259,3 +259,23 @@ async function streamExists(bus: Bus, name: string): Promise<boolean> {
     throw err
   }
 }
+
+/** The buckets whose loss the reconciler must act on (republish, new CA, retake the lease). */
+export const LAYOUT_EPOCH_BUCKETS = [Bucket.Tables, Bucket.Leases, Bucket.Ca] as const
+
+/**
+ * The creation time of each of LAYOUT_EPOCH_BUCKETS' streams (absent when missing). A stream recreated after a
+ * wiped store has a new creation time, whoever recreated it (the egress uses the same test). Rejects on
+ * NATS errors other than "stream not found".
+ */
+export async function bucketEpochs(bus: Bus): Promise<Record<string, string>> {
+  const out: Record<string, string> = {}
+  for (const b of LAYOUT_EPOCH_BUCKETS) {
+    try {
+      out[b] = String((await bus.jsm.streams.info(`KV_${b}`)).created)
+    } catch (err) {
+      if (!isStreamNotFound(err)) throw err
+    }
+  }
+  return out
+}

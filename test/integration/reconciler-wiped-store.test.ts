@@ -8,6 +8,7 @@ import { pino } from 'pino'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { type EgressHandle, runEgress } from '../../egress/main.js'
 import type { RunningReconciler } from '../../reconciler/main.js'
+import { isStreamNotFound } from '../../reconciler/transport/nats-bus.js'
 import { Bucket, EVENTS_STREAM, LEASE_KEY, tableKey } from '../../schemas/subjects.js'
 import type { PublishedZoneTable } from '../../schemas/table.js'
 import { createGitRepo, type GitRepo } from '../helpers/git-repo.js'
@@ -31,12 +32,17 @@ let egress: EgressHandle | undefined
 let stateDir: string
 
 async function table(zone: string): Promise<PublishedZoneTable | undefined> {
+  return (await tableOrMissing(zone)) ?? undefined
+}
+
+/** The zone's table; `null` when the bucket or the key is definitely missing; undefined when NATS did not answer. */
+async function tableOrMissing(zone: string): Promise<PublishedZoneTable | null | undefined> {
   const c = nc as NatsConnection
   try {
-    const e = await (await new Kvm(jetstream(c, { timeout: 1000 })).open(Bucket.Tables)).get(tableKey(zone))
-    return e?.operation === 'PUT' ? e.json<PublishedZoneTable>() : undefined
-  } catch {
-    return undefined // the bucket does not exist (yet)
+    const e = await (await new Kvm(jetstream(c, { timeout: 2000 })).open(Bucket.Tables)).get(tableKey(zone))
+    return e?.operation === 'PUT' ? e.json<PublishedZoneTable>() : null
+  } catch (err) {
+    return isStreamNotFound(err) ? null : undefined
   }
 }
 
@@ -75,7 +81,7 @@ describe('reconciler wiped store', () => {
     const caBefore = before?.meshes?.find((m) => m.name === 'default')?.caCerts[0]
     expect(caBefore).toMatch(/BEGIN CERTIFICATE/)
     const readyz = `${reconciler.httpUrl}/readyz`
-    expect((await fetch(readyz)).status).toBe(200)
+    await waitUntil(async () => (await fetch(readyz)).status === 200 || undefined, 10_000, 'ready after the first pass')
 
     await nats.kill()
     await rm(nats.storeDir, { recursive: true, force: true })
@@ -90,7 +96,7 @@ describe('reconciler wiped store', () => {
         const status = await fetch(readyz)
           .then((r) => r.status)
           .catch(() => 0)
-        if (status === 200 && !(await table('zone-a'))) lies.push(`${Date.now() - wipedAt} ms`)
+        if (status === 200 && (await tableOrMissing('zone-a')) === null) lies.push(`${Date.now() - wipedAt} ms`)
         await new Promise((r) => setTimeout(r, 50))
       }
     })()
@@ -101,7 +107,12 @@ describe('reconciler wiped store', () => {
           return true
         },
         30_000,
-        `every zone republished (reconciler log: ${JSON.stringify(reconciler.lines.slice(-15))})`,
+        `every zone republished (reconciler log since the wipe: ${JSON.stringify(
+          reconciler.lines
+            .filter((l) => (l.time as number) >= wipedAt - 2000)
+            .map((l) => [l.time, l.msg, l.err ? (l.err as { message?: string }).message : ''])
+            .slice(-40),
+        )}; test client closed: ${nc?.isClosed()})`,
       )
     } finally {
       sampling = false
@@ -168,5 +179,71 @@ describe('reconciler wiped store', () => {
       generation: number
     }
     expect(dump.generation).toBe(2)
+  })
+
+  it('wiped store - with a standby: one leader republishes, the status is the leader’s, both are ready again', async () => {
+    const standby = await startReconciler({
+      repo: repo.dir,
+      nats: nats.url,
+      cacheDir: dir.path,
+      id: 'sb',
+      intervalMs: 500,
+      leaseTtlMs: 1500,
+    })
+    try {
+      expect(standby.isLeader()).toBe(false)
+      const rev = `main@sha1:${await repo.head()}`
+      await nats.kill()
+      await rm(nats.storeDir, { recursive: true, force: true })
+      await nats.restart()
+      await waitUntil(
+        async () => {
+          for (const z of ['zone-a', 'zone-b', 'zone-c']) if ((await table(z))?.revision !== rev) return undefined
+          return true
+        },
+        30_000,
+        'every zone republished',
+      ).catch((err) => {
+        const lines = (r: typeof standby) =>
+          JSON.stringify(
+            r.lines
+              .filter((l) => (l.level as number) >= 30)
+              .slice(-14)
+              .map((l) => [l.msg, l.err ? (l.err as { message?: string }).message : '']),
+          )
+        throw new Error(
+          `${err.message}: rec=${reconciler.isLeader()} sb=${standby.isLeader()} rec: ${lines(reconciler)} sb: ${lines(standby)}`,
+        )
+      })
+      const c = nc as NatsConnection
+      const leases = await new Kvm(jetstream(c)).open(Bucket.Leases)
+      // exactly one leader, and the key names it (read both until they agree: a takeover may be in flight)
+      const [leader, other] = await waitUntil(
+        async () => {
+          const key = (await leases.get(LEASE_KEY))?.string()
+          if (reconciler.isLeader() && !standby.isLeader() && key === reconciler.id) return [reconciler, standby]
+          if (standby.isLeader() && !reconciler.isLeader() && key === standby.id) return [standby, reconciler]
+          return undefined
+        },
+        15_000,
+        'exactly one leader, named by the lease key',
+      )
+      const holder = leader.id
+      for (const r of [leader, other])
+        await waitUntil(
+          async () => (await fetch(`${r.httpUrl}/readyz`)).status === 200 || undefined,
+          15_000,
+          `${r.id} ready again`,
+        )
+      // the standby never wrote the status: it is the leader's
+      const status = await new Kvm(jetstream(c)).open(Bucket.Status)
+      await waitUntil(
+        async () => (await status.get('reconciler'))?.json<{ reconciler: string }>().reconciler === holder || undefined,
+        10_000,
+        'the status is written by the lease holder',
+      )
+    } finally {
+      await standby.stop()
+    }
   })
 })
