@@ -71,6 +71,15 @@ describe('nats-connect', () => {
     }
   })
 
+  it('nats-connect - an expired token is a usage error naming the file and the expiry', async () => {
+    const c = await credsText(['_INBOX.viewer.>'], 1_700_000_000)
+    const path = file('expired.creds', c.text)
+    await expect(natsConnectOptions({ creds: path })).rejects.toThrow(
+      /--creds .*expired\.creds: the token expired at 2023-11-14T22:13:20\.000Z/,
+    )
+    expect((await natsConnectOptions({ creds: path }, new Date(1_699_999_000_000))).inboxPrefix).toBe('_INBOX.viewer')
+  })
+
   it('nats-connect - TLS files are read and checked; cert and key go together', async () => {
     const ca = file('ca.pem', '-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n')
     const key = file('key.pem', '-----BEGIN PRIVATE KEY-----\nMIIE\n-----END PRIVATE KEY-----\n')

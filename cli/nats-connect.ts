@@ -119,7 +119,7 @@ function readFlagFile(path: string, flag: string): string {
  * throws UsageError naming the flag and the file when one is missing, unreadable or not what it should be.
  * No flags: no options (an open server, as before). The client is imported only when `--creds` is given.
  */
-export async function natsConnectOptions(flags: NatsFlags): Promise<NatsAuthOptions> {
+export async function natsConnectOptions(flags: NatsFlags, now: Date = new Date()): Promise<NatsAuthOptions> {
   const out: NatsAuthOptions = {}
   if (flags.creds) {
     const text = readFlagFile(flags.creds, '--creds')
@@ -129,10 +129,28 @@ export async function natsConnectOptions(flags: NatsFlags): Promise<NatsAuthOpti
     } catch (err) {
       throw new UsageError(`--creds ${flags.creds}: ${(err as Error).message}`)
     }
-    const bytes = new TextEncoder().encode(text)
+    // the server refuses an expired token anyway ("Authorization Violation"): say why, before connecting
+    if (parsed.exp !== undefined && parsed.exp * 1000 <= now.getTime())
+      throw new UsageError(
+        `--creds ${flags.creds}: the token expired at ${new Date(parsed.exp * 1000).toISOString()} ` +
+          '(`zonegate token` writes a new one)',
+      )
+    // The file is read again at every (re)connect, so a renewed token replaces an expiring one without a restart
+    // (same scope and zone: the inbox prefix does not change); an unreadable or malformed file keeps the last good.
+    let last = new TextEncoder().encode(text)
+    const path = flags.creds
+    const current = () => {
+      try {
+        const again = readFileSync(path, 'utf8')
+        if (parseCredsText(again).subAllow.join() === parsed.subAllow.join()) last = new TextEncoder().encode(again)
+      } catch {
+        // keep the last good token
+      }
+      return last
+    }
     // loaded on use: keeps the NATS client out of the start-up of commands that never connect
     const { credsAuthenticator } = await import('@nats-io/transport-node')
-    out.authenticator = credsAuthenticator(bytes)
+    out.authenticator = credsAuthenticator(current)
     const prefix = inboxPrefixOf(parsed.subAllow)
     if (prefix) out.inboxPrefix = prefix
   }

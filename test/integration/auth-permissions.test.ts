@@ -1,9 +1,10 @@
+import { readFile, writeFile } from 'node:fs/promises'
 import { jetstream } from '@nats-io/jetstream'
 import { Kvm } from '@nats-io/kv'
 import { connect, type NatsConnection } from '@nats-io/transport-node'
 import { pino } from 'pino'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import type { NatsAuthOptions } from '../../cli/nats-connect.js'
+import { type NatsAuthOptions, natsConnectOptions } from '../../cli/nats-connect.js'
 import { type Bus, connectBus, ensureNatsLayout } from '../../reconciler/transport/nats-bus.js'
 import { Bucket, certSubject, LEASE_KEY, rolloutInstanceSubject, tableKey } from '../../schemas/subjects.js'
 import { type AuthNats, startAuthNats } from '../helpers/nats-auth.js'
@@ -165,6 +166,23 @@ describe('auth - zone tokens on a real nats-server', () => {
     )
     const ok = await client(good.auth)
     const tables = await new Kvm(js(ok)).open(Bucket.Tables, { allow_direct: true })
+    expect((await tables.get(tableKey('zone-a')))?.json()).toMatchObject({ zone: 'zone-a' })
+  })
+
+  it('auth - a renewed .creds file is used at the reconnect after the old token expired', async () => {
+    const short = await nats.token('egress', { zone: 'zone-a', validForMs: 2000 })
+    const longer = await nats.token('egress', { zone: 'zone-a' })
+    // the command's options read short.file: replace its content before the token expires
+    const auth = await natsConnectOptions({ creds: short.file })
+    const nc = await connect({ ...auth, servers: nats.url, maxReconnectAttempts: -1, reconnectTimeWait: 100 })
+    open.push(nc)
+    await writeFile(short.file, await readFile(longer.file))
+    const reconnected = (async () => {
+      for await (const s of nc.status()) if (s.type === 'reconnect') return true
+      return false
+    })()
+    expect(await Promise.race([reconnected, new Promise((r) => setTimeout(() => r('no reconnect'), 8000))])).toBe(true)
+    const tables = await new Kvm(js(nc)).open(Bucket.Tables, { allow_direct: true })
     expect((await tables.get(tableKey('zone-a')))?.json()).toMatchObject({ zone: 'zone-a' })
   })
 
