@@ -67,6 +67,8 @@ export default async function bench(ctx: BenchContext): Promise<void> {
           '127.0.0.1:$((PORT + 50))': `127.0.0.1:${adminPort}`,
           '.data/egress/zone-a': join(stateRoot, `e${i}`),
           '--nats nats://127.0.0.1:4222': cluster.urls.map((u) => `--nats ${u}`).join(' '),
+          // the bench's cluster runs without auth and writes unsigned tables: no token, no trusted key
+          ' --creds .data/auth/zone-a-egress.creds --trusted-key "$(cat .data/auth/table-signing.pub)"': '',
         },
         args: ['--instance', `e${i}`, '--grace', '1s'],
         env: { LOG_LEVEL: 'info' },

@@ -359,6 +359,9 @@ export function startNatsSubscriber(o: NatsSubscriberOptions): NatsSubscriber {
           servers: o.servers,
           name: `zonegate-egress-${o.zone}-${o.instance}`,
           maxReconnectAttempts: -1,
+          // a refused token (expired, revoked) is retried too: the last table keeps serving, and a token renewed
+          // in the --creds file (read again at each reconnect) brings the egress back without a restart
+          ignoreAuthErrorAbort: true,
           reconnectTimeWait: RETRY_MS,
           waitOnFirstConnect: false,
           timeout: 2000,

@@ -74,6 +74,8 @@ export async function connectBus(opts: ConnectBusOptions): Promise<Bus> {
     servers: opts.servers,
     name: opts.name,
     maxReconnectAttempts: opts.maxReconnectAttempts ?? -1,
+    // reconnecting forever includes a refused token: a renewed --creds file is read again at each attempt
+    ignoreAuthErrorAbort: (opts.maxReconnectAttempts ?? -1) === -1,
     reconnectTimeWait: 250,
     waitOnFirstConnect: opts.waitOnFirstConnect ?? true,
     timeout: opts.connectTimeoutMs ?? 5000,

@@ -1,4 +1,4 @@
-import { mkdtemp, rm } from 'node:fs/promises'
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { pino } from 'pino'
@@ -137,5 +137,34 @@ describe('auth - the system with tokens', () => {
     } finally {
       await bus.close()
     }
+  })
+
+  it('auth system - an egress whose token is revoked keeps serving and comes back when its .creds file is renewed', async () => {
+    const bad = await nats.token('egress', { zone: 'zone-a' })
+    const e = runEgress({
+      nats: { servers: [nats.url], auth: bad.auth, heartbeatMs: 300 },
+      zone: 'zone-a',
+      name: 'ze-a',
+      instance: 'revoked',
+      listen: { host: '127.0.0.1', port: 0 },
+      admin: { host: '127.0.0.1', port: 0 },
+      logger: silent,
+      graceMs: 300,
+    })
+    egresses.push(e)
+    const { listen, admin } = await e.ready
+    const url = `http://127.0.0.1:${admin!.port}`
+    const natsState = async () =>
+      ((await (await fetch(`${url}/config_dump`)).json()) as { nats: { connected: boolean } }).nats.connected
+    await waitUntil(async () => (await natsState()) || undefined, 10_000, 'egress connected')
+    await nats.revoke(bad.user)
+    await waitUntil(async () => !(await natsState()) || undefined, 10_000, 'egress dropped after the revocation')
+    // still serving its table while refused
+    expect(['serving', 'degraded']).toContain((await dump(url)).state)
+    expect((await tlsConnect(listen.port, 'svc.test')).upstream).toBe('U')
+    // the operator writes a new token into the same file: the next reconnect uses it
+    const renewed = await nats.token('egress', { zone: 'zone-a' })
+    await writeFile(bad.file, await readFile(renewed.file))
+    await waitUntil(async () => (await natsState()) || undefined, 15_000, 'egress reconnected with the renewed token')
   })
 })
