@@ -152,6 +152,8 @@ export interface MeshTrafficPermission {
     /** What the policy applies to (the destination); absent = the whole mesh. */
     targetRef?: TargetRef
     from?: { targetRef?: TargetRef; default?: { action?: TrafficAction } }[]
+    /** Kuma 2.12+ `rules` (SPIFFE ID matches): refused by validation, never compiled. */
+    rules?: unknown[]
   }
 }
 

@@ -146,6 +146,15 @@ describe('MeshTrafficPermission validation', () => {
     ],
     ['no from', mtp('  targetRef:\n    kind: Mesh\n'), ['5:3 spec.from: needs at least one item']],
     [
+      'the rules form (Kuma 2.12+) is refused, not ignored',
+      mtp(
+        '  targetRef:\n    kind: Mesh\n  rules:\n  - default:\n      allow:\n      - spiffeID:\n          type: Exact\n          value: spiffe://default/web\n',
+      ),
+      [
+        '8:3 spec.rules: the rules form (SPIFFE ID matches, Kuma 2.12+) is not supported by zonegate: write the permission with spec.from[] (targetRef kind Mesh, MeshSubset with kuma.io/service, or MeshService) and default.action',
+      ],
+    ],
+    [
       'unsupported kinds and missing kind',
       mtp(
         '  targetRef:\n    kind: MeshGateway\n  from:\n  - targetRef:\n      kind: Dataplane\n    default:\n      action: Allow\n  - targetRef: {}\n    default:\n      action: Allow\n',

@@ -57,7 +57,13 @@ export function meshTrafficPermissionRules(mtp: MeshTrafficPermission, emit: Emi
   const spec = mtp.spec ?? {}
   if (spec.targetRef) targetRefRules('spec.targetRef', spec.targetRef, MTP_TOP_KINDS, emit)
   const from = spec.from ?? []
-  if (from.length === 0) emit('mtp.from', 'spec.from', 'needs at least one item')
+  if (spec.rules !== undefined)
+    emit(
+      'mtp.rules',
+      'spec.rules',
+      'the rules form (SPIFFE ID matches, Kuma 2.12+) is not supported by zonegate: write the permission with spec.from[] (targetRef kind Mesh, MeshSubset with kuma.io/service, or MeshService) and default.action',
+    )
+  else if (from.length === 0) emit('mtp.from', 'spec.from', 'needs at least one item')
   from.forEach((item, i) => {
     const path = `spec.from[${i}]`
     if (!item.targetRef) emit('policy.target-ref-kind', `${path}.targetRef.kind`, 'must be defined', path)
