@@ -47,4 +47,41 @@ describe('logging', () => {
     expect(out.lines[0]).toMatch(/WARN.*\(reconciler\).*zone published.*"zone":"zone-a"/)
     expect(() => JSON.parse(out.lines[0] as string)).toThrow()
   })
+
+  it.each(['json', 'pretty'] as const)(
+    'logging - %s: credentials, secrets and private keys are redacted at any of three levels',
+    (format) => {
+      const out = sink()
+      const log = createLogger({ name: 'reconciler', format, destination: out.stream, env: {} })
+      const secrets = {
+        password: 'pw-1',
+        token: 'tok-2',
+        seed: 'SUAK-3',
+        creds: '-----BEGIN NATS USER JWT----- 4',
+        webhookSecret: 'hook-5',
+        req: { headers: { authorization: 'Bearer 6', cookie: 'c=7' } },
+        upstream: { tls: { clientKey: '-----BEGIN PRIVATE KEY----- 8' } },
+        signingKey: 'SA-9',
+        jwt: 'eyJ-10',
+      }
+      log.child({ component: 'git-source' }).info({ ...secrets, publicKey: 'APUBLIC', zone: 'zone-a' }, 'hello')
+      const text = out.lines.join('\n')
+      for (const v of [
+        'pw-1',
+        'tok-2',
+        'SUAK-3',
+        'JWT----- 4',
+        'hook-5',
+        'Bearer 6',
+        'c=7',
+        'KEY----- 8',
+        'SA-9',
+        'eyJ-10',
+      ])
+        expect(text).not.toContain(v)
+      expect(text).toContain('[Redacted]')
+      expect(text).toContain('APUBLIC')
+      expect(text).toContain('zone-a')
+    },
+  )
 })

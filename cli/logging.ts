@@ -19,13 +19,41 @@ export interface LoggerOptions {
   env?: NodeJS.ProcessEnv
 }
 
+/**
+ * Field names whose values never reach a log line, at the top level and up to two levels down (`err.config.password`,
+ * `req.headers.authorization`): credentials, secrets and private keys. pino replaces them with `[Redacted]`.
+ * (Public keys are logged as `publicKey`/`trustedKeys`, which are not secret.)
+ */
+export const REDACTED_FIELDS = [
+  'password',
+  'passwd',
+  'secret',
+  'webhookSecret',
+  'token',
+  'accessToken',
+  'authorization',
+  'cookie',
+  'creds',
+  'credentials',
+  'jwt',
+  'seed',
+  'nkey',
+  'privateKey',
+  'clientKey',
+  'signingKey',
+  'apiKey',
+] as const
+
+/** pino `redact` paths for REDACTED_FIELDS. */
+export const REDACT_PATHS: string[] = REDACTED_FIELDS.flatMap((f) => [f, `*.${f}`, `*.*.${f}`])
+
 /** Creates the root logger (see above). */
 export function createLogger(opts: LoggerOptions): Logger {
   const env = opts.env ?? process.env
   const level = opts.level ?? env.LOG_LEVEL ?? 'info'
   const format = opts.format ?? (env.LOG_FORMAT === 'pretty' ? 'pretty' : 'json')
   const dest = opts.destination ?? 1
-  const base = { name: opts.name, level, timestamp: pino.stdTimeFunctions.isoTime }
+  const base = { name: opts.name, level, timestamp: pino.stdTimeFunctions.isoTime, redact: REDACT_PATHS }
   if (format === 'pretty') {
     const fd = typeof dest === 'number' ? dest : 1
     const stream =

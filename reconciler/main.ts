@@ -56,6 +56,10 @@ export interface ReconcilerOptions {
   natsAuth?: NatsAuthOptions
   cacheDir: string
   webhookSecretFile?: string
+  /** `--insecure-webhook`: accept unsigned webhook pushes when no secret is set (development only). */
+  insecureWebhook?: boolean
+  /** How long a webhook body may take (default 10 s; tests shorten it). */
+  webhookBodyTimeoutMs?: number
   /** `--signing-key`: the nkey seed file tables are signed with (docs/decisions/010-signed-tables.md). */
   signingKeyFile?: string
   allowEmpty: boolean
@@ -110,8 +114,12 @@ export async function runReconciler(opts: ReconcilerOptions): Promise<RunningRec
   const webhookSecret = opts.webhookSecretFile
     ? Buffer.from((await readFile(opts.webhookSecretFile, 'utf8')).trim(), 'utf8')
     : undefined
+  if (opts.insecureWebhook && !webhookSecret)
+    log.warn(
+      'INSECURE WEBHOOK: POST /hooks/git accepts unsigned requests (--insecure-webhook); set --webhook-secret-file',
+    )
   const signer = opts.signingKeyFile ? await readSigningKey(opts.signingKeyFile) : undefined
-  if (signer) log.info({ signingKey: signer.publicKey }, 'tables are signed')
+  if (signer) log.info({ publicKey: signer.publicKey }, 'tables are signed')
   else
     log.warn(
       'NO SIGNING KEY: tables are published unsigned, and egresses that pin a trusted key will refuse them. ' +
@@ -187,6 +195,8 @@ export async function runReconciler(opts: ReconcilerOptions): Promise<RunningRec
         leader: lease?.isLeader() ?? false,
       }),
       webhookSecret,
+      ...(opts.insecureWebhook && !webhookSecret ? { insecureWebhook: true } : {}),
+      ...(opts.webhookBodyTimeoutMs ? { webhookBodyTimeoutMs: opts.webhookBodyTimeoutMs } : {}),
       onWebhook: () => loop?.poke(),
     })
     log.info({ url: admin.url }, 'admin listening')

@@ -38,7 +38,10 @@ export type { Inventory, InventoryEntry, PassBus, PassDeps, PassSource } from '.
 export interface PassState {
   /** What each zone last received; undefined = read it from KV before diffing (start-up, takeover, conflict). */
   inventory?: Inventory
-  /** Last generation of zones that were removed (a zone that comes back continues its generation). */
+  /**
+   * Last generation this reconciler wrote or removed per zone: a zone that comes back continues its generation,
+   * and a lower generation found in KV (written by somebody else) does not pull the next one down.
+   */
   lastGenerations: Map<string, number>
   /** Sha whose tables are all published (or that changed nothing). */
   lastAppliedSha?: string

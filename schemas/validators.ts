@@ -3,6 +3,7 @@ import egressCertRequestSchema from './egress-cert-request.schema.json' with { t
 import externalServiceSchema from './external-service.schema.json' with { type: 'json' }
 import meshSchema from './mesh.schema.json' with { type: 'json' }
 import meshTrafficPermissionSchema from './mesh-traffic-permission.schema.json' with { type: 'json' }
+import natsMessagesSchema from './nats-messages.schema.json' with { type: 'json' }
 import { Kind } from './resources.js'
 import { type ShapeProblem, schemaProblems } from './schema-problems.js'
 import zoneEgressSchema from './zone-egress.schema.json' with { type: 'json' }
@@ -50,4 +51,15 @@ const validateEgressCertRequest: ValidateFunction = ajv.compile(egressCertReques
 export function validateEgressCertRequestShape(value: unknown): ShapeProblem[] {
   if (validateEgressCertRequest(value)) return []
   return schemaProblems(validateEgressCertRequest.errors)
+}
+
+ajv.addSchema(natsMessagesSchema)
+
+/**
+ * The compiled validator of one definition of schemas/nats-messages.schema.json (`heartbeat`, `rollout.applied`,
+ * `reconcileReply`…), or undefined for an unknown name.
+ */
+export function natsMessageValidator(definition: string): ValidateFunction | undefined {
+  if (!Object.hasOwn(natsMessagesSchema.$defs, definition)) return undefined
+  return ajv.getSchema(`${natsMessagesSchema.$id}#/$defs/${definition}`)
 }

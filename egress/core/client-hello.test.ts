@@ -77,6 +77,22 @@ describe('client-hello', () => {
     expect(parseClientHello(bytes)).toBe(NEED_MORE)
   })
 
+  it('client-hello - a record whose header claims more bytes than arrived is not decided before the whole record', () => {
+    const hs = buildHello({ sni: ['claim.test'] })
+    // one record claiming 10 bytes more than the hello (the rest would be another handshake message)
+    const header = Buffer.from([22, 3, 1, (hs.length + 10) >> 8, (hs.length + 10) & 0xff])
+    const partial = Buffer.concat([header, hs])
+    expect(parseClientHello(partial)).toBe(NEED_MORE)
+    expect(parseClientHello(Buffer.concat([partial, Buffer.alloc(9)]))).toBe(NEED_MORE)
+    expect(parseClientHello(Buffer.concat([partial, Buffer.alloc(10)]))).toEqual(found('claim.test'))
+    // fragmented: the record carrying the hello's last byte claims more than arrived
+    const recs = toRecords(hs.subarray(0, 60), 60)
+    const rest = hs.subarray(60)
+    const last = Buffer.concat([Buffer.from([22, 3, 1, (rest.length + 5) >> 8, (rest.length + 5) & 0xff]), rest])
+    expect(parseClientHello(Buffer.concat([recs, last]))).toBe(NEED_MORE)
+    expect(parseClientHello(Buffer.concat([recs, last, Buffer.alloc(5)]))).toEqual(found('claim.test'))
+  })
+
   it('client-hello - every proper prefix of a valid hello needs more bytes', () => {
     for (const fragment of [16384, 50, 7]) {
       const bytes = toRecords(buildHello({ sni: ['prefix.test'], exts: [[10, Buffer.alloc(300, 1)]] }), fragment)

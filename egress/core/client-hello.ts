@@ -74,8 +74,9 @@ const NO_SNI = refuse(HelloRefusal.NoSni, true)
 
 /**
  * Decides on a contiguous buffer holding the first bytes of a connection (records and headers, as sent).
- * Returns `NEED_MORE` while the bytes are a valid prefix of a ClientHello within the limits, a refusal as soon
- * as they cannot be one, else the server name. Bytes after the ClientHello are ignored. Pure; never throws.
+ * Returns `NEED_MORE` while the bytes are a valid prefix of a ClientHello within the limits — including while
+ * the record that carries the hello's last byte is not complete, whatever its header claims —, a refusal as
+ * soon as they cannot be one, else the server name. Bytes after that record are ignored. Pure; never throws.
  */
 export function parseClientHello(buf: Uint8Array): HelloResult {
   const n = buf.length
@@ -99,7 +100,9 @@ export function parseClientHello(buf: Uint8Array): HelloResult {
     const hsLen = (buf[6]! << 16) | (buf[7]! << 8) | buf[8]!
     if (hsLen + 4 > MAX_HANDSHAKE_BYTES) return refuse(HelloRefusal.TooLarge, true)
     if (hsLen + 4 <= len0) {
-      if (n < RECORD_HEADER + 4 + hsLen) return NEED_MORE
+      // The whole record, not only the handshake message: a record whose header claims more bytes than have
+      // arrived is never routed (the upstream would parse a different record than we did).
+      if (n < RECORD_HEADER + len0) return NEED_MORE
       return parseHelloBody(buf, RECORD_HEADER + 4, RECORD_HEADER + 4 + hsLen)
     }
   }
@@ -131,7 +134,12 @@ function gatherFragmented(buf: Uint8Array): HelloResult {
       need = 4 + (head & 0xffffff)
       if (need > MAX_HANDSHAKE_BYTES) return refuse(HelloRefusal.TooLarge, true)
     }
-    if ((need >= 0 && have >= need) || avail < len) break
+    if (need >= 0 && have >= need) {
+      // the record holding the handshake's last byte must be complete too (see parseClientHello)
+      if (avail < len) return n >= MAX_RAW_BYTES ? refuse(HelloRefusal.TooLarge, true) : NEED_MORE
+      break
+    }
+    if (avail < len) break
     off = start + len
   }
   if (need < 0 || have < need) return n >= MAX_RAW_BYTES ? refuse(HelloRefusal.TooLarge, true) : NEED_MORE

@@ -15,8 +15,12 @@ import { STATUS_PAGE_CSS, STATUS_PAGE_HTML, STATUS_PAGE_JS } from './status-page
  * - `GET /status` — the ReconcilerStatus as JSON (schemas/status.ts);
  * - `GET /metrics` (and `/stats/prometheus`) — Prometheus text from the reconciler's own registry;
  * - `POST /hooks/git` — GitHub-style push webhook: HMAC-SHA256 `X-Hub-Signature-256` over the raw body with the
- *   secret of `--webhook-secret-file`; a bad or missing signature is 401 and triggers nothing; without a secret
- *   the hook is 403 (never unauthenticated). A GitHub `ping` is 200 and triggers nothing; other events are 202.
+ *   secret of `--webhook-secret-file`, compared in constant time; a bad or missing signature is 401 and triggers
+ *   nothing; without a secret the hook is 403 before any body is read (never unauthenticated), unless
+ *   `--insecure-webhook` explicitly allows unsigned pushes. The body is bounded in size (`WEBHOOK_MAX_BODY`, 413,
+ *   also for a `content-length` announcing more) and in time (`webhookBodyTimeoutMs`, 408); either closes the
+ *   connection. A GitHub `ping` is 200 and triggers nothing; other events are 202.
+ * The server also bounds headers (10 s) and whole requests (30 s), so a slow client cannot hold a socket.
  */
 
 /** The reconciler's metrics, on a registry of its own (no global default registry). */
@@ -108,7 +112,7 @@ export function createReconcilerMetrics(
     }),
     webhooks: new Counter({
       name: 'zonegate_reconciler_webhooks_total',
-      help: 'POST /hooks/git requests by outcome (accepted, ping, unauthorized, disabled)',
+      help: 'POST /hooks/git requests by outcome (accepted, ping, unauthorized, disabled, too-large, too-slow, aborted)',
       labelNames: ['outcome'],
       registers: [registry],
     }),
@@ -122,8 +126,12 @@ export interface AdminServerOptions {
   metrics: ReconcilerMetrics
   status(): ReconcilerStatus
   ready(): boolean
-  /** Webhook secret; undefined disables the hook (403). */
+  /** Webhook secret; undefined disables the hook (403) unless `insecureWebhook`. */
   webhookSecret?: Buffer
+  /** `--insecure-webhook`: without a secret, accept unsigned pushes (development only). */
+  insecureWebhook?: boolean
+  /** How long a webhook body may take to arrive (default 10 s); then 408 and the connection is closed. */
+  webhookBodyTimeoutMs?: number
   /** Called for each authenticated push. */
   onWebhook(): void
   /** The status page's data (`GET /api/view`); the page is off without it. */
@@ -139,7 +147,9 @@ export interface AdminServer {
   close(): Promise<void>
 }
 
-const MAX_BODY = 1 << 20
+/** Largest webhook body read (GitHub push payloads are a few KiB; zonegate does not even parse them). */
+export const WEBHOOK_MAX_BODY = 1 << 20
+const WEBHOOK_BODY_TIMEOUT_MS = 10_000
 
 function send(res: http.ServerResponse, status: number, body: unknown, type = 'application/json'): void {
   const text = typeof body === 'string' ? body : `${JSON.stringify(body, null, 2)}\n`
@@ -147,22 +157,41 @@ function send(res: http.ServerResponse, status: number, body: unknown, type = 'a
   res.end(text)
 }
 
-function readBody(req: http.IncomingMessage): Promise<Buffer | undefined> {
-  return new Promise((resolve, reject) => {
+/**
+ * Reads a request body of at most `WEBHOOK_MAX_BODY` bytes within `timeoutMs`: the body, or the HTTP status to
+ * refuse with (413 too large — announced or sent —, 408 too slow, 400 aborted). Never rejects.
+ */
+function readBody(req: http.IncomingMessage, timeoutMs: number): Promise<Buffer | 400 | 408 | 413> {
+  const announced = Number(req.headers['content-length'] ?? 0)
+  if (announced > WEBHOOK_MAX_BODY) return Promise.resolve(413)
+  return new Promise((resolve) => {
     const chunks: Buffer[] = []
     let size = 0
+    let settled = false
+    const settle = (v: Buffer | 400 | 408 | 413) => {
+      if (settled) return
+      settled = true
+      clearTimeout(timer)
+      req.removeAllListeners('data')
+      resolve(v)
+    }
+    const timer = setTimeout(() => settle(408), timeoutMs)
     req.on('data', (c: Buffer) => {
       size += c.length
-      if (size > MAX_BODY) {
-        resolve(undefined)
-        req.destroy()
-        return
-      }
+      if (size > WEBHOOK_MAX_BODY) return settle(413)
       chunks.push(c)
     })
-    req.on('end', () => resolve(Buffer.concat(chunks)))
-    req.on('error', reject)
+    req.on('end', () => settle(Buffer.concat(chunks)))
+    req.on('error', () => settle(400))
+    req.on('aborted', () => settle(400))
   })
+}
+
+/** Answers and closes the connection (the rest of the request is not read). */
+function refuseAndClose(res: http.ServerResponse, status: number, error: string): void {
+  res.setHeader('connection', 'close')
+  send(res, status, { error })
+  res.once('finish', () => res.req.socket.destroySoon())
 }
 
 /** Starts the server; rejects if the address cannot be bound. */
@@ -171,14 +200,23 @@ export async function startAdminServer(opts: AdminServerOptions): Promise<AdminS
   const handle = async (req: http.IncomingMessage, res: http.ServerResponse) => {
     const path = new URL(req.url ?? '/', 'http://x').pathname
     if (req.method === 'POST' && path === '/hooks/git') {
-      const body = await readBody(req)
-      if (!body) return send(res, 413, { error: 'body too large' })
-      if (!opts.webhookSecret) {
+      if (!opts.webhookSecret && !opts.insecureWebhook) {
         opts.metrics.webhooks.inc({ outcome: 'disabled' })
-        return send(res, 403, { error: 'webhook disabled: start the reconciler with --webhook-secret-file' })
+        return refuseAndClose(res, 403, 'webhook disabled: start the reconciler with --webhook-secret-file')
+      }
+      const body = await readBody(req, opts.webhookBodyTimeoutMs ?? WEBHOOK_BODY_TIMEOUT_MS)
+      if (typeof body === 'number') {
+        opts.metrics.webhooks.inc({ outcome: body === 413 ? 'too-large' : body === 408 ? 'too-slow' : 'aborted' })
+        log.warn(
+          { remote: req.socket.remoteAddress, status: body },
+          'webhook refused: body too large, too slow or aborted',
+        )
+        const why =
+          body === 413 ? `body larger than ${WEBHOOK_MAX_BODY} bytes` : body === 408 ? 'body too slow' : 'aborted'
+        return refuseAndClose(res, body, why)
       }
       const sig = req.headers['x-hub-signature-256']
-      if (!verifyHubSignature(opts.webhookSecret, body, Array.isArray(sig) ? sig[0] : sig)) {
+      if (opts.webhookSecret && !verifyHubSignature(opts.webhookSecret, body, Array.isArray(sig) ? sig[0] : sig)) {
         opts.metrics.webhooks.inc({ outcome: 'unauthorized' })
         log.warn({ remote: req.socket.remoteAddress }, 'webhook refused: bad or missing X-Hub-Signature-256')
         return send(res, 401, { error: 'bad or missing X-Hub-Signature-256' })
@@ -221,7 +259,7 @@ export async function startAdminServer(opts: AdminServerOptions): Promise<AdminS
         return send(res, 404, { error: 'not found' })
     }
   }
-  const server = http.createServer((req, res) => {
+  const server = http.createServer({ headersTimeout: 10_000, requestTimeout: 30_000 }, (req, res) => {
     handle(req, res).catch((err) => {
       log.error({ err }, 'admin request failed')
       if (!res.headersSent) send(res, 500, { error: 'internal error' })

@@ -42,6 +42,7 @@ interface Flags {
   natsKey?: string
   cacheDir?: string
   webhookSecretFile?: string
+  insecureWebhook?: boolean
   signingKey?: string
   allowEmpty?: boolean
   defaultZone: string
@@ -75,6 +76,7 @@ export function registerReconcilerCommand(program: Command): void {
     .addOption(natsKeyOption())
     .option('--cache-dir <dir>', 'where URL repositories are cloned (default $XDG_CACHE_HOME/zonegate/git)')
     .option('--webhook-secret-file <file>', 'HMAC secret of POST /hooks/git (X-Hub-Signature-256); hook off without')
+    .option('--insecure-webhook', 'without --webhook-secret-file, accept unsigned POST /hooks/git (development only)')
     .option(
       '--signing-key <file>',
       'nkey seed file tables are signed with (`zonegate signing-key generate`); egresses pin its public key',
@@ -129,6 +131,7 @@ export function registerReconcilerCommand(program: Command): void {
         cacheDir: flags.cacheDir ?? defaultCacheDir(),
         webhookSecretFile: flags.webhookSecretFile,
         ...(flags.signingKey ? { signingKeyFile: flags.signingKey } : {}),
+        ...(flags.insecureWebhook ? { insecureWebhook: true } : {}),
         allowEmpty: flags.allowEmpty ?? false,
         defaultZone: flags.defaultZone,
         id: flags.id,

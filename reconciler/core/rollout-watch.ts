@@ -1,4 +1,5 @@
 import type { ZonegateEvent } from '../../schemas/events.js'
+import { decodeEvent } from '../../schemas/messages.js'
 import { formatViolation } from '../../schemas/violation.js'
 
 /**
@@ -313,15 +314,10 @@ export function exitCodeFor(state: WatchState): 0 | 1 {
 }
 
 /**
- * Parses one stream message payload into an event, or undefined when it is not a JSON object with a string
- * `type` and `revision` (such messages are skipped, not fatal). Pure.
+ * Parses one stream message payload into an event, or undefined when it is not an event of a known type with
+ * the shape of schemas/nats-messages.schema.json (such messages are skipped, not fatal). Pure.
  */
 export function parseEvent(text: string): ZonegateEvent | undefined {
-  try {
-    const v = JSON.parse(text) as unknown
-    if (v && typeof v === 'object' && typeof (v as { type?: unknown }).type === 'string') return v as ZonegateEvent
-  } catch {
-    return undefined
-  }
-  return undefined
+  const decoded = decodeEvent(text)
+  return decoded.ok ? decoded.value : undefined
 }

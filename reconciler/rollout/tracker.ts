@@ -2,6 +2,7 @@ import type { KvWatchEntry } from '@nats-io/kv'
 import type { QueuedIterator, Subscription } from '@nats-io/transport-node'
 import type { Logger } from 'pino'
 import type { InstanceHeartbeat, ZonegateEvent } from '../../schemas/events.js'
+import { decodeEvent, decodeHeartbeat } from '../../schemas/messages.js'
 import type { ZoneRolloutStatus } from '../../schemas/status.js'
 import { decodeToken, INSTANCES_TTL_MS, rolloutSubjects, zoneOfToken } from '../../schemas/subjects.js'
 import {
@@ -177,14 +178,12 @@ export function startRolloutTracker(o: RolloutTrackerOptions): RolloutTracker {
     const zone = zoneOfToken(zoneTok)
     const id = { zone, egress: decodeToken(egressToken), instance: decodeToken(instanceToken) }
     if (e.operation !== 'PUT') return apply(observeInstanceGone(book, id, now()))
-    let heartbeat: InstanceHeartbeat
-    try {
-      heartbeat = e.json<InstanceHeartbeat>()
-    } catch {
-      log.debug({ zone }, 'unreadable heartbeat ignored')
+    const decoded = decodeHeartbeat(e.value)
+    if (!decoded.ok) {
+      log.debug({ zone, problem: decoded.problem }, 'invalid heartbeat ignored')
       return
     }
-    if (!heartbeat || typeof heartbeat !== 'object') return
+    const heartbeat: InstanceHeartbeat = decoded.value
     apply(observeHeartbeat(book, { ...id, heartbeat, seenMs: e.created.getTime() }, now()))
   }
 
@@ -222,11 +221,9 @@ export function startRolloutTracker(o: RolloutTrackerOptions): RolloutTracker {
     sub = o.bus.nc.subscribe(rolloutSubjects('*'), {
       callback: (err, m) => {
         if (err || stopped) return
-        try {
-          onEvent(m.json<ZonegateEvent>())
-        } catch {
-          log.debug({ subject: m.subject }, 'unreadable rollout event ignored')
-        }
+        const decoded = decodeEvent(m.data)
+        if (decoded.ok) onEvent(decoded.value)
+        else log.debug({ subject: m.subject, problem: decoded.problem }, 'invalid rollout event ignored')
       },
     })
     void watchLoop(resolve)

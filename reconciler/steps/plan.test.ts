@@ -117,3 +117,12 @@ describe('plan - signing', () => {
     ).toEqual([])
   })
 })
+
+describe('plan - generations', () => {
+  it('plan - a lower generation in KV (written by somebody else) does not pull the next one below what we wrote', () => {
+    const inv: Inventory = new Map([['zone-a', published(table('zone-a', 'forged'), 0, 20)]])
+    const [c] = planZoneChanges(inv, [table('zone-a', 'da')], REV, new Map([['zone-a', 5]]))
+    expect(c?.change === 'changed' && c.table.generation).toBe(6)
+    expect(c?.expectedKvRevision).toBe(20)
+  })
+})

@@ -20,8 +20,9 @@ export type ZoneChange =
   | { zone: string; change: 'removed'; expectedKvRevision: number; previousGeneration: number; previousRoutes: number }
 
 /**
- * Plans the writes of a revision, sorted by zone. `lastGenerations` holds the last generation of zones that
- * were removed, so a zone that comes back continues its generation instead of restarting at 1. With a
+ * Plans the writes of a revision, sorted by zone. `lastGenerations` holds the last generation this reconciler
+ * wrote or removed per zone, so a zone that comes back continues its generation instead of restarting at 1, and a
+ * lower generation written into KV by somebody else does not pull the next one down. With a
  * `signer`, every written table is signed (schemas/signing.ts), and a zone whose last table is unsigned or
  * signed by another key is written again (new generation) even when its content is unchanged: turning signing
  * on, or rotating the key, re-signs every zone in one pass. Pure.
@@ -39,7 +40,9 @@ export function planZoneChanges(
     seen.add(t.zone)
     const prev = inventory.get(t.zone)
     if (prev && prev.table.digest === t.digest && prev.table.signature?.key === signer?.publicKey) continue
-    const previousGeneration = prev?.table.generation ?? lastGenerations.get(t.zone) ?? 0
+    // The highest of what KV holds and what this reconciler last wrote itself: a table somebody else put in KV
+    // with a lower generation must not make us publish a generation the egresses already passed.
+    const previousGeneration = Math.max(prev?.table.generation ?? 0, lastGenerations.get(t.zone) ?? 0)
     const { generation: _g, revision: _r, signature: _s, ...body } = t
     const table: PublishedZoneTable = { ...body, generation: previousGeneration + 1, revision }
     out.push({

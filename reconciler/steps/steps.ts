@@ -339,6 +339,7 @@ export async function publishStep(
       } else {
         const kvRevision = await deps.bus.publishTable(c.table, c.expectedKvRevision)
         inventory.set(c.zone, { table: c.table, kvRevision })
+        state.lastGenerations.set(c.zone, c.table.generation)
         zones.push({ zone: c.zone, generation: c.table.generation, digest: c.table.digest, change: c.change })
         const { generation, digest } = c.table
         events.push(rolloutPublishedEvent({ revision, time, zone: c.zone, generation, digest }))

@@ -78,9 +78,10 @@ export async function readPublishedTables(bus: Bus): Promise<Map<string, Publish
         try {
           const value = m.json<unknown>()
           if (isTableHead(value)) heads.push({ zone, head: value, kvRevision: m.seq })
-          else out.set(zone, { table: value as PublishedZoneTable, kvRevision: m.seq })
+          else out.set(zone, { table: inventoryTable(zone, value, bus), kvRevision: m.seq })
         } catch (err) {
-          bus.log.warn({ zone, err }, 'unreadable table in KV; ignored')
+          bus.log.warn({ zone, err }, 'unreadable table in KV; it will be rewritten')
+          out.set(zone, { table: inventoryTable(zone, undefined, bus), kvRevision: m.seq })
         }
       }
       if (m.info.pending === 0) {
@@ -91,13 +92,49 @@ export async function readPublishedTables(bus: Bus): Promise<Map<string, Publish
     // Large tables: the KV value is a head; the inventory needs the envelope (routes), read from the object store.
     for (const h of heads) {
       const table = await readTableBody(bus, h.head)
-      if (table) out.set(h.zone, { table, kvRevision: h.kvRevision })
-      else bus.log.warn({ zone: h.zone }, 'table head whose body is unreadable; ignored')
+      if (!table) bus.log.warn({ zone: h.zone }, 'table head whose body is unreadable; it will be rewritten')
+      out.set(h.zone, { table: inventoryTable(h.zone, table ?? h.head, bus), kvRevision: h.kvRevision })
     }
   } catch (err) {
     throw new PublishFailed(Bucket.Tables, `reading published tables: ${messageOf(err)}`, { cause: err })
   }
   return out
+}
+
+/**
+ * The inventory entry of a KV value: the envelope when it has what the plan and the status read (zone,
+ * integer generation, revision and digest strings, egress and route lists, a signature object if any);
+ * otherwise (a value somebody else wrote, or a corrupt one) a placeholder with no routes and a digest no table
+ * has, so the plan rewrites the key (CAS on its revision) with the real table at the next generation. The egress
+ * checks the full schema, digest and signature of what it serves; this only keeps the reconciler from tripping
+ * over a hostile value. Never throws.
+ */
+function inventoryTable(zone: string, value: unknown, bus: Bus): PublishedZoneTable {
+  const v = (typeof value === 'object' && value !== null ? value : {}) as Record<string, unknown>
+  const g = v.generation
+  const generation = typeof g === 'number' && Number.isSafeInteger(g) && g >= 0 ? g : undefined
+  const sig = v.signature
+  const ok =
+    v.kind === 'ZoneEgressTable' &&
+    v.zone === zone &&
+    generation !== undefined &&
+    typeof v.revision === 'string' &&
+    typeof v.digest === 'string' &&
+    Array.isArray(v.egresses) &&
+    Array.isArray(v.routes) &&
+    (sig === undefined || (typeof sig === 'object' && sig !== null && !Array.isArray(sig)))
+  if (ok) return value as PublishedZoneTable
+  bus.log.warn({ zone }, 'table in KV is not a zonegate envelope; it will be rewritten')
+  return {
+    apiVersion: 'zonegate.io/v1',
+    kind: 'ZoneEgressTable',
+    zone,
+    generation: generation ?? 0,
+    revision: 'invalid',
+    digest: 'invalid',
+    egresses: [],
+    routes: [],
+  }
 }
 
 /**

@@ -2,6 +2,7 @@ import { NoRespondersError, RequestError, TimeoutError } from '@nats-io/nats-cor
 import { connect, type Subscription } from '@nats-io/transport-node'
 import type { NatsAuthOptions } from '../../cli/nats-connect.js'
 import type { ReconcileReply } from '../../schemas/events.js'
+import { decodeEvent, decodeReconcileReply, decodeReconcileRequest } from '../../schemas/messages.js'
 import { RECONCILE_SUBJECT } from '../../schemas/subjects.js'
 import { ReconcileError } from '../core/errors.js'
 import type { Bus } from './nats-bus.js'
@@ -33,6 +34,13 @@ export function serveReconcileRequests(bus: Bus, handler: () => Promise<Reconcil
   const done = (async () => {
     for await (const m of sub) {
       let reply: ReconcileReply
+      const request = decodeReconcileRequest(m.data)
+      if (!request.ok) {
+        // A malformed request triggers nothing.
+        log.warn({ problem: request.problem }, 'reconcile request refused')
+        if (m.reply) m.respond(JSON.stringify({ ok: false, error: `invalid request: ${request.problem}` }))
+        continue
+      }
       try {
         reply = await handler()
       } catch (err) {
@@ -119,18 +127,17 @@ export async function requestReconcile(
   if (progress && onCommitEvent)
     void (async () => {
       for await (const m of progress) {
-        try {
-          onCommitEvent(m.json())
-        } catch {
-          // not JSON: not ours to show
-        }
+        const decoded = decodeEvent(m.data)
+        if (decoded.ok) onCommitEvent(decoded.value) // anything else is not ours to show
       }
     })().catch(() => {}) // a token without the right to subscribe: no progress lines, the request still runs
   try {
     const m = await nc.request(RECONCILE_SUBJECT, JSON.stringify({ requestedAt: new Date().toISOString() }), {
       timeout: timeoutMs,
     })
-    return m.json<ReconcileReply>()
+    const reply = decodeReconcileReply(m.data)
+    if (!reply.ok) throw new Error(`invalid reply on ${RECONCILE_SUBJECT}: ${reply.problem}`)
+    return reply.value
   } catch (err) {
     if (isNoResponders(err)) throw new NoReconciler({ cause: err })
     if (isTimeout(err)) throw new ReconcileTimeout(timeoutMs, { cause: err })

@@ -1,4 +1,5 @@
 import type { InstanceHeartbeat } from '../../schemas/events.js'
+import { decodeHeartbeat } from '../../schemas/messages.js'
 import type { ReconcilerStatus } from '../../schemas/status.js'
 import { decodeToken, STATUS_KEY, zoneOfToken } from '../../schemas/subjects.js'
 import { PublishFailed } from '../core/errors.js'
@@ -64,18 +65,18 @@ export async function readInstances(bus: Bus): Promise<InstanceRecord[]> {
     const parts = e.key.split('.')
     if (parts.length !== 3) continue
     const [zone, egress, instance] = parts as [string, string, string]
-    try {
-      const heartbeat = e.json<InstanceHeartbeat>()
-      out.push({
-        zone: zoneOfToken(zone),
-        egress: decodeToken(egress),
-        instance: decodeToken(instance),
-        kvRevision: e.revision,
-        heartbeat,
-      })
-    } catch {
-      bus.log.debug({ zone }, 'unreadable heartbeat ignored')
+    const decoded = decodeHeartbeat(e.value)
+    if (!decoded.ok) {
+      bus.log.debug({ zone, problem: decoded.problem }, 'invalid heartbeat ignored')
+      continue
     }
+    out.push({
+      zone: zoneOfToken(zone),
+      egress: decodeToken(egress),
+      instance: decodeToken(instance),
+      kvRevision: e.revision,
+      heartbeat: decoded.value,
+    })
   }
   return out
 }
