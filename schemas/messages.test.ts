@@ -64,6 +64,8 @@ describe('messages', () => {
   const heartbeats: [string, unknown, boolean][] = [
     ['a heartbeat', { state: 'serving', generation: 2, digest: DIGEST, listen: '127.0.0.1:1', time }, true],
     ['without a table yet', { state: 'awaitingTable', time }, true],
+    ['with its period', { state: 'serving', heartbeatMs: 300, time }, true],
+    ['a period that is not a number', { state: 'serving', heartbeatMs: 'fast', time }, false],
     ['no state', { time }, false],
     ['state not a string', { state: 1, time }, false],
     ['a fractional generation', { state: 'serving', generation: 1.5, time }, false],
