@@ -112,14 +112,24 @@ const rejections = (generation: number) =>
 
 /** Waits until every egress instance reported a rejection of `generation` (after `since` events), returns them. */
 async function everyEgressRejects(generation: number, since: number): Promise<RolloutRejectedEvent[]> {
-  return waitUntil(
-    () => {
-      const got = rejections(generation).filter((e) => events.indexOf(e) >= since)
-      return INSTANCES.every((i) => got.some((e) => e.instance === i)) ? got : undefined
-    },
-    15_000,
-    `every egress rejects generation ${generation}`,
-  )
+  const got = () => rejections(generation).filter((e) => events.indexOf(e) >= since)
+  try {
+    // generous: the shared test machine can starve the egress process for seconds
+    return await waitUntil(
+      () => (INSTANCES.every((i) => got().some((e) => e.instance === i)) ? got() : undefined),
+      40_000,
+    )
+  } catch {
+    const seen = events
+      .slice(since)
+      .map(
+        (e) =>
+          `${e.type} ${(e as RolloutRejectedEvent).instance ?? ''} ${(e as RolloutRejectedEvent).generation ?? ''}`,
+      )
+    throw new Error(
+      `not every egress rejected generation ${generation}; since then: ${seen.join(', ') || 'nothing'}; p3: ${proc.output().slice(-2000)}`,
+    )
+  }
 }
 
 /** A table for zone-a routing the service to `port` (digest correct), as a forger would write it. */
@@ -199,7 +209,7 @@ afterAll(async () => {
   await dir?.remove()
 })
 
-describe('signed tables', () => {
+describe('signed tables', { timeout: 150_000 }, () => {
   it('signed tables - the reconciler signs with --signing-key; egresses pinning its key serve the table', async () => {
     const { table } = await current()
     const t = table as PublishedZoneTable
