@@ -12,7 +12,14 @@ import { type EventLog, startEventLog } from './admin/event-log.js'
 import { type AdminServer, createReconcilerMetrics, startAdminServer } from './admin/http.js'
 import { buildGrid, buildTimelines, type PageData } from './admin/page-data.js'
 import { DEFAULT_RETRY_POLICY, type RetryPolicy, retryDecision } from './core/conditions.js'
-import { forgetPublished, initialPassState, type PassReport, type PassState, reconcileOnce } from './reconcile.js'
+import {
+  forgetPublished,
+  initialPassState,
+  type PassReport,
+  type PassState,
+  reconcileOnce,
+  rememberGenerations,
+} from './reconcile.js'
 import { type RolloutTracker, startRolloutTracker } from './rollout/tracker.js'
 import { createGitSource, gitRevision, shaOfRevision } from './source/git-source.js'
 import { createPassDeps } from './steps/deps.js'
@@ -389,6 +396,7 @@ export async function runReconciler(opts: ReconcilerOptions): Promise<RunningRec
   let certs: CertServer | undefined
   const onLeader = (leader: boolean) => {
     if (leader) {
+      rememberGenerations(state) // a zone found missing later (a lost store) continues its generation
       state.inventory = undefined // another reconciler may have published meanwhile
       state.appliedMtls = undefined // and applied another revision's meshes
       certs ??= serveCertRequests(bus, {

@@ -73,12 +73,21 @@ export const initialPassState = (): PassState => ({
  * (an egress still serving generation N admits N + 1 without having to notice the recreated bucket).
  */
 export function forgetPublished(state: PassState): void {
-  for (const [zone, e] of state.inventory ?? [])
-    state.lastGenerations.set(zone, Math.max(e.table.generation, state.lastGenerations.get(zone) ?? 0))
+  rememberGenerations(state)
   state.inventory = new Map()
   state.lastAppliedSha = undefined
   state.stalledSha = undefined
   state.stalledError = undefined
+}
+
+/**
+ * Folds each zone's generation in the inventory into `lastGenerations` (used only for a zone absent from KV),
+ * before the inventory is dropped (lease takeover, lost store), so generations continue whatever happens in
+ * between. Updates `state` in place.
+ */
+export function rememberGenerations(state: PassState): void {
+  for (const [zone, e] of state.inventory ?? [])
+    state.lastGenerations.set(zone, Math.max(e.table.generation, state.lastGenerations.get(zone) ?? 0))
 }
 
 export type PassReport =

@@ -196,6 +196,8 @@ export async function diffStep(
   if (!state.inventory) {
     try {
       state.inventory = await deps.bus.readInventory()
+      for (const [zone, e] of state.inventory)
+        state.lastGenerations.set(zone, Math.max(e.table.generation, state.lastGenerations.get(zone) ?? 0))
     } catch (err) {
       return { error: asReconcileError(err, (m, cause) => new PublishFailed('zonegate-tables', m, { cause })) }
     }

@@ -193,6 +193,25 @@ describe('faults: the system on a 3-node NATS cluster', () => {
       expect(d.state).toMatch(/serving|applying/)
     }
     expect(await generations()).toEqual(before)
-    // Recreating the wiped layout and republishing every zone is the reconciler's recovery (issue #16).
+  })
+
+  it('faults - after the wiped stores the reconciler recreates the R3 layout, republishes every zone and a commit converges again', async () => {
+    const before = await generations()
+    // the reconciler noticed the lost layout and republished: each egress takes the next generation
+    await vi.waitFor(
+      async () => {
+        const now = await generations()
+        expect(
+          now.every((g, i) => typeof g === 'number' && g > (before[i] ?? 0)),
+          JSON.stringify(now),
+        ).toBe(true)
+      },
+      { timeout: 60_000, interval: 1000 },
+    )
+    const jsm = await jetstreamManager(sys.nc, { timeout: 3000, checkAPI: false })
+    for (const stream of [`KV_${Bucket.Tables}`, `KV_${Bucket.Leases}`, EVENTS_STREAM])
+      expect((await jsm.streams.info(stream)).config.num_replicas, stream).toBe(3)
+    // and the control plane works end to end again: a new commit converges (events, lease, rollout tracking)
+    await commitAndConverge('after wipe', 90_000)
   })
 })
