@@ -1,5 +1,6 @@
 import type { Command } from 'commander'
 import { Exit, formatStructured, type OutputFormat, outputOption, UsageError, withExamples } from '../../cli/common.js'
+import { loadSigningKey, signTable, type TableSigner } from '../../schemas/signing.js'
 import type { TableRoute, TableUpstream, ZoneTable } from '../../schemas/table.js'
 import { formatViolation, type Violation } from '../../schemas/violation.js'
 import type { formatTableJson as FormatTableJson } from '../core/compile.js'
@@ -89,7 +90,8 @@ export async function compileSnapshot(
 
 /**
  * `zonegate compile PATH --zone Z [--output json]`: validates the folder and prints zone Z's table envelope
- * (JSON, as published minus generation and signature, `revision` = `path:<PATH>`) or a readable table. Exit 0;
+ * (JSON, as published minus generation — and minus signature unless `--signing-key FILE` signs it, for an
+ * egress that runs `--static` with `--trusted-key` —, `revision` = `path:<PATH>`) or a readable table. Exit 0;
  * 1 when the snapshot is invalid (violations printed; JSON: `{valid:false, violations, warnings}` on stdout);
  * 2 on usage or I/O errors, or when Z has no ZoneEgress (the message lists the zones that have one).
  */
@@ -100,7 +102,9 @@ export function registerCompileCommand(program: Command): void {
     .argument('<path>', 'folder (or .yaml/.yml file) of Kuma Universal YAML')
     .requiredOption('--zone <zone>', 'the zone whose table to print')
     .addOption(outputOption())
-    .action(async (path: string, opts: { zone: string; output: OutputFormat }) => {
+    .option('--signing-key <file>', 'sign the table with this nkey seed (for `egress --static` with --trusted-key)')
+    .action(async (path: string, opts: { zone: string; output: OutputFormat; signingKey?: string }) => {
+      const signer = opts.signingKey ? await readSigner(opts.signingKey) : undefined
       const compiled = await compileSnapshot(await readFolderOrUsage(path))
       if (!compiled.ok) {
         const { violations, warnings } = compiled.result
@@ -113,7 +117,8 @@ export function registerCompileCommand(program: Command): void {
         process.exitCode = Exit.Invalid
         return
       }
-      const table = compiled.tables.get(opts.zone)
+      const unsigned = compiled.tables.get(opts.zone)
+      const table = unsigned && signer ? signTable(unsigned, signer) : unsigned
       if (!table) {
         const zones = [...compiled.tables.keys()]
         throw new UsageError(
@@ -143,5 +148,22 @@ export function registerCompileCommand(program: Command): void {
   withExamples(cmd, [
     'zonegate compile ./gitops --zone zone-a',
     'zonegate compile ./gitops --zone zone-a -o json > zone-a.table.json   # a table for `egress --static`',
+    'zonegate compile ./gitops --zone zone-a -o json --signing-key reconciler.nk > zone-a.table.json   # signed',
   ])
+}
+
+/** The `--signing-key` file as a signer; a usage error (exit 2) naming the file, never its content. */
+async function readSigner(file: string): Promise<TableSigner> {
+  const { readFile } = await import('node:fs/promises')
+  let text: string
+  try {
+    text = await readFile(file, 'utf8')
+  } catch (err) {
+    throw new UsageError(`--signing-key ${file}: ${(err as Error).message}`)
+  }
+  try {
+    return loadSigningKey(text)
+  } catch (err) {
+    throw new UsageError(`--signing-key ${file}: ${(err as Error).message}`)
+  }
 }

@@ -343,6 +343,35 @@ describe('signed tables', { timeout: 150_000 }, () => {
     expect(await answers()).toEqual(['A', 'A', 'A'])
   })
 
+  it('signed tables - `zonegate compile --signing-key` makes a --static file an egress with --trusted-key serves; unsigned stops it', async () => {
+    const folder = join(dir.path, 'gitops')
+    const { mkdir } = await import('node:fs/promises')
+    await mkdir(join(folder, 'zones'), { recursive: true })
+    await writeFile(join(folder, 'mesh.yaml'), MESH)
+    await writeFile(join(folder, 'zones', 'a.yaml'), EGRESS)
+    await writeFile(join(folder, 'zones', 'b.yaml'), ingress(a.port))
+    const signedFile = join(dir.path, 'signed.json')
+    const unsignedFile = join(dir.path, 'unsigned-compile.json')
+    const args = [CLI, 'compile', folder, '--zone', 'zone-a', '-o', 'json']
+    await writeFile(signedFile, (await exec('node', [...args, '--signing-key', keyFile])).stdout)
+    await writeFile(unsignedFile, (await exec('node', args)).stdout)
+    expect(JSON.parse(await readFile(signedFile, 'utf8'))).toMatchObject({ signature: { key: publicKey } })
+    const ok = runEgress({
+      staticFile: signedFile,
+      listen: { host: '127.0.0.1', port: 0 },
+      admin: false,
+      trustedKeys: [publicKey],
+      logger: silent,
+    })
+    expect((await tlsConnect((await ok.ready).listen.port, SNI)).upstream).toBe('A')
+    await ok.shutdown()
+    const refused = runEgress({ staticFile: unsignedFile, admin: false, trustedKeys: [publicKey], logger: silent })
+    expect(await refused.done).toMatchObject({
+      code: 1,
+      error: expect.stringMatching(/first table rejected: unsigned/),
+    })
+  })
+
   it('signed tables - an egress without a trusted key warns loudly at start and keeps working unsigned', async () => {
     const { log, lines } = captureLogger()
     const e = runEgress({ staticFile: join(dir.path, 'missing.json'), admin: false, logger: log })
