@@ -34,6 +34,8 @@ export interface NatsModeOptions {
   stateDir?: string
   /** Heartbeat period (default 10 s; tests shorten it). */
   heartbeatMs?: number
+  /** Period of the table watch's liveness check (default 5 s; tests shorten it). */
+  watchCheckMs?: number
 }
 
 export interface EgressOptions {
@@ -375,6 +377,7 @@ export function runEgress(options: EgressOptions): EgressHandle {
           instance,
           ...(o.stateDir ? { stateDir: o.stateDir } : {}),
           ...(o.heartbeatMs ? { heartbeatMs: o.heartbeatMs } : {}),
+          ...(o.watchCheckMs ? { watchCheckMs: o.watchCheckMs } : {}),
           ...(trustedKeys.length > 0 ? { trustedKeys } : {}),
           log,
           send: (e) => {

@@ -20,6 +20,7 @@ export interface NatsModeDeps {
   instance: string
   stateDir?: string
   heartbeatMs?: number
+  watchCheckMs?: number
   trustedKeys?: readonly string[]
   log: Logger
   /** Into the lifecycle machine (ignored once it stopped). */
@@ -69,6 +70,7 @@ export async function startNatsMode(d: NatsModeDeps): Promise<NatsSubscriber | u
     send: d.send,
     heartbeat: d.heartbeat,
     ...(d.heartbeatMs ? { heartbeatMs: d.heartbeatMs } : {}),
+    ...(d.watchCheckMs ? { watchCheckMs: d.watchCheckMs } : {}),
     ...(d.stateDir ? { stateDir: d.stateDir } : {}),
     ...(d.trustedKeys ? { trustedKeys: d.trustedKeys } : {}),
     onConnected: d.onConnected,

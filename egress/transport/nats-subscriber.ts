@@ -46,6 +46,8 @@ export interface NatsSubscriberOptions {
   send(event: BusEvent): void
   heartbeat: HeartbeatSource
   heartbeatMs?: number
+  /** Period of the watch liveness check (default WATCH_CHECK_MS). */
+  watchCheckMs?: number
   stateDir?: string
   /** `--trusted-key`: a large table's head must be signed by one of them before its body is fetched. */
   trustedKeys?: readonly string[]
@@ -87,6 +89,8 @@ export interface NatsSubscriber {
 }
 
 const RETRY_MS = 250
+/** How often the table watch is checked for a missed update (see `checkWatch`). */
+export const WATCH_CHECK_MS = 5000
 /** Rollout events kept while NATS cannot store them (oldest dropped beyond). */
 export const EVENT_QUEUE_MAX = 100
 /** A head is a few hundred bytes; larger values are never read as one on the event loop. */
@@ -312,6 +316,35 @@ export function startNatsSubscriber(o: NatsSubscriberOptions): NatsSubscriber {
   }
 
   /**
+   * The watch's liveness check, every `WATCH_CHECK_MS`: an ordered watcher whose stream leader moved to another
+   * node can stay silent without an error while this connection never dropped (nats-server 2.9), and the egress
+   * then misses a table for good. When the tables bucket changed since the last check (stream info, small), the
+   * key is read with a direct get (any replica answers); a revision above the last one handled that is still
+   * missing at the next check means the watch stalled: it is recreated (the key is read again first).
+   */
+  let checkedSeq = 0
+  let suspect = 0
+  const checkWatch = async () => {
+    if (closed || !st.connected || !jsm || !tables || watcher === undefined) return
+    if (suspect > 0 && st.kvRevision < suspect) {
+      log.warn({ kvRevision: suspect, handled: st.kvRevision }, 'table watch missed an update; recreating it')
+      suspect = 0
+      restartWatch()
+      return
+    }
+    suspect = 0
+    const last = (await jsm.streams.info(`KV_${Bucket.Tables}`)).state.last_seq
+    if (last <= checkedSeq) return
+    checkedSeq = last
+    const entry = await tables.get(key)
+    if (entry && entry.revision > st.kvRevision) suspect = entry.revision
+  }
+  const watchCheck = setInterval(() => {
+    checkWatch().catch((err: unknown) => log.debug({ err }, 'table watch check failed'))
+  }, o.watchCheckMs ?? WATCH_CHECK_MS)
+  watchCheck.unref()
+
+  /**
    * Rollout events (`applied` / `rejected`) go through a bounded queue, sent in order (issue #12.4): an event
    * that cannot be stored (NATS down, the stream missing) stays queued and is retried every second and at once
    * on reconnect, so the reconciler still gets it (its msg id makes a retry stored once). Past
@@ -455,6 +488,7 @@ export function startNatsSubscriber(o: NatsSubscriberOptions): NatsSubscriber {
     },
     async close() {
       closed = true
+      clearInterval(watchCheck)
       if (retry) clearTimeout(retry)
       restartWatch()
       await heartbeat.stop({ remove: st.connected })

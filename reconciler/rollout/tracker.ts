@@ -1,10 +1,10 @@
 import type { KvWatchEntry } from '@nats-io/kv'
-import type { QueuedIterator, Subscription } from '@nats-io/transport-node'
+import type { QueuedIterator } from '@nats-io/transport-node'
 import type { Logger } from 'pino'
 import type { InstanceHeartbeat, ZonegateEvent } from '../../schemas/events.js'
 import { decodeEvent, decodeHeartbeat } from '../../schemas/messages.js'
 import type { ZoneRolloutStatus } from '../../schemas/status.js'
-import { decodeToken, INSTANCES_TTL_MS, rolloutSubjects, zoneOfToken } from '../../schemas/subjects.js'
+import { decodeToken, EVENTS_STREAM, INSTANCES_TTL_MS, rolloutSubjects, zoneOfToken } from '../../schemas/subjects.js'
 import {
   type BuiltEvent,
   commitConvergedEvent,
@@ -32,8 +32,10 @@ import { emitEvent } from '../transport/nats-publisher.js'
 
 /**
  * Follows rollouts on NATS for the lease holder (the rules are in reconciler/core/rollout.ts): one KV watch on
- * `zonegate-instances` (key `>`, one string filter, fine on 2.9) for the live instances, one core subscription
- * on `zonegate.events.rollout.*.>` for `applied`/`rejected` events, and a timer at the core's next wakeup.
+ * `zonegate-instances` (key `>`, one string filter, fine on 2.9) for the live instances (recreated after every
+ * reconnect), one ordered consumer on the events stream filtered to `zonegate.events.rollout.*.>` for
+ * `applied`/`rejected` events (it survives a NATS node loss, a core subscription does not), and a timer at the
+ * core's next wakeup.
  * Runs beside the pass loop: `track()` returns at once, so a new pass never waits for a rollout.
  * Emits `rollout.<zone>.converged|timeout` and `commit.<sha>.converged|stalled|superseded` with the builders
  * of core/events.ts (msg ids dedupe retries; events that fail are retried every second, in order).
@@ -70,6 +72,8 @@ export interface RolloutTrackerOptions {
 }
 
 const RETRY_MS = 1000
+/** How often the instance watch is checked for a stall (see `checkWatch`). */
+const WATCH_CHECK_MS = 3000
 
 /** Starts the tracker; never throws (watch errors are logged and the watch is recreated). */
 export function startRolloutTracker(o: RolloutTrackerOptions): RolloutTracker {
@@ -80,7 +84,7 @@ export function startRolloutTracker(o: RolloutTrackerOptions): RolloutTracker {
   let stopped = false
   let timer: NodeJS.Timeout | undefined
   let watcher: QueuedIterator<KvWatchEntry> | undefined
-  let sub: Subscription | undefined
+  let events: { stop(): void } | undefined
   const pending: BuiltEvent[] = []
   let flushing: Promise<void> | undefined
   let retryTimer: NodeJS.Timeout | undefined
@@ -172,6 +176,7 @@ export function startRolloutTracker(o: RolloutTrackerOptions): RolloutTracker {
   }
 
   const onEntry = (e: KvWatchEntry) => {
+    delivered = Math.max(delivered, e.revision)
     const parts = e.key.split('.')
     if (parts.length !== 3) return
     const [zoneTok, egressToken, instanceToken] = parts as [string, string, string]
@@ -217,17 +222,88 @@ export function startRolloutTracker(o: RolloutTrackerOptions): RolloutTracker {
     }
   }
 
-  const ready = new Promise<void>((resolve) => {
-    sub = o.bus.nc.subscribe(rolloutSubjects('*'), {
-      callback: (err, m) => {
-        if (err || stopped) return
-        const decoded = decodeEvent(m.data)
-        if (decoded.ok) onEvent(decoded.value)
-        else log.debug({ subject: m.subject, problem: decoded.problem }, 'invalid rollout event ignored')
-      },
-    })
-    void watchLoop(resolve)
-  })
+  /**
+   * `applied`/`rejected` events are read from the events stream with an ordered consumer, not a core
+   * subscription: a core subscription misses every event published while this process's connection moves to
+   * another NATS node (a node lost, a leader moved), and the rollout then waits for its timeout although every
+   * egress applied. The consumer resumes after the last stream sequence it delivered, whatever happened to the
+   * connection. It starts a few seconds back (replayed events of rollouts not followed are ignored by the book).
+   */
+  const eventLoop = async (onReady: () => void) => {
+    let lastSeq = 0
+    while (!stopped) {
+      try {
+        const { DeliverPolicy } = await import('@nats-io/jetstream')
+        const consumer = await o.bus.js.consumers.get(EVENTS_STREAM, {
+          filter_subjects: rolloutSubjects('*'),
+          ...(lastSeq > 0
+            ? { deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: lastSeq + 1 }
+            : { deliver_policy: DeliverPolicy.StartTime, opt_start_time: new Date(now() - 5000).toISOString() }),
+        })
+        const msgs = await consumer.consume()
+        events = msgs
+        onReady()
+        if (stopped) msgs.stop()
+        for await (const m of msgs) {
+          lastSeq = m.seq
+          if (stopped) break
+          const decoded = decodeEvent(m.data)
+          if (decoded.ok) onEvent(decoded.value)
+          else log.debug({ subject: m.subject, problem: decoded.problem }, 'invalid rollout event ignored')
+        }
+      } catch (err) {
+        log.warn({ err }, 'rollout event consumer failed; recreating')
+        onReady()
+      }
+      if (!stopped) await new Promise((r) => setTimeout(r, RETRY_MS).unref())
+    }
+  }
+
+  /**
+   * The instance watch's liveness check: an ordered watcher can stay silent, without an error, after the stream
+   * leader of `zonegate-instances` moved to another node while this connection never dropped (nats-server 2.9);
+   * every instance then looks dead and rollouts stall although every egress applied. Heartbeats keep the bucket
+   * moving, so a bucket whose last sequence is ahead of what the watch delivered, at two checks in a row with
+   * nothing delivered in between, means the watch stalled: it is recreated.
+   */
+  let delivered = 0
+  let behindAt = -1
+  const checkWatch = async () => {
+    if (stopped || watcher === undefined) return
+    const last = (await o.bus.kv.instances.status()).streamInfo.state.last_seq
+    if (last <= delivered) {
+      behindAt = -1
+      return
+    }
+    if (behindAt === delivered) {
+      log.warn({ delivered, last }, 'instance watch stalled; recreating it')
+      behindAt = -1
+      watcher?.stop()
+      return
+    }
+    behindAt = delivered
+  }
+  const watchCheck = setInterval(() => {
+    checkWatch().catch((err: unknown) => log.debug({ err }, 'instance watch check failed'))
+  }, WATCH_CHECK_MS)
+  watchCheck.unref()
+
+  // After a reconnect (possibly to another node), recreate the instance watch: an ordered watcher can stay
+  // silent after its stream's leader moved, and heartbeats are how instances count as live and applied.
+  void (async () => {
+    for await (const st of o.bus.nc.status()) {
+      if (stopped) break
+      if (st.type === 'reconnect') {
+        log.info({ server: st.server }, 'nats reconnected: recreating the instance watch')
+        watcher?.stop()
+      }
+    }
+  })().catch(() => {})
+
+  const ready = Promise.all([
+    new Promise<void>((resolve) => void eventLoop(resolve)),
+    new Promise<void>((resolve) => void watchLoop(resolve)),
+  ]).then(() => {})
 
   return {
     track(c) {
@@ -246,7 +322,8 @@ export function startRolloutTracker(o: RolloutTrackerOptions): RolloutTracker {
       stopped = true
       if (timer) clearTimeout(timer)
       if (retryTimer) clearTimeout(retryTimer)
-      sub?.unsubscribe()
+      clearInterval(watchCheck)
+      events?.stop()
       watcher?.stop()
       if (pending.length > 0) await flush().catch(() => {})
     },
