@@ -4,6 +4,8 @@ import { defineConfig } from 'vitest/config'
 // processes (nats-server, git http-backend, TLS servers) and therefore get longer timeouts.
 export default defineConfig({
   test: {
+    // dist/ is built once here, never by a test file while other files run processes from it
+    globalSetup: ['./test/helpers/global-build.ts'],
     projects: [
       {
         test: {

@@ -1,4 +1,4 @@
-import { execFileSync, spawn } from 'node:child_process'
+import { spawn } from 'node:child_process'
 import { cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import http from 'node:http'
 import net, { type AddressInfo } from 'node:net'
@@ -54,9 +54,7 @@ function zonegate(
 }
 
 beforeAll(async () => {
-  try {
-    execFileSync(join(root, 'node_modules/.bin/tsc'), ['-p', 'tsconfig.build.json'], { cwd: root, stdio: 'ignore' })
-  } catch {}
+  // dist/ is built by vitest's global setup (test/helpers/global-build.ts)
   dir = mkdtempSync(join(tmpdir(), 'zonegate-exit-'))
   cpSync(join(root, 'gitops-example'), join(dir, 'good'), { recursive: true })
   cpSync(join(root, 'gitops-example'), join(dir, 'changed'), { recursive: true })

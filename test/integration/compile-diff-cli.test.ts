@@ -1,4 +1,4 @@
-import { execFileSync, spawnSync } from 'node:child_process'
+import { spawnSync } from 'node:child_process'
 import * as fs from 'node:fs'
 import { tmpdir } from 'node:os'
 import { dirname, join, resolve } from 'node:path'
@@ -56,10 +56,7 @@ const exampleFiles = (prefix: string) => {
 const ingressB = 'config/zones/zone-b/zone-ingresses/ingress-1.yaml'
 
 beforeAll(async () => {
-  try {
-    // tsc emits even when files owned by others have type errors; we only need ours.
-    execFileSync(join(root, 'node_modules/.bin/tsc'), ['-p', 'tsconfig.build.json'], { cwd: root, stdio: 'ignore' })
-  } catch {}
+  // dist/ is built by vitest's global setup (test/helpers/global-build.ts)
   dir = fs.mkdtempSync(join(tmpdir(), 'zonegate-compile-diff-'))
   repo = join(dir, 'repo')
   await git.init({ fs, dir: repo, defaultBranch: 'main' })

@@ -1,4 +1,4 @@
-import { type ChildProcess, execFileSync, spawn } from 'node:child_process'
+import { type ChildProcess, spawn } from 'node:child_process'
 import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
@@ -32,10 +32,7 @@ function waitLog(pred: (l: Record<string, unknown>) => boolean, timeoutMs = 30_0
 }
 
 beforeAll(async () => {
-  // Build dist/ (tsc emits even when files owned by others have type errors; we only need ours).
-  try {
-    execFileSync(join(root, 'node_modules/.bin/tsc'), ['-p', 'tsconfig.build.json'], { cwd: root, stdio: 'ignore' })
-  } catch {}
+  // dist/ is built by vitest's global setup (test/helpers/global-build.ts)
   dir = await mkdtemp(join(tmpdir(), 'egress-cli-'))
   ;[a, b] = await Promise.all([startUpstream('A'), startUpstream('B')])
   await writeTable(join(dir, 't.json'), tableOf([{ sni: 'a.test', upstreams: [{ port: a.port }] }], 1))

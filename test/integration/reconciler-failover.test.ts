@@ -1,4 +1,4 @@
-import { type ChildProcess, execFile, spawn } from 'node:child_process'
+import { type ChildProcess, spawn } from 'node:child_process'
 import { join, resolve } from 'node:path'
 import { jetstream } from '@nats-io/jetstream'
 import { Kvm } from '@nats-io/kv'
@@ -28,12 +28,7 @@ describe('reconciler failover', () => {
   let childOut = ''
 
   beforeAll(async () => {
-    await new Promise<void>((done, fail) =>
-      execFile('npx', ['tsc', '-p', 'tsconfig.build.json'], { cwd: root, timeout: 60_000 }, (err) =>
-        // Type errors elsewhere in the tree still emit JavaScript; only a missing CLI is fatal.
-        err && (err as { killed?: boolean }).killed ? fail(err) : done(),
-      ),
-    )
+    // dist/ is built by vitest's global setup (test/helpers/global-build.ts)
     server = await startNatsServer()
     dir = await tempDir('zonegate-rec-failover-')
     repo = await createGitRepo({ dir: join(dir.path, 'repo'), files: baseFiles() })

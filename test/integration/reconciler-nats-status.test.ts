@@ -1,6 +1,6 @@
 import { execFile } from 'node:child_process'
-import { existsSync, readdirSync, statSync } from 'node:fs'
-import { join, resolve } from 'node:path'
+import { existsSync } from 'node:fs'
+import { resolve } from 'node:path'
 import { pino } from 'pino'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import type { StatusView } from '../../reconciler/cli/status-view.js'
@@ -22,20 +22,6 @@ const root = resolve(import.meta.dirname, '../..')
 const cliPath = resolve(root, 'dist/cli/main.js')
 const SHA = '0123456789abcdef0123456789abcdef01234567'
 const REV = `main@sha1:${SHA}`
-
-/** Newest modification time of the sources that go into dist/ (tests excluded). */
-function newestSource(dirs = ['cli', 'reconciler', 'egress', 'schemas']): number {
-  let newest = 0
-  const walk = (dir: string) => {
-    for (const e of readdirSync(dir, { withFileTypes: true })) {
-      const p = join(dir, e.name)
-      if (e.isDirectory()) walk(p)
-      else if (e.name.endsWith('.ts') && !e.name.endsWith('.test.ts')) newest = Math.max(newest, statSync(p).mtimeMs)
-    }
-  }
-  for (const d of dirs) if (existsSync(join(root, d))) walk(join(root, d))
-  return newest
-}
 
 /** Runs the built CLI; never rejects: returns the exit code and both streams. */
 function runCli(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
@@ -96,13 +82,7 @@ describe('reconciler status and reconcile requests', () => {
     server = await startNatsServer()
     bus = await connectBus({ servers: [server.url], name: 'test', log })
     await ensureNatsLayout(bus)
-    // The CLI under test is the built one: (re)build it when a source is newer than dist (tsc emits even
-    // when unrelated files have type errors).
-    if (!existsSync(cliPath) || newestSource() > statSync(cliPath).mtimeMs) {
-      await new Promise<void>((done) =>
-        execFile('npx', ['tsc', '-p', 'tsconfig.build.json'], { cwd: root, timeout: 60_000 }, () => done()),
-      )
-    }
+    // The CLI under test is the built one: dist/ is built by vitest's global setup (test/helpers/global-build.ts)
     if (!existsSync(cliPath)) throw new Error(`build did not produce ${cliPath}`)
   })
   afterAll(async () => {

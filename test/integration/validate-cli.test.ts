@@ -1,4 +1,4 @@
-import { execFileSync, spawnSync } from 'node:child_process'
+import { spawnSync } from 'node:child_process'
 import { cpSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
@@ -18,10 +18,7 @@ function zonegate(...args: string[]) {
 }
 
 beforeAll(() => {
-  try {
-    // tsc emits even when files owned by others have type errors; we only need ours.
-    execFileSync(join(root, 'node_modules/.bin/tsc'), ['-p', 'tsconfig.build.json'], { cwd: root, stdio: 'ignore' })
-  } catch {}
+  // dist/ is built by vitest's global setup (test/helpers/global-build.ts)
   dir = mkdtempSync(join(tmpdir(), 'zonegate-validate-'))
   cpSync(join(root, 'gitops-example'), join(dir, 'repo'), { recursive: true })
   const egress = join(dir, 'repo/zones/zone-a/zone-egresses/egress-1.yaml')
