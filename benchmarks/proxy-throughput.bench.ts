@@ -1,6 +1,6 @@
 /**
  * proxy-throughput: the zonegate egress side by side with HAProxy, nginx stream (ssl_preread), a naive Node pipe
- * (node-ref) and direct, on loopback, measured as in /work/shared/reference/perf-peers.md. Method, options and how
+ * (node-ref) and direct, on loopback, measured as benchmarks/peers/README.md describes. Method, options and how
  * to run: benchmarks/peers/README.md. `npm run bench -- proxy-throughput` (full run: ~8 min);
  * BENCH_SMOKE=1: every target for 1 s, 1 rep, missing tools skipped with a note.
  */

@@ -1,5 +1,5 @@
 /**
- * Types of the four Kuma Universal resources zonegate reads (../shared/reference/kuma-model.md §2).
+ * Types of the four Kuma Universal resources zonegate reads (docs/kuma-model.md §2).
  * Legacy kinds keep their spec fields inline at top level, next to `type` and `name`.
  * These types describe a document *after* schema validation; unknown fields may still be present.
  */

@@ -15,7 +15,7 @@ import { validateZoneTableShape } from './validators.js'
 /**
  * Dotted zone names (Kuma accepts `eu.west-1`: `pkg/core/resources/apis/mesh/meta_validator.go` checks resource
  * names as RFC 1123 subdomains) are encoded wherever a zone becomes a NATS subject token or KV key; names without
- * dots keep today's keys and subjects (decision 008).
+ * dots keep today's keys and subjects (decision 014).
  */
 const cases: { fn: string; got: (z: string) => string; plain: string; dotted: string }[] = [
   { fn: 'tableKey', got: tableKey, plain: 'zone-a.table', dotted: 'eu=2Ewest-1.table' },

@@ -2,7 +2,7 @@
  * Every NATS name zonegate uses (DESIGN.md §3), built by functions so no subject string is written twice.
  * Zone, egress and instance names are single subject tokens, encoded with `encodeToken` (`zoneToken`): names
  * without dots (every zone name before dotted zones were accepted) keep their keys and subjects; a dotted zone
- * such as `eu.west-1` becomes `eu=2Ewest-1` (docs/decisions/008-dotted-zone-names.md).
+ * such as `eu.west-1` becomes `eu=2Ewest-1` (docs/decisions/014-dotted-zone-names.md).
  */
 
 export const Bucket = {

@@ -1,5 +1,5 @@
 /**
- * Config generators for the proxy-throughput benchmark (method: /work/shared/reference/perf-peers.md). Every peer is
+ * Config generators for the proxy-throughput benchmark (method: benchmarks/peers/README.md). Every peer is
  * generated from the same route list: a.test → a, b.test → b, c.test → a+b (weight 1 each), raw.test → the raw
  * stream server. Pure: paths and ports in, config text out.
  */
@@ -51,7 +51,7 @@ export function routesJson(routes: BenchRoute[]): string {
   return `${JSON.stringify({ routes: routes.map((r) => ({ sni: r.sni, upstreams: r.upstreams.map((u) => `127.0.0.1:${u}`) })) }, null, 2)}\n`
 }
 
-/** The DESIGN.md §3 envelope for `zonegate egress --static`: passthrough cross-zone routes, generation 1. */
+/** The table envelope (docs/design.md) for `zonegate egress --static`: passthrough cross-zone routes, generation 1. */
 export function zoneTable(routes: BenchRoute[], p: Ports): ZoneTable {
   const tableRoutes: TableRoute[] = routes.map((r) => ({
     sni: r.sni,

@@ -31,7 +31,7 @@ export type CrossEmit = (
 ) => void
 
 /**
- * Cross-resource rules (../shared/reference/kuma-model.md §4): duplicate declarative keys (Mesh by name,
+ * Cross-resource rules (docs/kuma-model.md §3, docs/validation.md): duplicate declarative keys (Mesh by name,
  * ZoneEgress/ZoneIngress by zone+name, ExternalService by mesh+name; the later document is reported), an
  * ExternalService's mesh must exist; warnings for a zoneEgress mesh while a zone with ingresses has no
  * ZoneEgress, and for an ExternalService pinned to a zone with no ZoneEgress. Linear in the number of

@@ -6,7 +6,7 @@ import { isDialString, isDNSName, parseRequestURI, urlPort } from './net.js'
 import { type Emit, tagRules } from './tags.js'
 
 /**
- * Kuma's Mesh rules (../shared/reference/kuma-model.md §3.1, §3.1b) with Kuma's paths and messages.
+ * Kuma's Mesh rules (docs/kuma-model.md, docs/validation.md) with Kuma's paths and messages.
  * Installed CA plugins are `builtin` and `provided` (Kuma's own). Provided certificates are read from their data
  * sources (inline, inlineString, or a file of the snapshot: `files`) and checked as Kuma checks them. Pure.
  */

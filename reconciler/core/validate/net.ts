@@ -1,6 +1,6 @@
 /**
  * Address helpers with Go's and govalidator's semantics, as Kuma's validators use them
- * (../shared/reference/kuma-model.md §3.2, §3.4). Pure; no DNS or socket access.
+ * (docs/validation.md). Pure; no DNS or socket access.
  */
 
 const IPV4 = /^(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(?:\.(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)){3}$/

@@ -15,7 +15,7 @@ import { type Emit, isEmptyDataSource, tagRules } from './tags.js'
 export type { Emit } from './tags.js'
 
 /**
- * Kuma's per-resource rules (../shared/reference/kuma-model.md §3) with Kuma's paths and messages (and the
+ * Kuma's per-resource rules (docs/validation.md) with Kuma's paths and messages (and the
  * two normalisations of §9). They run on documents whose types passed the JSON Schema. Pure.
  */
 
@@ -24,7 +24,7 @@ export const MESH_RE = /^[0-9a-z-_.]*$/
 /**
  * A zone name is an RFC 1123 subdomain of at most 253 characters, as Kuma names its resources (dotted names such
  * as `eu.west-1` are valid). Where it becomes a NATS subject token or KV key it is encoded (schemas/subjects.ts
- * `zoneToken`, decision 008).
+ * `zoneToken`, decision 014).
  */
 export const ZONE_RE = NAME_RE
 export const isZoneName = (s: string): boolean => s.length <= 253 && ZONE_RE.test(s)
