@@ -1,6 +1,9 @@
+import { readFile } from 'node:fs/promises'
+import { join } from 'node:path'
 import { jetstreamManager } from '@nats-io/jetstream'
 import type { Subscription } from '@nats-io/transport-node'
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest'
+import { stateFilePath } from '../../egress/transport/state-store.js'
 import { Bucket, commitSubject, EVENTS_STREAM } from '../../schemas/subjects.js'
 import { configDump, type Egress, openTls, type System, startSystem, waitForReady } from '../e2e/system.js'
 import { type NatsCluster, startNatsCluster } from '../helpers/nats-cluster.js'
@@ -162,9 +165,18 @@ describe('faults: the system on a 3-node NATS cluster', () => {
     const a3 = zoneA()[2]!
     process.kill(a3.proc.pid, 'SIGKILL')
     await a3.proc.exited
+    // What the zone's egresses saved (they share the state dir). A publication may have landed after `before` was
+    // read; the file is written asynchronously after each swap, so wait until it holds what the live ones serve.
+    const served = Math.max(...(await Promise.all(zoneA().slice(0, 2).map(configDump))).map((d) => d.generation ?? 0))
+    expect(served).toBeGreaterThanOrEqual(before[2]!)
+    const stateFile = stateFilePath(join(sys.stateDir, 'zone-a'), 'zone-a')
+    await vi.waitFor(async () => expect(JSON.parse(await readFile(stateFile, 'utf8')).generation).toBe(served), {
+      timeout: 5000,
+    })
+    const saved = served
     const again = await sys.startEgress('zone-a', 'a3')
     await waitForReady(again)
-    expect((await configDump(again)).generation).toBe(before[2])
+    expect((await configDump(again)).generation).toBe(saved)
     ;(await openTls(again.port, SNI)).socket.destroy()
     await new Promise((r) => setTimeout(r, 1000))
     await cluster.restartAll()
@@ -175,9 +187,10 @@ describe('faults: the system on a 3-node NATS cluster', () => {
     ).toBe(0)
     expect(traffic.lost()).toBe(0)
     traffic.release()
-    // every egress still serves the generation it had (convergence of a new commit after a full NATS restart is
-    // not asserted: it was not reliable within 90 s in our runs; see the report on issue #12)
-    expect(await generations()).toEqual(before)
+    // no egress went back to an older table (a publication that landed just before the outage may have reached
+    // only some of them; which ones is a matter of timing, so equality with `before` is not asserted)
+    const after = await generations()
+    after.forEach((g, i) => expect(g, `egress ${i}`).toBeGreaterThanOrEqual(before[i]!))
   })
 
   it('faults - all NATS nodes restart with wiped stores: egresses keep serving their tables (data-plane side)', async () => {
