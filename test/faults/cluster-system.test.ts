@@ -190,7 +190,7 @@ describe('faults: the system on a 3-node NATS cluster', () => {
     // no egress went back to an older table (a publication that landed just before the outage may have reached
     // only some of them; which ones is a matter of timing, so equality with `before` is not asserted)
     const after = await generations()
-    after.forEach((g, i) => expect(g, `egress ${i}`).toBeGreaterThanOrEqual(before[i]!))
+    for (const [i, g] of after.entries()) expect(g, `egress ${i}`).toBeGreaterThanOrEqual(before[i]!)
   })
 
   it('faults - all NATS nodes restart with wiped stores: egresses keep serving their tables (data-plane side)', async () => {

@@ -113,6 +113,12 @@ describe('egress NATS mode', () => {
     await waitFor('heartbeat', async () => (await heartbeat('e1'))?.generation === 1, 5000)
     const hb = await heartbeat('e1')
     expect(hb).toMatchObject({ state: 'serving', digest: table(1, a.port).digest, listen: `127.0.0.1:${proxyPort}` })
+    // the state file is written after the swap, asynchronously
+    await waitFor(
+      'gen 1 saved',
+      async () => JSON.parse(await readFile(stateFilePath(stateDir, 'zone-a'), 'utf8')).generation === 1,
+      5000,
+    )
     const saved = JSON.parse(await readFile(stateFilePath(stateDir, 'zone-a'), 'utf8')) as ZoneTable
     expect(saved.generation).toBe(1)
   })
