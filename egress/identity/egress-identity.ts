@@ -13,7 +13,7 @@ import {
   type MeshCert,
 } from './egress-key.js'
 import { identityMachine } from './identity.machine.js'
-import { keyFile, loadCerts, loadKey, saveCert, saveKey } from './identity-store.js'
+import { keyFile, loadCerts, loadKey, saveCert, saveKey, saveKeyIfAbsent } from './identity-store.js'
 
 /**
  * The egress's mesh identities: one key pair per egress (made here, kept in `--state-dir`), one certificate
@@ -91,6 +91,7 @@ export class EgressIdentity implements MeshIdentities {
 
   private async init(): Promise<void> {
     const { stateDir, zone, egress } = this.deps
+    let replaceSaved = false
     if (stateDir !== undefined) {
       const pem = await loadKey(stateDir, zone, egress).catch((err: unknown) => {
         this.log.warn({ err }, 'saved egress key unreadable; making a new one')
@@ -102,17 +103,34 @@ export class EgressIdentity implements MeshIdentities {
           this.log.info({ file: keyFile(stateDir, zone, egress) }, 'egress key loaded')
         } catch (err) {
           this.log.warn({ err: new Error((err as Error).message) }, 'saved egress key invalid; making a new one')
+          replaceSaved = true
         }
       }
     }
     if (this.key === undefined) {
-      this.key = await generateEgressKey()
+      let made = await generateEgressKey()
       if (stateDir !== undefined) {
-        await saveKey(stateDir, zone, egress, this.key.privateKeyPem).catch((err: unknown) =>
-          this.log.warn({ err }, 'egress key not saved to the state dir'),
-        )
-      }
-      this.log.info({ stored: stateDir === undefined ? null : keyFile(stateDir, zone, egress) }, 'egress key made')
+        // replicas sharing the state dir share one key: the first one saved wins, the others load it
+        const save = replaceSaved
+          ? saveKey(stateDir, zone, egress, made.privateKeyPem).then(() => true)
+          : saveKeyIfAbsent(stateDir, zone, egress, made.privateKeyPem)
+        const saved = await save.catch((err: unknown) => {
+          this.log.warn({ err }, 'egress key not saved to the state dir')
+          return true
+        })
+        if (!saved) {
+          const theirs = await loadKey(stateDir, zone, egress).catch(() => undefined)
+          if (theirs !== undefined) {
+            try {
+              made = await importEgressKey(theirs)
+              this.log.info({ file: keyFile(stateDir, zone, egress) }, 'egress key loaded (saved by a replica)')
+            } catch (err) {
+              this.log.warn({ err: new Error((err as Error).message) }, 'replica key invalid; using this one unsaved')
+            }
+          }
+        } else this.log.info({ stored: keyFile(stateDir, zone, egress) }, 'egress key made')
+      } else this.log.info({ stored: null }, 'egress key made')
+      this.key = made
     }
     if (stateDir !== undefined) {
       const { certs, problems } = await loadCerts(stateDir, zone, egress)

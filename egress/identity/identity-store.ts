@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto'
-import { chmod, mkdir, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises'
+import { chmod, link, mkdir, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { encodeToken } from '../../schemas/subjects.js'
 import type { MeshCert } from './egress-key.js'
@@ -9,7 +9,9 @@ import type { MeshCert } from './egress-key.js'
  * down: `<dir>/<zone>.<egress>.identity-key.pem` (the private key) and
  * `<dir>/<zone>.<egress>.<mesh>.identity-cert.json` (certificate, mesh CA, validity), all mode 0600, written
  * to a temp file and renamed (a reader never sees half a file). Names are keyed by zone and egress name, not
- * by instance id (which may change on restart); replicas sharing one directory share the key.
+ * by instance id (which may change on restart); replicas sharing one directory share the key: the first to
+ * start creates it (an exclusive create, `saveKeyIfAbsent`), the others load that one, so any replica's saved
+ * certificate matches the key every replica serves with.
  */
 
 const prefix = (zone: string, egress: string) => `${zone}.${encodeToken(egress)}.`
@@ -48,6 +50,27 @@ export function loadKey(dir: string, zone: string, egress: string): Promise<stri
 export async function saveKey(dir: string, zone: string, egress: string, pem: string): Promise<void> {
   await mkdir(dir, { recursive: true, mode: 0o700 })
   await writePrivate(keyFile(dir, zone, egress), pem)
+}
+
+/**
+ * Saves the private key unless a key file exists already (mode 0600, exclusive: the temp file is hard-linked
+ * to its name, which fails when another process got there first). Resolves false when a key was there.
+ */
+export async function saveKeyIfAbsent(dir: string, zone: string, egress: string, pem: string): Promise<boolean> {
+  await mkdir(dir, { recursive: true, mode: 0o700 })
+  const path = keyFile(dir, zone, egress)
+  const tmp = `${path}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`
+  try {
+    await writeFile(tmp, pem, { mode: 0o600 })
+    await chmod(tmp, 0o600)
+    await link(tmp, path)
+    return true
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'EEXIST') return false
+    throw err
+  } finally {
+    await rm(tmp, { force: true }).catch(() => {})
+  }
 }
 
 /** Saves one mesh's certificate (mode 0600). */
