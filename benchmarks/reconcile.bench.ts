@@ -7,6 +7,7 @@ import { connect } from '@nats-io/transport-node'
 import { pino } from 'pino'
 import { type RunningReconciler, runReconciler } from '../reconciler/main.js'
 import { hubSignature } from '../reconciler/triggers.js'
+import { gitRevision } from '../schemas/revision.js'
 import { Bucket, RECONCILE_SUBJECT, tableKey } from '../schemas/subjects.js'
 import type { PublishedZoneTable } from '../schemas/table.js'
 import { createGitRepo, type GitRepo } from '../test/helpers/git-repo.js'
@@ -62,7 +63,7 @@ async function latency(ctx: BenchContext, n: number): Promise<void> {
         const sha = await repo.commit({
           'external/a-only.yaml': externalYaml('a-only', `127.0.0.1:${port++}`, 'zone-a'),
         })
-        const revision = `main@sha1:${sha}`
+        const revision = gitRevision('main', sha)
         const t0 = performance.now()
         if (trigger === 'nats') void nc.request(RECONCILE_SUBJECT, '{}', { timeout: 10_000 }).catch(() => {})
         else {

@@ -5,6 +5,7 @@ import type { Logger } from 'pino'
 import { type LogFormat, packageVersion } from '../cli/common.js'
 import { createLogger } from '../cli/logging.js'
 import type { NatsAuthOptions } from '../cli/nats-connect.js'
+import { gitRevision, shaOfRevision } from '../schemas/revision.js'
 import { loadSigningKey, SigningKeyError, type TableSigner } from '../schemas/signing.js'
 import type { ReconcilerStatus } from '../schemas/status.js'
 import { Bucket, LEASES_TTL_MS } from '../schemas/subjects.js'
@@ -21,7 +22,7 @@ import {
   rememberGenerations,
 } from './reconcile.js'
 import { type RolloutTracker, startRolloutTracker } from './rollout/tracker.js'
-import { createGitSource, gitRevision, shaOfRevision } from './source/git-source.js'
+import { createGitSource } from './source/git-source.js'
 import { createPassDeps } from './steps/deps.js'
 import {
   initialStatus,

@@ -1,4 +1,5 @@
 import type { CommitPublishedEvent } from '../schemas/events.js'
+import { gitRevision, shaOfRevision } from '../schemas/revision.js'
 import type { Violation } from '../schemas/violation.js'
 import type { AppliedMtls } from './core/ca-change.js'
 import type { ActiveMeshCa } from './core/cert-service.js'
@@ -114,7 +115,7 @@ export async function reconcileOnce(deps: PassDeps, state: PassState, hooks: Pas
   if ('error' in fetched) {
     const e = fetched.error as ReconcileError & { revision?: string; violations?: Violation[] }
     if (e.code === 'ValidationFailed' && e.revision) {
-      const sha = e.revision.slice(e.revision.lastIndexOf(':') + 1)
+      const sha = shaOfRevision(e.revision) ?? ''
       return { result: 'invalid', revision: e.revision, sha, error: e, violations: e.violations ?? [] }
     }
     return { result: 'failed', error: fetched.error }
@@ -137,7 +138,7 @@ export async function reconcileOnce(deps: PassDeps, state: PassState, hooks: Pas
     if (!hooks.signal.aborted) return undefined
     const reason = hooks.signal.reason as { by?: string } | undefined
     if (!reason?.by) return { result: 'superseded', revision, sha, by: '' }
-    const by = `${deps.branch}@sha1:${reason.by}`
+    const by = gitRevision(deps.branch, reason.by)
     passLog.info({ by }, 'revision superseded')
     await deps.bus
       .emit(commitSupersededEvent({ revision, time: deps.now(), by, publication: passPublication(state.passStart) }))
@@ -156,7 +157,7 @@ export async function reconcileOnce(deps: PassDeps, state: PassState, hooks: Pas
   }
   timings.fetch = Math.round((t - started) * 10) / 10
 
-  const validated = await validateStep(deps, state, snapshot, passLog)
+  const validated = await validateStep(deps, state, snapshot, sha, passLog)
   mark('validate')
   if ('error' in validated) {
     const violations = (validated.error as { violations?: Violation[] }).violations ?? []

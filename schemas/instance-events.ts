@@ -1,4 +1,5 @@
 import type { RolloutAppliedEvent, RolloutRejectedEvent, ZonegateEvent } from './events.js'
+import { shaOfRevision } from './revision.js'
 import { encodeToken, eventMsgId, generationPart, rolloutInstanceSubject } from './subjects.js'
 
 /**
@@ -16,22 +17,19 @@ export interface BuiltEvent<E extends ZonegateEvent = ZonegateEvent> {
   payload: E
 }
 
-/** Input every builder takes: the revision (`<branch>@sha1:<sha>`) and the event time. */
+/** Input every builder takes: the revision (schemas/revision.ts) and the event time. */
 export interface EventBase {
   revision: string
   /** A Date or an RFC 3339 string. */
   time: Date | string
 }
 
-const SHA = /@sha1:([0-9a-f]{40}|[0-9a-f]{64})$/
-
 /**
- * The commit sha of a revision: the hex after `@sha1:`; a revision without one (a folder snapshot,
- * `path:<folder>`) is encoded into one subject token with `encodeToken`. Pure.
+ * The commit sha of a revision (schemas/revision.ts); a revision without one (a folder snapshot, `path:<folder>`)
+ * is encoded into one subject token with `encodeToken`. Pure.
  */
 export function revisionSha(revision: string): string {
-  const m = SHA.exec(revision)
-  return m ? (m[1] as string) : encodeToken(revision)
+  return shaOfRevision(revision) ?? encodeToken(revision)
 }
 
 /** RFC 3339 time of a Date (a string passes through). Pure. */

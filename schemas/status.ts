@@ -54,7 +54,7 @@ export interface ReconcilerStatus {
   /** RFC 3339 time the status was written. */
   time: string
   conditions: StatusCondition[]
-  /** Last revision a pass was run on, whatever its outcome (`<branch>@sha1:<sha>`). */
+  /** Last revision a pass was run on, whatever its outcome (schemas/revision.ts). */
   lastAttemptedRevision?: string
   /** Last revision whose tables were all published. */
   lastAppliedRevision?: string

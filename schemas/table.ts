@@ -103,7 +103,8 @@ export interface ZoneTable {
   zone: string
   /** Increases by one per published change of the zone; absent in `zonegate compile` output. */
   generation?: number
-  /** `<branch>@sha1:<40 hex>`, or `path:<folder>` for a snapshot read from a folder. */
+  /** `<branch>@sha1:<40 hex>` (`@sha256:<64 hex>` in a SHA-256 repository), or `path:<folder>` for a snapshot
+   * read from a folder (schemas/revision.ts). */
   revision?: string
   /** `sha256:<hex>` of the canonical JSON of `{zone, egresses, routes}`. */
   digest: string

@@ -1,4 +1,5 @@
 import type { ZonegateEvent } from '../../schemas/events.js'
+import { shaOfEvent } from '../../schemas/revision.js'
 import type { StatusView } from '../cli/status-view.js'
 
 /**
@@ -47,9 +48,8 @@ const OUTCOMES = new Set(['converged', 'invalid', 'superseded', 'stalled'])
 /** Timelines of the commits seen in `events` (newest first, at most `limit`). Pure. */
 export function buildTimelines(events: readonly ZonegateEvent[], limit = 5): CommitTimeline[] {
   const bySha = new Map<string, CommitTimeline & { t0: number }>()
-  const shaOf = (e: ZonegateEvent) => ('sha' in e ? e.sha : /@sha1:([0-9a-f]{40})$/.exec(e.revision)?.[1])
   for (const e of events) {
-    const sha = shaOf(e)
+    const sha = shaOfEvent(e)
     if (!sha) continue
     const t = Date.parse(e.time)
     let tl = bySha.get(sha)

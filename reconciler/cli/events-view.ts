@@ -1,6 +1,7 @@
 import type { ZonegateEvent } from '../../schemas/events.js'
 import { formatViolation } from '../../schemas/violation.js'
-import { formatMs, shaOfRevision } from '../core/rollout-watch.js'
+import { shaOfEvent } from '../../schemas/revision.js'
+import { formatMs } from '../core/rollout-watch.js'
 
 /**
  * What `zonegate events` shows (like `flux events`): one row per event of stream ZONEGATE_EVENTS, filtered by
@@ -13,11 +14,6 @@ export interface EventFilter {
   zones: readonly string[]
 }
 
-/** The sha an event belongs to: `sha` of commit events, else the one in its `revision`. Pure. */
-export function eventSha(e: ZonegateEvent): string | undefined {
-  return 'sha' in e ? e.sha : shaOfRevision(e.revision)
-}
-
 /** The zones an event concerns (none for commit events that name no zone). Pure. */
 export function eventZones(e: ZonegateEvent): string[] {
   if ('zone' in e) return [e.zone]
@@ -28,7 +24,7 @@ export function eventZones(e: ZonegateEvent): string[] {
 
 /** Whether an event passes the filter. Pure. */
 export function matchesFilter(e: ZonegateEvent, f: EventFilter): boolean {
-  if (f.commit && !(eventSha(e) ?? '').startsWith(f.commit)) return false
+  if (f.commit && !(shaOfEvent(e) ?? '').startsWith(f.commit)) return false
   if (f.zones.length > 0 && !eventZones(e).some((z) => f.zones.includes(z))) return false
   return true
 }
@@ -46,7 +42,7 @@ export function eventRow(e: ZonegateEvent): {
   const [kind = '', phase = ''] = e.type.split('.')
   const short = (sha: string | undefined) => (sha ?? '?').slice(0, 7)
   const gen = (g: number | undefined) => (g === undefined ? 'gen ?' : `gen ${g}`)
-  let object = kind === 'commit' ? `commit/${short(eventSha(e))}` : `zone/${eventZones(e)[0] ?? '?'}`
+  let object = kind === 'commit' ? `commit/${short(shaOfEvent(e))}` : `zone/${eventZones(e)[0] ?? '?'}`
   let message: string
   switch (e.type) {
     case 'commit.fetched':
@@ -68,7 +64,7 @@ export function eventRow(e: ZonegateEvent): {
       message = `${e.reason}: ${e.message}`
       break
     case 'rollout.published':
-      message = `${gen(e.generation)} ${e.digest.slice(0, 19)} (${short(eventSha(e))})`
+      message = `${gen(e.generation)} ${e.digest.slice(0, 19)} (${short(shaOfEvent(e))})`
       break
     case 'rollout.converged':
       message = `${gen(e.generation)} on ${e.instances.length} instance(s) in ${formatMs(e.ms)}`

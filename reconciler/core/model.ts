@@ -3,7 +3,7 @@ import type { ExternalService, Mesh, MeshTrafficPermission, ZoneEgress, ZoneIngr
 /**
  * What the source hands the core: the files of one revision, keyed by path relative to the snapshot root
  * (posix separators). Nothing in the core knows whether it came from Git or a folder.
- * `revision` is `<branch>@sha1:<sha>` for Git, `path:<folder>` for a folder.
+ * `revision` is `<branch>@sha1:<sha>` for Git, `path:<folder>` for a folder (schemas/revision.ts).
  */
 export interface Snapshot {
   revision: string

@@ -8,7 +8,6 @@ import {
   isRelevant,
   Outcome,
   parseEvent,
-  shaOfRevision,
   stepWatch,
   timeoutWatch,
   type WatchOptions,
@@ -287,14 +286,6 @@ describe('rollout-watch', () => {
     expect(watchResult(s, 412)).toMatchObject({ type: 'watch.result', outcome: 'converged', sha: A, ms: 412 })
     const invalid = run(commitA, [ev.invalid(A)])
     expect(formatSummary(invalid, 2000)).toBe('invalid  commit 1a2b3c4  1 violation(s)  in 2 s')
-  })
-
-  it.each([
-    ['main@sha1:abc', 'abc'],
-    ['path:/x', undefined],
-    [undefined, undefined],
-  ])('rollout-watch - sha of revision %s', (revision, sha) => {
-    expect(shaOfRevision(revision)).toBe(sha)
   })
 
   it.each([

@@ -1,5 +1,6 @@
 import type { ZonegateEvent } from '../../schemas/events.js'
 import { decodeEvent } from '../../schemas/messages.js'
+import { shaOfEvent, shaOfRevision } from '../../schemas/revision.js'
 import { formatViolation } from '../../schemas/violation.js'
 
 /**
@@ -63,20 +64,8 @@ export function initialWatchState(options: WatchOptions): WatchState {
   return { options, sha: options.commit, superseded: [], zones: {}, violations: 0, reason: '' }
 }
 
-/** `main@sha1:<hex>` → `<hex>`; undefined when the revision has no `@sha1:` part. Pure. */
-export function shaOfRevision(revision: string | undefined): string | undefined {
-  if (!revision) return undefined
-  const i = revision.lastIndexOf('@sha1:')
-  return i >= 0 ? revision.slice(i + 6) : undefined
-}
-
 /** First 7 characters of a sha. Pure. */
 export const shortSha = (sha: string | undefined): string => (sha ?? '?').slice(0, 7)
-
-/** The sha an event belongs to: `sha` on commit events, else the sha of `revision`. Pure. */
-export function shaOfEvent(event: ZonegateEvent): string | undefined {
-  return 'sha' in event && typeof event.sha === 'string' ? event.sha : shaOfRevision(event.revision)
-}
 
 const isCommitEvent = (e: ZonegateEvent) => e.type.startsWith('commit.')
 const ADOPTING = new Set(['commit.fetched', 'commit.invalid', 'commit.published'])

@@ -1,6 +1,7 @@
 import type { Dirent } from 'node:fs'
 import { lstat, open, readdir, readFile, realpath, stat } from 'node:fs/promises'
 import { basename, join, relative, sep } from 'node:path'
+import { folderRevision } from '../../schemas/revision.js'
 import { isDataFile } from '../core/data-source.js'
 import { ReconcileError } from '../core/errors.js'
 import type { Snapshot } from '../core/model.js'
@@ -52,7 +53,7 @@ export async function readFolderSnapshot(path: string): Promise<Snapshot> {
   if (info.isFile()) {
     if (!isYamlFile(path)) throw new FolderSourceError(FolderSourceCode.NotYaml, path, `${path}: not a .yaml/.yml file`)
     files.set(basename(path), await readCapped(path))
-    return { revision: `path:${path}`, files }
+    return { revision: folderRevision(path), files }
   }
   const root = await realpath(path)
   const ignoreText = await readFile(join(root, IGNORE_FILE), 'utf8').catch(() => undefined)
@@ -105,7 +106,7 @@ export async function readFolderSnapshot(path: string): Promise<Snapshot> {
     }
   }
   await walk(root, '')
-  return { revision: `path:${path}`, files }
+  return { revision: folderRevision(path), files }
 }
 
 /** Reads at most maxFileBytes + 1 bytes: enough for the parser to see the file is too large. */

@@ -4,7 +4,7 @@ import { join } from 'node:path'
 import { pino } from 'pino'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { createGitRepo } from '../../test/helpers/git-repo.js'
-import { createGitSource, gitCredentials, redactUrl, shaOfRevision } from './git-source.js'
+import { createGitSource, gitCredentials, redactUrl } from './git-source.js'
 
 const log = pino({ level: 'silent' })
 
@@ -29,12 +29,6 @@ describe('git-source', () => {
     ['none', 'https://h/r', {}, undefined],
   ])('git-source - credentials: %s', (_name, url, env, expected) => {
     expect(gitCredentials(url, env)).toEqual(expected)
-  })
-
-  it('git-source - shaOfRevision', () => {
-    expect(shaOfRevision(`main@sha1:${'a'.repeat(40)}`)).toBe('a'.repeat(40))
-    expect(shaOfRevision('path:/x')).toBeUndefined()
-    expect(shaOfRevision(undefined)).toBeUndefined()
   })
 
   describe('local repositories', () => {

@@ -5,6 +5,7 @@ import { join } from 'node:path'
 import git, { type AuthCallback } from 'isomorphic-git'
 import http from 'isomorphic-git/http/node'
 import type { Logger } from 'pino'
+import { gitRevision } from '../../schemas/revision.js'
 import { FetchFailed, type ReconcileError } from '../core/errors.js'
 import type { Snapshot } from '../core/model.js'
 import { GitTreeError, GitTreeErrorCode, readGitSnapshot } from './git-tree.js'
@@ -40,15 +41,6 @@ export interface GitSourceOptions {
   cacheDir: string
   log: Logger
   env?: NodeJS.ProcessEnv
-}
-
-/** The revision string of a commit on a branch: `<branch>@sha1:<sha>`. Pure. */
-export const gitRevision = (branch: string, sha: string) => `${branch}@sha1:${sha}`
-
-/** The sha of a `<branch>@sha1:<sha>` revision, or undefined for other revisions. Pure. */
-export function shaOfRevision(revision: string | undefined): string | undefined {
-  const m = revision ? /@sha1:([0-9a-f]{40})$/.exec(revision) : null
-  return m?.[1]
 }
 
 /** A URL without userinfo, query or fragment (safe to log); other strings unchanged. Pure. */

@@ -1,6 +1,7 @@
 import * as fs from 'node:fs'
 import { join } from 'node:path'
 import git from 'isomorphic-git'
+import { gitRevision } from '../../schemas/revision.js'
 import { isDataFile } from '../core/data-source.js'
 import { ReconcileError } from '../core/errors.js'
 import type { Snapshot } from '../core/model.js'
@@ -138,8 +139,8 @@ export async function resolveCommit(opts: { dir: string; ref: string; cache?: ob
  * `<path>/.zonegateignore` names (core/snapshot-filter.ts). One `walk` over the commit's tree with a shared cache;
  * folders off `path` are not descended.
  *
- * `revision` is `<ref as given>@sha1:<40 hex>` (`main@sha1:…`, `v1.2@sha1:…`, and for a raw sha the sha as given,
- * e.g. `3f2a9c1@sha1:3f2a9c1…`), so `shaOfRevision` works on every form. Callers that know better (the
+ * `revision` is `gitRevision(<ref as given>, sha)` (schemas/revision.ts: `main@sha1:…`, `v1.2@sha1:…`, and for a
+ * raw sha the sha as given, e.g. `3f2a9c1@sha1:3f2a9c1…`), so `shaOfRevision` works on every form. Callers that know better (the
  * reconciler: `<branch>@sha1:<sha>`) overwrite it.
  *
  * Same limits as the folder source: a YAML file over 1 MiB is handed on cut at 1 MiB + 1 byte (the parser then
@@ -209,5 +210,5 @@ export async function readGitSnapshot(opts: ReadGitSnapshotOptions): Promise<Sna
     )
   // Walk order is tree order; hand out files sorted bytewise by path so every source agrees.
   const sorted = new Map([...files.entries()].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)))
-  return { revision: `${opts.ref}@sha1:${sha}`, files: sorted }
+  return { revision: gitRevision(opts.ref, sha), files: sorted }
 }

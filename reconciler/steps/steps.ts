@@ -1,5 +1,6 @@
 import type { Logger } from 'pino'
 import type { CommitPublishedEvent } from '../../schemas/events.js'
+import { gitRevision } from '../../schemas/revision.js'
 import type { ZoneTable } from '../../schemas/table.js'
 import type { Violation } from '../../schemas/violation.js'
 import { classifyError, ErrorKind } from '../core/conditions.js'
@@ -31,8 +32,6 @@ import type { Inventory, PassDeps, Step } from './types.js'
  * The steps of one pass, in order (see reconciler/reconcile.ts). Each returns `{ value }` or `{ error }`
  * (a ReconcileError with a stable code); none throws.
  */
-
-const gitRevision = (branch: string, sha: string) => `${branch}@sha1:${sha}`
 
 /** Wraps anything thrown by an effect into a ReconcileError (`wrap` picks the class for foreign errors). */
 function asReconcileError(err: unknown, wrap: (message: string, cause: unknown) => ReconcileError): ReconcileError {
@@ -109,10 +108,10 @@ export async function validateStep(
   deps: PassDeps,
   state: PassState,
   snapshot: Snapshot,
+  sha: string,
   log: Logger,
 ): Promise<Step<Resources>> {
   let outcome: ReturnType<PassDeps['validate']>
-  const sha = snapshot.revision.slice(snapshot.revision.lastIndexOf(':') + 1)
   try {
     outcome = deps.validate(snapshot)
   } catch (err) {
