@@ -2,13 +2,23 @@ import { describe, expect, it } from 'vitest'
 import {
   backoffMs,
   type Condition,
-  classifyError,
   conditionsAfter,
   conditionsReconciling,
   DEFAULT_RETRY_POLICY,
   type PassOutcome,
   retryDecision,
 } from './conditions.js'
+import {
+  CompileFailed,
+  EmptyZoneRefused,
+  ErrorKind,
+  errorPolicy,
+  FetchFailed,
+  PublishConflict,
+  PublishFailed,
+  TableTooLarge,
+  ValidationFailed,
+} from './errors.js'
 
 const T0 = '2026-01-01T00:00:00.000Z'
 const T1 = '2026-01-01T00:01:00.000Z'
@@ -17,17 +27,28 @@ const REV = 'main@sha1:1111111111111111111111111111111111111111'
 const summary = (list: Condition[]) => list.map((c) => `${c.type}=${c.status}/${c.reason}`).sort()
 
 describe('conditions', () => {
+  const fetchFailed = new FetchFailed('repo', 'ECONNREFUSED')
+  const publishFailed = new PublishFailed('zonegate-tables', 'timeout')
+  const invalid = new ValidationFailed(REV, [])
   it.each([
-    ['ValidationFailed', 'stalled'],
-    ['EmptyZoneRefused', 'stalled'],
-    ['CompileFailed', 'stalled'],
-    ['PathNotFound', 'stalled'],
-    ['PublishConflict', 'transient'],
-    ['FetchFailed', 'transient'],
-    ['PublishFailed', 'transient'],
-    [undefined, 'transient'],
-  ])('conditions - error code %s is %s', (code, kind) => {
-    expect(classifyError({ code })).toBe(kind)
+    [invalid, 'stalled', 'ValidationFailed/ValidationFailed'],
+    [new EmptyZoneRefused(REV, [{ zone: 'zone-a', routes: 1 }]), 'stalled', 'ValidationFailed/EmptyZoneRefused'],
+    [new CompileFailed(REV, 'bug'), 'stalled', 'ValidationFailed/ValidationFailed'],
+    [new TableTooLarge('zone-a', 2, 1), 'stalled', 'ValidationFailed/TableTooLarge'],
+    [new PublishConflict('zone-a.table', 3), 'transient', 'PublishFailed/PublishConflict'],
+    [fetchFailed, 'transient', 'FetchFailed/FetchFailed'],
+    [publishFailed, 'transient', 'PublishFailed/PublishFailed'],
+    [new Error('a bug'), 'transient', 'PublishFailed/ReconcileFailed'],
+  ])('conditions - %s is %s and raises %s', (err, kind, condition) => {
+    const p = errorPolicy(err)
+    expect(p.kind).toBe(kind)
+    expect(`${p.condition}/${p.reason}`).toBe(condition)
+  })
+
+  it("conditions - the policy is no part of an error's JSON or logged shape", () => {
+    expect(Object.keys(invalid)).not.toContain('kind')
+    expect(JSON.parse(JSON.stringify(invalid))).not.toHaveProperty('kind')
+    expect(invalid.kind).toBe(ErrorKind.Stalled)
   })
 
   const cases: [string, PassOutcome, string[]][] = [
@@ -35,22 +56,22 @@ describe('conditions', () => {
     ['unchanged', { result: 'unchanged', revision: REV }, ['Ready=True/ReconciliationSucceeded']],
     [
       'validation failure stalls',
-      { result: 'failed', revision: REV, error: { code: 'ValidationFailed', message: '2 violations' } },
+      { result: 'failed', revision: REV, error: invalid },
       ['Ready=False/ValidationFailed', 'Stalled=True/ValidationFailed', 'ValidationFailed=True/ValidationFailed'],
     ],
     [
       'empty zone refused stalls',
-      { result: 'failed', revision: REV, error: { code: 'EmptyZoneRefused', message: 'zone zone-a would be empty' } },
+      { result: 'failed', revision: REV, error: new EmptyZoneRefused(REV, [{ zone: 'zone-a', routes: 2 }]) },
       ['Ready=False/EmptyZoneRefused', 'Stalled=True/EmptyZoneRefused', 'ValidationFailed=True/EmptyZoneRefused'],
     ],
     [
       'fetch failure retries',
-      { result: 'failed', error: { code: 'FetchFailed', message: 'ECONNREFUSED' } },
+      { result: 'failed', error: fetchFailed },
       ['FetchFailed=True/FetchFailed', 'Ready=False/FetchFailed', 'Reconciling=True/ProgressingWithRetry'],
     ],
     [
       'publish failure retries',
-      { result: 'failed', revision: REV, error: { code: 'PublishFailed', message: 'timeout' } },
+      { result: 'failed', revision: REV, error: publishFailed },
       ['PublishFailed=True/PublishFailed', 'Ready=False/PublishFailed', 'Reconciling=True/ProgressingWithRetry'],
     ],
   ]
@@ -59,7 +80,7 @@ describe('conditions', () => {
   })
 
   it('conditions - failure conditions vanish after a success', () => {
-    const failed = conditionsAfter({ result: 'failed', error: { code: 'FetchFailed', message: 'x' } }, [], T0)
+    const failed = conditionsAfter({ result: 'failed', error: fetchFailed }, [], T0)
     const ok = conditionsAfter({ result: 'applied', revision: REV, zonesPublished: 1 }, failed, T1)
     expect(summary(ok)).toEqual(['Ready=True/ReconciliationSucceeded'])
     expect(ok[0]?.lastTransitionTime).toBe(T1)
@@ -72,7 +93,7 @@ describe('conditions', () => {
   })
 
   it('conditions - reconciling keeps transient failure conditions and marks retries', () => {
-    const failed = conditionsAfter({ result: 'failed', error: { code: 'PublishFailed', message: 'x' } }, [], T0)
+    const failed = conditionsAfter({ result: 'failed', error: publishFailed }, [], T0)
     const running = conditionsReconciling(failed, REV, 2, T1)
     expect(summary(running)).toEqual([
       'PublishFailed=True/PublishFailed',
@@ -102,16 +123,13 @@ describe('conditions', () => {
     expect(retryDecision({ result: 'unchanged', revision: REV }, 0, DEFAULT_RETRY_POLICY, rnd)).toEqual({
       kind: 'none',
     })
-    expect(
-      retryDecision(
-        { result: 'failed', error: { code: 'ValidationFailed', message: 'x' } },
-        1,
-        DEFAULT_RETRY_POLICY,
-        rnd,
-      ),
-    ).toEqual({ kind: 'waitForNewRevision' })
-    expect(
-      retryDecision({ result: 'failed', error: { code: 'FetchFailed', message: 'x' } }, 3, DEFAULT_RETRY_POLICY, rnd),
-    ).toEqual({ kind: 'retry', delayMs: 2000, attempt: 4 })
+    expect(retryDecision({ result: 'failed', error: invalid }, 1, DEFAULT_RETRY_POLICY, rnd)).toEqual({
+      kind: 'waitForNewRevision',
+    })
+    expect(retryDecision({ result: 'failed', error: fetchFailed }, 3, DEFAULT_RETRY_POLICY, rnd)).toEqual({
+      kind: 'retry',
+      delayMs: 2000,
+      attempt: 4,
+    })
   })
 })

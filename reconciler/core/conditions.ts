@@ -1,3 +1,5 @@
+import { ErrorKind, type ErrorPolicy } from './errors.js'
+
 /**
  * The one place that turns pass outcomes and errors into status conditions and a retry decision (STYLE.md §4,
  * Flux's vocabulary). Pure: no clock (times are passed in), no randomness (a `random` function is passed in).
@@ -5,7 +7,8 @@
  * - `Ready` is always present. `Reconciling`, `Stalled`, `FetchFailed`, `ValidationFailed` and `PublishFailed`
  *   exist only while true (kstatus "abnormal-true" conditions).
  * - Errors fall into two kinds: **stalled** (the commit itself is bad: wait for a new revision, never retry the
- *   same one) and **transient** (Git or NATS failed: retry with exponential backoff and jitter, capped).
+ *   same one) and **transient** (Git or NATS failed: retry with exponential backoff and jitter, capped). Each
+ *   error says which, and which condition and reason it raises (ErrorPolicy in core/errors.ts).
  */
 
 export const ConditionType = {
@@ -43,56 +46,11 @@ export interface Condition {
 /** A condition as stored (e.g. read back from KV): `type` is any string. */
 export type StoredCondition = Omit<Condition, 'type'> & { type: string }
 
-/** Error codes that mean "this revision is bad": stall until a new one. */
-export const StalledCodes: ReadonlySet<string> = new Set([
-  'ValidationFailed',
-  'EmptyZoneRefused',
-  'CompileFailed',
-  'TableTooLarge',
-  // The source's revision is unusable as such (GitTreeError): retrying the same sha cannot help.
-  'PathNotFound',
-  'FileTooLarge',
-  'TooManyFiles',
-])
-
-export const ErrorKind = { Stalled: 'stalled', Transient: 'transient' } as const
-export type ErrorKind = (typeof ErrorKind)[keyof typeof ErrorKind]
-
-/** `stalled` for codes in StalledCodes, `transient` for everything else (Git, NATS, unexpected). Pure. */
-export function classifyError(err: { code?: string }): ErrorKind {
-  return err.code && StalledCodes.has(err.code) ? ErrorKind.Stalled : ErrorKind.Transient
-}
-
-/** What a finished pass reports to this module. */
+/** What a finished pass reports to this module: a failure carries its error's policy (core/errors.ts). */
 export type PassOutcome =
   | { result: 'applied'; revision: string; zonesPublished: number }
   | { result: 'unchanged'; revision: string }
-  | { result: 'failed'; revision?: string; error: { code?: string; message: string } }
-
-/** The condition (besides Stalled/Ready) an error code raises, and its reason. */
-function failureCondition(code: string | undefined): { type: ConditionType; reason: string } {
-  switch (code) {
-    case 'FetchFailed':
-      return { type: ConditionType.FetchFailed, reason: Reason.FetchFailed }
-    case 'PathNotFound':
-    case 'FileTooLarge':
-    case 'TooManyFiles':
-      return { type: ConditionType.FetchFailed, reason: code }
-    case 'ValidationFailed':
-    case 'CompileFailed':
-      return { type: ConditionType.ValidationFailed, reason: Reason.ValidationFailed }
-    case 'EmptyZoneRefused':
-      return { type: ConditionType.ValidationFailed, reason: Reason.EmptyZoneRefused }
-    case 'TableTooLarge':
-      return { type: ConditionType.ValidationFailed, reason: code }
-    case 'PublishFailed':
-      return { type: ConditionType.PublishFailed, reason: Reason.PublishFailed }
-    case 'PublishConflict':
-      return { type: ConditionType.PublishFailed, reason: Reason.PublishConflict }
-    default:
-      return { type: ConditionType.PublishFailed, reason: Reason.ReconcileFailed }
-  }
-}
+  | { result: 'failed'; revision?: string; error: ErrorPolicy & { message: string } }
 
 function setCondition(
   list: Condition[],
@@ -169,10 +127,9 @@ export function conditionsAfter(outcome: PassOutcome, prev: readonly StoredCondi
     )
     return out
   }
-  const { type, reason } = failureCondition(outcome.error.code)
-  const message = outcome.error.message
+  const { condition: type, reason, message } = outcome.error
   setCondition(out, prev, { type: ConditionType.Ready, status: 'False', reason, message }, now)
-  if (classifyError(outcome.error) === ErrorKind.Stalled) {
+  if (outcome.error.kind === ErrorKind.Stalled) {
     setCondition(out, prev, { type: ConditionType.Stalled, status: 'True', reason, message }, now)
   } else {
     setCondition(
@@ -229,7 +186,7 @@ export function retryDecision(
   random: () => number,
 ): RetryDecision {
   if (outcome.result !== 'failed') return { kind: 'none' }
-  if (classifyError(outcome.error) === ErrorKind.Stalled) return { kind: 'waitForNewRevision' }
+  if (outcome.error.kind === ErrorKind.Stalled) return { kind: 'waitForNewRevision' }
   return { kind: 'retry', delayMs: backoffMs(failures, policy, random), attempt: failures + 1 }
 }
 

@@ -1,12 +1,61 @@
 import type { Violation } from '../../schemas/violation.js'
 
 /**
- * Errors of the reconciler: each has a stable `code`, a structured payload (`data()`), an optional `cause`
- * (ErrorOptions), and `toJSON()` giving the same shape on /status, in events and in logs. Subclasses add
- * one class per failure (FetchFailed, PublishFailed, ... in the same style).
+ * The two kinds of error (STYLE.md §4): **stalled**, the revision itself is bad (wait for a new one, never retry
+ * the same sha); **transient**, Git or NATS failed (retry with backoff and jitter; the last good tables stay).
  */
-export abstract class ReconcileError extends Error {
+export const ErrorKind = { Stalled: 'stalled', Transient: 'transient' } as const
+export type ErrorKind = (typeof ErrorKind)[keyof typeof ErrorKind]
+
+/** The failure conditions an error raises on the status (besides Ready, and Stalled or Reconciling). */
+export const FailureCondition = {
+  FetchFailed: 'FetchFailed',
+  ValidationFailed: 'ValidationFailed',
+  PublishFailed: 'PublishFailed',
+} as const
+export type FailureCondition = (typeof FailureCondition)[keyof typeof FailureCondition]
+
+/**
+ * What an error means for the status and the retry loop, carried by the error itself: its kind, the failure
+ * condition it raises and that condition's reason. core/conditions.ts reads it; nothing maps codes by hand.
+ */
+export interface ErrorPolicy {
+  readonly kind: ErrorKind
+  readonly condition: FailureCondition
+  readonly reason: string
+}
+
+/** The policy of anything that is not a ReconcileError (a bug, a foreign error): retried, `ReconcileFailed`. */
+export const UNKNOWN_ERROR_POLICY: ErrorPolicy = {
+  kind: ErrorKind.Transient,
+  condition: FailureCondition.PublishFailed,
+  reason: 'ReconcileFailed',
+}
+
+/**
+ * Errors of the reconciler: each has a stable `code`, a structured payload (`data()`), an optional `cause`
+ * (ErrorOptions), and `toJSON()` giving the same shape on /status, in events and in logs. Each class also says
+ * what it does to the pass (ErrorPolicy: `kind`, `condition`, `reason`); the defaults are UNKNOWN_ERROR_POLICY's.
+ * Subclasses add one class per failure (FetchFailed, PublishFailed, ... in the same style).
+ */
+export abstract class ReconcileError extends Error implements ErrorPolicy {
   abstract readonly code: string
+  /** What an error of this class does to the pass; UNKNOWN_ERROR_POLICY unless the subclass says otherwise. */
+  static readonly policy: ErrorPolicy = UNKNOWN_ERROR_POLICY
+
+  // Read from the class, not stored on the instance: the policy is no part of the error's logged or JSON shape.
+  protected get policy(): ErrorPolicy {
+    return (this.constructor as typeof ReconcileError).policy
+  }
+  get kind(): ErrorKind {
+    return this.policy.kind
+  }
+  get condition(): FailureCondition {
+    return this.policy.condition
+  }
+  get reason(): string {
+    return this.policy.reason
+  }
 
   constructor(message: string, options?: ErrorOptions) {
     super(message, options)
@@ -25,6 +74,26 @@ export abstract class ReconcileError extends Error {
   }
 }
 
+/** Stalled, shown as the ValidationFailed condition with `reason`: the commit is reported invalid. */
+export const invalidCommit = (reason: string): ErrorPolicy => ({
+  kind: ErrorKind.Stalled,
+  condition: FailureCondition.ValidationFailed,
+  reason,
+})
+
+/** Transient (retried with backoff), shown as `condition` with `reason`. */
+export const retried = (condition: FailureCondition, reason: string): ErrorPolicy => ({
+  kind: ErrorKind.Transient,
+  condition,
+  reason,
+})
+
+/** The policy of an error (UNKNOWN_ERROR_POLICY unless it is a ReconcileError). Pure. */
+export function errorPolicy(err: unknown): ErrorPolicy {
+  if (!(err instanceof ReconcileError)) return UNKNOWN_ERROR_POLICY
+  return { kind: err.kind, condition: err.condition, reason: err.reason }
+}
+
 /** `N violations in <revision>: <first violation>` */
 export function summarize(revision: string, violations: readonly Violation[]): string {
   const first = violations[0]
@@ -37,6 +106,7 @@ export function summarize(revision: string, violations: readonly Violation[]): s
 /** A revision whose YAML or resources are invalid. Stalled: wait for a new revision, don't retry. */
 export class ValidationFailed extends ReconcileError {
   readonly code = 'ValidationFailed'
+  static override readonly policy: ErrorPolicy = invalidCommit('ValidationFailed')
 
   constructor(
     readonly revision: string,
@@ -57,6 +127,7 @@ export class ValidationFailed extends ReconcileError {
  */
 export class PublishFailed extends ReconcileError {
   readonly code = 'PublishFailed'
+  static override readonly policy: ErrorPolicy = retried(FailureCondition.PublishFailed, 'PublishFailed')
 
   constructor(
     readonly target: string,
@@ -78,6 +149,7 @@ export class PublishFailed extends ReconcileError {
  */
 export class PublishConflict extends ReconcileError {
   readonly code = 'PublishConflict'
+  static override readonly policy: ErrorPolicy = retried(FailureCondition.PublishFailed, 'PublishConflict')
 
   constructor(
     readonly key: string,
@@ -99,6 +171,7 @@ export class PublishConflict extends ReconcileError {
  */
 export class FetchFailed extends ReconcileError {
   readonly code = 'FetchFailed'
+  static override readonly policy: ErrorPolicy = retried(FailureCondition.FetchFailed, 'FetchFailed')
 
   constructor(
     readonly source: string,
@@ -119,6 +192,7 @@ export class FetchFailed extends ReconcileError {
  */
 export class EmptyZoneRefused extends ReconcileError {
   readonly code = 'EmptyZoneRefused'
+  static override readonly policy: ErrorPolicy = invalidCommit('EmptyZoneRefused')
 
   constructor(
     readonly revision: string,
@@ -138,9 +212,13 @@ export class EmptyZoneRefused extends ReconcileError {
   }
 }
 
-/** Compiling the valid resources of a revision threw (a bug, not a user error). Stalled: not retried. */
+/**
+ * Compiling the valid resources of a revision threw (a bug, not a user error). Stalled: not retried; shown as
+ * the ValidationFailed condition with reason ValidationFailed (the commit is reported as invalid).
+ */
 export class CompileFailed extends ReconcileError {
   readonly code = 'CompileFailed'
+  static override readonly policy: ErrorPolicy = invalidCommit('ValidationFailed')
 
   constructor(
     readonly revision: string,
@@ -161,6 +239,7 @@ export class CompileFailed extends ReconcileError {
  */
 export class TableTooLarge extends ReconcileError {
   readonly code = 'TableTooLarge'
+  static override readonly policy: ErrorPolicy = invalidCommit('TableTooLarge')
   /** Every zone of the revision whose table is too large (the first one is `zone`/`bytes`). */
   readonly zones: { zone: string; bytes: number }[]
 

@@ -2,11 +2,20 @@ import * as fs from 'node:fs'
 import git from 'isomorphic-git'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { createGitRepo, type GitRepo } from '../../test/helpers/git-repo.js'
+import { errorPolicy } from '../core/errors.js'
 import { GitTreeError, readGitSnapshot, resolveCommit } from './git-tree.js'
 
 const text = (b: Uint8Array | string | undefined) => (typeof b === 'string' ? b : Buffer.from(b ?? []).toString('utf8'))
 
 describe('git-tree', () => {
+  it.each([
+    ['PathNotFound', 'stalled'],
+    ['TooManyFiles', 'stalled'],
+    ['RefNotFound', 'transient'],
+  ] as const)('git-tree - %s is %s and raises FetchFailed with its code as reason', (code, kind) => {
+    expect(errorPolicy(new GitTreeError(code, 'x', 'main'))).toEqual({ kind, condition: 'FetchFailed', reason: code })
+  })
+
   let repo: GitRepo
   let bare: GitRepo
   let first: string

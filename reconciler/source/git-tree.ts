@@ -3,7 +3,7 @@ import { join } from 'node:path'
 import git from 'isomorphic-git'
 import { gitRevision } from '../../schemas/revision.js'
 import { isDataFile } from '../core/data-source.js'
-import { ReconcileError } from '../core/errors.js'
+import { ErrorKind, type ErrorPolicy, FailureCondition, ReconcileError } from '../core/errors.js'
 import type { Snapshot } from '../core/model.js'
 import { createSnapshotFilter, IGNORE_FILE, type SnapshotFilter } from '../core/snapshot-filter.js'
 
@@ -25,7 +25,10 @@ export const GitTreeErrorCode = {
 } as const
 export type GitTreeErrorCode = (typeof GitTreeErrorCode)[keyof typeof GitTreeErrorCode]
 
-/** Why a revision could not be read. `code` is stable; `ref` and `path` say what was asked for. */
+/**
+ * Why a revision could not be read. `code` is stable; `ref` and `path` say what was asked for. Raises FetchFailed
+ * with the code as reason; stalled (retrying the same sha cannot help) except RefNotFound, which is retried.
+ */
 export class GitTreeError extends ReconcileError {
   constructor(
     readonly code: GitTreeErrorCode,
@@ -35,6 +38,11 @@ export class GitTreeError extends ReconcileError {
     options?: ErrorOptions,
   ) {
     super(message, options)
+  }
+
+  protected override get policy(): ErrorPolicy {
+    const kind = this.code === GitTreeErrorCode.RefNotFound ? ErrorKind.Transient : ErrorKind.Stalled
+    return { kind, condition: FailureCondition.FetchFailed, reason: this.code }
   }
 
   override data(): Record<string, unknown> {

@@ -3,10 +3,10 @@ import type { CommitPublishedEvent } from '../../schemas/events.js'
 import { gitRevision } from '../../schemas/revision.js'
 import type { ZoneTable } from '../../schemas/table.js'
 import type { Violation } from '../../schemas/violation.js'
-import { classifyError, ErrorKind } from '../core/conditions.js'
 import {
   CompileFailed,
   EmptyZoneRefused,
+  ErrorKind,
   FetchFailed,
   PublishFailed,
   ReconcileError,
@@ -84,7 +84,7 @@ export async function fetchStep(deps: PassDeps, state: PassState, hooks: PassHoo
     snapshot = await deps.source.fetch(sha)
   } catch (err) {
     const error = asReconcileError(err, (m, cause) => new FetchFailed(deps.branch, m, { cause }))
-    if (classifyError(error) === ErrorKind.Transient) return { error }
+    if (error.kind === ErrorKind.Transient) return { error }
     // The revision itself is unusable (path missing, file too large): report it like any invalid commit.
     const violation = { file: '', line: 1, column: 1, kind: '', name: '', path: '', rule: `source.${error.code}` }
     return rejectRevision(deps, state, revision, sha, [{ ...violation, message: error.message }], deps.log)
