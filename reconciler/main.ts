@@ -13,17 +13,17 @@ import { type EventLog, startEventLog } from './admin/event-log.js'
 import { type AdminServer, createReconcilerMetrics, startAdminServer } from './admin/http.js'
 import { buildGrid, buildTimelines, type PageData } from './admin/page-data.js'
 import { DEFAULT_RETRY_POLICY, type RetryPolicy, retryDecision } from './core/conditions.js'
+import { createPassDeps } from './pass-deps.js'
 import {
   forgetPublished,
   initialPassState,
   type PassReport,
   type PassState,
-  reconcileOnce,
   rememberGenerations,
-} from './reconcile.js'
+} from './pass-state.js'
+import { reconcileOnce } from './reconcile.js'
 import { type RolloutTracker, startRolloutTracker } from './rollout/tracker.js'
 import { createGitSource } from './source/git-source.js'
-import { createPassDeps } from './steps/deps.js'
 import {
   initialStatus,
   passOutcome,

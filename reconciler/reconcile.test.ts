@@ -5,7 +5,9 @@ import { FetchFailed, PublishFailed } from './core/errors.js'
 import type { BuiltEvent } from './core/events.js'
 import type { Snapshot } from './core/model.js'
 import { validateSnapshot } from './core/validate/index.js'
-import { initialPassState, type PassDeps, reconcileOnce } from './reconcile.js'
+import { initialPassState } from './pass-state.js'
+import { reconcileOnce } from './reconcile.js'
+import type { PassDeps } from './steps/types.js'
 import type { PassHooks } from './triggers.js'
 
 const SHA_A = 'a'.repeat(40)

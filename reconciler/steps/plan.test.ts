@@ -7,8 +7,8 @@ import {
   verifyTableSignature,
 } from '../../schemas/signing.js'
 import type { PublishedZoneTable, ZoneTable } from '../../schemas/table.js'
+import type { Inventory } from '../pass-state.js'
 import { emptiedZones, planZoneChanges } from './plan.js'
-import type { Inventory } from './types.js'
 
 const route = (sni: string) => ({
   sni,

@@ -1,6 +1,6 @@
 import { signTable, type TableSigner } from '../../schemas/signing.js'
 import type { PublishedZoneTable, ZoneTable } from '../../schemas/table.js'
-import type { Inventory } from './types.js'
+import type { Inventory } from '../pass-state.js'
 
 /**
  * The diff step: what each zone last received (the inventory) against the compiled tables of a revision.

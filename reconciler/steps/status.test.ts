@@ -1,9 +1,8 @@
 import { describe, expect, it } from 'vitest'
 import type { PublishedZoneTable } from '../../schemas/table.js'
 import { ValidationFailed } from '../core/errors.js'
-import type { PassReport } from '../reconcile.js'
+import type { Inventory, PassReport } from '../pass-state.js'
 import { initialStatus, statusAfter, statusReconciling, statusWithRollouts } from './status.js'
-import type { Inventory } from './types.js'
 
 const T = new Date('2026-01-01T00:00:00Z')
 const R1 = `main@sha1:${'1'.repeat(40)}`

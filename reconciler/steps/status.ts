@@ -1,7 +1,6 @@
 import type { ReconcilerStatus, ZoneRolloutStatus, ZoneStatus } from '../../schemas/status.js'
 import { conditionsAfter, conditionsReconciling, type PassOutcome } from '../core/conditions.js'
-import type { PassReport } from '../reconcile.js'
-import type { Inventory } from './types.js'
+import type { Inventory, PassReport } from '../pass-state.js'
 
 /**
  * Status bookkeeping of the pass: ReconcilerStatus (schemas/status.ts) from the previous status, a pass report

@@ -1,30 +1,66 @@
 import type { Logger } from 'pino'
-import type { ZonegateEvent } from '../../schemas/events.js'
+import type { CommitPublishedEvent, ZonegateEvent } from '../../schemas/events.js'
 import type { TableSigner } from '../../schemas/signing.js'
 import type { PublishedZoneTable, ZoneTable } from '../../schemas/table.js'
 import type { Violation, Warning } from '../../schemas/violation.js'
 import type { AppliedMtls } from '../core/ca-change.js'
+import type { ActiveMeshCa } from '../core/cert-service.js'
 import type { CompileOptions } from '../core/compile.js'
 import type { ReconcileError } from '../core/errors.js'
 import type { BuiltEvent } from '../core/events.js'
 import type { MeshCaSpec } from '../core/mesh-ca.js'
 import type { Resources, Snapshot } from '../core/model.js'
 import type { CaMaterial } from '../core/pki/index.js'
+import type { Inventory, PassReport, PassState } from '../pass-state.js'
+import type { PassHooks } from '../triggers.js'
+import type { ZoneChange } from './plan.js'
 
 /**
- * Shared types of the pass's steps (reconciler/reconcile.ts). Each step is one function returning
- * `{ value }` or `{ error }`; the pass stops at the first error.
+ * Shared types of the pass's steps (reconciler/reconcile.ts). Each step is one function over the pass context
+ * returning `{ value }` or `{ error }`; the pass stops at the first error.
  */
 export type Step<T> = { value: T } | { error: ReconcileError }
 
-/** What a zone last received: its envelope and the KV revision for the next CAS write. */
-export interface InventoryEntry {
-  table: PublishedZoneTable
-  kvRevision: number
+/**
+ * What the steps of one pass share (Flux's reconcilers share the object and the artifact the same way): the
+ * effects, the state kept across passes, and what the steps before produced, filled in order.
+ */
+export interface PassContext {
+  readonly deps: PassDeps
+  readonly state: PassState
+  readonly hooks: PassHooks
+  /** `deps.log` until the tip is resolved, then its child `{ component: 'reconcile', revision }`. */
+  log: Logger
+  /** The resolved branch tip and its revision (schemas/revision.ts): set by fetch. */
+  sha?: string
+  revision?: string
+  /** Set by fetch when the tip is a new sha; read by validate. */
+  snapshot?: Snapshot
+  resources?: Resources
+  caPlan?: CaPlan
+  tables?: ZoneTable[]
+  plan?: ZoneChange[]
+  /** The zones publish wrote or removed, sorted. */
+  zones?: CommitPublishedEvent['zones']
 }
 
-/** Zone → what it last received (read back from KV `zonegate-tables`). */
-export type Inventory = Map<string, InventoryEntry>
+/** What the mesh CA step prepared (reconciler/steps/ca-step.ts), applied once the revision is published. */
+export interface CaPlan {
+  builtinCaCerts: Map<string, string[]>
+  active: Map<string, ActiveMeshCa>
+  applied: AppliedMtls
+}
+
+/**
+ * One step of the pass: `{ value: undefined }` goes on to the next step, `{ value: report }` ends the pass with
+ * that report (unchanged tip, stalled sha, superseded), `{ error }` stops it (the pass applies the error's
+ * policy and reports it). `timed` steps get an entry in the applied report's `timings`.
+ */
+export interface PassStep {
+  readonly name: string
+  readonly timed: boolean
+  run(ctx: PassContext): Promise<Step<PassReport | undefined>>
+}
 
 /** The Git (or any) source, as the pass sees it. */
 export interface PassSource {

@@ -7,8 +7,10 @@ import { compileZoneTables } from '../../reconciler/core/compile.js'
 import type { BuiltEvent } from '../../reconciler/core/events.js'
 import type { Snapshot } from '../../reconciler/core/model.js'
 import { validateSnapshot } from '../../reconciler/core/validate/index.js'
-import { initialPassState, type PassDeps, reconcileOnce } from '../../reconciler/reconcile.js'
+import { initialPassState } from '../../reconciler/pass-state.js'
+import { reconcileOnce } from '../../reconciler/reconcile.js'
 import { readFolderSnapshot } from '../../reconciler/source/folder-source.js'
+import type { PassDeps } from '../../reconciler/steps/types.js'
 
 /**
  * The crash class of issue #10: a typo (a missing or mistyped field anywhere in a valid resource) must give

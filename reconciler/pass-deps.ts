@@ -1,13 +1,13 @@
 import type { Logger } from 'pino'
-import type { TableSigner } from '../../schemas/signing.js'
-import type { ZoneTable } from '../../schemas/table.js'
-import { compileZoneTables } from '../core/compile.js'
-import { validateSnapshot } from '../core/validate/index.js'
-import type { GitSource } from '../source/git-source.js'
-import { ensureBuiltinCa, readAppliedMtls, writeAppliedMtls } from '../transport/ca-store.js'
-import type { Bus } from '../transport/nats-bus.js'
-import { emitEvent, publishZoneTable, readPublishedTables, removeZoneTable } from '../transport/nats-publisher.js'
-import type { PassDeps } from './types.js'
+import type { TableSigner } from '../schemas/signing.js'
+import type { ZoneTable } from '../schemas/table.js'
+import { compileZoneTables } from './core/compile.js'
+import { validateSnapshot } from './core/validate/index.js'
+import type { GitSource } from './source/git-source.js'
+import type { PassDeps } from './steps/types.js'
+import { ensureBuiltinCa, readAppliedMtls, writeAppliedMtls } from './transport/ca-store.js'
+import type { Bus } from './transport/nats-bus.js'
+import { emitEvent, publishZoneTable, readPublishedTables, removeZoneTable } from './transport/nats-publisher.js'
 
 /**
  * Binds the pass's dependencies to the real edges: the Git source, the validator and compiler of the core, and
