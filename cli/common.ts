@@ -11,7 +11,7 @@ import { DEFAULT_NATS_URL } from '../schemas/subjects.js'
  */
 
 /**
- * Exit codes shared by every command (DESIGN.md §5): 0 ok, 1 invalid / failed / not ready, 2 usage or I/O
+ * Exit codes shared by every command (docs/design.md §5): 0 ok, 1 invalid / failed / not ready, 2 usage or I/O
  * (bad flags, unreadable path, NATS unreachable, port in use), 3 differ (`zonegate diff`). README's command
  * table and test/integration/exit-codes.test.ts keep them.
  */

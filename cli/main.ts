@@ -19,7 +19,7 @@ import {
 import { completionScript, SHELLS, type Shell } from './completion.js'
 
 /**
- * The `zonegate` CLI: one binary with subcommands (DESIGN.md §5). This is the only file that imports both
+ * The `zonegate` CLI: one binary with subcommands (docs/design.md §5). This is the only file that imports both
  * reconciler/ and egress/. Every option of every command also reads its environment variable
  * (cli/common.ts `applyEnvironment`: `ZONEGATE_<FLAG>`, `NATS_URL`, `NATS_CREDS`, `LOG_LEVEL`, `LOG_FORMAT`).
  */

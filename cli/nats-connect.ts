@@ -4,7 +4,7 @@ import { type Command, Option } from 'commander'
 import { natsOption, UsageError } from './common.js'
 
 /**
- * How every zonegate command and process connects to NATS (DESIGN.md §5): one helper, `natsConnectOptions`,
+ * How every zonegate command and process connects to NATS (docs/design.md §5): one helper, `natsConnectOptions`,
  * turns `--creds FILE` (a NATS `.creds` file: user JWT + nkey seed; env `NATS_CREDS`) and
  * `--nats-ca/--nats-cert/--nats-key` (TLS to NATS; env `ZONEGATE_NATS_CA`…) into the connection options the
  * transports spread into `connect()`: an authenticator, TLS material and the inbox prefix the user's JWT allows

@@ -48,7 +48,7 @@ import { readStatus, writeStatus } from './transport/status-store.js'
 import { createTriggerLoop, pollDelayMs } from './triggers.js'
 
 /**
- * The reconciler process (DESIGN.md §4): config, the root logger (only here), wiring of source, NATS, lease,
+ * The reconciler process (docs/design.md §4): config, the root logger (only here), wiring of source, NATS, lease,
  * triggers and admin HTTP, the pass loop, and graceful shutdown. Only the lease holder runs passes, publishes
  * and answers `zonegate.cmd.reconcile`; standbys wait and take over when the lease lapses.
  */

@@ -109,7 +109,7 @@ export function tableCanonicalParts(table: Pick<ZoneTable, 'egresses' | 'routes'
 
 /**
  * `sha256:<hex>` of the canonical JSON of `{zone, egresses, routes}` plus `meshes` when the table has them
- * (DESIGN.md §3): a CA change republishes the zone. A table without `meshes` hashes exactly as before.
+ * (docs/design.md §3): a CA change republishes the zone. A table without `meshes` hashes exactly as before.
  * `parts` (tableCanonicalParts of the same table) avoids serialising the routes twice. Pure.
  */
 export function tableDigest(

@@ -1,7 +1,7 @@
 import type { Violation } from './violation.js'
 
 /**
- * Event payloads on stream ZONEGATE_EVENTS (DESIGN.md §3). Every event has `type`, `time` (RFC 3339) and
+ * Event payloads on stream ZONEGATE_EVENTS (docs/design.md §3). Every event has `type`, `time` (RFC 3339) and
  * `revision` (`<branch>@sha1:<sha>`, schemas/revision.ts). Discriminated on `type`.
  */
 

@@ -1,5 +1,5 @@
 /**
- * Every NATS name zonegate uses (DESIGN.md §3), built by functions so no subject string is written twice.
+ * Every NATS name zonegate uses (docs/design.md §3), built by functions so no subject string is written twice.
  * Zone, egress and instance names are single subject tokens, encoded with `encodeToken` (`zoneToken`): names
  * without dots (every zone name before dotted zones were accepted) keep their keys and subjects; a dotted zone
  * such as `eu.west-1` becomes `eu=2Ewest-1` (docs/decisions/014-dotted-zone-names.md).
@@ -92,7 +92,7 @@ export const rolloutInstanceSubject = (
 export const rolloutSubjects = (zone = '*') => `zonegate.events.rollout.${zone === '*' ? '*' : zoneToken(zone)}.>`
 
 /**
- * `Nats-Msg-Id` of an event: `<sha>:<zone or ->:<instance or ->:<phase>:<publication>` (DESIGN.md's id plus a
+ * `Nats-Msg-Id` of an event: `<sha>:<zone or ->:<instance or ->:<phase>:<publication>` (the id of docs/design.md §3 plus a
  * fifth part, so each publication of a commit has its own ids and a commit published again within the stream's
  * 2-minute duplicate window, e.g. after a force-push back to it, is not dropped as a duplicate):
  * `g<generation>` for zone and instance events (the zone's generation), `g<highest generation>` for the commit
@@ -111,7 +111,7 @@ export const eventMsgId = (
 export const generationPart = (generation: number | undefined) =>
   generation === undefined ? undefined : `g${generation}`
 
-/** Stream and bucket settings of DESIGN.md §3, shared by whoever creates them first. */
+/** Stream and bucket settings of docs/design.md §3, shared by whoever creates them first. */
 export const EVENTS_MAX_AGE_NS = 7 * 24 * 3600 * 1e9
 export const EVENTS_DUPLICATE_WINDOW_NS = 2 * 60 * 1e9
 export const TABLES_HISTORY = 10

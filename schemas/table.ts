@@ -1,5 +1,5 @@
 /**
- * The table envelope of DESIGN.md §3: the value of KV `zonegate-tables` key `<zone>.table`, the output of
+ * The table envelope of docs/design.md §3: the value of KV `zonegate-tables` key `<zone>.table`, the output of
  * `zonegate compile`, and what an egress loads with `--static FILE`.
  */
 

@@ -12,7 +12,7 @@ import { type CompactRoutes, CompactZoneTable, findRoute, routeAt, sniAt } from 
 import { allowMatcher } from './mesh-mtls.js'
 
 /**
- * The egress's routing table: an immutable view of one ZoneTable envelope (DESIGN.md §3), built once per
+ * The egress's routing table: an immutable view of one ZoneTable envelope (docs/design.md §3), built once per
  * received table. The proxy reads the current table once per new connection; a swap replaces the reference.
  * The only mutable state inside is each route's weighted round-robin position, which belongs to this table
  * instance (a new table starts its balancers afresh). Pure: no I/O, no clocks.

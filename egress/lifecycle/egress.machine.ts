@@ -18,7 +18,7 @@ import {
 } from './egress-context.js'
 
 /**
- * The egress lifecycle (DESIGN.md §4). It names its effects and main.ts provides them:
+ * The egress lifecycle (docs/design.md §4). It names its effects and main.ts provides them:
  * - `loadTable` reads the table from the static source (file); resolves with the untrusted JSON value;
  * - `start` applies the first table and opens the listener (and admin); resolves with where it listens;
  * - `applyTable` swaps the proxy's table (one reference assignment); resolves with the swap time in ms;

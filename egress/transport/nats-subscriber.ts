@@ -16,7 +16,7 @@ import { saveTable } from './state-store.js'
 import type { TableAdmitter } from './table-admitter.js'
 
 /**
- * The egress's NATS edge (DESIGN.md §3–4), loaded only in NATS mode. It connects (retrying while no server
+ * The egress's NATS edge (docs/design.md §3–4), loaded only in NATS mode. It connects (retrying while no server
  * answers, then reconnecting forever), reads the zone's table with a **direct get** (bucket opened with
  * `allow_direct`), then **watches the one key** `<zone>.table` from the next KV revision. The watch is
  * supervised: it is recreated from the last revision after every reconnect and on any error, and the key is

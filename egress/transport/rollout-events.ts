@@ -7,7 +7,7 @@ import {
 } from '../../schemas/instance-events.js'
 
 /**
- * The egress's own rollout events (DESIGN.md §3): `zonegate.events.rollout.<zone>.<applied|rejected>.<egress>.
+ * The egress's own rollout events (docs/design.md §3): `zonegate.events.rollout.<zone>.<applied|rejected>.<egress>.
  * <instance>`, `Nats-Msg-Id` `<sha>:<zone>:<egress>/<instance>:<phase>`. Built by the same shared builders as the
  * reconciler's (schemas/instance-events.ts), so the reconciler's tracker sees the same subjects and ids.
  */

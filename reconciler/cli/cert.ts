@@ -1,8 +1,8 @@
 import { chmod, mkdir, writeFile } from 'node:fs/promises'
 import { join, resolve } from 'node:path'
 import type { Command } from 'commander'
-import { natsOption, natsServers, natsUnreachableMessage, parseDuration, UsageError } from '../../cli/common.js'
-import { credsOption, natsCaOption, natsCertOption, natsConnectOptions, natsKeyOption } from '../../cli/nats-connect.js'
+import { natsServers, natsUnreachableMessage, parseDuration, UsageError } from '../../cli/common.js'
+import { addNatsOptions, natsConnectOptions } from '../../cli/nats-connect.js'
 import type { CaMaterial } from '../core/pki/index.js'
 
 /** Exit codes of `zonegate cert issue`: 0 written, 1 the mesh or its CA is not available, 2 usage/IO. */
@@ -34,19 +34,16 @@ interface IssueOptions {
  */
 export function registerCertCommand(program: Command): void {
   const cert = program.command('cert').description('mesh identity certificates for tests and demos')
-  cert
-    .command('issue')
-    .description('issue a workload certificate (spiffe://MESH/SERVICE) signed by the mesh CA')
-    .requiredOption('--mesh <mesh>', 'mesh name')
-    .requiredOption('--service <service>', 'the workload service (kuma.io/service)')
-    .option('--out <dir>', 'folder to write cert.pem, key.pem and ca.pem to', '.')
-    .option('--valid-for <duration>', 'certificate lifetime (e.g. 1h, 30m)', '24h')
-    .option('--path <folder>', 'repository folder to read the mesh from (provided CA backends)')
-    .addOption(natsOption())
-    .addOption(credsOption())
-    .addOption(natsCaOption())
-    .addOption(natsCertOption())
-    .addOption(natsKeyOption())
+  addNatsOptions(
+    cert
+      .command('issue')
+      .description('issue a workload certificate (spiffe://MESH/SERVICE) signed by the mesh CA')
+      .requiredOption('--mesh <mesh>', 'mesh name')
+      .requiredOption('--service <service>', 'the workload service (kuma.io/service)')
+      .option('--out <dir>', 'folder to write cert.pem, key.pem and ca.pem to', '.')
+      .option('--valid-for <duration>', 'certificate lifetime (e.g. 1h, 30m)', '24h')
+      .option('--path <folder>', 'repository folder to read the mesh from (provided CA backends)'),
+  )
     .option('--timeout <duration>', 'how long to wait for NATS to answer (at most 5s is used)', '5s')
     .action(async (opts: IssueOptions) => {
       parseDuration(opts.timeout, '--timeout') // a bad value is a usage error before any work

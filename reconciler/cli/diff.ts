@@ -59,7 +59,7 @@ interface DiffOptions {
  * sub-folder `--path` (as the reconciler's `--path`). Exit 0 when nothing changes, 3 when something does, 1 when
  * either side is invalid (its violations printed, prefixed `from:`/`to:`; `to` is also invalid when it changes
  * `mtls.enabledBackend` of a mesh whose mTLS stays on, Kuma's rule), 2 on usage and I/O errors (missing folder,
- * unknown ref, not a repository) with a `zonegate:` message on stderr (DESIGN.md §5: codes never collide).
+ * unknown ref, not a repository) with a `zonegate:` message on stderr (docs/design.md §5: codes never collide).
  */
 export function registerDiffCommand(program: Command): void {
   const cmd = program

@@ -1,19 +1,8 @@
 import type { ConsumerMessages } from '@nats-io/jetstream'
 import type { NatsConnection } from '@nats-io/transport-node'
 import type { Command } from 'commander'
-import {
-  collectList,
-  Exit,
-  natsOption,
-  natsServers,
-  natsUnreachableMessage,
-  type OutputFormat,
-  outputOption,
-  parseDuration,
-  UsageError,
-  withExamples,
-} from '../../cli/common.js'
-import { credsOption, natsCaOption, natsCertOption, natsConnectOptions, natsKeyOption } from '../../cli/nats-connect.js'
+import { collectList, Exit, natsServers, natsUnreachableMessage, type OutputFormat, outputOption, parseDuration, UsageError, withExamples } from '../../cli/common.js'
+import { addNatsOptions, natsConnectOptions } from '../../cli/nats-connect.js'
 import { EVENTS_STREAM, EVENTS_SUBJECTS } from '../../schemas/subjects.js'
 import { parseEvent } from '../core/rollout-watch.js'
 import { eventHeader, formatEventRow, matchesFilter } from './events-view.js'
@@ -39,7 +28,8 @@ interface EventsFlags {
  * or when NATS cannot be reached; 1 when the stream does not exist (no reconciler ever ran).
  */
 export function registerEventsCommand(program: Command): void {
-  const cmd = program
+  const cmd = addNatsOptions(
+    program
     .command('events')
     .description('list commit and rollout events from the stream (like flux events); --watch follows new ones')
     .option('--since <duration>', 'events newer than this (e.g. 30m, 1h, 2h30m; 0 = all kept)', '1h')
@@ -47,12 +37,8 @@ export function registerEventsCommand(program: Command): void {
     .option('--zone <zone>', 'only events of this zone (repeatable)', collectList)
     .option('--watch', 'keep following new events until Ctrl-C')
     .option('--timeout <duration>', 'how long to wait for NATS to answer (at most 5s is used)', '5s')
-    .addOption(outputOption())
-    .addOption(natsOption())
-    .addOption(credsOption())
-    .addOption(natsCaOption())
-    .addOption(natsCertOption())
-    .addOption(natsKeyOption())
+    .addOption(outputOption()),
+  )
     .action(async (flags: EventsFlags) => {
       process.exitCode = await runEvents(flags)
     })

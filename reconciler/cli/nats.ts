@@ -1,20 +1,6 @@
 import type { Command } from 'commander'
-import {
-  natsOption,
-  natsServers,
-  natsUnreachableMessage,
-  parseDuration,
-  parseReplicas,
-  UsageError,
-} from '../../cli/common.js'
-import {
-  credsOption,
-  type NatsFlags,
-  natsCaOption,
-  natsCertOption,
-  natsConnectOptions,
-  natsKeyOption,
-} from '../../cli/nats-connect.js'
+import { natsServers, natsUnreachableMessage, parseDuration, parseReplicas, UsageError } from '../../cli/common.js'
+import { addNatsOptions, type NatsFlags, natsConnectOptions } from '../../cli/nats-connect.js'
 import type { Bus } from '../transport/nats-bus.js'
 
 /**
@@ -25,15 +11,12 @@ import type { Bus } from '../transport/nats-bus.js'
  */
 export function registerNatsCommand(program: Command): void {
   const nats = program.command('nats').description('maintenance of zonegate’s NATS layout')
-  nats
-    .command('migrate')
-    .description('set the replica count of every zonegate bucket and the events stream (in place)')
-    .option('--replicas <n>', 'replicas wanted (default: 3 when the server is clustered, else 1)')
-    .addOption(natsOption())
-    .addOption(credsOption())
-    .addOption(natsCaOption())
-    .addOption(natsCertOption())
-    .addOption(natsKeyOption())
+  addNatsOptions(
+    nats
+      .command('migrate')
+      .description('set the replica count of every zonegate bucket and the events stream (in place)')
+      .option('--replicas <n>', 'replicas wanted (default: 3 when the server is clustered, else 1)'),
+  )
     .option('--timeout <duration>', 'how long to wait for NATS to answer (at most 5s is used)', '5s')
     .action(async (opts: { replicas?: string; timeout: string } & NatsFlags) => {
       const replicas = opts.replicas === undefined ? undefined : parseReplicas(opts.replicas)

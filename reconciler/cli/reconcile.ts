@@ -1,7 +1,6 @@
 import type { Command } from 'commander'
 import {
   Exit,
-  natsOption,
   natsServers,
   natsUnreachableMessage,
   parseDuration,
@@ -9,17 +8,10 @@ import {
   UsageError,
   withExamples,
 } from '../../cli/common.js'
-import {
-  credsOption,
-  type NatsFlags,
-  natsCaOption,
-  natsCertOption,
-  natsConnectOptions,
-  natsKeyOption,
-} from '../../cli/nats-connect.js'
+import { addNatsOptions, type NatsFlags, natsConnectOptions } from '../../cli/nats-connect.js'
 import type { ZonegateEvent } from '../../schemas/events.js'
 
-/** Exit codes of `zonegate reconcile` (DESIGN.md §5): 0 resolved, 1 no reconciler / failed / timeout, 2 NATS. */
+/** Exit codes of `zonegate reconcile` (docs/design.md §5): 0 resolved, 1 no reconciler / failed / timeout, 2 NATS. */
 export const ReconcileExit = { Ok: Exit.Ok, Failed: Exit.Failed, Io: Exit.Io } as const
 
 /** The progress line for a commit event seen while waiting for the reply, or undefined. Pure. */
@@ -45,14 +37,11 @@ export function progressLine(e: ZonegateEvent): string | undefined {
  * the reply is an error, or the timeout passes; 2 when NATS cannot be reached.
  */
 export function registerReconcileCommand(program: Command): void {
-  const cmd = program
-    .command('reconcile')
-    .description('ask the active reconciler to reconcile now and print the revision it resolved')
-    .addOption(natsOption())
-    .addOption(credsOption())
-    .addOption(natsCaOption())
-    .addOption(natsCertOption())
-    .addOption(natsKeyOption())
+  const cmd = addNatsOptions(
+    program
+      .command('reconcile')
+      .description('ask the active reconciler to reconcile now and print the revision it resolved'),
+  )
     .option('--timeout <duration>', 'how long to wait for the reconciler (e.g. 30s, 1m30s)', '60s')
     .action(async (opts: { timeout: string } & NatsFlags) => {
       const timeoutMs = parseDuration(opts.timeout, '--timeout')

@@ -3,7 +3,6 @@ import { join } from 'node:path'
 import type { Command } from 'commander'
 import {
   logSettings,
-  natsOption,
   natsServers,
   parseDuration,
   parseHostPort,
@@ -11,7 +10,7 @@ import {
   UsageError,
   withExamples,
 } from '../../cli/common.js'
-import { credsOption, natsCaOption, natsCertOption, natsConnectOptions, natsKeyOption } from '../../cli/nats-connect.js'
+import { addNatsOptions, natsConnectOptions } from '../../cli/nats-connect.js'
 import { DEFAULT_ZONE } from '../../schemas/resources.js'
 import { assertLocalRepository } from './repo-check.js'
 
@@ -61,19 +60,20 @@ interface Flags {
  * closes NATS). Bad flags are usage errors (exit 2).
  */
 export function registerReconcilerCommand(program: Command): void {
-  const cmd = program
-    .command('reconciler')
-    .description('run the reconciler: Git → validate → compile → diff → publish per-zone tables on NATS')
-    .requiredOption('--repo <path|url>', 'local repository path (bare or not) or http(s) URL')
-    .option('--branch <name>', 'branch to follow', RECONCILER_DEFAULTS.branch)
-    .option('--path <dir>', 'sub-folder of the repository holding the resources (default: the root)')
-    .option('--interval <duration>', 'poll interval (jittered ±10%)', RECONCILER_DEFAULTS.interval)
-    .option('--http <host:port>', 'admin HTTP: /healthz /readyz /status /metrics /hooks/git', RECONCILER_DEFAULTS.http)
-    .addOption(natsOption())
-    .addOption(credsOption())
-    .addOption(natsCaOption())
-    .addOption(natsCertOption())
-    .addOption(natsKeyOption())
+  const cmd = addNatsOptions(
+    program
+      .command('reconciler')
+      .description('run the reconciler: Git → validate → compile → diff → publish per-zone tables on NATS')
+      .requiredOption('--repo <path|url>', 'local repository path (bare or not) or http(s) URL')
+      .option('--branch <name>', 'branch to follow', RECONCILER_DEFAULTS.branch)
+      .option('--path <dir>', 'sub-folder of the repository holding the resources (default: the root)')
+      .option('--interval <duration>', 'poll interval (jittered ±10%)', RECONCILER_DEFAULTS.interval)
+      .option(
+        '--http <host:port>',
+        'admin HTTP: /healthz /readyz /status /metrics /hooks/git',
+        RECONCILER_DEFAULTS.http,
+      ),
+  )
     .option('--cache-dir <dir>', 'where URL repositories are cloned (default $XDG_CACHE_HOME/zonegate/git)')
     .option('--webhook-secret-file <file>', 'HMAC secret of POST /hooks/git (X-Hub-Signature-256); hook off without')
     .option('--insecure-webhook', 'without --webhook-secret-file, accept unsigned POST /hooks/git (development only)')

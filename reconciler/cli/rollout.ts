@@ -1,23 +1,8 @@
 import type { ConsumerMessages, JetStreamManager } from '@nats-io/jetstream'
 import type { NatsConnection } from '@nats-io/transport-node'
 import { type Command, Option } from 'commander'
-import {
-  natsOption,
-  natsServers,
-  natsUnreachableMessage,
-  outputOption,
-  parseDuration,
-  UsageError,
-  withExamples,
-} from '../../cli/common.js'
-import {
-  credsOption,
-  type NatsAuthOptions,
-  natsCaOption,
-  natsCertOption,
-  natsConnectOptions,
-  natsKeyOption,
-} from '../../cli/nats-connect.js'
+import { natsServers, natsUnreachableMessage, outputOption, parseDuration, UsageError, withExamples } from '../../cli/common.js'
+import { addNatsOptions, type NatsAuthOptions, natsConnectOptions } from '../../cli/nats-connect.js'
 import { commitSubject, commitSubjects, EVENTS_STREAM, EVENTS_SUBJECTS } from '../../schemas/subjects.js'
 import {
   exitCodeFor,
@@ -60,7 +45,8 @@ interface WatchFlags {
 /** Registers `rollout watch` on the program. */
 export function registerRolloutCommand(program: Command): void {
   const rollout = program.command('rollout').description('follow rollouts of commits to the egress instances')
-  rollout
+  addNatsOptions(
+    rollout
     .command('watch')
     .description('follow rollout events; exit 0 on converged, 1 on invalid/stalled/timeout')
     .option('--commit <sha>', 'the commit to follow (full sha or prefix); its past events are replayed')
@@ -74,12 +60,8 @@ export function registerRolloutCommand(program: Command): void {
       ]),
     )
     .option('--timeout <duration>', 'give up after this long (default 60s with --commit/--until, else never)')
-    .addOption(outputOption())
-    .addOption(natsOption())
-    .addOption(credsOption())
-    .addOption(natsCaOption())
-    .addOption(natsCertOption())
-    .addOption(natsKeyOption())
+    .addOption(outputOption()),
+  )
     .action(async (flags: WatchFlags) => {
       process.exitCode = await runRolloutWatch(flags)
     })

@@ -2,7 +2,6 @@ import type { Command } from 'commander'
 import {
   Exit,
   formatStructured,
-  natsOption,
   natsServers,
   natsUnreachableMessage,
   type OutputFormat,
@@ -11,7 +10,7 @@ import {
   UsageError,
   withExamples,
 } from '../../cli/common.js'
-import { credsOption, natsCaOption, natsCertOption, natsConnectOptions, natsKeyOption } from '../../cli/nats-connect.js'
+import { addNatsOptions, natsConnectOptions } from '../../cli/nats-connect.js'
 import type { ReconcilerStatus } from '../../schemas/status.js'
 import { LEASE_KEY } from '../../schemas/subjects.js'
 import type { Bus } from '../transport/nats-bus.js'
@@ -84,14 +83,11 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
  * it changes until Ctrl-C or `--timeout`, exiting with the last verdict.
  */
 export function registerStatusCommand(program: Command): void {
-  const cmd = program
-    .command('status')
-    .description('show reconciler conditions, per-zone generation and digest, and live egress instances')
-    .addOption(natsOption())
-    .addOption(credsOption())
-    .addOption(natsCaOption())
-    .addOption(natsCertOption())
-    .addOption(natsKeyOption())
+  const cmd = addNatsOptions(
+    program
+      .command('status')
+      .description('show reconciler conditions, per-zone generation and digest, and live egress instances'),
+  )
     .addOption(outputOption())
     .option('--wait', 'wait until the reconciler is Ready (or --timeout), then print the status')
     .option('--watch', 'print the status again whenever it changes (until Ctrl-C or --timeout)')

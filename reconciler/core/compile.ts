@@ -42,7 +42,7 @@ export { canonicalRouteJson, formatTableJson, orderTableKeys } from './table-jso
 
 /**
  * The heart of zonegate: validated resources → one SNI routing table per zone, following Kuma 2.14's legacy
- * ZoneEgress (kuma-model.md §5, DESIGN.md §2). Details and decisions: docs/compile.md.
+ * ZoneEgress (kuma-model.md §5, docs/design.md §2). Details and decisions: docs/compile.md.
  */
 
 export interface CompileOptions {
@@ -186,7 +186,7 @@ function deepFreeze<T>(value: T): T {
  * Compiles one routing table per zone that has at least one ZoneEgress (a zone without one gets no table).
  *
  * Input: validated resources (any order; duplicates already rejected). Output: a Map keyed by zone, inserted in
- * bytewise zone order, each value the envelope of DESIGN.md §3 without generation, revision and signature:
+ * bytewise zone order, each value the envelope of docs/design.md §3 without generation, revision and signature:
  * `egresses` (that zone's ZoneEgresses by name: name, address if set, port, adminPort if set and non-zero) and
  * `routes` sorted by SNI, with `digest` equal to tableDigest. For every Mesh with mTLS, per service of Kuma's
  * egress endpoint map (step 1 remote ingresses, step 2 reachable ExternalServices):

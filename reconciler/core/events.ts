@@ -23,7 +23,7 @@ export {
 } from '../../schemas/instance-events.js'
 
 /**
- * Pure builders of the commit and zone events of DESIGN.md §3 (the per-instance applied/rejected builders live in
+ * Pure builders of the commit and zone events of docs/design.md §3 (the per-instance applied/rejected builders live in
  * schemas/instance-events.ts, shared with the egress). Each returns the subject, the `Nats-Msg-Id` and the payload.
  */
 

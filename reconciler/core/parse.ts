@@ -5,7 +5,7 @@ import { bytePosition, estimateNesting, firstInvalidUtf8, utf8Length } from './p
 import { parseBlockSubset } from './validate/block-yaml.js'
 import { joinPath } from './validate/locate.js'
 
-/** Limits that keep hostile input from crashing or hanging the parser (DESIGN.md §1, issue 2 item 5). */
+/** Limits that keep hostile input from crashing or hanging the parser (docs/design.md §1, issue 2 item 5). */
 export const ParseLimits = {
   maxFileBytes: 1024 * 1024,
   maxDocuments: 10_000,

@@ -212,7 +212,7 @@ export function formatMs(ms: number): string {
 }
 
 /**
- * The readable lines for one event (DESIGN.md §5 `rollout watch`): `zone-a  applied  ze-a/2  gen 8  3 ms`,
+ * The readable lines for one event (docs/design.md §5 `rollout watch`): `zone-a  applied  ze-a/2  gen 8  3 ms`,
  * `commit 1a2b3c4  published  zones: zone-a(gen 8)`; `commit.invalid` is followed by one indented
  * `file:line:col kind/name path: message` line per violation. Pure.
  */

@@ -66,7 +66,7 @@ export interface RolloutTrackerOptions {
   onChange?: () => void
   /** Called when every changed zone of a commit converged (for the commit-to-converged histogram). */
   onCommitConverged?: (revision: string) => void
-  /** Instance liveness; default the TTL of bucket `zonegate-instances` (30 s per DESIGN.md). */
+  /** Instance liveness; default the TTL of bucket `zonegate-instances` (30 s, docs/design.md §3). */
   liveTtlMs?: number
   now?: () => number
 }

@@ -11,7 +11,7 @@ import type { Snapshot } from '../core/model.js'
 import { GitTreeError, GitTreeErrorCode, readGitSnapshot } from './git-tree.js'
 
 /**
- * The Git source (DESIGN.md §4): `repo` is a local repository path (bare or not; read from its object store at
+ * The Git source (docs/design.md §4): `repo` is a local repository path (bare or not; read from its object store at
  * the branch tip, no checkout, no working tree needed) or an http(s) URL (cloned with isomorphic-git into
  * `cacheDir` — no checkout, single branch — then fetched). Nothing past this file knows the snapshot came
  * from Git: it hands out `Snapshot { revision: '<branch>@sha1:<sha>', files }`.

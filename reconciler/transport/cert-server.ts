@@ -4,7 +4,7 @@ import { type CertRequestContext, handleCertRequest } from '../core/cert-service
 import type { Bus } from './nats-bus.js'
 
 /**
- * The certificate service on NATS (DESIGN.md §3, docs/mtls.md): the active reconciler subscribes to
+ * The certificate service on NATS (docs/design.md §3, docs/mtls.md): the active reconciler subscribes to
  * `zonegate.cmd.cert.*` in queue group `zonegate-reconciler` and answers each egress CSR with
  * `handleCertRequest`. Standbys must not serve: start it when the lease is acquired, stop it when lost.
  */

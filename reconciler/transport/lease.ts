@@ -39,7 +39,7 @@ export interface LeaseOptions {
   /** Unique per process (e.g. `<host>-<pid>-<random>`). */
   id: string
   log: Logger
-  /** Bucket TTL (ms); default 15 s (DESIGN.md §3). */
+  /** Bucket TTL (ms); default 15 s (docs/design.md §3). */
   ttlMs?: number
   /** Renew period (ms); default ttl/3. */
   renewMs?: number

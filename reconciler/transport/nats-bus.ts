@@ -30,7 +30,7 @@ import {
 
 /**
  * The reconciler's NATS edge: one connection, its JetStream client/manager and the five KV buckets of
- * DESIGN.md §3. Everything else in reconciler/transport takes a `Bus`.
+ * docs/design.md §3. Everything else in reconciler/transport takes a `Bus`.
  */
 export interface Bus {
   nc: NatsConnection
@@ -118,7 +118,7 @@ export async function connectBus(opts: ConnectBusOptions): Promise<Bus> {
   }
 }
 
-/** Overrides of the DESIGN.md §3 settings: TTLs for tests, `replicas` from `--replicas`. */
+/** Overrides of the docs/design.md §3 settings: TTLs for tests, `replicas` from `--replicas`. */
 export interface LayoutOverrides {
   leasesTtlMs?: number
   instancesTtlMs?: number
@@ -126,7 +126,7 @@ export interface LayoutOverrides {
   replicas?: number
 }
 
-/** What `ensureNatsLayout` found: names created now, and settings that differ from DESIGN.md on existing ones. */
+/** What `ensureNatsLayout` found: names created now, and settings that differ from docs/design.md §3 on existing ones. */
 export interface LayoutReport {
   created: string[]
   mismatches: string[]
@@ -140,7 +140,7 @@ export function defaultReplicas(info: { cluster?: string } | undefined): number 
   return info?.cluster ? 3 : 1
 }
 
-/** The wanted KV settings per bucket (DESIGN.md §3). Pure. */
+/** The wanted KV settings per bucket (docs/design.md §3). Pure. */
 export function bucketSettings(o: LayoutOverrides = {}): Record<string, Partial<KvOptions>> {
   const replicas = o.replicas ?? 1
   return {
@@ -153,7 +153,7 @@ export function bucketSettings(o: LayoutOverrides = {}): Record<string, Partial<
   }
 }
 
-/** The wanted config of stream ZONEGATE_EVENTS (DESIGN.md §3). Pure. */
+/** The wanted config of stream ZONEGATE_EVENTS (docs/design.md §3). Pure. */
 export function eventsStreamConfig(replicas = 1): Partial<StreamConfig> & { name: string } {
   return {
     name: EVENTS_STREAM,
@@ -188,9 +188,9 @@ export function isLayoutMissing(err: unknown): boolean {
 
 /**
  * Creates, if missing, the five KV buckets, the object store of large table bodies and stream ZONEGATE_EVENTS
- * with the settings of DESIGN.md §3, and
+ * with the settings of docs/design.md §3, and
  * rebinds `bus.kv` to the created buckets (direct get when available). Idempotent: existing buckets and
- * streams are left as they are; a setting that differs from DESIGN.md is logged (warn) and reported, never
+ * streams are left as they are; a setting that differs from docs/design.md §3 is logged (warn) and reported, never
  * changed (another process may depend on it). Rejects with the client's error when JetStream is unavailable.
  */
 export async function ensureNatsLayout(bus: Bus, overrides: LayoutOverrides = {}): Promise<LayoutReport> {
@@ -248,7 +248,7 @@ export async function ensureNatsLayout(bus: Bus, overrides: LayoutOverrides = {}
   }
   if (report.created.length > 0) bus.log.info({ created: report.created }, 'nats layout created')
   if (report.mismatches.length > 0)
-    bus.log.warn({ mismatches: report.mismatches }, 'nats layout differs from DESIGN.md §3; left unchanged')
+    bus.log.warn({ mismatches: report.mismatches }, 'nats layout differs from docs/design.md §3; left unchanged')
   return report
 }
 

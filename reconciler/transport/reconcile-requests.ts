@@ -8,7 +8,7 @@ import { ReconcileError } from '../core/errors.js'
 import type { Bus } from './nats-bus.js'
 
 /**
- * "Reconcile now" over core NATS request/reply on `zonegate.cmd.reconcile` (DESIGN.md §3): the active
+ * "Reconcile now" over core NATS request/reply on `zonegate.cmd.reconcile` (docs/design.md §3): the active
  * reconciler serves it in queue group `zonegate-reconciler` (so one replies even if several subscribe), the
  * CLI asks with `requestReconcile`. Standbys must not serve: call `serveReconcileRequests` when the lease is
  * acquired and `stop()` when it is lost.

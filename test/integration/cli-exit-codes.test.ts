@@ -9,7 +9,7 @@ import { closedPort, tableOf, writeTable } from '../helpers/egress-fixtures.js'
 import { type NatsServer, startNatsServer } from '../helpers/nats-server.js'
 
 /**
- * The exit-code scheme of every command (DESIGN.md §5, README's command table): 0 ok, 1 invalid / failed /
+ * The exit-code scheme of every command (docs/design.md §5, README's command table): 0 ok, 1 invalid / failed /
  * not ready, 2 usage or I/O (bad flags, unreadable path, NATS unreachable, port in use), 3 differ — and the
  * message each common mistake gets. Table-driven, against the built CLI as a real child process; the NATS
  * cases use a real nats-server; the port cases a real listener holding the port.

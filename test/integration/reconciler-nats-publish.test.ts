@@ -45,7 +45,7 @@ describe('reconciler NATS publisher', () => {
     await server?.stop()
   })
 
-  it('nats layout - creation is idempotent and has the DESIGN.md settings', async () => {
+  it('nats layout - creation is idempotent and has the settings of docs/design.md §3', async () => {
     const again = await ensureNatsLayout(bus)
     expect(again).toEqual({ created: [], mismatches: [] })
     const cfg = async (name: string) => (await bus.jsm.streams.info(name)).config

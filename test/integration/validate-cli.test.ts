@@ -6,7 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 
 /**
  * `zonegate validate` as a real child process of the built CLI (dist/): exit codes, compiler-style text
- * output naming file:line:column for each violation, and the JSON shape of DESIGN.md §5.
+ * output naming file:line:column for each violation, and the JSON shape of docs/design.md §5.
  */
 const root = resolve(import.meta.dirname, '../..')
 const cli = join(root, 'dist/cli/main.js')
