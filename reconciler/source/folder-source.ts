@@ -5,7 +5,7 @@ import { folderRevision } from '../../schemas/revision.js'
 import { isDataFile } from '../core/data-source.js'
 import { ReconcileError } from '../core/errors.js'
 import type { Snapshot } from '../core/model.js'
-import { isYamlFile, ParseLimits } from '../core/parse.js'
+import { isYamlFile, ParseLimits } from '../core/parse/index.js'
 import { createSnapshotFilter, IGNORE_FILE } from '../core/snapshot-filter.js'
 
 /** Limits of a folder snapshot. Files over `maxFileBytes` are read only that far (+1 byte) so the parser reports them. */

@@ -3,8 +3,8 @@ import { join } from 'node:path'
 import { describe, expect, it } from 'vitest'
 import { generateSnapshot } from '../../benchmarks/validate.bench.js'
 import type { ParsedDocument } from '../../reconciler/core/model.js'
-import { ParseLimits, parseSnapshot } from '../../reconciler/core/parse.js'
-import { parseBlockSubset } from '../../reconciler/core/validate/block-yaml.js'
+import { parseBlockSubset } from '../../reconciler/core/parse/block-yaml.js'
+import { ParseLimits, parseSnapshot } from '../../reconciler/core/parse/index.js'
 
 /** The real files (gitops-example, the validate benchmark's snapshot) take the fast path and parse as with `yaml`. */
 const plain = (d: ParsedDocument) => ({ ...d, positions: [...d.positions], keyPositions: [...d.keyPositions] })

@@ -2,7 +2,7 @@ import { readdirSync, readFileSync, statSync } from 'node:fs'
 import { join, relative } from 'node:path'
 import fc from 'fast-check'
 import { describe, expect, it } from 'vitest'
-import { parseSnapshot } from '../../reconciler/core/parse.js'
+import { parseSnapshot } from '../../reconciler/core/parse/index.js'
 
 /** Property test: parseSnapshot never throws and stays bounded on mutated gitops-example files. */
 const exampleRoot = join(import.meta.dirname, '../../gitops-example')

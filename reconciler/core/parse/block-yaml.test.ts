@@ -1,8 +1,8 @@
 import fc from 'fast-check'
 import { describe, expect, it } from 'vitest'
 import type { ParsedDocument } from '../model.js'
-import { ParseLimits, parseSnapshot } from '../parse.js'
 import { parseBlockSubset } from './block-yaml.js'
+import { ParseLimits, parseSnapshot } from './index.js'
 
 /**
  * The fast block-subset parser must give exactly what the `yaml` path of parseSnapshot gives (documents,

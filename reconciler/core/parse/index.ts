@@ -1,9 +1,9 @@
 import { Composer, type Document, isMap, isScalar, isSeq, LineCounter, type Node, Parser, type ScalarTag } from 'yaml'
-import type { Violation } from '../../schemas/violation.js'
-import type { ParsedDocument, Position, Snapshot } from './model.js'
-import { bytePosition, estimateNesting, firstInvalidUtf8, utf8Length } from './parse-guards.js'
-import { parseBlockSubset } from './validate/block-yaml.js'
-import { joinPath } from './validate/locate.js'
+import type { Violation } from '../../../schemas/violation.js'
+import type { ParsedDocument, Position, Snapshot } from '../model.js'
+import { joinPath } from '../validate/locate.js'
+import { parseBlockSubset } from './block-yaml.js'
+import { bytePosition, estimateNesting, firstInvalidUtf8, utf8Length } from './guards.js'
 
 /** Limits that keep hostile input from crashing or hanging the parser (docs/design.md §1, issue 2 item 5). */
 export const ParseLimits = {

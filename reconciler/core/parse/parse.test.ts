@@ -1,6 +1,6 @@
 import fc from 'fast-check'
 import { describe, expect, it } from 'vitest'
-import { ParseLimits, parseSnapshot } from './parse.js'
+import { ParseLimits, parseSnapshot } from './index.js'
 
 const snap = (files: Record<string, string | Uint8Array>) => ({ revision: 't', files: new Map(Object.entries(files)) })
 const one = (content: string | Uint8Array, name = 'f.yaml') => parseSnapshot(snap({ [name]: content }))

@@ -1,5 +1,5 @@
 import type { ParsedDocument, Position, SourceLocation } from '../model.js'
-import { joinPath } from './locate.js'
+import { joinPath } from '../validate/locate.js'
 
 /**
  * A fast parser for the plain block subset of YAML that resource files are written in: block mappings and
