@@ -6,6 +6,7 @@ import {
   decodeReconcileReply,
   decodeReconcileRequest,
   MAX_MESSAGE_BYTES,
+  parseEvent,
 } from './messages.js'
 
 const REV = `main@sha1:${'a'.repeat(40)}`
@@ -91,5 +92,14 @@ describe('messages', () => {
     ['ok not a boolean', { ok: 'yes', revision: REV }, false],
   ])('messages - reconcile reply: %s', (_n, value, ok) => {
     expect(decodeReconcileReply(JSON.stringify(value)).ok).toBe(ok)
+  })
+
+  it.each([
+    ['{"type":"commit.fetched","revision":"x","time":"t","sha":"a"}', 'commit.fetched'],
+    ['not json', undefined],
+    ['{"no":"type"}', undefined],
+    ['[1]', undefined],
+  ])('messages - parseEvent %s', (text, type) => {
+    expect(parseEvent(text)?.type).toBe(type)
   })
 })

@@ -61,6 +61,16 @@ export function decodeEvent(data: unknown): Decoded<ZonegateEvent> {
   return decode(eventType, data)
 }
 
+/**
+ * One stream message payload as an event, or undefined when it is not an event of a known type with the shape of
+ * schemas/nats-messages.schema.json (the rollout watch, `zonegate events` and the status page skip such
+ * messages). Pure.
+ */
+export function parseEvent(text: string): ZonegateEvent | undefined {
+  const decoded = decodeEvent(text)
+  return decoded.ok ? decoded.value : undefined
+}
+
 /** A heartbeat value of KV `zonegate-instances`. */
 export function decodeHeartbeat(data: unknown): Decoded<InstanceHeartbeat> {
   return decode('heartbeat', data)

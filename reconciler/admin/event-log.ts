@@ -1,7 +1,7 @@
 import type { Logger } from 'pino'
 import type { ZonegateEvent } from '../../schemas/events.js'
+import { parseEvent } from '../../schemas/messages.js'
 import { EVENTS_STREAM, EVENTS_SUBJECTS } from '../../schemas/subjects.js'
-import { parseEvent } from '../core/rollout-watch.js'
 import type { Bus } from '../transport/nats-bus.js'
 
 /**

@@ -1,7 +1,7 @@
 import type { ZonegateEvent } from '../../schemas/events.js'
-import { formatViolation } from '../../schemas/violation.js'
 import { shaOfEvent } from '../../schemas/revision.js'
-import { formatMs } from '../core/rollout-watch.js'
+import { formatViolation } from '../../schemas/violation.js'
+import { formatMs } from './rollout-watch.js'
 
 /**
  * What `zonegate events` shows (like `flux events`): one row per event of stream ZONEGATE_EVENTS, filtered by

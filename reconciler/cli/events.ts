@@ -1,10 +1,20 @@
 import type { ConsumerMessages } from '@nats-io/jetstream'
 import type { NatsConnection } from '@nats-io/transport-node'
 import type { Command } from 'commander'
-import { collectList, Exit, natsServers, natsUnreachableMessage, type OutputFormat, outputOption, parseDuration, UsageError, withExamples } from '../../cli/common.js'
+import {
+  collectList,
+  Exit,
+  natsServers,
+  natsUnreachableMessage,
+  type OutputFormat,
+  outputOption,
+  parseDuration,
+  UsageError,
+  withExamples,
+} from '../../cli/common.js'
 import { addNatsOptions, natsConnectOptions } from '../../cli/nats-connect.js'
+import { parseEvent } from '../../schemas/messages.js'
 import { EVENTS_STREAM, EVENTS_SUBJECTS } from '../../schemas/subjects.js'
-import { parseEvent } from '../core/rollout-watch.js'
 import { eventHeader, formatEventRow, matchesFilter } from './events-view.js'
 
 interface EventsFlags {
@@ -30,18 +40,17 @@ interface EventsFlags {
 export function registerEventsCommand(program: Command): void {
   const cmd = addNatsOptions(
     program
-    .command('events')
-    .description('list commit and rollout events from the stream (like flux events); --watch follows new ones')
-    .option('--since <duration>', 'events newer than this (e.g. 30m, 1h, 2h30m; 0 = all kept)', '1h')
-    .option('--commit <sha>', 'only events of this commit (full sha or prefix)')
-    .option('--zone <zone>', 'only events of this zone (repeatable)', collectList)
-    .option('--watch', 'keep following new events until Ctrl-C')
-    .option('--timeout <duration>', 'how long to wait for NATS to answer (at most 5s is used)', '5s')
-    .addOption(outputOption()),
-  )
-    .action(async (flags: EventsFlags) => {
-      process.exitCode = await runEvents(flags)
-    })
+      .command('events')
+      .description('list commit and rollout events from the stream (like flux events); --watch follows new ones')
+      .option('--since <duration>', 'events newer than this (e.g. 30m, 1h, 2h30m; 0 = all kept)', '1h')
+      .option('--commit <sha>', 'only events of this commit (full sha or prefix)')
+      .option('--zone <zone>', 'only events of this zone (repeatable)', collectList)
+      .option('--watch', 'keep following new events until Ctrl-C')
+      .option('--timeout <duration>', 'how long to wait for NATS to answer (at most 5s is used)', '5s')
+      .addOption(outputOption()),
+  ).action(async (flags: EventsFlags) => {
+    process.exitCode = await runEvents(flags)
+  })
   withExamples(cmd, [
     'zonegate events                                   # the last hour',
     'zonegate events --since 24h --zone zone-a',

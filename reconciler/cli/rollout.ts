@@ -1,8 +1,16 @@
 import type { ConsumerMessages, JetStreamManager } from '@nats-io/jetstream'
 import type { NatsConnection } from '@nats-io/transport-node'
 import { type Command, Option } from 'commander'
-import { natsServers, natsUnreachableMessage, outputOption, parseDuration, UsageError, withExamples } from '../../cli/common.js'
+import {
+  natsServers,
+  natsUnreachableMessage,
+  outputOption,
+  parseDuration,
+  UsageError,
+  withExamples,
+} from '../../cli/common.js'
 import { addNatsOptions, type NatsAuthOptions, natsConnectOptions } from '../../cli/nats-connect.js'
+import { parseEvent } from '../../schemas/messages.js'
 import { commitSubject, commitSubjects, EVENTS_STREAM, EVENTS_SUBJECTS } from '../../schemas/subjects.js'
 import {
   exitCodeFor,
@@ -11,17 +19,16 @@ import {
   hasTarget,
   initialWatchState,
   isRelevant,
-  parseEvent,
   stepWatch,
   timeoutWatch,
   type WatchOptions,
   type WatchState,
   watchResult,
-} from '../core/rollout-watch.js'
+} from './rollout-watch.js'
 
 /**
  * `zonegate rollout watch`: follows stream ZONEGATE_EVENTS with one ordered consumer (one filter subject,
- * `zonegate.events.>`, which nats-server 2.9 accepts) and feeds the events to core/rollout-watch.ts.
+ * `zonegate.events.>`, which nats-server 2.9 accepts) and feeds the events to rollout-watch.ts.
  * With `--commit`, it starts at the newest publication of the commit in the stream (its last `fetched`
  * event, replaying from there), else at the next new event. See docs/getting-started.md for the choices (next commit, superseded, --zone).
  */
@@ -47,24 +54,23 @@ export function registerRolloutCommand(program: Command): void {
   const rollout = program.command('rollout').description('follow rollouts of commits to the egress instances')
   addNatsOptions(
     rollout
-    .command('watch')
-    .description('follow rollout events; exit 0 on converged, 1 on invalid/stalled/timeout')
-    .option('--commit <sha>', 'the commit to follow (full sha or prefix); its past events are replayed')
-    .option('--zone <zone>', 'only this zone (repeatable)', (v: string, prev: string[] | undefined) => [
-      ...(prev ?? []),
-      v,
-    ])
-    .addOption(
-      new Option('--until <state>', 'stop when the commit (default: the next commit) reaches this state').choices([
-        'converged',
-      ]),
-    )
-    .option('--timeout <duration>', 'give up after this long (default 60s with --commit/--until, else never)')
-    .addOption(outputOption()),
-  )
-    .action(async (flags: WatchFlags) => {
-      process.exitCode = await runRolloutWatch(flags)
-    })
+      .command('watch')
+      .description('follow rollout events; exit 0 on converged, 1 on invalid/stalled/timeout')
+      .option('--commit <sha>', 'the commit to follow (full sha or prefix); its past events are replayed')
+      .option('--zone <zone>', 'only this zone (repeatable)', (v: string, prev: string[] | undefined) => [
+        ...(prev ?? []),
+        v,
+      ])
+      .addOption(
+        new Option('--until <state>', 'stop when the commit (default: the next commit) reaches this state').choices([
+          'converged',
+        ]),
+      )
+      .option('--timeout <duration>', 'give up after this long (default 60s with --commit/--until, else never)')
+      .addOption(outputOption()),
+  ).action(async (flags: WatchFlags) => {
+    process.exitCode = await runRolloutWatch(flags)
+  })
   withExamples(rollout.commands.find((c) => c.name() === 'watch') as Command, [
     'zonegate rollout watch --commit "$(git rev-parse HEAD)" --until converged   # exit 0 converged, 1 not',
     'zonegate rollout watch --zone zone-a              # follow every new event of zone-a',

@@ -7,7 +7,6 @@ import {
   initialWatchState,
   isRelevant,
   Outcome,
-  parseEvent,
   stepWatch,
   timeoutWatch,
   type WatchOptions,
@@ -286,14 +285,5 @@ describe('rollout-watch', () => {
     expect(watchResult(s, 412)).toMatchObject({ type: 'watch.result', outcome: 'converged', sha: A, ms: 412 })
     const invalid = run(commitA, [ev.invalid(A)])
     expect(formatSummary(invalid, 2000)).toBe('invalid  commit 1a2b3c4  1 violation(s)  in 2 s')
-  })
-
-  it.each([
-    ['{"type":"commit.fetched","revision":"x","time":"t","sha":"a"}', 'commit.fetched'],
-    ['not json', undefined],
-    ['{"no":"type"}', undefined],
-    ['[1]', undefined],
-  ])('rollout-watch - parses %s', (text, type) => {
-    expect(parseEvent(text)?.type).toBe(type)
   })
 })

@@ -1,5 +1,4 @@
 import type { ZonegateEvent } from '../../schemas/events.js'
-import { decodeEvent } from '../../schemas/messages.js'
 import { shaOfEvent, shaOfRevision } from '../../schemas/revision.js'
 import { formatViolation } from '../../schemas/violation.js'
 
@@ -300,13 +299,4 @@ export const hasTarget = (options: WatchOptions): boolean => options.untilConver
 export function exitCodeFor(state: WatchState): 0 | 1 {
   if (!state.outcome) return hasTarget(state.options) ? 1 : 0
   return state.outcome === Outcome.Converged ? 0 : 1
-}
-
-/**
- * Parses one stream message payload into an event, or undefined when it is not an event of a known type with
- * the shape of schemas/nats-messages.schema.json (such messages are skipped, not fatal). Pure.
- */
-export function parseEvent(text: string): ZonegateEvent | undefined {
-  const decoded = decodeEvent(text)
-  return decoded.ok ? decoded.value : undefined
 }
