@@ -2,8 +2,9 @@ import { canonicalJson } from '../../schemas/digest.js'
 import type { TableEgress, TableRoute, TableUpstream, ZoneTable } from '../../schemas/table.js'
 
 /**
- * Route-level diff of two sets of zone tables (two revisions, or what each zone last got against a new
- * compile). Pure. Used by `zonegate diff` and by the reconciler to pick the zones to publish.
+ * Route-level diff of two sets of zone tables (two revisions), for `zonegate diff`: which zones, routes and
+ * upstreams changed and how. Pure. The reconciler's pass does not use it: it plans its writes by digest against
+ * the inventory (reconciler/steps/plan.ts), which is all publishing needs.
  */
 
 export const ZoneStatus = {
