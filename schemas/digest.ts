@@ -121,3 +121,21 @@ export function tableDigest(
   const body = `{"egresses":${parts.egresses},${meshes}"routes":${parts.routes},"zone":${JSON.stringify(table.zone)}}`
   return `sha256:${createHash('sha256').update(body).digest('hex')}`
 }
+
+/**
+ * `tableDigest` from the canonical JSON of the routes without its brackets, as UTF-8 bytes or text (`[` + `routes`
+ * + `]` is `canonicalJson(table.routes)`), hashed where it is instead of being joined into one string first.
+ * Equal to `tableDigest(table)` (tested). Pure.
+ */
+export function tableDigestOfRoutes(
+  table: Pick<ZoneTable, 'zone' | 'egresses' | 'meshes'>,
+  routes: string | Uint8Array,
+  egresses: string = canonicalJson(table.egresses),
+): string {
+  const meshes = table.meshes === undefined ? '' : `"meshes":${canonicalJson(table.meshes)},`
+  return `sha256:${createHash('sha256')
+    .update(`{"egresses":${egresses},${meshes}"routes":[`)
+    .update(routes)
+    .update(`],"zone":${JSON.stringify(table.zone)}}`)
+    .digest('hex')}`
+}

@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto'
 import { gunzipSync, gzipSync } from 'node:zlib'
-import { TABLE_API_VERSION, type TableSignature } from './table.js'
+import { canonicalJson } from './digest.js'
+import { TABLE_API_VERSION, type TableSignature, type ZoneTable } from './table.js'
 
 /**
  * How a zone's table travels on NATS (docs/decisions/008-large-tables-object-store.md).
@@ -65,7 +66,9 @@ export function encodeTableBody(
   object: { bucket: string; name: string },
 ): { body: Uint8Array; head: TableHead } {
   const raw = Buffer.from(json, 'utf8')
-  const body = gzipSync(raw, { level: 6 })
+  // level 1: 3–4× faster than 6 on a 100,000-route table for ~10 % more bytes (1.02 vs 0.93 MB); it is on the
+  // path from commit to applied, the bytes are not
+  const body = gzipSync(raw, { level: 1 })
   return {
     body,
     head: {
@@ -85,6 +88,20 @@ export function encodeTableBody(
       },
     },
   }
+}
+
+/**
+ * The envelope's JSON as the reconciler writes it (KV value or object store body): its members as
+ * `JSON.stringify` writes them, then `routes` last as their canonical JSON (schemas/digest.ts: members in sorted
+ * order). The same value as `JSON.stringify(table)`; an egress then finds the routes' members already in sorted
+ * order and takes `JSON.stringify` of what it parsed as their canonical JSON, without sorting anything
+ * (docs/decisions/012-off-loop-admission.md). Pure.
+ */
+export function tableEnvelopeJson(table: ZoneTable): string {
+  const { routes, ...rest } = table
+  const head = JSON.stringify(rest)
+  const tail = `"routes":${canonicalJson(routes)}}`
+  return head === '{}' ? `{${tail}` : `${head.slice(0, -1)},${tail}`
 }
 
 const isObj = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v)

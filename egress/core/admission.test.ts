@@ -1,10 +1,12 @@
+import fc from 'fast-check'
 import { describe, expect, it } from 'vitest'
 import { tableDigest } from '../../schemas/digest.js'
 import { generateSigningKey, loadSigningKey, signTable } from '../../schemas/signing.js'
 import type { PublishedZoneTable } from '../../schemas/table.js'
-import { encodeTableBody } from '../../schemas/table-transport.js'
-import { admit, admittedValue, RejectedTable } from './admission.js'
+import { encodeTableBody, tableEnvelopeJson } from '../../schemas/table-transport.js'
+import { type AdmissionPhases, admit, admitChecked, admittedValue, RejectedTable } from './admission.js'
 import { CompactZoneTable } from './compact-table.js'
+import { validateTableEnvelope } from './routing-table.js'
 
 function smallTable(n: number): PublishedZoneTable {
   const routes = Array.from({ length: n }, (_, i) => ({
@@ -102,5 +104,79 @@ describe('admission', () => {
       ok: false,
       reason: 'bad-signature',
     })
+  })
+
+  it('admission - the fast checks admit exactly the tables validateTableEnvelope admits, with the same routes (property)', () => {
+    const key = generateSigningKey()
+    const signer = loadSigningKey(key.seed)
+    const hostile = fc.constantFrom<unknown>(undefined, null, 0, -1, 1.5, 70000, '', 'X'.repeat(300), [], {}, [
+      'a',
+      'a',
+    ])
+    /** `v` with the member at a random path replaced by `x` (removed when undefined), or a key added. */
+    const mutate = (v: unknown, path: number[], x: unknown, add: boolean): unknown => {
+      if (typeof v !== 'object' || v === null) return x
+      const copy = (Array.isArray(v) ? [...v] : { ...v }) as Record<string, unknown>
+      const keys = Object.keys(copy)
+      const [head, ...rest] = path as [number, ...number[]]
+      if (keys.length === 0) return copy
+      if (add && rest.length === 0 && !Array.isArray(v)) return { ...copy, [`x${head}`]: 1 }
+      const k = keys[head % keys.length]!
+      const next = rest.length === 0 ? x : mutate(copy[k], rest, x, add)
+      if (next === undefined && !Array.isArray(v)) delete copy[k]
+      else copy[k] = next
+      return copy
+    }
+    fc.assert(
+      fc.property(
+        fc.array(fc.nat(), { minLength: 1, maxLength: 5 }),
+        hostile,
+        fc.boolean(),
+        fc.constantFrom('none', 'redigest', 'dup', 'sign', 'sign-then-break'),
+        fc.boolean(),
+        (path, x, add, how, asPublished) => {
+          let table = { ...t, routes: t.routes.slice(0, 6) } as Record<string, unknown>
+          table.routes = (table.routes as unknown[]).map((r, i) =>
+            i === path[0]! % 6 ? mutate(r, path.slice(1).length ? path.slice(1) : [0], x, add) : r,
+          )
+          if (how === 'dup') table.routes = [...(table.routes as unknown[]), (table.routes as unknown[])[0]]
+          if (how !== 'none') table.digest = tableDigest(table as never)
+          if (how.startsWith('sign')) table = signTable(table as never, signer) as never
+          if (how === 'sign-then-break') table.revision = 'main@sha1:other'
+          const trusted = how.startsWith('sign') ? [key.publicKey] : []
+          // as the reconciler writes it (routes' members sorted: JSON.stringify is their canonical JSON), or not
+          const json = asPublished ? tableEnvelopeJson(table as never) : JSON.stringify(table)
+          const value = JSON.parse(json)
+          const slow = validateTableEnvelope(JSON.parse(json), 'zone-a', trusted)
+          const fast = admitChecked(value, 'zone-a', trusted)
+          expect(fast !== undefined, JSON.stringify(slow)).toBe(slow.ok)
+          if (fast && slow.ok) {
+            const { routes: _r, ...meta } = fast.table
+            expect(new CompactZoneTable(meta, fast.compact).routes).toEqual(slow.table.routes)
+            const { routes: _s, ...slowMeta } = slow.table
+            expect(meta).toEqual(slowMeta)
+          }
+          // and admit() reports a refusal exactly as validateTableEnvelope does
+          const out = admit({
+            kind: 'json',
+            from: 'kv',
+            bytes: Buffer.from(json),
+            zone: 'zone-a',
+            trustedKeys: trusted,
+          })
+          if (!slow.ok)
+            expect(out).toMatchObject({ ok: false, stage: 'envelope', reason: slow.reason, problems: slow.problems })
+          else expect(out.ok).toBe(true)
+        },
+      ),
+      { numRuns: 400 },
+    )
+  })
+
+  it('admission - an admitted table reports the time of each stage', () => {
+    const phases: Partial<AdmissionPhases> = {}
+    expect(admit({ kind: 'body', head: encoded.head, bytes: encoded.body, zone: 'zone-a' }, phases).ok).toBe(true)
+    expect(Object.keys(phases).sort()).toEqual(['check', 'compact', 'decode', 'digest'])
+    for (const v of Object.values(phases)) expect(v).toBeGreaterThanOrEqual(0)
   })
 })

@@ -1,6 +1,18 @@
+import { canonicalJson, tableDigestOfRoutes } from '../../schemas/digest.js'
+import { verifyTableSignature } from '../../schemas/signing.js'
+import type { TableRoute, ZoneTable } from '../../schemas/table.js'
 import { decodeTableBody, type TableHead } from '../../schemas/table-transport.js'
-import { type CompactRoutes, CompactZoneTable, compactRoutes, type TableMeta } from './compact-table.js'
-import { type TableRejection, validateTableEnvelope } from './routing-table.js'
+import { checkRoutes } from '../../schemas/zone-route-shape.js'
+import { validateZoneTableShape } from '../../schemas/zone-table-shape.js'
+import {
+  type CompactRoutes,
+  CompactZoneTable,
+  compactFromCanonical,
+  compactRoutes,
+  hasClientKeys,
+  type TableMeta,
+} from './compact-table.js'
+import { lowerAscii, type TableRejection, validateTableEnvelope } from './routing-table.js'
 
 /**
  * Admission of a table received by an egress, everything but the generation rule (which needs the served table):
@@ -19,6 +31,18 @@ export type AdmissionInput =
   /** A large table: the head from KV and the body fetched from the object store. */
   | { kind: 'body'; head: TableHead; bytes: Uint8Array; zone?: string; trustedKeys?: readonly string[] }
 
+/** Milliseconds spent in each stage of an admitted table (for logs and the benchmark). */
+export interface AdmissionPhases {
+  /** Body: sha256, gunzip, JSON.parse, head comparison; inline: UTF-8 decode and JSON.parse. */
+  decode: number
+  /** Schema (ajv for the envelope without its routes, zone-route-shape.ts for the routes), zone, unique SNIs. */
+  check: number
+  /** Canonical JSON of every route, and the compact form built from it. */
+  compact: number
+  /** sha256 of the canonical content against `digest`, and the signature when trusted keys are given. */
+  digest: number
+}
+
 export type AdmissionOutput =
   /** `checkedWith`: the trusted keys the signature was checked with (none: not checked). */
   | { ok: true; meta: TableMeta; compact: CompactRoutes; checkedWith: readonly string[] }
@@ -35,7 +59,9 @@ export type AdmissionOutput =
 
 const decoder = new TextDecoder('utf-8', { fatal: false })
 
-export function admit(input: AdmissionInput): AdmissionOutput {
+/** Admits `input`; with `phases`, fills it with the time of each stage (when the table is admitted). */
+export function admit(input: AdmissionInput, phases?: Partial<AdmissionPhases>): AdmissionOutput {
+  const t0 = performance.now()
   let value: unknown
   if (input.kind === 'body') {
     const decoded = decodeTableBody(input.head, input.bytes)
@@ -51,6 +77,14 @@ export function admit(input: AdmissionInput): AdmissionOutput {
     }
   }
   const trustedKeys = input.trustedKeys ?? []
+  const decode = performance.now() - t0
+  const fast = admitChecked(value, input.zone, trustedKeys)
+  if (fast) {
+    if (phases) Object.assign(phases, fast.phases, { decode })
+    const { routes: _routes, ...meta } = fast.table
+    return { ok: true, meta, compact: fast.compact, checkedWith: [...trustedKeys] }
+  }
+  // Refused (or not decided by the fast path): the generic checks say why, with ajv's paths and messages.
   const check = validateTableEnvelope(value, input.zone, trustedKeys)
   if (!check.ok) {
     const v = (typeof value === 'object' && value !== null ? value : {}) as Record<string, unknown>
@@ -66,6 +100,60 @@ export function admit(input: AdmissionInput): AdmissionOutput {
   }
   const { routes, ...meta } = check.table
   return { ok: true, meta, compact: compactRoutes(routes), checkedWith: [...trustedKeys] }
+}
+
+const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v)
+
+/**
+ * The checks of `validateTableEnvelope` (schema, zone, unique SNIs, digest, signature), in the same order, for a
+ * table that passes them all, written for a large table (docs/decisions/012-off-loop-admission.md):
+ * - the routes are checked by schemas/zone-route-shape.ts instead of ajv (the rest of the envelope still by ajv),
+ *   which also tells whether every member is in sorted order, as the reconciler writes them;
+ * - the routes' canonical JSON is then `JSON.stringify(routes)` (else `canonicalJson`), serialised once: it is
+ *   what the digest (and the signature) is computed over, and, as it is, the compact routes' JSON.
+ * Returns undefined as soon as a check fails: the caller then runs `validateTableEnvelope`, which says why.
+ * Whatever this admits, `validateTableEnvelope` admits with the same content (tested). Pure.
+ */
+export function admitChecked(
+  value: unknown,
+  zone: string | undefined,
+  trustedKeys: readonly string[],
+): { table: ZoneTable; compact: CompactRoutes; phases: Omit<AdmissionPhases, 'decode'> } | undefined {
+  const t0 = performance.now()
+  if (!isObject(value) || !Array.isArray(value.routes)) return undefined
+  if (validateZoneTableShape({ ...value, routes: [] }).length > 0) return undefined
+  const routes = value.routes as TableRoute[]
+  const shape = checkRoutes(routes)
+  if (shape === 'invalid') return undefined
+  const table = value as unknown as ZoneTable
+  if (zone !== undefined && table.zone !== zone) return undefined
+  const n = routes.length
+  const keys: string[] = new Array(n)
+  const seen = new Set<string>()
+  for (let i = 0; i < n; i++) {
+    const k = lowerAscii(routes[i]!.sni)
+    if (seen.has(k)) return undefined
+    seen.add(k)
+    keys[i] = k
+  }
+  const t1 = performance.now()
+  // members in sorted order (and nothing but JSON values): JSON.stringify writes the canonical JSON
+  const routesJson = shape === 'sorted' ? JSON.stringify(routes) : canonicalJson(routes)
+  const compact = compactFromCanonical(keys, routesJson, hasClientKeys(routes))
+  if (!compact) return undefined
+  const t2 = performance.now()
+  const egresses = canonicalJson(table.egresses)
+  if (tableDigestOfRoutes(table, compact.json, egresses) !== table.digest) return undefined
+  if (trustedKeys.length > 0) {
+    const parts = {
+      egresses,
+      routes: routesJson,
+      ...(table.meshes === undefined ? {} : { meshes: canonicalJson(table.meshes) }),
+    }
+    if (!verifyTableSignature(table, trustedKeys, parts).ok) return undefined
+  }
+  const t3 = performance.now()
+  return { table, compact, phases: { check: t1 - t0, compact: t2 - t1, digest: t3 - t2 } }
 }
 
 /** What a refused admission tells the lifecycle (the machine records and reports it like its own rejections). */

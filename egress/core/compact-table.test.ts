@@ -1,8 +1,16 @@
 import fc from 'fast-check'
 import { describe, expect, it } from 'vitest'
-import { tableDigest } from '../../schemas/digest.js'
+import { canonicalJson, tableDigest } from '../../schemas/digest.js'
 import type { TableRoute, ZoneTable } from '../../schemas/table.js'
-import { CompactZoneTable, compactRoutes, findRoute, routeCount, tableJsonParts } from './compact-table.js'
+import {
+  CompactZoneTable,
+  compactFromCanonical,
+  compactRoutes,
+  findRoute,
+  routeAt,
+  routeCount,
+  tableJsonParts,
+} from './compact-table.js'
 import { lowerAscii, RoutingTable } from './routing-table.js'
 
 function table(routes: TableRoute[]): ZoneTable {
@@ -91,5 +99,31 @@ describe('compact table', () => {
     expect(snis.map((s) => findRoute(c, s))).toEqual(snis.map((_, i) => i))
     expect(findRoute(c, 'svc-1000.test')).toBe(-1)
     expect(findRoute(c, 'svc-1.tes')).toBe(-1)
+  })
+
+  it('compact table - built from the canonical JSON of the routes, route boundaries are found whatever the strings hold', () => {
+    const tricky = ['a},{"kind":"x', '},{"allow":[', 'é},{"deny":"😀', 'plain', '\\"},{"kind":']
+    const routes = tricky.map((s, i) =>
+      route(`${s}-${i}`, {
+        service: s,
+        allow: [s, `${s}!`],
+        ...(i % 2 ? { deny: [s] } : {}),
+        upstreams: [
+          { address: s, port: 1, weight: 1 },
+          { address: 'b', port: 2, weight: 0, tls: { enabled: true, serverName: s } },
+        ],
+      }),
+    )
+    const keys = routes.map((r) => lowerAscii(r.sni))
+    const c = compactFromCanonical(keys, canonicalJson(routes), false)!
+    expect(c.count).toBe(routes.length)
+    for (const [i, r] of routes.entries()) {
+      expect(routeAt(c, i)).toEqual(r)
+      expect(findRoute(c, keys[i]!)).toBe(i)
+    }
+    expect(`[${Buffer.from(c.json).toString('utf8')}]`).toBe(canonicalJson(routes))
+    expect(compactFromCanonical([], '[]', false)!.count).toBe(0)
+    // boundaries that do not make one route per key: not built
+    expect(compactFromCanonical(keys.slice(1), canonicalJson(routes), false)).toBeUndefined()
   })
 })

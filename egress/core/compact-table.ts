@@ -9,6 +9,8 @@ import type { TableRoute, ZoneTable } from '../../schemas/table.js'
  *   `sni[sniOff[i] .. sniOff[i+1])`), so a lookup compares code units exactly as a `Map<string>` would.
  * - `json` / `jsonOff`: every route's JSON (UTF-8), joined with `,` so that `[` + json + `]` is the routes array
  *   (route i is `json[jsonOff[i] .. jsonOff[i+1] - 1)`). A route becomes a JS object only on its first lookup.
+ *   The admission writes the routes' canonical JSON here (keys sorted), the very bytes the digest was checked
+ *   over, so `[` + json + `]` is `canonicalJson(routes)`.
  * - `slots`: an open-addressing hash index (FNV-1a over the lower-cased SNI, linear probing); a slot holds the
  *   route index + 1, or 0 when empty. At most half full.
  * Pure: no I/O.
@@ -52,43 +54,129 @@ export function compactRoutes(routes: readonly TableRoute[]): CompactRoutes {
   const n = routes.length
   const keys: string[] = new Array(n)
   const texts: string[] = new Array(n)
-  let sniLen = 0
-  let jsonLen = 0
-  let clientKeys = false
   for (let i = 0; i < n; i++) {
-    const r = routes[i]!
-    keys[i] = lower(r.sni)
-    sniLen += keys[i]!.length
-    const t = JSON.stringify(r)
-    texts[i] = t
-    jsonLen += Buffer.byteLength(t) + 1
-    if (!clientKeys && r.upstreams.some((u) => u.tls?.clientKey !== undefined)) clientKeys = true
+    keys[i] = lower(routes[i]!.sni)
+    texts[i] = JSON.stringify(routes[i])
   }
+  return compactFromJson(keys, texts, texts.join(','), hasClientKeys(routes))
+}
+
+/** True when some upstream of `routes` carries a TLS client key. Pure. */
+export function hasClientKeys(routes: readonly TableRoute[]): boolean {
+  for (let i = 0; i < routes.length; i++) {
+    const ups = routes[i]!.upstreams
+    for (let j = 0; j < ups.length; j++) if (ups[j]!.tls?.clientKey !== undefined) return true
+  }
+  return false
+}
+
+/**
+ * Builds the compact form from each route's lower-cased SNI (`keys`, unique), its JSON (`texts`) and `joined` =
+ * `texts.join(',')`, which becomes the `json` buffer as it is (one UTF-8 encoding, no per-route copy). Pure.
+ */
+function compactFromJson(
+  keys: readonly string[],
+  texts: readonly string[],
+  joined: string,
+  clientKeys: boolean,
+): CompactRoutes {
+  const n = keys.length
+  const bytes = Buffer.byteLength(joined)
+  // a buffer of its own (never Node's shared pool), since it is transferred
+  const jsonBuf = Buffer.from(new ArrayBuffer(bytes))
+  if (jsonBuf.write(joined, 0, 'utf8') !== bytes) throw new Error('compact routes: short write')
+  const jsonOff = new Uint32Array(new ArrayBuffer((n + 1) * 4))
+  // ASCII (the usual case): byte offsets are string offsets
+  const ascii = bytes === joined.length
+  let j = 0
+  for (let i = 0; i < n; i++) {
+    jsonOff[i] = j
+    j += (ascii ? texts[i]!.length : Buffer.byteLength(texts[i]!)) + 1
+  }
+  jsonOff[n] = n === 0 ? 0 : j
+  if (n > 0 && j - 1 !== bytes) throw new Error('compact routes: texts do not add up to the joined JSON')
+  return indexCompact(keys, new Uint8Array(jsonBuf.buffer, jsonBuf.byteOffset, bytes), jsonOff, clientKeys)
+}
+
+/**
+ * Builds the compact form from each route's lower-cased SNI (`keys`, unique) and the canonical JSON of the routes
+ * array (`canonicalJson(routes)`, schemas/digest.ts) of routes valid per the table schema, which becomes the `json`
+ * buffer as it is. Route boundaries are found in that text: a route's canonical JSON starts with its first member
+ * in sorted order, `allow`, `deny` or `kind` (required), and in the canonical JSON of schema-valid routes `},{"allow":`,
+ * `},{"deny":` and `},{"kind":` occur only between two routes (inside a string a `"` is escaped, and no other object
+ * of a route has these members or is an array item after a `}`). Returns undefined when the boundaries found do
+ * not make `keys.length` routes (the caller builds the compact form another way). Pure.
+ */
+export function compactFromCanonical(
+  keys: readonly string[],
+  routesJson: string,
+  clientKeys: boolean,
+): CompactRoutes | undefined {
+  const n = keys.length
+  const joined = routesJson.slice(1, -1)
+  const starts: number[] = new Array(n)
+  if (n > 0) {
+    starts[0] = 0
+    let found = 1
+    let at = joined.indexOf('},{"', 0)
+    while (at >= 0) {
+      const k = joined.charCodeAt(at + 4)
+      if (
+        (k === 0x6b && joined.startsWith('kind":', at + 4)) ||
+        (k === 0x61 && joined.startsWith('allow":', at + 4)) ||
+        (k === 0x64 && joined.startsWith('deny":', at + 4))
+      ) {
+        if (found === n) return undefined
+        starts[found++] = at + 2
+      }
+      at = joined.indexOf('},{"', at + 3)
+    }
+    if (found !== n) return undefined
+  }
+  const bytes = Buffer.byteLength(joined)
+  const jsonBuf = Buffer.from(new ArrayBuffer(bytes))
+  if (jsonBuf.write(joined, 0, 'utf8') !== bytes) return undefined
+  const jsonOff = new Uint32Array(new ArrayBuffer((n + 1) * 4))
+  if (bytes === joined.length) {
+    for (let i = 0; i < n; i++) jsonOff[i] = starts[i]!
+  } else {
+    // not ASCII: byte offsets, segment by segment
+    let b = 0
+    for (let i = 0; i < n; i++) {
+      jsonOff[i] = b
+      b += Buffer.byteLength(joined.slice(starts[i]!, i + 1 < n ? starts[i + 1]! : joined.length))
+    }
+  }
+  jsonOff[n] = n === 0 ? 0 : bytes + 1
+  return indexCompact(keys, new Uint8Array(jsonBuf.buffer, jsonBuf.byteOffset, bytes), jsonOff, clientKeys)
+}
+
+/** The SNI arrays and hash index over `keys`, around the routes' JSON and offsets. Pure. */
+function indexCompact(
+  keys: readonly string[],
+  json: Uint8Array,
+  jsonOff: Uint32Array,
+  clientKeys: boolean,
+): CompactRoutes {
+  const n = keys.length
+  let sniLen = 0
+  for (let i = 0; i < n; i++) sniLen += keys[i]!.length
   const sni = new Uint16Array(new ArrayBuffer(sniLen * 2))
   const sniOff = new Uint32Array(new ArrayBuffer((n + 1) * 4))
-  const jsonBuf = Buffer.from(new ArrayBuffer(Math.max(0, jsonLen - 1)))
-  const jsonOff = new Uint32Array(new ArrayBuffer((n + 1) * 4))
   let cap = 8
   while (cap < n * 2) cap *= 2
   const slots = new Int32Array(new ArrayBuffer(cap * 4))
   const mask = cap - 1
   let s = 0
-  let j = 0
   for (let i = 0; i < n; i++) {
     const k = keys[i]!
     sniOff[i] = s
     for (let c = 0; c < k.length; c++) sni[s++] = k.charCodeAt(c)
-    jsonOff[i] = j
-    j += jsonBuf.write(texts[i]!, j, 'utf8')
-    if (i < n - 1) jsonBuf[j] = 0x2c // ','
-    j++
     let slot = hash(k) & mask
     while (slots[slot] !== 0) slot = (slot + 1) & mask
     slots[slot] = i + 1
   }
   sniOff[n] = s
-  jsonOff[n] = j
-  const json = new Uint8Array(jsonBuf.buffer, jsonBuf.byteOffset, jsonBuf.length)
   return { count: n, sni, sniOff, json, jsonOff, slots, clientKeys }
 }
 

@@ -1,5 +1,5 @@
 import { parentPort } from 'node:worker_threads'
-import { type AdmissionInput, type AdmissionOutput, admit } from '../core/admission.js'
+import { type AdmissionInput, type AdmissionOutput, type AdmissionPhases, admit } from '../core/admission.js'
 import { transferList } from '../core/compact-table.js'
 
 /**
@@ -17,6 +17,8 @@ export interface AdmissionReply {
   out: AdmissionOutput
   /** Time spent in this thread, in ms. */
   ms: number
+  /** Time of each stage, in ms (an admitted table). */
+  phases?: Partial<AdmissionPhases>
 }
 
 const port = parentPort
@@ -24,12 +26,13 @@ if (port) {
   port.on('message', (m: AdmissionRequest) => {
     const t0 = performance.now()
     let out: AdmissionOutput
+    const phases: Partial<AdmissionPhases> = {}
     try {
-      out = admit(m.input)
+      out = admit(m.input, phases)
     } catch (err) {
       out = { ok: false, stage: 'json', reason: 'load-failed', problems: [(err as Error).message] }
     }
-    const reply: AdmissionReply = { id: m.id, out, ms: performance.now() - t0 }
+    const reply: AdmissionReply = { id: m.id, out, ms: performance.now() - t0, phases }
     port.postMessage(reply, out.ok ? transferList(out.compact) : [])
   })
 }

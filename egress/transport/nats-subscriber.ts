@@ -205,6 +205,7 @@ export function startNatsSubscriber(o: NatsSubscriberOptions): NatsSubscriber {
       if (!sig.ok) return reject(sig.reason, [sig.problem])
     }
     let bytes: Uint8Array | null
+    o.admitter.prepare() // the worker starts while the body is fetched
     try {
       if (!js) return
       let store = bodyStores.get(h.object.bucket)
@@ -226,7 +227,7 @@ export function startNatsSubscriber(o: NatsSubscriberOptions): NatsSubscriber {
     }
     if (kvRevision !== st.kvRevision) return
     if (!bytes) return reject('body-missing', [`${h.object.bucket}/${h.object.name} not found`])
-    const { out, ms, thread } = await o.admitter.admit({
+    const { out, ms, thread, phases } = await o.admitter.admit({
       kind: 'body',
       head: h,
       bytes,
@@ -235,7 +236,7 @@ export function startNatsSubscriber(o: NatsSubscriberOptions): NatsSubscriber {
     })
     if (closed || kvRevision !== st.kvRevision) return
     if (!out.ok && out.stage === 'body') return reject('body-mismatch', out.problems)
-    log.debug({ kvRevision, bytes: h.object.storedSize, ms, thread }, 'large table received')
+    log.debug({ kvRevision, bytes: h.object.storedSize, ms, thread, phases }, 'large table received')
     o.send({ type: 'table.received', table: admittedValue(out), source: 'nats' })
   }
 

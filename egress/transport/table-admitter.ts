@@ -1,6 +1,6 @@
 import { Worker } from 'node:worker_threads'
 import type { Logger } from 'pino'
-import { type AdmissionInput, type AdmissionOutput, admit } from '../core/admission.js'
+import { type AdmissionInput, type AdmissionOutput, type AdmissionPhases, admit } from '../core/admission.js'
 import type { AdmissionReply, AdmissionRequest } from './admission-worker.js'
 
 /**
@@ -12,8 +12,21 @@ import type { AdmissionReply, AdmissionRequest } from './admission-worker.js'
  * slower for the proxy.
  */
 export interface TableAdmitter {
-  /** Admits one input; never rejects. `thread` says where it ran, `ms` how long it took there. */
-  admit(input: AdmissionInput): Promise<{ out: AdmissionOutput; ms: number; thread: 'worker' | 'event-loop' }>
+  /**
+   * Admits one input; never rejects. `thread` says where it ran, `ms` how long it took there, `phases` how long
+   * each stage took (an admitted table).
+   */
+  admit(input: AdmissionInput): Promise<{
+    out: AdmissionOutput
+    ms: number
+    thread: 'worker' | 'event-loop'
+    phases?: Partial<AdmissionPhases>
+  }>
+  /**
+   * Starts the worker now if none runs, so that its start (loading the admission modules) overlaps with
+   * something else, e.g. fetching a large table's body. Never throws.
+   */
+  prepare(): void
   /** Workers started so far (one per large table, plus one). */
   workersStarted(): number
   close(): Promise<void>
@@ -45,7 +58,8 @@ export function startTableAdmitter(log: Logger): TableAdmitter {
 
   const inline = (input: AdmissionInput): AdmissionReply => {
     const t0 = performance.now()
-    return { id: 0, out: admit(input), ms: performance.now() - t0 }
+    const phases: Partial<AdmissionPhases> = {}
+    return { id: 0, out: admit(input, phases), ms: performance.now() - t0, phases }
   }
 
   /** The worker failed: every pending admission runs on the event loop. */
@@ -108,7 +122,15 @@ export function startTableAdmitter(log: Logger): TableAdmitter {
         worker = undefined
         await w.terminate()
       }
-      return { out: reply.out, ms: reply.ms, thread }
+      return { out: reply.out, ms: reply.ms, thread, ...(reply.phases ? { phases: reply.phases } : {}) }
+    },
+    prepare() {
+      if (closed || worker !== undefined) return
+      try {
+        worker = spawn()
+      } catch (err) {
+        log.warn({ err }, 'admission worker not started; it is started again with the next table')
+      }
     },
     workersStarted: () => started,
     async close() {

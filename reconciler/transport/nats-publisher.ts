@@ -18,6 +18,7 @@ import {
   MAX_TABLE_BODY_BYTES,
   needsObjectStore,
   type TableHead,
+  tableEnvelopeJson,
   validateTableHead,
 } from '../../schemas/table-transport.js'
 import { PublishConflict, PublishFailed, TableTooLarge } from '../core/errors.js'
@@ -167,7 +168,7 @@ export async function publishZoneTable(
   signer?: TableSigner,
 ): Promise<number> {
   const key = tableKey(table.zone)
-  let value = JSON.stringify(table)
+  let value = tableEnvelopeJson(table)
   const bytes = Buffer.byteLength(value)
   if (bytes > MAX_TABLE_BODY_BYTES) throw new TableTooLarge(table.zone, bytes, MAX_TABLE_BODY_BYTES)
   const large = needsObjectStore(bytes, bus.nc.info?.max_payload)
