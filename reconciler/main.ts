@@ -5,6 +5,7 @@ import type { Logger } from 'pino'
 import { type LogFormat, packageVersion } from '../cli/common.js'
 import { createLogger } from '../cli/logging.js'
 import type { NatsAuthOptions } from '../cli/nats-connect.js'
+import { type BackoffPolicy, backoffMs } from '../schemas/backoff.js'
 import { gitRevision, shaOfRevision } from '../schemas/revision.js'
 import { loadSigningKey, SigningKeyError, type TableSigner } from '../schemas/signing.js'
 import type { ReconcilerStatus } from '../schemas/status.js'
@@ -46,6 +47,9 @@ import {
 import { type ReconcileServer, serveReconcileRequests } from './transport/reconcile-requests.js'
 import { readStatus, writeStatus } from './transport/status-store.js'
 import { createTriggerLoop, pollDelayMs } from './triggers.js'
+
+/** Retries of the NATS layout check at start and after a lost store: 250 ms doubling to 5 s, ±20 %. */
+const LAYOUT_RETRY: BackoffPolicy = { baseMs: 250, maxMs: 5000, jitter: 0.2 }
 
 /**
  * The reconciler process (docs/design.md §4): config, the root logger (only here), wiring of source, NATS, lease,
@@ -240,7 +244,7 @@ export async function runReconciler(opts: ReconcilerOptions): Promise<RunningRec
       layoutVerified = true
       break
     } catch (err) {
-      const ms = Math.min(5000, 250 * attempt)
+      const ms = backoffMs(attempt, LAYOUT_RETRY, random)
       log.warn({ err, attempt }, `nats layout not ready; retrying in ${ms} ms`)
       await new Promise((r) => setTimeout(r, ms))
     }
@@ -381,7 +385,7 @@ export async function runReconciler(opts: ReconcilerOptions): Promise<RunningRec
           loop?.poke()
           return
         } catch (err) {
-          const ms = Math.min(5000, 250 * attempt)
+          const ms = backoffMs(attempt, LAYOUT_RETRY, random)
           log.warn({ err, attempt, why }, `nats layout check failed; retrying in ${ms} ms`)
           await new Promise((r) => setTimeout(r, ms))
         }

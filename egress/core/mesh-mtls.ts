@@ -1,3 +1,5 @@
+import { type BackoffPolicy, backoffMs } from '../../schemas/backoff.js'
+
 /**
  * Pure rules of the egress's mesh mTLS (terminate-mtls routes, Kuma's zone egress): who the caller is (its
  * SPIFFE SAN), whether a route's `allow` lets it in, and when the egress renews its own certificate.
@@ -105,10 +107,12 @@ export function renewDelayMs(notBefore: number, notAfter: number, now: number, r
 }
 
 /**
- * Backoff before retry `attempt` (1, 2, …) of a failed certificate request: 500 ms doubling to at most 30 s,
- * with "full jitter" between half and all of it (`rand` in [0, 1)). Pure.
+ * Retries of a failed certificate request: between half and all of 500 ms doubling to at most 30 s, i.e. 3/4 of
+ * it ± 1/3 (schemas/backoff.ts).
  */
-export function retryDelayMs(attempt: number, rand: number, baseMs = 500, capMs = 30_000): number {
-  const ceiling = Math.min(capMs, baseMs * 2 ** Math.max(0, Math.min(attempt - 1, 16)))
-  return Math.round(ceiling / 2 + (ceiling / 2) * rand)
+export const CERT_RETRY: BackoffPolicy = { baseMs: 375, maxMs: 22_500, jitter: 1 / 3 }
+
+/** Backoff before retry `attempt` (1, 2, …) of a failed certificate request (`rand` in [0, 1)). Pure. */
+export function retryDelayMs(attempt: number, rand: number): number {
+  return backoffMs(attempt, CERT_RETRY, () => rand)
 }

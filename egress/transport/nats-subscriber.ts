@@ -4,6 +4,7 @@ import { type ObjectStore, Objm } from '@nats-io/obj'
 import { connect, type NatsConnection } from '@nats-io/transport-node'
 import type { Logger } from 'pino'
 import type { NatsAuthOptions } from '../../cli/nats-connect.js'
+import { type BackoffPolicy, backoffMs } from '../../schemas/backoff.js'
 import type { RolloutAppliedEvent, RolloutRejectedEvent } from '../../schemas/events.js'
 import { verifyTableHeadSignature } from '../../schemas/signing.js'
 import { Bucket, instanceKey, tableKey } from '../../schemas/subjects.js'
@@ -89,6 +90,8 @@ export interface NatsSubscriber {
 }
 
 const RETRY_MS = 250
+/** Table watch restarts: 250 ms doubling to 2 s (schemas/backoff.ts), no jitter. */
+const WATCH_RETRY: BackoffPolicy = { baseMs: RETRY_MS, maxMs: 2000, jitter: 0 }
 /** How often the table watch is checked for a missed update (see `checkWatch`). */
 export const WATCH_CHECK_MS = 5000
 /** Rollout events kept while NATS cannot store them (oldest dropped beyond). */
@@ -303,7 +306,7 @@ export function startNatsSubscriber(o: NatsSubscriberOptions): NatsSubscriber {
       // errors right after a server restart (JetStream still loading) are retried soon, then less often
       await new Promise<void>((r) => {
         kick = r
-        setTimeout(r, Math.min(2000, RETRY_MS * 2 ** Math.min(failures, 3))).unref()
+        setTimeout(r, backoffMs(failures + 1, WATCH_RETRY, Math.random)).unref()
       })
       kick = undefined
     }

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest'
+import { backoffMs } from '../../schemas/backoff.js'
 import {
-  backoffMs,
   type Condition,
   conditionsAfter,
   conditionsReconciling,

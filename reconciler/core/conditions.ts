@@ -1,3 +1,4 @@
+import { type BackoffPolicy, backoffMs } from '../../schemas/backoff.js'
 import { ErrorKind, type ErrorPolicy } from './errors.js'
 
 /**
@@ -148,14 +149,8 @@ export function conditionsAfter(outcome: PassOutcome, prev: readonly StoredCondi
   return out
 }
 
-export interface RetryPolicy {
-  /** First retry delay (ms). */
-  baseMs: number
-  /** Cap of the exponential delay (ms). */
-  maxMs: number
-  /** Jitter as a fraction of the delay: the delay is scaled by a factor in [1 - jitter, 1 + jitter]. */
-  jitter: number
-}
+/** How the pass is retried after a transient error (schemas/backoff.ts). */
+export type RetryPolicy = BackoffPolicy
 
 export const DEFAULT_RETRY_POLICY: RetryPolicy = { baseMs: 500, maxMs: 30_000, jitter: 0.2 }
 
@@ -163,16 +158,6 @@ export type RetryDecision =
   | { kind: 'none' }
   | { kind: 'waitForNewRevision' }
   | { kind: 'retry'; delayMs: number; attempt: number }
-
-/**
- * Backoff delay before retry number `attempt` (1 = the first retry): `baseMs * 2^(attempt-1)`, capped at
- * `maxMs`, then jittered by `random()` in [0, 1). Never below 0 nor above `maxMs * (1 + jitter)`. Pure.
- */
-export function backoffMs(attempt: number, policy: RetryPolicy, random: () => number): number {
-  const exp = Math.min(policy.maxMs, policy.baseMs * 2 ** Math.max(0, Math.min(attempt - 1, 30)))
-  const factor = 1 + policy.jitter * (2 * random() - 1)
-  return Math.max(0, Math.round(exp * factor))
-}
 
 /**
  * What to do after a pass: nothing after a success; wait for a new revision after a stalled error (no retry of
