@@ -2,7 +2,14 @@ import fc from 'fast-check'
 import { describe, expect, it } from 'vitest'
 import { canonicalJson, tableDigest } from '../../schemas/digest.js'
 import type { AvailableService, ExternalService, Mesh, ZoneEgress, ZoneIngress } from '../../schemas/resources.js'
-import type { TableRoute } from '../../schemas/table.js'
+import {
+  RouteKind,
+  RouteMode,
+  type RouteTls,
+  type TableRoute,
+  type TableUpstream,
+  type UpstreamTls,
+} from '../../schemas/table.js'
 import { canonicalRouteJson, compileZoneTables, formatTableJson } from './compile.js'
 import type { Located, Resources } from './model.js'
 
@@ -277,31 +284,44 @@ describe('compile', () => {
     for (const t of tables.values()) expect(t.digest).toBe(tableDigest(t))
   })
 
-  it('compile - canonicalRouteJson equals canonicalJson for any route (property)', () => {
+  it('compile - canonicalRouteJson equals canonicalJson for any route, every TableRoute field set or not (property)', () => {
+    // One arbitrary per field of each type: a field added to TableRoute, TableUpstream or their TLS types is a
+    // type error here until it is generated too, so canonicalRouteJson cannot silently leave it out.
+    type Arbitraries<T> = { [K in keyof Required<T>]: fc.Arbitrary<T[K]> }
+    const required = <T>(...keys: (keyof T & string)[]) => ({ requiredKeys: keys })
     const s = fc.string({ maxLength: 8 })
-    const upstream = fc.record(
-      {
-        address: s,
-        port: fc.integer({ min: 1, max: 65535 }),
-        weight: fc.integer({ min: 0, max: 2 ** 32 - 1 }),
-        zone: s,
-      },
-      { requiredKeys: ['address', 'port', 'weight'] },
-    )
-    const route = fc.record(
-      {
-        sni: s,
-        mesh: s,
-        service: s,
-        kind: fc.constantFrom('external' as const, 'cross-zone' as const),
-        mode: fc.constantFrom('passthrough' as const, 'terminate-mtls' as const),
-        upstreams: fc.array(upstream, { maxLength: 3 }),
-        tls: fc.record({ enabled: fc.boolean(), serverName: s }, { requiredKeys: ['enabled'] }),
-      },
-      { requiredKeys: ['sni', 'mesh', 'service', 'kind', 'mode', 'upstreams'] },
-    )
+    const upstreamTls: Arbitraries<UpstreamTls> = {
+      enabled: fc.boolean(),
+      serverName: s,
+      caCert: s,
+      clientCert: s,
+      clientKey: s,
+      allowRenegotiation: fc.boolean(),
+      skipHostnameVerification: fc.boolean(),
+    }
+    const upstream: Arbitraries<TableUpstream> = {
+      address: s,
+      port: fc.integer({ min: 1, max: 65535 }),
+      weight: fc.integer({ min: 0, max: 2 ** 32 - 1 }),
+      zone: s,
+      priority: fc.integer({ min: 0, max: 128 }),
+      tls: fc.record(upstreamTls, required<UpstreamTls>('enabled')),
+    }
+    const routeTls: Arbitraries<RouteTls> = { enabled: fc.boolean(), serverName: s }
+    const route: Arbitraries<TableRoute> = {
+      sni: s,
+      mesh: s,
+      service: s,
+      kind: fc.constantFrom(...Object.values(RouteKind)),
+      mode: fc.constantFrom(...Object.values(RouteMode)),
+      upstreams: fc.array(fc.record(upstream, required<TableUpstream>('address', 'port', 'weight')), { maxLength: 3 }),
+      tls: fc.record(routeTls, required<RouteTls>('enabled')),
+      allow: fc.array(s, { maxLength: 3 }),
+      deny: fc.array(s, { maxLength: 3 }),
+    }
+    const routes = fc.record(route, required<TableRoute>('sni', 'mesh', 'service', 'kind', 'mode', 'upstreams'))
     fc.assert(
-      fc.property(route, (r) => {
+      fc.property(routes, (r) => {
         expect(canonicalRouteJson(r)).toBe(canonicalJson(r))
       }),
       { numRuns: 300 },
