@@ -3,30 +3,24 @@ import { dirname, join, relative, resolve } from 'node:path'
 import { describe, expect, it } from 'vitest'
 
 /**
- * Enforces the layering of STYLE.md §1: reconciler/ and egress/ never import each other; core/ imports only
- * core/ and schemas/ (and pure libraries); only cli/main.ts imports both sides.
+ * Enforces the layering of STYLE.md §1: reconciler/ and egress/ never import each other; pure code (every core/
+ * folder and the pure files listed beside it) imports only pure code, schemas/ and pure libraries; only
+ * cli/main.ts imports both sides.
+ *
+ * One list for Biome and this test: what is pure and which modules are I/O are read from biome.json (the
+ * override whose `noRestrictedImports` names the I/O modules), so the linter (in the editor) and this test (in
+ * CI) cannot drift apart.
  */
 const root = resolve(import.meta.dirname, '../..')
-const IO_MODULES = [
-  'node:fs',
-  'node:fs/promises',
-  'fs',
-  'node:net',
-  'node:tls',
-  'node:http',
-  'node:https',
-  'node:child_process',
-  'node:dgram',
-  'node:dns',
-  'node:os',
-  'node:process',
-  'isomorphic-git',
-  '@nats-io/transport-node',
-  '@nats-io/jetstream',
-  '@nats-io/kv',
-  'pino',
-  'prom-client',
-]
+
+interface BiomeOverride {
+  includes?: string[]
+  linter?: { rules?: { style?: { noRestrictedImports?: { options?: { paths?: Record<string, string> } } } } }
+}
+const biome = JSON.parse(readFileSync(join(root, 'biome.json'), 'utf8')) as { overrides: BiomeOverride[] }
+const pureOverride = biome.overrides.find((o) => o.includes?.includes('**/core/**'))
+const IO_MODULES = Object.keys(pureOverride?.linter?.rules?.style?.noRestrictedImports?.options?.paths ?? {})
+const PURE_FILES = (pureOverride?.includes ?? []).filter((g) => !g.includes('*'))
 
 function sourceFiles(dir: string): string[] {
   const out: string[] = []
@@ -38,10 +32,12 @@ function sourceFiles(dir: string): string[] {
   return out
 }
 
-function importsOf(file: string): string[] {
+/** Module specifiers a file imports; `valueOnly` leaves out `import type` (erased at run time). */
+function importsOf(file: string, valueOnly = false): string[] {
   const text = readFileSync(join(root, file), 'utf8')
   const specs: string[] = []
-  for (const m of text.matchAll(/(?:^|\n)\s*(?:import|export)\s[^'"]*?from\s+['"]([^'"]+)['"]/g)) specs.push(m[1]!)
+  for (const m of text.matchAll(/(?:^|\n)\s*(?:import|export)\s([^'"]*?)from\s+['"]([^'"]+)['"]/g))
+    if (!valueOnly || !/^type\s/.test(m[1] ?? '')) specs.push(m[2]!)
   for (const m of text.matchAll(/\bimport\(\s*['"]([^'"]+)['"]\s*\)/g)) specs.push(m[1]!)
   return specs
 }
@@ -49,15 +45,18 @@ function importsOf(file: string): string[] {
 /** Path of a relative import as seen from `file` (relative to the repo root), or the bare module name. */
 function target(file: string, spec: string): string {
   if (!spec.startsWith('.')) return spec
-  return relative(root, resolve(dirname(join(root, file)), spec))
+  return relative(root, resolve(dirname(join(root, file)), spec)).replace(/\.js$/, '.ts')
 }
 
 const files = ['reconciler', 'egress', 'schemas', 'cli'].flatMap((d) => sourceFiles(d))
+const isPure = (f: string) => f.includes('/core/') || PURE_FILES.includes(f)
 
 describe('architecture', () => {
-  it('architecture - the checker sees imports (guards against a vacuous pass)', () => {
+  it('architecture - the checker sees imports and biome.json (guards against a vacuous pass)', () => {
     expect(files.length).toBeGreaterThan(5)
-    expect(importsOf('cli/main.ts').map((s) => target('cli/main.ts', s))).toContain('egress/cli/index.js')
+    expect(importsOf('cli/main.ts').map((s) => target('cli/main.ts', s))).toContain('egress/cli/index.ts')
+    expect(IO_MODULES).toEqual(expect.arrayContaining(['node:fs', 'node:net', '@nats-io/transport-node', 'pino']))
+    for (const f of PURE_FILES) expect(files, `${f} (listed as pure in biome.json) exists`).toContain(f)
   })
 
   it('architecture - reconciler/ and egress/ never import each other', () => {
@@ -83,15 +82,26 @@ describe('architecture', () => {
     expect(both).toEqual(['cli/main.ts'])
   })
 
-  it('architecture - core/ is pure: imports only core/, schemas/ and pure libraries', () => {
+  it('architecture - core/ imports only core/, schemas/ and pure libraries', () => {
     const bad: string[] = []
     for (const f of files.filter((f) => f.includes('/core/'))) {
       const side = f.split('/')[0]
       for (const spec of importsOf(f)) {
         const t = target(f, spec)
-        if (IO_MODULES.includes(t)) bad.push(`${f} -> ${spec} (I/O)`)
-        else if (spec.startsWith('.') && !t.startsWith(`${side}/core/`) && !t.startsWith('schemas/'))
+        if (spec.startsWith('.') && !t.startsWith(`${side}/core/`) && !t.startsWith('schemas/'))
           bad.push(`${f} -> ${spec} (outside core/ and schemas/)`)
+      }
+    }
+    expect(bad).toEqual([])
+  })
+
+  it('architecture - pure code imports no I/O module, and at run time only pure code, schemas/ and libraries', () => {
+    const bad: string[] = []
+    for (const f of files.filter(isPure)) {
+      for (const spec of importsOf(f)) if (IO_MODULES.includes(spec)) bad.push(`${f} -> ${spec} (I/O)`)
+      for (const spec of importsOf(f, true)) {
+        const t = target(f, spec)
+        if (spec.startsWith('.') && !isPure(t) && !t.startsWith('schemas/')) bad.push(`${f} -> ${spec} (not pure)`)
       }
     }
     expect(bad).toEqual([])
