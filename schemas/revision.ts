@@ -1,6 +1,6 @@
 /**
  * The revision string: what a table, an event and the status say they were built from
- * (docs/decisions/015-revision-format.md). The one module that writes and reads it:
+ * (docs/decisions/003-revision-format.md). The one module that writes and reads it:
  *
  * - `<ref>@sha1:<40 hex>`: a commit of a SHA-1 Git repository (`main@sha1:3f2a…`);
  * - `<ref>@sha256:<64 hex>`: a commit of a SHA-256 Git repository;

@@ -1,5 +1,6 @@
 /**
- * Every NATS name zonegate uses (docs/design.md §3), built by functions so no subject string is written twice.
+ * Every NATS name zonegate uses (docs/design.md §3, docs/decisions/002-nats-subjects-and-keys.md), built by
+ * functions so no subject string is written twice.
  * Zone, egress and instance names are single subject tokens, encoded with `encodeToken` (`zoneToken`): names
  * without dots (every zone name before dotted zones were accepted) keep their keys and subjects; a dotted zone
  * such as `eu.west-1` becomes `eu=2Ewest-1` (docs/decisions/014-dotted-zone-names.md).
@@ -92,9 +93,9 @@ export const rolloutInstanceSubject = (
 export const rolloutSubjects = (zone = '*') => `zonegate.events.rollout.${zone === '*' ? '*' : zoneToken(zone)}.>`
 
 /**
- * `Nats-Msg-Id` of an event: `<sha>:<zone or ->:<instance or ->:<phase>:<publication>` (the id of docs/design.md §3 plus a
- * fifth part, so each publication of a commit has its own ids and a commit published again within the stream's
- * 2-minute duplicate window, e.g. after a force-push back to it, is not dropped as a duplicate):
+ * `Nats-Msg-Id` of an event: `<sha>:<zone or ->:<instance or ->:<phase>:<publication>` (the id of docs/design.md
+ * §3 plus a fifth part, so each publication of a commit has its own ids and a commit published again within the
+ * stream's 2-minute duplicate window, e.g. after a force-push back to it, is not dropped as a duplicate):
  * `g<generation>` for zone and instance events (the zone's generation), `g<highest generation>` for the commit
  * events of a publication, `p<pass start, ms>` for the commit events of a pass before it publishes.
  * A retry of the same event reuses its id and is still stored once.
