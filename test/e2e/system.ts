@@ -1,4 +1,3 @@
-import { execFile } from 'node:child_process'
 import { existsSync } from 'node:fs'
 import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
@@ -8,6 +7,7 @@ import { connect, type NatsConnection } from '@nats-io/transport-node'
 import { natsConnectOptions } from '../../cli/nats-connect.js'
 import type { ReconcilerStatus, ZoneStatus } from '../../schemas/status.js'
 import { RECONCILE_SUBJECT } from '../../schemas/subjects.js'
+import { CLI_PATH, type CliResult, runCli } from '../helpers/cli.js'
 import { createGitRepo, type GitRepo, readFolderFiles } from '../helpers/git-repo.js'
 import { demoAuth, startAuthNats } from '../helpers/nats-auth.js'
 import type { NatsCluster } from '../helpers/nats-cluster.js'
@@ -33,7 +33,7 @@ import {
  * come from scripts/demo-auth.sh, every process connects with its own token and tables are signed.
  */
 
-export const CLI = resolve(repoRoot, 'dist/cli/main.js')
+export const CLI = CLI_PATH
 
 export interface Egress {
   proc: RunningProcess
@@ -67,15 +67,8 @@ export interface System {
   stop(): Promise<void>
 }
 
-/** Runs the built CLI; resolves with exit code, stdout and stderr (never rejects). */
-export function cli(args: string[], timeoutMs = 30_000): Promise<{ code: number; stdout: string; stderr: string }> {
-  return new Promise((done) => {
-    execFile('node', [CLI, ...args], { timeout: timeoutMs }, (err, stdout, stderr) => {
-      const code = err ? (err as { code?: number }).code : 0
-      done({ code: typeof code === 'number' ? code : -1, stdout, stderr })
-    })
-  })
-}
+/** Runs the built CLI (test/helpers/cli.ts); resolves with exit code, stdout and stderr (never rejects). */
+export const cli = (args: string[], timeoutMs = 30_000): Promise<CliResult> => runCli(args, { timeoutMs })
 
 /** Fails with a clear message when dist/ is missing (the e2e suite runs the built CLI). */
 export function requireBuild(): void {

@@ -1,9 +1,8 @@
-import { readFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { jetstreamManager } from '@nats-io/jetstream'
 import type { Subscription } from '@nats-io/transport-node'
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest'
-import { stateFilePath } from '../../egress/transport/state-store.js'
+import { loadSavedTable } from '../../egress/transport/state-store.js'
 import { Bucket, commitSubject, EVENTS_STREAM } from '../../schemas/subjects.js'
 import { configDump, type Egress, openTls, type System, startSystem, waitForReady } from '../e2e/system.js'
 import { type NatsCluster, startNatsCluster } from '../helpers/nats-cluster.js'
@@ -171,10 +170,13 @@ describe('faults: the system on a 3-node NATS cluster', () => {
     // read; the file is written asynchronously after each swap, so wait until it holds what the live ones serve.
     const served = Math.max(...(await Promise.all(zoneA().slice(0, 2).map(configDump))).map((d) => d.generation ?? 0))
     expect(served).toBeGreaterThanOrEqual(before[2]!)
-    const stateFile = stateFilePath(join(sys.stateDir, 'zone-a'), 'zone-a')
-    await vi.waitFor(async () => expect(JSON.parse(await readFile(stateFile, 'utf8')).generation).toBe(served), {
-      timeout: 5000,
-    })
+    const stateDir = join(sys.stateDir, 'zone-a')
+    await vi.waitFor(
+      async () => expect(await loadSavedTable(stateDir, 'zone-a')).toMatchObject({ generation: served }),
+      {
+        timeout: 5000,
+      },
+    )
     const saved = served
     const again = await sys.startEgress('zone-a', 'a3')
     await waitForReady(again)

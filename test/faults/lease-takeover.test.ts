@@ -7,6 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { Bucket, LEASE_KEY } from '../../schemas/subjects.js'
 import { createGitRepo, type GitRepo } from '../helpers/git-repo.js'
 import { type NatsCluster, startNatsCluster } from '../helpers/nats-cluster.js'
+import { waitUntil } from '../helpers/wait.js'
 import { baseFiles, tempDir } from '../integration/reconciler-helpers.js'
 
 /**
@@ -69,15 +70,8 @@ async function holder(): Promise<string | undefined> {
   }
 }
 
-async function waitFor<T>(what: string, fn: () => Promise<T | undefined>, ms: number, every = 20): Promise<T> {
-  const deadline = Date.now() + ms
-  for (;;) {
-    const v = await fn()
-    if (v !== undefined) return v
-    if (Date.now() > deadline) throw new Error(`${what}: not within ${ms} ms`)
-    await sleep(every)
-  }
-}
+const waitFor = <T>(what: string, fn: () => Promise<T | undefined>, ms: number, every = 20): Promise<T> =>
+  waitUntil(fn, ms, what, every)
 
 const kill = async (c: ChildProcess, signal: NodeJS.Signals) => {
   if (c.exitCode !== null || c.signalCode !== null) return

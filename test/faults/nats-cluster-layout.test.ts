@@ -1,23 +1,13 @@
-import { execFile } from 'node:child_process'
-import { resolve } from 'node:path'
 import { Kvm } from '@nats-io/kv'
 import { pino } from 'pino'
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest'
 import { type Bus, connectBus, ensureNatsLayout } from '../../reconciler/transport/nats-bus.js'
 import { layoutStreams } from '../../reconciler/transport/nats-migrate.js'
 import { Bucket, EVENTS_STREAM } from '../../schemas/subjects.js'
+import { runCli } from '../helpers/cli.js'
 import { type NatsCluster, startNatsCluster } from '../helpers/nats-cluster.js'
 
 const log = pino({ level: 'silent' })
-const cli = resolve(import.meta.dirname, '../../dist/cli/main.js')
-
-function runCli(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  return new Promise((res) => {
-    execFile('node', [cli, ...args], { timeout: 30_000 }, (err, stdout, stderr) =>
-      res({ code: err ? ((err as { code?: number }).code ?? 1) : 0, stdout, stderr }),
-    )
-  })
-}
 
 const streamsOf = () => [...Object.values(Bucket).map((b) => `KV_${b}`), EVENTS_STREAM]
 

@@ -1,10 +1,9 @@
-import { execFile } from 'node:child_process'
 import { mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
-import { join, resolve } from 'node:path'
+import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { parseCredsText } from '../../cli/nats-connect.js'
-import { repoRoot } from '../helpers/procfile.js'
+import { runCli } from '../helpers/cli.js'
 
 /**
  * The built CLI's `auth init`, `token`, `auth revoke` and `auth rotate`: files and modes, what is printed (never a
@@ -13,14 +12,7 @@ import { repoRoot } from '../helpers/procfile.js'
 let dir: string
 const auth = () => join(dir, 'auth')
 
-function zonegate(args: string[]) {
-  return new Promise<{ code: number; stdout: string; stderr: string }>((done) => {
-    execFile('node', [resolve(repoRoot, 'dist/cli/main.js'), ...args], { timeout: 30_000 }, (err, stdout, stderr) => {
-      const code = err ? (err as { code?: number }).code : 0
-      done({ code: typeof code === 'number' ? code : -1, stdout, stderr })
-    })
-  })
-}
+const zonegate = (args: string[]) => runCli(args)
 const mode = async (p: string) => (await stat(p)).mode & 0o777
 const seeds = async () =>
   Promise.all(

@@ -29,7 +29,8 @@ import { createGitRepo, type GitRepo } from '../helpers/git-repo.js'
 import { largeTable } from '../helpers/large-table.js'
 import { type NatsServer, startNatsServer } from '../helpers/nats-server.js'
 import { freePort, type RunningProcess, repoRoot, startProcess, waitForPort } from '../helpers/procfile.js'
-import { captureLogger, MESH, startReconciler, tempDir, waitUntil } from './reconciler-helpers.js'
+import { waitUntil } from '../helpers/wait.js'
+import { captureLogger, MESH, startReconciler, tempDir } from './reconciler-helpers.js'
 
 /**
  * Signed tables end to end (docs/decisions/010-signed-tables.md): a real reconciler with `--signing-key` signs

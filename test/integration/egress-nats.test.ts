@@ -1,11 +1,11 @@
-import { mkdtemp, readFile, rm } from 'node:fs/promises'
+import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { connect, type NatsConnection, type Subscription } from '@nats-io/transport-node'
 import { pino } from 'pino'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { type EgressHandle, runEgress } from '../../egress/main.js'
-import { stateFilePath } from '../../egress/transport/state-store.js'
+import { loadSavedTable } from '../../egress/transport/state-store.js'
 import { type Bus, connectBus, ensureNatsLayout } from '../../reconciler/transport/nats-bus.js'
 import type { InstanceHeartbeat, RolloutAppliedEvent, RolloutRejectedEvent } from '../../schemas/events.js'
 import { instanceKey, rolloutSubjects, tableKey } from '../../schemas/subjects.js'
@@ -116,10 +116,10 @@ describe('egress NATS mode', () => {
     // the state file is written after the swap, asynchronously
     await waitFor(
       'gen 1 saved',
-      async () => JSON.parse(await readFile(stateFilePath(stateDir, 'zone-a'), 'utf8')).generation === 1,
+      async () => ((await loadSavedTable(stateDir, 'zone-a')) as ZoneTable | undefined)?.generation === 1,
       5000,
     )
-    const saved = JSON.parse(await readFile(stateFilePath(stateDir, 'zone-a'), 'utf8')) as ZoneTable
+    const saved = (await loadSavedTable(stateDir, 'zone-a')) as ZoneTable
     expect(saved.generation).toBe(1)
   })
 
@@ -158,7 +158,7 @@ describe('egress NATS mode', () => {
     // the state file is written after the swap, asynchronously: the next test starts an egress from it
     await waitFor(
       'gen 4 saved',
-      async () => JSON.parse(await readFile(stateFilePath(stateDir, 'zone-a'), 'utf8')).generation === 4,
+      async () => ((await loadSavedTable(stateDir, 'zone-a')) as ZoneTable | undefined)?.generation === 4,
       5000,
     )
   })

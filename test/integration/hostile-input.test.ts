@@ -22,7 +22,8 @@ import { encodeTableBody, MAX_TABLE_BODY_BYTES, type TableHead } from '../../sch
 import { rawExchange, startUpstream, tlsConnect, type Upstream } from '../helpers/egress-fixtures.js'
 import { createGitRepo, type GitRepo } from '../helpers/git-repo.js'
 import { type NatsServer, startNatsServer } from '../helpers/nats-server.js'
-import { MESH, startReconciler, tempDir, waitUntil } from './reconciler-helpers.js'
+import { waitUntil } from '../helpers/wait.js'
+import { MESH, startReconciler, tempDir } from './reconciler-helpers.js'
 
 /**
  * The hostile-input suite: one row per input an attacker (or a broken peer) can send to a running reconciler and

@@ -1,12 +1,11 @@
-import { execFile } from 'node:child_process'
 import { mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
-import { join, resolve } from 'node:path'
+import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { initAuth, issueToken } from '../../cli/auth-store.js'
+import { runCli } from '../helpers/cli.js'
 import { createMeshCa } from '../helpers/mesh-ca.js'
 import { type NatsServer, startNatsServer } from '../helpers/nats-server.js'
-import { repoRoot } from '../helpers/procfile.js'
 
 /**
  * TLS to NATS with client certificates (`--nats-ca/--nats-cert/--nats-key`) together with a token (`--creds`):
@@ -18,19 +17,7 @@ let dir: string
 let nats: NatsServer
 const f = (name: string) => join(dir, name)
 
-function zonegate(args: string[], env: Record<string, string> = {}) {
-  return new Promise<{ code: number; stdout: string; stderr: string }>((done) => {
-    execFile(
-      'node',
-      [resolve(repoRoot, 'dist/cli/main.js'), ...args],
-      { timeout: 30_000, env: { ...process.env, ...env } },
-      (err, stdout, stderr) => {
-        const code = err ? (err as { code?: number }).code : 0
-        done({ code: typeof code === 'number' ? code : -1, stdout, stderr })
-      },
-    )
-  })
-}
+const zonegate = (args: string[], env: Record<string, string> = {}) => runCli(args, { env })
 
 beforeAll(async () => {
   dir = await mkdtemp(join(tmpdir(), 'zonegate-nats-tls-'))

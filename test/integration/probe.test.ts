@@ -1,19 +1,17 @@
-import { execFile } from 'node:child_process'
 import { existsSync } from 'node:fs'
 import { createServer as createNetServer, type Server as NetServer, type Socket, connect as tcpConnect } from 'node:net'
-import { resolve } from 'node:path'
 import { createSecureContext, createServer as createTlsServer, type Server as TlsServer } from 'node:tls'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { selfSignedFor } from '../../demo/upstream.js'
 import { formatProbeResult, ProbeOutcome, probe } from '../../egress/probe/probe.js'
+import { CLI_PATH, runCli as runBuiltCli } from '../helpers/cli.js'
 
 /**
  * `zonegate probe` against real sockets: a TLS server made here (known SNI answers with its name, unknown
  * SNI is refused during the handshake), reached directly or through plain TCP forwarders that pass, close
  * or reset the connection like an egress does.
  */
-const root = resolve(import.meta.dirname, '../..')
-const cli = resolve(root, 'dist/cli/main.js')
+const cli = CLI_PATH
 
 const servers: (NetServer | TlsServer)[] = []
 const sockets = new Set<Socket>()
@@ -36,14 +34,7 @@ async function listen(server: NetServer | TlsServer): Promise<number> {
   return typeof a === 'object' && a ? a.port : 0
 }
 
-function runCli(args: string[]): Promise<{ code: number; stdout: string }> {
-  return new Promise((done) => {
-    execFile('node', [cli, ...args], { timeout: 20_000 }, (err, stdout) => {
-      const code = err ? (err as { code?: number }).code : 0
-      done({ code: typeof code === 'number' ? code : -1, stdout })
-    })
-  })
-}
+const runCli = (args: string[]) => runBuiltCli(args, { timeoutMs: 20_000 })
 
 beforeAll(async () => {
   expect(existsSync(cli), 'run `npm run build` first').toBe(true)

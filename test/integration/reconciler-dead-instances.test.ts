@@ -1,15 +1,17 @@
-import { type ChildProcess, execFile, spawn } from 'node:child_process'
+import { type ChildProcess, spawn } from 'node:child_process'
 import { existsSync } from 'node:fs'
-import { join, resolve } from 'node:path'
+import { join } from 'node:path'
 import { pino } from 'pino'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import type { RunningReconciler } from '../../reconciler/main.js'
 import { type Bus, connectBus, ensureNatsLayout } from '../../reconciler/transport/nats-bus.js'
 import type { InstanceHeartbeat } from '../../schemas/events.js'
 import { instanceKey } from '../../schemas/subjects.js'
+import { CLI_PATH, runCli as runBuiltCli } from '../helpers/cli.js'
 import { createGitRepo, type GitRepo } from '../helpers/git-repo.js'
 import { type NatsServer, startNatsServer } from '../helpers/nats-server.js'
-import { egressYaml, externalYaml, MESH, startReconciler, tempDir, waitUntil } from './reconciler-helpers.js'
+import { waitUntil } from '../helpers/wait.js'
+import { egressYaml, externalYaml, MESH, startReconciler, tempDir } from './reconciler-helpers.js'
 
 /**
  * Dead egress instances (issue #16.5), with real `zonegate egress` processes (heartbeat every 500 ms) and an
@@ -20,8 +22,7 @@ import { egressYaml, externalYaml, MESH, startReconciler, tempDir, waitUntil } f
  *   bucket TTL (30 s) forgets it;
  * - `rollout watch --zone Z` for a zone the commit does not touch says so and exits 1.
  */
-const root = resolve(import.meta.dirname, '../..')
-const cli = resolve(root, 'dist/cli/main.js')
+const cli = CLI_PATH
 const HEARTBEAT = '500ms'
 
 let nats: NatsServer
@@ -72,15 +73,7 @@ async function heartbeat(instance: string): Promise<InstanceHeartbeat | undefine
   return e?.operation === 'PUT' ? e.json<InstanceHeartbeat>() : undefined
 }
 
-function runCli(args: string[]): Promise<{ code: number; stdout: string; stderr: string; ms: number }> {
-  const t0 = Date.now()
-  return new Promise((done) => {
-    execFile('node', [cli, ...args, '--nats', nats.url], { timeout: 40_000 }, (err, stdout, stderr) => {
-      const code = err ? ((err as { code?: number }).code ?? -1) : 0
-      done({ code: typeof code === 'number' ? code : -1, stdout, stderr, ms: Date.now() - t0 })
-    })
-  })
-}
+const runCli = (args: string[]) => runBuiltCli([...args, '--nats', nats.url], { timeoutMs: 40_000 })
 
 const stopped = (c: ChildProcess) => c.exitCode !== null || c.signalCode !== null
 

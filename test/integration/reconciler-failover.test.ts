@@ -5,15 +5,8 @@ import { Kvm } from '@nats-io/kv'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { createGitRepo, type GitRepo } from '../helpers/git-repo.js'
 import { type NatsServer, startNatsServer } from '../helpers/nats-server.js'
-import {
-  baseFiles,
-  externalYaml,
-  probe,
-  startReconciler,
-  tableHistory,
-  tempDir,
-  waitUntil,
-} from './reconciler-helpers.js'
+import { waitUntil } from '../helpers/wait.js'
+import { baseFiles, externalYaml, probe, startReconciler, tableHistory, tempDir } from './reconciler-helpers.js'
 
 const root = resolve(import.meta.dirname, '../..')
 const cli = resolve(root, 'dist/cli/main.js')

@@ -103,17 +103,3 @@ export async function tableHistory(tables: KV, zone: string): Promise<{ op: stri
   for await (const e of it) out.push({ op: e.operation, table: e.operation === 'PUT' ? e.json() : undefined })
   return out
 }
-
-export async function waitUntil<T>(
-  fn: () => Promise<T | undefined> | T | undefined,
-  timeoutMs: number,
-  what = 'condition',
-): Promise<T> {
-  const deadline = Date.now() + timeoutMs
-  for (;;) {
-    const v = await fn()
-    if (v !== undefined && v !== false) return v as T
-    if (Date.now() > deadline) throw new Error(`${what} not met within ${timeoutMs} ms`)
-    await new Promise((r) => setTimeout(r, 25))
-  }
-}

@@ -4,18 +4,17 @@ import { type Lease, startLease } from '../../reconciler/transport/lease.js'
 import { type Bus, connectBus, ensureNatsLayout } from '../../reconciler/transport/nats-bus.js'
 import { LEASE_KEY } from '../../schemas/subjects.js'
 import { type NatsServer, startNatsServer } from '../helpers/nats-server.js'
+import { waitUntil } from '../helpers/wait.js'
 
 const log = pino({ level: 'silent' })
 /** Short bucket TTL so a lapse happens within the test budget (the bucket TTL is what expires the key on 2.9). */
 const TTL = 1500
 const POLL = 150
 
+/** Milliseconds until `cond` holds (polled every 20 ms). */
 async function waitFor(cond: () => boolean, timeoutMs: number): Promise<number> {
   const t0 = Date.now()
-  while (!cond()) {
-    if (Date.now() - t0 > timeoutMs) throw new Error(`condition not met within ${timeoutMs} ms`)
-    await new Promise((r) => setTimeout(r, 20))
-  }
+  await waitUntil(() => cond() || undefined, timeoutMs, 'condition', 20)
   return Date.now() - t0
 }
 

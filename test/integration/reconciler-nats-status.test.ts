@@ -1,6 +1,4 @@
-import { execFile } from 'node:child_process'
 import { existsSync } from 'node:fs'
-import { resolve } from 'node:path'
 import { pino } from 'pino'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import type { StatusView } from '../../reconciler/cli/status-view.js'
@@ -15,28 +13,16 @@ import { readStatus, writeStatus } from '../../reconciler/transport/status-store
 import type { InstanceHeartbeat } from '../../schemas/events.js'
 import type { ReconcilerStatus } from '../../schemas/status.js'
 import { instanceKey } from '../../schemas/subjects.js'
+import { CLI_PATH, runCli as runBuiltCli } from '../helpers/cli.js'
 import { type NatsServer, startNatsServer } from '../helpers/nats-server.js'
 
 const log = pino({ level: 'silent' })
-const root = resolve(import.meta.dirname, '../..')
-const cliPath = resolve(root, 'dist/cli/main.js')
+const cliPath = CLI_PATH
 const SHA = '0123456789abcdef0123456789abcdef01234567'
 const REV = `main@sha1:${SHA}`
 
-/** Runs the built CLI; never rejects: returns the exit code and both streams. */
-function runCli(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  return new Promise((done) => {
-    execFile(
-      process.execPath,
-      [cliPath, ...args],
-      { timeout: 15_000, env: { ...process.env, NATS_URL: '' } },
-      (err, stdout, stderr) => {
-        const code = err ? (typeof err.code === 'number' ? err.code : -1) : 0
-        done({ code, stdout, stderr })
-      },
-    )
-  })
-}
+/** Runs the built CLI with no NATS_URL from the environment. */
+const runCli = (args: string[]) => runBuiltCli(args, { env: { NATS_URL: '' }, timeoutMs: 15_000 })
 
 const status: ReconcilerStatus = {
   reconciler: 'rec-1',

@@ -3,7 +3,8 @@ import type { CommitInvalidEvent, ZonegateEvent } from '../../schemas/events.js'
 import type { ReconcilerStatus } from '../../schemas/status.js'
 import { createGitRepo, type GitRepo } from '../helpers/git-repo.js'
 import { type NatsServer, startNatsServer } from '../helpers/nats-server.js'
-import { baseFiles, externalYaml, probe, startReconciler, tempDir, waitUntil } from './reconciler-helpers.js'
+import { waitUntil } from '../helpers/wait.js'
+import { baseFiles, externalYaml, probe, startReconciler, tempDir } from './reconciler-helpers.js'
 
 /** `count` ExternalServices pinned to `zone`, in one multi-document file. */
 const manyServices = (zone: string, count: number) =>

@@ -9,7 +9,8 @@ import { Bucket, tableKey } from '../../schemas/subjects.js'
 import type { PublishedZoneTable } from '../../schemas/table.js'
 import { createGitRepo, type GitRepo } from '../helpers/git-repo.js'
 import { type NatsServer, startNatsServer } from '../helpers/nats-server.js'
-import { baseFiles, externalYaml, probe, startReconciler, tempDir, waitUntil } from './reconciler-helpers.js'
+import { waitUntil } from '../helpers/wait.js'
+import { baseFiles, externalYaml, probe, startReconciler, tempDir } from './reconciler-helpers.js'
 
 describe('reconciler rollback events', () => {
   let server: NatsServer

@@ -1,6 +1,5 @@
-import { execFile } from 'node:child_process'
 import { existsSync } from 'node:fs'
-import { join, resolve } from 'node:path'
+import { join } from 'node:path'
 import type { KvWatchEntry } from '@nats-io/kv'
 import type { QueuedIterator } from '@nats-io/transport-node'
 import { pino } from 'pino'
@@ -11,9 +10,11 @@ import { emitEvent } from '../../reconciler/transport/nats-publisher.js'
 import type { InstanceHeartbeat, ZonegateEvent } from '../../schemas/events.js'
 import { EVENTS_STREAM, instanceKey, tableKey } from '../../schemas/subjects.js'
 import type { PublishedZoneTable } from '../../schemas/table.js'
+import { CLI_PATH, runCli as runBuiltCli } from '../helpers/cli.js'
 import { createGitRepo, type GitRepo } from '../helpers/git-repo.js'
 import { type NatsServer, startNatsServer } from '../helpers/nats-server.js'
-import { egressYaml, externalYaml, MESH, startReconciler, tempDir, waitUntil } from './reconciler-helpers.js'
+import { waitUntil } from '../helpers/wait.js'
+import { egressYaml, externalYaml, MESH, startReconciler, tempDir } from './reconciler-helpers.js'
 
 /**
  * Rollout tracking end to end: an in-process reconciler (short rollout timeout) on a real nats-server and a
@@ -22,8 +23,7 @@ import { egressYaml, externalYaml, MESH, startReconciler, tempDir, waitUntil } f
  * events for each table they take from KV `zonegate-tables`. The outcome is then read back with the BUILT
  * `zonegate rollout watch`.
  */
-const root = resolve(import.meta.dirname, '../..')
-const cli = resolve(root, 'dist/cli/main.js')
+const cli = CLI_PATH
 const TIMEOUT_MS = 1500
 
 let nats: NatsServer
@@ -101,14 +101,7 @@ async function startInstance(
   }
 }
 
-function runCli(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  return new Promise((done) => {
-    execFile('node', [cli, ...args, '--nats', nats.url], { timeout: 15_000 }, (err, stdout, stderr) => {
-      const code = err ? ((err as { code?: number }).code ?? -1) : 0
-      done({ code: typeof code === 'number' ? code : -1, stdout, stderr })
-    })
-  })
-}
+const runCli = (args: string[]) => runBuiltCli([...args, '--nats', nats.url], { timeoutMs: 15_000 })
 
 /** The last event stored on a subject of stream ZONEGATE_EVENTS, or undefined. */
 async function stored(subject: string): Promise<ZonegateEvent | undefined> {
