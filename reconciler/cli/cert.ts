@@ -2,7 +2,7 @@ import { chmod, mkdir, writeFile } from 'node:fs/promises'
 import { join, resolve } from 'node:path'
 import type { Command } from 'commander'
 import { natsServers, natsUnreachableMessage, parseDuration, UsageError } from '../../cli/common.js'
-import { addNatsOptions, natsConnectOptions } from '../../cli/nats-connect.js'
+import { addNatsOptions, type NatsFlags, natsConnectOptions } from '../../cli/nats-connect.js'
 import type { CaMaterial } from '../core/pki/index.js'
 
 /** Exit codes of `zonegate cert issue`: 0 written, 1 the mesh or its CA is not available, 2 usage/IO. */
@@ -10,17 +10,12 @@ export const CertExit = { Ok: 0, Failed: 1 } as const
 
 class CertFailed extends Error {}
 
-interface IssueOptions {
+interface IssueOptions extends NatsFlags {
   mesh: string
   service: string
   out: string
   validFor: string
   path?: string
-  nats?: string[]
-  creds?: string
-  natsCa?: string
-  natsCert?: string
-  natsKey?: string
   timeout: string
 }
 

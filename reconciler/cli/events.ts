@@ -12,22 +12,17 @@ import {
   UsageError,
   withExamples,
 } from '../../cli/common.js'
-import { addNatsOptions, natsConnectOptions } from '../../cli/nats-connect.js'
+import { addNatsOptions, type NatsFlags, natsConnectOptions } from '../../cli/nats-connect.js'
 import { parseEvent } from '../../schemas/messages.js'
 import { EVENTS_STREAM, EVENTS_SUBJECTS } from '../../schemas/subjects.js'
 import { eventHeader, formatEventRow, matchesFilter } from './events-view.js'
 
-interface EventsFlags {
+interface EventsFlags extends NatsFlags {
   since: string
   commit?: string
   zone?: string[]
   watch?: boolean
   output: OutputFormat
-  nats?: string[]
-  creds?: string
-  natsCa?: string
-  natsCert?: string
-  natsKey?: string
   timeout: string
 }
 

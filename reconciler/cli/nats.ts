@@ -1,7 +1,7 @@
 import type { Command } from 'commander'
-import { natsServers, natsUnreachableMessage, parseDuration, parseReplicas, UsageError } from '../../cli/common.js'
-import { addNatsOptions, type NatsFlags, natsConnectOptions } from '../../cli/nats-connect.js'
-import type { Bus } from '../transport/nats-bus.js'
+import { parseDuration, parseReplicas } from '../../cli/common.js'
+import { addNatsOptions, type NatsFlags } from '../../cli/nats-connect.js'
+import { connectCommandBus } from './command-bus.js'
 
 /**
  * `zonegate nats migrate [--replicas N] [--nats URL]...`: brings the replica count of every bucket and the
@@ -20,31 +20,12 @@ export function registerNatsCommand(program: Command): void {
     .option('--timeout <duration>', 'how long to wait for NATS to answer (at most 5s is used)', '5s')
     .action(async (opts: { replicas?: string; timeout: string } & NatsFlags) => {
       const replicas = opts.replicas === undefined ? undefined : parseReplicas(opts.replicas)
-      const servers = natsServers(opts.nats)
-      const auth = await natsConnectOptions(opts)
-      const { natsServersAnswering, connectBudgetMs } = await import('../../cli/nats-probe.js')
-      const budget = connectBudgetMs(parseDuration(opts.timeout, '--timeout'))
-      const answering = await natsServersAnswering(servers, budget)
-      const [{ pino }, { connectBus, defaultReplicas }, { migrateReplicas }] = await Promise.all([
-        import('pino'),
+      const { connectBudgetMs } = await import('../../cli/nats-probe.js')
+      const bus = await connectCommandBus(opts, connectBudgetMs(parseDuration(opts.timeout, '--timeout')))
+      const [{ defaultReplicas }, { migrateReplicas }] = await Promise.all([
         import('../transport/nats-bus.js'),
         import('../transport/nats-migrate.js'),
       ])
-      const log = pino({ level: process.env.LOG_LEVEL ?? 'silent' }, pino.destination(2))
-      let bus: Bus
-      try {
-        bus = await connectBus({
-          servers: answering,
-          auth,
-          connectTimeoutMs: budget,
-          name: 'zonegate-cli',
-          log,
-          waitOnFirstConnect: false,
-          maxReconnectAttempts: 0,
-        })
-      } catch (err) {
-        throw new UsageError(natsUnreachableMessage(servers, err))
-      }
       try {
         const want = replicas ?? defaultReplicas(bus.nc.info)
         const r = await migrateReplicas(bus, want)

@@ -10,7 +10,7 @@ import {
   UsageError,
   withExamples,
 } from '../../cli/common.js'
-import { addNatsOptions, natsConnectOptions } from '../../cli/nats-connect.js'
+import { addNatsOptions, type NatsFlags, natsConnectOptions } from '../../cli/nats-connect.js'
 import { DEFAULT_ZONE } from '../../schemas/resources.js'
 import { assertLocalRepository } from './repo-check.js'
 
@@ -28,17 +28,12 @@ export function defaultCacheDir(env: NodeJS.ProcessEnv = process.env): string {
   return join(env.XDG_CACHE_HOME || join(homedir(), '.cache'), 'zonegate', 'git')
 }
 
-interface Flags {
+interface Flags extends NatsFlags {
   repo: string
   branch: string
   path?: string
   interval: string
   http: string
-  nats?: string[]
-  creds?: string
-  natsCa?: string
-  natsCert?: string
-  natsKey?: string
   cacheDir?: string
   webhookSecretFile?: string
   insecureWebhook?: boolean

@@ -9,7 +9,7 @@ import {
   UsageError,
   withExamples,
 } from '../../cli/common.js'
-import { addNatsOptions, type NatsAuthOptions, natsConnectOptions } from '../../cli/nats-connect.js'
+import { addNatsOptions, type NatsAuthOptions, type NatsFlags, natsConnectOptions } from '../../cli/nats-connect.js'
 import { parseEvent } from '../../schemas/messages.js'
 import { commitSubject, commitSubjects, EVENTS_STREAM, EVENTS_SUBJECTS } from '../../schemas/subjects.js'
 import {
@@ -36,17 +36,12 @@ import {
 const DEFAULT_TIMEOUT_MS = 60_000
 const FULL_SHA = /^(?:[0-9a-f]{40}|[0-9a-f]{64})$/
 
-interface WatchFlags {
+interface WatchFlags extends NatsFlags {
   commit?: string
   zone?: string[]
   until?: string
   timeout?: string
   output: 'text' | 'json' | 'yaml'
-  nats?: string[]
-  creds?: string
-  natsCa?: string
-  natsCert?: string
-  natsKey?: string
 }
 
 /** Registers `rollout watch` on the program. */

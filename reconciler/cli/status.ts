@@ -2,20 +2,19 @@ import type { Command } from 'commander'
 import {
   Exit,
   formatStructured,
-  natsServers,
-  natsUnreachableMessage,
   type OutputFormat,
   outputOption,
   parseDuration,
   UsageError,
   withExamples,
 } from '../../cli/common.js'
-import { addNatsOptions, natsConnectOptions } from '../../cli/nats-connect.js'
+import { addNatsOptions, type NatsFlags } from '../../cli/nats-connect.js'
 import type { ReconcilerStatus } from '../../schemas/status.js'
 import { LEASE_KEY } from '../../schemas/subjects.js'
 import type { Bus } from '../transport/nats-bus.js'
 import type { PublishedEntry } from '../transport/nats-publisher.js'
 import type { InstanceRecord } from '../transport/status-store.js'
+import { connectCommandBus } from './command-bus.js'
 import { statusReadiness } from './status-ready.js'
 import type { StatusView } from './status-view.js'
 
@@ -34,12 +33,7 @@ async function orEmpty<T>(p: Promise<T>, empty: T): Promise<T> {
   }
 }
 
-interface StatusFlags {
-  nats?: string[]
-  creds?: string
-  natsCa?: string
-  natsCert?: string
-  natsKey?: string
+interface StatusFlags extends NatsFlags {
   output: OutputFormat
   wait?: boolean
   watch?: boolean
@@ -96,28 +90,10 @@ export function registerStatusCommand(program: Command): void {
       if (opts.wait && opts.watch) throw new UsageError('--wait and --watch exclude each other')
       const timeoutMs = parseDuration(opts.timeout, '--timeout')
       const intervalMs = 1000
-      const servers = natsServers(opts.nats)
-      const auth = await natsConnectOptions(opts)
-      // Loaded on use: keeps pino and the NATS client out of the start-up of every other command.
-      const [{ pino }, { connectBus }] = await Promise.all([import('pino'), import('../transport/nats-bus.js')])
+      // Loaded on use: keeps the views and the NATS client out of the start-up of every other command.
       const view = await import('./status-view.js')
-      const log = pino({ level: process.env.LOG_LEVEL ?? 'silent' }, pino.destination(2))
-      const { natsServersAnswering, connectBudgetMs } = await import('../../cli/nats-probe.js')
-      const answering = await natsServersAnswering(servers, connectBudgetMs(timeoutMs))
-      let bus: Bus
-      try {
-        bus = await connectBus({
-          servers: answering,
-          auth,
-          connectTimeoutMs: connectBudgetMs(timeoutMs),
-          name: 'zonegate-cli',
-          log,
-          waitOnFirstConnect: false,
-          maxReconnectAttempts: 0,
-        })
-      } catch (err) {
-        throw new UsageError(natsUnreachableMessage(servers, err))
-      }
+      const { connectBudgetMs } = await import('../../cli/nats-probe.js')
+      const bus = await connectCommandBus(opts, connectBudgetMs(timeoutMs))
       const render = async (r: StatusReading) =>
         opts.output === 'text'
           ? view.formatStatusText(r.view)
