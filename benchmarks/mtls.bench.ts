@@ -222,6 +222,9 @@ backend a
             `127.0.0.1:${port}`,
             '--grace',
             '2s',
+            // one process on its pinned core, as HAProxy's nbthread 1 (the default is one worker per core)
+            '--workers',
+            '1',
           ]),
           { logDir: join(ws.dir, 'logs'), port, cwd: repoRoot, env: { ...process.env, LOG_LEVEL: 'warn' } },
         ),

@@ -9,13 +9,15 @@ import { certSubject } from '../schemas/subjects.js'
 import type { ZoneTable } from '../schemas/table.js'
 import { READY_STATES, startAdminServer } from './admin/http.js'
 import { createEgressMetrics, type EgressMetrics } from './admin/metrics.js'
-import { RoutingTable } from './core/routing-table.js'
+import { meshCasOf, RoutingTable } from './core/routing-table.js'
 import { EgressIdentity } from './identity/egress-identity.js'
 import { egressMachine, type StartOutput } from './lifecycle/egress.machine.js'
 import type { TableRejected, TableSwapped } from './lifecycle/egress-context.js'
 import { type HostPort, resolveListen } from './lifecycle/listener.js'
-import { type ProxyOptions, TcpProxy } from './proxy/tcp-proxy.js'
+import { DEFAULT_PROXY_OPTIONS, type ProxyOptions, TcpProxy } from './proxy/tcp-proxy.js'
 import type { NatsSubscriber } from './transport/nats-subscriber.js'
+import { WorkerPool } from './workers/pool.js'
+import { perWorkerCap, snapshotOf } from './workers/protocol.js'
 
 /**
  * Wiring of one egress process: the lifecycle machine with real effects (read the `--static` file, or the
@@ -73,11 +75,19 @@ export interface EgressOptions {
   logFormat?: LogFormat
   /** Install SIGTERM/SIGINT (drain and exit) and SIGHUP (reload) handlers. */
   signals?: boolean
+  /**
+   * `--workers`: data-plane processes sharing the listener (docs/decisions/015-egress-workers.md). 1 (the
+   * default here; the CLI's default is the number of cores): this process proxies itself, as before.
+   */
+  workers?: number
 }
 
 export interface EgressHandle {
   actor: Actor<typeof egressMachine>
-  proxy: TcpProxy
+  /** The proxy of this process (`workers` 1); undefined with workers, whose proxies run in `pool`. */
+  proxy: TcpProxy | undefined
+  /** The data-plane workers (`workers` > 1). */
+  pool: WorkerPool | undefined
   metrics: EgressMetrics
   /** The mesh identities (terminate-mtls routes). */
   identity: EgressIdentity
@@ -110,11 +120,12 @@ export function runEgress(options: EgressOptions): EgressHandle {
     ...(options.zone ? { zone: options.zone } : {}),
     ...(options.name ? { egress: options.name } : {}),
   })
-  const proxy = new TcpProxy(log.child({ component: 'proxy' }), options.proxy, {
-    helloRead: (s) => metrics.helloSeconds.observe(s),
-  })
+  const workers = Math.max(1, Math.floor(options.workers ?? 1))
+  const proxy = workers === 1 ? new TcpProxy(log.child({ component: 'proxy' }), options.proxy) : undefined
   const natsMode = options.nats !== undefined
-  const metrics = createEgressMetrics(proxy, () => proxy.current?.generation ?? -1, {
+  /** Generation every worker has swapped to (workers > 1). */
+  let poolGeneration = -1
+  const metrics = createEgressMetrics(proxy, () => (proxy ? (proxy.current?.generation ?? -1) : poolGeneration), {
     version: packageVersion(),
     ready: () => READY_STATES.has(stateName(actor.getSnapshot())),
     ...(natsMode ? { natsConnected: () => nats?.state().connected === true } : {}),
@@ -123,6 +134,28 @@ export function runEgress(options: EgressOptions): EgressHandle {
   let admin: { address: AddressInfo; close(): Promise<void> } | undefined
   const graceMs = options.graceMs ?? 30_000
   const instance = options.instance ?? `i-${process.pid}`
+  let pool: WorkerPool | undefined
+  if (workers > 1) {
+    const proxyOptions = { ...DEFAULT_PROXY_OPTIONS, ...options.proxy }
+    pool = new WorkerPool({
+      workers,
+      log,
+      registry: metrics.registry,
+      settings: {
+        proxy: { ...proxyOptions, maxConnections: perWorkerCap(proxyOptions.maxConnections, workers) },
+        ...(options.logLevel
+          ? { logLevel: options.logLevel }
+          : options.logger
+            ? { logLevel: options.logger.level }
+            : {}),
+        ...(options.logFormat ? { logFormat: options.logFormat } : {}),
+        ...(options.zone ? { zone: options.zone } : {}),
+        ...(options.name ? { name: options.name } : {}),
+        instance,
+        graceMs,
+      },
+    })
+  }
   let nats: NatsSubscriber | undefined
   let stopping = false
   let resolveConnected!: () => void
@@ -150,19 +183,34 @@ export function runEgress(options: EgressOptions): EgressHandle {
         }
       : {}),
     log,
+    ...(pool ? { onMaterial: (mesh, material) => pool?.identity(mesh, material) } : {}),
   })
-  proxy.identities = identity
+  if (proxy) proxy.identities = identity
 
-  const install = (table: ZoneTable): number => {
+  /**
+   * Installs an admitted table; resolves with the swap time in ms. With workers: once every worker has swapped
+   * (the time is the primary's, from handing the table on to the last worker's answer).
+   */
+  const install = async (table: ZoneTable): Promise<number> => {
     const t0 = performance.now()
-    const routing = new RoutingTable(table)
-    // identities first: a new mesh's saved certificate serves the table's first terminate-mtls connection
-    identity.sync(routing.meshCas)
-    proxy.setTable(routing)
+    if (pool) {
+      // identities first (the channel keeps the order): a new mesh's saved certificate serves the table's first
+      // terminate-mtls connection in every worker
+      identity.sync(meshCasOf(table))
+      await pool.setTable(table)
+      poolGeneration = table.generation ?? -1
+    } else {
+      const routing = new RoutingTable(table)
+      identity.sync(routing.meshCas)
+      proxy!.setTable(routing)
+    }
     const ms = performance.now() - t0
     metrics.swapSeconds.observe(ms / 1000)
     return ms
   }
+
+  /** Where the proxy (or the workers) listen. */
+  const listening = (): AddressInfo | undefined => (pool ? pool.address() : proxy!.address())
 
   const machine = egressMachine.provide({
     actors: {
@@ -178,19 +226,31 @@ export function runEgress(options: EgressOptions): EgressHandle {
       }),
       start: fromPromise<StartOutput, { table: ZoneTable }>(async ({ input }) => {
         await identity.ready
-        const ms = install(input.table)
         const where = resolveListen(input.table, { ...options, env: options.env ?? process.env })
-        const addr = await proxy.listen(where.host, where.port)
-        log.info({ listen: `${addr.address}:${addr.port}` }, 'listener up')
+        let ms: number
+        let addr: AddressInfo
+        if (pool) {
+          // every worker starts on this table and listens; none accepts before
+          const t0 = performance.now()
+          identity.sync(meshCasOf(input.table))
+          addr = await pool.start(input.table, where)
+          poolGeneration = input.table.generation ?? -1
+          ms = performance.now() - t0
+        } else {
+          ms = await install(input.table)
+          addr = await proxy!.listen(where.host, where.port)
+        }
+        log.info({ listen: `${addr.address}:${addr.port}`, ...(pool ? { workers: pool.size } : {}) }, 'listener up')
         await startAdmin(input.table)
         return { listen: `${addr.address}:${addr.port}`, ms }
       }),
       applyTable: fromPromise<{ ms: number }, { table: ZoneTable }>(async ({ input }) => ({
-        ms: install(input.table),
+        ms: await install(input.table),
       })),
       drain: fromPromise(async () => {
-        log.info({ open: proxy.activeConnections, graceMs }, 'draining')
-        const destroyed = await proxy.drain(graceMs)
+        const open = pool ? (await pool.snapshot()).active : proxy!.activeConnections
+        log.info({ open, graceMs, ...(pool ? { workers: pool.size } : {}) }, 'draining')
+        const destroyed = pool ? await pool.drain(graceMs) : await proxy!.drain(graceMs)
         log.info({ destroyed }, 'drained')
         return { destroyed }
       }),
@@ -235,7 +295,9 @@ export function runEgress(options: EgressOptions): EgressHandle {
     if (where === undefined) return
     const deps = {
       state: () => ({ value: stateName(actor.getSnapshot()), context: actor.getSnapshot().context }),
-      proxy,
+      snapshot: async () => (pool ? pool.snapshot() : snapshotOf(proxy!)),
+      listen: listening,
+      ...(pool ? { scrape: () => pool!.scrape(), workers: () => pool!.workers() } : {}),
       identity: () => identity.state(),
       metrics,
       drain: (exit: boolean) => actor.send({ type: 'drain', exit }),
@@ -313,7 +375,7 @@ export function runEgress(options: EgressOptions): EgressHandle {
       log.info({ state: name }, 'state changed')
       nats?.beat()
       if (name === 'serving' || name === 'degraded')
-        resolveReady({ listen: proxy.address()!, ...(admin ? { admin: admin.address } : {}) })
+        resolveReady({ listen: listening()!, ...(admin ? { admin: admin.address } : {}) })
       if (snapshot.status === 'done') void finish(snapshot.context.error)
     },
     error(err) {
@@ -339,7 +401,7 @@ export function runEgress(options: EgressOptions): EgressHandle {
     stopping = true
     identity.stop()
     await nats?.close()
-    await proxy.close()
+    await (pool ? pool.close() : proxy!.close())
     await admin?.close()
     resolveDone(error ? { code: 1, error } : { code: 0 })
   }
@@ -348,7 +410,7 @@ export function runEgress(options: EgressOptions): EgressHandle {
   function heartbeatOf() {
     const snap = actor.getSnapshot()
     const t = snap.context.table
-    const addr = proxy.address()
+    const addr = listening()
     return {
       state: stateName(snap),
       ...(t?.generation === undefined ? {} : { generation: t.generation }),
@@ -398,6 +460,7 @@ export function runEgress(options: EgressOptions): EgressHandle {
   return {
     actor,
     proxy,
+    pool,
     metrics,
     identity,
     ready,

@@ -4,7 +4,7 @@ import type { Logger } from 'pino'
 import type { ZoneTable } from '../../schemas/table.js'
 import { CompactZoneTable } from '../core/compact-table.js'
 import type { EgressContext } from '../lifecycle/egress-context.js'
-import type { TcpProxy } from '../proxy/tcp-proxy.js'
+import type { ProxySnapshot } from '../workers/protocol.js'
 import type { EgressMetrics } from './metrics.js'
 
 /**
@@ -21,8 +21,15 @@ import type { EgressMetrics } from './metrics.js'
 export interface AdminDeps {
   /** The lifecycle state name and context, read per request. */
   state(): { value: string; context: EgressContext }
-  proxy: TcpProxy
+  /** The data plane's counters (with `--workers`, summed over the workers when asked). */
+  snapshot(): Promise<ProxySnapshot>
+  /** Where the proxy listens (undefined before it does). */
+  listen(): AddressInfo | undefined
   metrics: EgressMetrics
+  /** The Prometheus text; default: `metrics.registry` (with `--workers`: the primary's and workers' summed). */
+  scrape?(): Promise<{ text: string; contentType: string }>
+  /** With `--workers`: one entry per worker (slot, pid, generation, restarts), in /stats and /config_dump. */
+  workers?(): unknown
   /** Drains; `exit` ends the process afterwards. */
   drain(exit: boolean): void
   log: Logger
@@ -113,11 +120,13 @@ async function handle(deps: AdminDeps, req: IncomingMessage, res: ServerResponse
       send(res, 200, configDump(deps))
       return
     case 'GET /stats':
-      send(res, 200, statsJson(deps))
+      send(res, 200, statsJson(deps, await deps.snapshot()))
       return
     case 'GET /stats/prometheus': {
-      const body = await deps.metrics.registry.metrics()
-      res.writeHead(200, { 'content-type': deps.metrics.registry.contentType }).end(body)
+      const { text, contentType } = deps.scrape
+        ? await deps.scrape()
+        : { text: await deps.metrics.registry.metrics(), contentType: deps.metrics.registry.contentType }
+      res.writeHead(200, { 'content-type': contentType }).end(text)
       return
     }
     case 'POST /drain_listeners':
@@ -143,10 +152,10 @@ async function handle(deps: AdminDeps, req: IncomingMessage, res: ServerResponse
 }
 
 /** The /config_dump document. */
-export function configDump(deps: Pick<AdminDeps, 'state' | 'proxy' | 'nats' | 'identity'>) {
+export function configDump(deps: Pick<AdminDeps, 'state' | 'listen' | 'nats' | 'identity' | 'workers'>) {
   const { value, context } = deps.state()
   const table = context.table
-  const addr = deps.proxy.address()
+  const addr = deps.listen()
   return {
     state: value,
     zone: table?.zone ?? context.zone ?? null,
@@ -160,29 +169,30 @@ export function configDump(deps: Pick<AdminDeps, 'state' | 'proxy' | 'nats' | 'i
     lastRejection: context.lastRejection ?? null,
     ...(deps.nats ? { nats: deps.nats() } : {}),
     ...(deps.identity ? { identity: deps.identity() } : {}),
+    ...(deps.workers ? { workers: deps.workers() } : {}),
     table: table ? redactTable(table) : null,
   }
 }
 
-function statsJson(deps: AdminDeps) {
+function statsJson(deps: AdminDeps, s: ProxySnapshot) {
   const { value, context } = deps.state()
-  const s = deps.proxy.stats
   return {
     state: value,
     generation: context.table?.generation ?? null,
     digest: context.table?.digest ?? null,
     connections: {
       accepted: s.accepted,
-      active: deps.proxy.activeConnections,
+      active: s.active,
       routed: s.routed,
       mtlsTerminated: s.terminated,
-      rejected: Object.fromEntries(s.rejected),
+      rejected: s.rejected,
       closedAfterRouteRemoval: s.drainedClosed,
     },
-    bytes: deps.proxy.bytes(),
-    routes: Object.fromEntries(s.routes),
-    upstreamConnectFailures: Object.fromEntries(s.connectFailures),
+    bytes: { in: s.bytesIn, out: s.bytesOut },
+    routes: s.routes,
+    upstreamConnectFailures: s.connectFailures,
     tables: { swaps: context.swaps, rejections: context.rejections, lastRejection: context.lastRejection ?? null },
+    ...(deps.workers ? { workers: deps.workers() } : {}),
   }
 }
 

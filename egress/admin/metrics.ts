@@ -1,4 +1,5 @@
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client'
+import type { PlainHistogram } from '../proxy/proxy-stats.js'
 import type { TcpProxy } from '../proxy/tcp-proxy.js'
 
 /**
@@ -8,7 +9,6 @@ import type { TcpProxy } from '../proxy/tcp-proxy.js'
  */
 export interface EgressMetrics {
   registry: Registry
-  helloSeconds: Histogram
   swapSeconds: Histogram
   tableRejections: Counter<'reason'>
 }
@@ -25,9 +25,11 @@ export interface EgressProcessInfo {
  * Creates the registry and metrics; `generation()` gives the served table's generation (-1 if none). Names follow
  * Prometheus conventions (unit suffixes, `_total` counters); prom-client's default process metrics are included.
  * The `sni` and `upstream` label values come only from served tables (docs/operations.md: bounded labels).
+ * `proxy` undefined: the primary of an egress with `--workers` (the connection metrics live in the workers'
+ * registries, `createWorkerMetrics`, and the admin scrape adds them up).
  */
 export function createEgressMetrics(
-  proxy: TcpProxy,
+  proxy: TcpProxy | undefined,
   generation: () => number,
   info: EgressProcessInfo = { version: 'unknown', ready: () => false },
 ): EgressMetrics {
@@ -59,6 +61,56 @@ export function createEgressMetrics(
       },
     })
   }
+  new Gauge({
+    name: 'zonegate_egress_table_generation',
+    help: 'Generation of the table being served (-1 when none or unversioned)',
+    registers,
+    collect() {
+      this.set(generation())
+    },
+  })
+  if (proxy !== undefined) proxyMetrics(registry, proxy)
+  const swapSeconds = new Histogram({
+    name: 'zonegate_egress_table_swap_duration_seconds',
+    help: 'Time to build and install a routing table',
+    buckets: [0.0001, 0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1],
+    registers,
+  })
+  const tableRejections = new Counter({
+    name: 'zonegate_egress_table_rejections_total',
+    help: 'Tables refused (invalid, stale, unreadable), by reason',
+    labelNames: ['reason'] as const,
+    registers,
+  })
+  return { registry, swapSeconds, tableRejections }
+}
+
+/**
+ * The registry of one data-plane worker of an egress with `--workers`: prom-client's process metrics, the
+ * connection metrics of its proxy, and `zonegate_egress_worker_connections_total{worker}` (its slot, 1..N), so
+ * that the sum the primary serves still shows how accepts were spread over the workers.
+ */
+export function createWorkerMetrics(proxy: TcpProxy, slot: number): Registry {
+  const registry = new Registry()
+  collectDefaultMetrics({ register: registry })
+  proxyMetrics(registry, proxy)
+  const stats = proxy.stats
+  new Counter({
+    name: 'zonegate_egress_worker_connections_total',
+    help: 'Connections accepted, by data-plane worker (--workers > 1)',
+    labelNames: ['worker'],
+    registers: [registry],
+    collect() {
+      this.reset()
+      this.labels(String(slot)).inc(stats.accepted)
+    },
+  })
+  return registry
+}
+
+/** The metrics read from a proxy's counters at scrape time. */
+function proxyMetrics(registry: Registry, proxy: TcpProxy): void {
+  const registers = [registry]
   const stats = proxy.stats
   new Counter({
     name: 'zonegate_egress_connections_total',
@@ -144,31 +196,38 @@ export function createEgressMetrics(
       this.inc(proxy.bytes().out)
     },
   })
-  new Gauge({
-    name: 'zonegate_egress_table_generation',
-    help: 'Generation of the table being served (-1 when none or unversioned)',
-    registers,
-    collect() {
-      this.set(generation())
+  registry.registerMetric(
+    plainHistogram(
+      'zonegate_egress_client_hello_duration_seconds',
+      'Time from accept to a decision on the ClientHello',
+      stats.helloSeconds,
+    ) as unknown as Parameters<Registry['registerMetric']>[0],
+  )
+}
+
+/**
+ * A metric object for the registry that reads a PlainHistogram at scrape time, in the shape prom-client's own
+ * histograms give (`_bucket` series with cumulative counts and `le`, then `_sum` and `_count`), so the text format
+ * and the cluster aggregation (summed by `le`) are the same.
+ */
+export function plainHistogram(name: string, help: string, h: PlainHistogram) {
+  const metric = { name, help, type: 'histogram' as const, aggregator: 'sum' as const }
+  return {
+    ...metric,
+    get: async () => {
+      const values: { labels: Record<string, string | number>; value: number; metricName: string }[] = []
+      let acc = 0
+      for (let i = 0; i <= h.bounds.length; i++) {
+        acc += h.counts[i]!
+        values.push({
+          labels: { le: i < h.bounds.length ? h.bounds[i]! : '+Inf' },
+          value: acc,
+          metricName: `${name}_bucket`,
+        })
+      }
+      values.push({ labels: {}, value: h.sum, metricName: `${name}_sum` })
+      values.push({ labels: {}, value: h.count, metricName: `${name}_count` })
+      return { ...metric, values }
     },
-  })
-  const helloSeconds = new Histogram({
-    name: 'zonegate_egress_client_hello_duration_seconds',
-    help: 'Time from accept to a decision on the ClientHello',
-    buckets: [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.05, 0.25, 1, 5],
-    registers,
-  })
-  const swapSeconds = new Histogram({
-    name: 'zonegate_egress_table_swap_duration_seconds',
-    help: 'Time to build and install a routing table',
-    buckets: [0.0001, 0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1],
-    registers,
-  })
-  const tableRejections = new Counter({
-    name: 'zonegate_egress_table_rejections_total',
-    help: 'Tables refused (invalid, stale, unreadable), by reason',
-    labelNames: ['reason'] as const,
-    registers,
-  })
-  return { registry, helloSeconds, swapSeconds, tableRejections }
+  }
 }

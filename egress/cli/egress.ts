@@ -1,4 +1,4 @@
-import { hostname } from 'node:os'
+import { availableParallelism, hostname } from 'node:os'
 import type { Command } from 'commander'
 import {
   collectList,
@@ -38,6 +38,7 @@ interface EgressFlags {
   drainPeriod: string
   grace: string
   maxConnections: string
+  workers?: string
   heartbeat: string
   trustedKey?: string[]
 }
@@ -70,7 +71,15 @@ export function registerEgressCommand(program: Command): void {
     .option('--idle-timeout <duration>', 'close relayed connections idle this long', '1h')
     .option('--drain-period <duration>', 'connections of a removed route are closed after this', '30s')
     .option('--grace <duration>', 'on SIGTERM, wait this long for open connections', '30s')
-    .option('--max-connections <n>', 'concurrent connection cap', '10000')
+    .option(
+      '--max-connections <n>',
+      'concurrent connection cap (for the whole egress, shared out over the workers)',
+      '10000',
+    )
+    .option(
+      '--workers <n>',
+      'data-plane processes sharing the listener (default: the number of cores; 1: this process proxies itself)',
+    )
     .option('--heartbeat <duration>', 'NATS mode: heartbeat period in KV zonegate-instances', '10s')
     .option(
       '--trusted-key <public-nkey>',
@@ -91,6 +100,10 @@ export function registerEgressCommand(program: Command): void {
       const maxConnections = Number(flags.maxConnections)
       if (!Number.isInteger(maxConnections) || maxConnections < 1) {
         throw new UsageError(`--max-connections: expected a positive integer, got "${flags.maxConnections}"`)
+      }
+      const workers = flags.workers === undefined ? availableParallelism() : Number(flags.workers)
+      if (!Number.isInteger(workers) || workers < 1 || workers > 1024) {
+        throw new UsageError(`--workers: expected an integer from 1 to 1024, got "${flags.workers}"`)
       }
       // Loaded here so other subcommands do not pay for pino, xstate and prom-client at start-up.
       const { runEgress } = await import('../main.js')
@@ -122,6 +135,7 @@ export function registerEgressCommand(program: Command): void {
           maxConnections,
         },
         graceMs: parseDuration(flags.grace, '--grace'),
+        workers,
         trustedKeys,
         signals: true,
       })

@@ -140,7 +140,7 @@ export class RoutingTable {
       this.size = routes.size
     }
     this.routes = routes
-    this.meshCas = new Map((envelope.meshes ?? []).map((m) => [m.name, Object.freeze([...m.caCerts])]))
+    this.meshCas = meshCasOf(envelope)
   }
 
   /** The route of a lower-cased SNI. */
@@ -178,6 +178,11 @@ export class RoutingTable {
     if (c === undefined) return [...this.routes.keys()].map((k) => this.route(k)!)
     return Array.from({ length: c.count }, (_, i) => this.route(sniAt(c, i))!)
   }
+}
+
+/** CA certificates (PEM) per mesh of a table envelope's `meshes`. Pure. */
+export function meshCasOf(envelope: Pick<ZoneTable, 'meshes'>): ReadonlyMap<string, readonly string[]> {
+  return new Map((envelope.meshes ?? []).map((m) => [m.name, Object.freeze([...m.caCerts])]))
 }
 
 const UPPER = /[A-Z]/

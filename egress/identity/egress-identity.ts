@@ -32,6 +32,31 @@ export interface EgressIdentityDeps {
   /** Sends a certificate request and resolves with the untrusted reply; absent: no renewal (static mode). */
   request?(req: EgressCertRequest): Promise<unknown>
   log: Logger
+  /**
+   * Called whenever the context of a mesh is installed (with what it was made of) or dropped (undefined): the
+   * primary of an egress with `--workers` hands it on to its data-plane workers (egress/workers/pool.ts).
+   */
+  onMaterial?(mesh: string, material: MeshMaterial | undefined): void
+}
+
+/** What a mesh's server context is made of: the egress key, the mesh certificate and the mesh's CA certificates. */
+export interface MeshMaterial {
+  key: string
+  cert: string
+  ca: readonly string[]
+}
+
+/**
+ * The server-side context for a mesh's terminate-mtls handshakes. No session tickets, no resumption: every
+ * caller connection is verified in full against the mesh CA in force (docs/decisions/011). Throws on unusable PEM.
+ */
+export function meshSecureContext(m: MeshMaterial): SecureContext {
+  return tls.createSecureContext({
+    key: m.key,
+    cert: m.cert,
+    ca: [...m.ca],
+    secureOptions: constants.SSL_OP_NO_TICKET,
+  })
 }
 
 /** The identity part of `/config_dump` (no key material). */
@@ -162,7 +187,7 @@ export class EgressIdentity implements MeshIdentities {
       if (meshCas.has(mesh)) continue
       actor.send({ type: 'stop' })
       this.actors.delete(mesh)
-      this.contexts.delete(mesh)
+      if (this.contexts.delete(mesh)) this.deps.onMaterial?.(mesh, undefined)
     }
     for (const mesh of meshCas.keys()) {
       const known = this.certs.get(mesh) ?? this.saved.get(mesh)
@@ -274,16 +299,11 @@ export class EgressIdentity implements MeshIdentities {
       return
     }
     try {
-      const ctx = tls.createSecureContext({
-        key: this.key.privateKeyPem,
-        cert: cert.cert,
-        ca: [...ca],
-        // No session tickets, no resumption: every caller connection is verified in full against the mesh CA
-        // in force (docs/decisions/009).
-        secureOptions: constants.SSL_OP_NO_TICKET,
-      })
+      const material: MeshMaterial = { key: this.key.privateKeyPem, cert: cert.cert, ca: [...ca] }
+      const ctx = meshSecureContext(material)
       this.certs.set(cert.mesh, cert)
       this.contexts.set(cert.mesh, ctx)
+      this.deps.onMaterial?.(cert.mesh, material)
       this.log.info(
         { mesh: cert.mesh, serial: cert.serial, notAfter: new Date(cert.notAfter).toISOString() },
         'identity certificate installed',

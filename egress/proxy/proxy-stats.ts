@@ -23,6 +23,33 @@ export interface RouteStats {
   active: number
 }
 
+/** Upper bounds (seconds) of `zonegate_egress_client_hello_duration_seconds`. */
+export const HELLO_BUCKETS: readonly number[] = [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.05, 0.25, 1, 5]
+
+/**
+ * A Prometheus histogram kept as plain numbers: observing is a bound scan and two additions, with nothing allocated
+ * (prom-client's `Histogram.observe` builds a closure and label objects on each call, once per connection here).
+ * The metrics registry turns it into the histogram's series at scrape time.
+ */
+export class PlainHistogram {
+  /** Non-cumulative counts per bucket; the last one is +Inf. */
+  readonly counts: Float64Array
+  sum = 0
+  count = 0
+  constructor(readonly bounds: readonly number[]) {
+    this.counts = new Float64Array(bounds.length + 1)
+  }
+
+  observe(v: number): void {
+    const b = this.bounds
+    let i = 0
+    while (i < b.length && v > b[i]!) i++
+    this.counts[i]!++
+    this.sum += v
+    this.count++
+  }
+}
+
 export class ProxyStats {
   /** Connections accepted by the listener. */
   accepted = 0
@@ -41,6 +68,8 @@ export class ProxyStats {
   readonly connectFailures = new Map<string, number>()
   /** Relayed connections by route SNI. */
   readonly routes = new Map<string, RouteStats>()
+  /** Seconds from accept to a decision on the ClientHello. */
+  readonly helloSeconds = new PlainHistogram(HELLO_BUCKETS)
 
   reject(reason: string): void {
     this.rejected.set(reason, (this.rejected.get(reason) ?? 0) + 1)

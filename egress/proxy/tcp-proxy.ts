@@ -55,7 +55,7 @@ export class TcpProxy {
   readonly deadlines: DeadlineSweep
 
   constructor(
-    private readonly log: Logger,
+    readonly log: Logger,
     options: Partial<ProxyOptions> = {},
     private readonly hooks: ProxyHooks = {},
   ) {
@@ -183,7 +183,9 @@ export class TcpProxy {
       }
       if (r.ok === null) return
     }
-    this.hooks.helloRead?.((performance.now() - c.startedAt) / 1000)
+    const helloSeconds = (performance.now() - c.startedAt) / 1000
+    this.stats.helloSeconds.observe(helloSeconds)
+    this.hooks.helloRead?.(helloSeconds)
     if (r.ok === false) {
       this.reject(c, r.reason, r.tls)
       return

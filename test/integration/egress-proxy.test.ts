@@ -195,7 +195,7 @@ describe('egress proxy limits', () => {
       const over = await tlsConnect(p, 'b.test')
       expect(over.upstream).toBeUndefined()
       expect(accepts()).toBe(before)
-      expect(capped.proxy.stats.rejected.get('over-capacity')).toBe(1)
+      expect(capped.proxy!.stats.rejected.get('over-capacity')).toBe(1)
       held.socket!.destroy()
     } finally {
       await capped.shutdown()

@@ -172,11 +172,11 @@ describe('egress with the reconciler certificate service', () => {
     })
     expect(allowed.egressSan).toContain('URI:spiffe://default/zone-egress')
     const accepts = upstream.accepts
-    const deniedBefore = egress.proxy.stats.rejected.get('permission-denied') ?? 0
+    const deniedBefore = egress.proxy!.stats.rejected.get('permission-denied') ?? 0
     const denied = await meshCall(port, SNI, billing.ca, billing, 'x')
     expect(denied.answer).toBeUndefined()
     expect(denied.error).toBeDefined()
     expect(upstream.accepts).toBe(accepts)
-    expect(egress.proxy.stats.rejected.get('permission-denied')).toBe(deniedBefore + 1)
+    expect(egress.proxy!.stats.rejected.get('permission-denied')).toBe(deniedBefore + 1)
   })
 })

@@ -527,13 +527,13 @@ describe('hostile input', () => {
     const claim = hs.length + 64
     const bytes = Buffer.concat([Buffer.from([22, 3, 1, claim >> 8, claim & 0xff]), hs])
     const accepts = up.accepts
-    const timeouts = egress.proxy.stats.rejected.get('hello-timeout') ?? 0
+    const timeouts = egress.proxy!.stats.rejected.get('hello-timeout') ?? 0
     const t0 = Date.now()
     const r = await rawExchange(egressPort, bytes)
     expect(r.closed).toBe(true)
     expect(Date.now() - t0).toBeGreaterThanOrEqual(HELLO_TIMEOUT_MS - 50)
     expect(up.accepts).toBe(accepts) // never routed
-    expect(egress.proxy.stats.rejected.get('hello-timeout')).toBe(timeouts + 1)
+    expect(egress.proxy!.stats.rejected.get('hello-timeout')).toBe(timeouts + 1)
     // the same hello with an honest record header is routed at once
     expect(parseClientHello(toRecords(hs))).toMatchObject({ ok: true, serverName: SNI })
     await nothingPublishedNothingCrashed(since, false)

@@ -1,0 +1,180 @@
+import type { ZoneTable } from '../../schemas/table.js'
+import { type CompactRoutes, CompactZoneTable, compactRoutes, type TableMeta } from '../core/compact-table.js'
+import type { MeshMaterial } from '../identity/egress-identity.js'
+import type { ProxyOptions } from '../proxy/proxy-options.js'
+
+export type { MeshMaterial } from '../identity/egress-identity.js'
+
+/**
+ * What the egress primary and its data-plane workers say to each other over the cluster IPC channel
+ * (docs/decisions/015-egress-workers.md), and the pure helpers both sides use: the table in its compact form
+ * (typed arrays, copied as they are by the channel's `advanced` serialization, never re-parsed), the mesh
+ * identity material, and the workers' counters merged for /stats.
+ */
+
+/** A table as it crosses the channel: the envelope's fields and the routes in compact form. */
+export interface WireTable {
+  meta: TableMeta
+  compact: CompactRoutes
+  checkedWith: readonly string[]
+}
+
+/**
+ * The compact wire form of an admitted table: a table admitted in the worker thread already is one; a table
+ * admitted on the event loop (`--static`) is made compact here, once, in the primary. Pure.
+ */
+export function wireTable(table: ZoneTable): WireTable {
+  if (table instanceof CompactZoneTable)
+    return { meta: table.meta(), compact: table.compact, checkedWith: table.checkedWith }
+  const { routes, ...meta } = table
+  return { meta, compact: compactRoutes(routes), checkedWith: [] }
+}
+
+/** The admitted table a worker serves, from its wire form. Pure. */
+export function tableFromWire(w: WireTable): CompactZoneTable {
+  return new CompactZoneTable(w.meta, w.compact, w.checkedWith)
+}
+
+/** Settings a worker starts with (the egress flags that concern the data plane). */
+export interface WorkerSettings {
+  proxy: ProxyOptions
+  logLevel?: string
+  logFormat?: string
+  zone?: string
+  name?: string
+  instance: string
+  /** `--grace`: how long a worker whose primary is gone waits for its connections before exiting. */
+  graceMs: number
+}
+
+export type ToWorker =
+  | {
+      t: 'init'
+      slot: number
+      settings: WorkerSettings
+      listen: { host: string; port: number }
+      seq: number
+      table: WireTable
+      identities: [string, MeshMaterial][]
+    }
+  | { t: 'table'; seq: number; table: WireTable }
+  | { t: 'identity'; mesh: string; material: MeshMaterial | null }
+  | { t: 'stats'; id: number; metrics: boolean }
+  | { t: 'drain'; graceMs: number }
+  | { t: 'close' }
+
+export type FromWorker =
+  | { t: 'hello' }
+  | {
+      t: 'listening'
+      seq: number
+      generation: number | null
+      address: { address: string; family: string; port: number }
+    }
+  | { t: 'listen-error'; error: string }
+  /** `ms`: the worker's event-loop time for the swap (routing table over the compact routes + assignment). */
+  | { t: 'swapped'; seq: number; generation: number | null; ms: number }
+  | { t: 'stats'; id: number; snap: ProxySnapshot; metrics?: unknown[] }
+  | { t: 'drained'; destroyed: number }
+
+/** One worker's counters, as /stats shows them (ProxyStats plus what TcpProxy adds). */
+export interface ProxySnapshot {
+  accepted: number
+  routed: number
+  terminated: number
+  drainedClosed: number
+  active: number
+  bytesIn: number
+  bytesOut: number
+  rejected: Record<string, number>
+  connectFailures: Record<string, number>
+  routes: Record<string, { total: number; active: number }>
+  /** Generation of the table the worker routes new connections on (null: none or unversioned). */
+  generation: number | null
+}
+
+/** The counters a ProxyStats-like source holds, read into a snapshot. Pure (reads only). */
+export function snapshotOf(p: {
+  stats: {
+    accepted: number
+    routed: number
+    terminated: number
+    drainedClosed: number
+    rejected: ReadonlyMap<string, number>
+    connectFailures: ReadonlyMap<string, number>
+    routes: ReadonlyMap<string, { total: number; active: number }>
+  }
+  activeConnections: number
+  bytes(): { in: number; out: number }
+  current?: { generation: number | undefined } | undefined
+}): ProxySnapshot {
+  const s = p.stats
+  const b = p.bytes()
+  const routes: Record<string, { total: number; active: number }> = {}
+  for (const [sni, r] of s.routes) routes[sni] = { total: r.total, active: r.active }
+  return {
+    accepted: s.accepted,
+    routed: s.routed,
+    terminated: s.terminated,
+    drainedClosed: s.drainedClosed,
+    active: p.activeConnections,
+    bytesIn: b.in,
+    bytesOut: b.out,
+    rejected: Object.fromEntries(s.rejected),
+    connectFailures: Object.fromEntries(s.connectFailures),
+    routes,
+    generation: p.current?.generation ?? null,
+  }
+}
+
+const add = (into: Record<string, number>, from: Record<string, number>) => {
+  for (const [k, v] of Object.entries(from)) into[k] = (into[k] ?? 0) + v
+}
+
+/** The sum of the workers' snapshots (generation: the lowest any worker serves, null if one has none). Pure. */
+export function mergeSnapshots(snaps: readonly ProxySnapshot[]): ProxySnapshot {
+  const out: ProxySnapshot = {
+    accepted: 0,
+    routed: 0,
+    terminated: 0,
+    drainedClosed: 0,
+    active: 0,
+    bytesIn: 0,
+    bytesOut: 0,
+    rejected: {},
+    connectFailures: {},
+    routes: {},
+    generation: null,
+  }
+  let gen: number | null | undefined
+  for (const s of snaps) {
+    out.accepted += s.accepted
+    out.routed += s.routed
+    out.terminated += s.terminated
+    out.drainedClosed += s.drainedClosed
+    out.active += s.active
+    out.bytesIn += s.bytesIn
+    out.bytesOut += s.bytesOut
+    add(out.rejected, s.rejected)
+    add(out.connectFailures, s.connectFailures)
+    for (const [sni, r] of Object.entries(s.routes)) {
+      const m = out.routes[sni]
+      if (m === undefined) out.routes[sni] = { total: r.total, active: r.active }
+      else {
+        m.total += r.total
+        m.active += r.active
+      }
+    }
+    gen = gen === undefined ? s.generation : gen === null || s.generation === null ? null : Math.min(gen, s.generation)
+  }
+  out.generation = gen ?? null
+  return out
+}
+
+/**
+ * Each worker's share of the egress-wide connection cap (`--max-connections`), so that together they never
+ * hold more than the cap (rounded up: N workers may hold up to N − 1 more). Pure.
+ */
+export function perWorkerCap(maxConnections: number, workers: number): number {
+  return Math.max(1, Math.ceil(maxConnections / workers))
+}
