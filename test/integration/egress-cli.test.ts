@@ -6,7 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { startUpstream, tableOf, tlsConnect, type Upstream, writeTable } from '../helpers/egress-fixtures.js'
 
 /**
- * `zonegate egress --static` as a real child process (the built dist/): routing, SIGHUP reload (a good table
+ * `zonegate egress --static --workers 2` as a real process tree (the built dist/): routing, SIGHUP reload (a good table
  * is applied, a bad one rejected while the last good one keeps serving) and SIGTERM drain (stop accepting,
  * wait for the open connection, exit 0).
  */
@@ -38,7 +38,19 @@ beforeAll(async () => {
   await writeTable(join(dir, 't.json'), tableOf([{ sni: 'a.test', upstreams: [{ port: a.port }] }], 1))
   child = spawn(
     process.execPath,
-    [join(root, 'dist/cli/main.js'), 'egress', '--static', join(dir, 't.json'), '--name', 'ze-a', '--zone', 'zone-a'],
+    // two workers (decision 015): the static file, SIGHUP and SIGTERM go through the primary to both
+    [
+      join(root, 'dist/cli/main.js'),
+      'egress',
+      '--static',
+      join(dir, 't.json'),
+      '--name',
+      'ze-a',
+      '--zone',
+      'zone-a',
+      '--workers',
+      '2',
+    ],
     { env: { ...process.env, PORT: '0', LOG_LEVEL: 'info' }, stdio: ['ignore', 'pipe', 'pipe'] },
   )
   process.once('exit', () => child.kill('SIGKILL'))
