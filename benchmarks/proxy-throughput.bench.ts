@@ -5,7 +5,7 @@
  * BENCH_SMOKE=1: every target for 1 s, 1 rep, missing tools skipped with a note.
  */
 import { cpSync, mkdirSync, rmSync, writeFileSync } from 'node:fs'
-import { cpus } from 'node:os'
+import { cpus, loadavg } from 'node:os'
 import { join } from 'node:path'
 import { checkProxy, checkRouting } from './peers/checks.js'
 import { type GuardOptions, type LoadSetup, measure, WORKLOADS, type Workload } from './peers/measure.js'
@@ -20,6 +20,7 @@ import {
   startTarget,
   type TargetName,
   targetPort,
+  threadsOf,
 } from './peers/setup.js'
 import type { BenchContext } from './run.js'
 
@@ -33,7 +34,7 @@ export default async function proxyThroughput(ctx: BenchContext): Promise<void> 
   if (!tools.wrk) missing.push('wrk')
   if (!tools.gcc) missing.push('gcc + libssl-dev (tlsconn client)')
   if (opts.pin === 'split' && !tools.taskset) missing.push('taskset (util-linux)')
-  if (opts.targets.includes('egress') && !tools.egress && !opts.egressCmd)
+  if (opts.targets.some((t) => t.startsWith('egress')) && !tools.egress && !opts.egressCmd)
     missing.push('zonegate egress (dist/cli/main.js egress: run `npm run build`)')
   if (missing.length > 0 && !opts.smoke)
     throw new Error(`proxy-throughput: missing ${missing.join(', ')}; run \`npm run setup -- --bench\``)
@@ -44,9 +45,9 @@ export default async function proxyThroughput(ctx: BenchContext): Promise<void> 
     return
   }
   const skip = (t: TargetName): string | undefined =>
-    t === 'haproxy' && !tools.haproxy
+    t.startsWith('haproxy') && !tools.haproxy
       ? 'haproxy not installed'
-      : t === 'egress' && !tools.egress && !opts.egressCmd
+      : t.startsWith('egress') && !tools.egress && !opts.egressCmd
         ? 'egress not built'
         : undefined
   const workloads = WORKLOADS.filter((w) => opts.workloads.includes(w)).filter((w) =>
@@ -56,6 +57,11 @@ export default async function proxyThroughput(ctx: BenchContext): Promise<void> 
   const ws = await prepareWorkspace(opts, tools)
   if (process.env.BENCH_KEEP !== '1') onInterrupt(() => rmSync(ws.dir, { recursive: true, force: true }))
   const ncpu = cpus().length
+  const la = () =>
+    loadavg()
+      .map((x) => x.toFixed(2))
+      .join(' ')
+  const loadStart = la()
   const runId = `${new Date()
     .toISOString()
     .replace(/[-:]/g, '')
@@ -63,6 +69,7 @@ export default async function proxyThroughput(ctx: BenchContext): Promise<void> 
   console.log(`proxy-throughput: run ${runId}, temp ${ws.dir}, ports from ${ws.ports.backendA - 1}`)
   const results: TargetResult[] = opts.targets.map((name) => ({
     name,
+    threads: threadsOf(name),
     workloads: {},
     ...(skip(name) ? { skipped: skip(name) } : {}),
   }))
@@ -112,14 +119,22 @@ export default async function proxyThroughput(ctx: BenchContext): Promise<void> 
       }
     }
     const notes = [
-      `${ctx.env}; pin ${opts.pin}; ${opts.duration} s × ${opts.reps} reps per workload (median), warm-up ${opts.warmup} s per target; conn -c ${opts.conns.conn}, ka -c ${opts.conns.ka}, bulk -c ${opts.conns.bulk}`,
+      `${ctx.env}; pin ${opts.pin}${opts.pin === 'split' ? ' (1-thread targets alone on CPU 1, load and backend on CPU 0; 2-thread targets unpinned)' : ''}; ${opts.duration} s × ${opts.reps} reps per workload (median), warm-up ${opts.warmup} s per target; conn -c ${opts.conns.conn}, ka -c ${opts.conns.ka}, bulk -c ${opts.conns.bulk}; load average (1/5/15 min) at start ${loadStart}, at end ${la()}`,
       `conn/connraw via ${ws.tlsconn ? 'tlsconn (C, benchmarks/peers/tlsconn.c)' : 'wrk with Connection: close (latency excludes connect)'}; ka/bulk via wrk; tools: ${Object.values(tools.versions).join('; ')}`,
     ]
     const md = renderReport(results, { title: `proxy-throughput ${runId}`, notes })
     console.log(`\n${md}`)
     const outDir = join(repoRoot, 'benchmarks', 'results', runId)
     mkdirSync(outDir, { recursive: true })
-    for (const f of ['backend.conf', 'haproxy.cfg', 'nginx-stream.conf', 'routes.json', 'table.json'])
+    for (const f of [
+      'backend.conf',
+      'haproxy.cfg',
+      'haproxy-2.cfg',
+      'nginx-stream.conf',
+      'nginx-stream-2.conf',
+      'routes.json',
+      'table.json',
+    ])
       cpSync(join(ws.dir, f), join(outDir, f))
     writeFileSync(
       join(outDir, 'summary.json'),
@@ -132,8 +147,10 @@ export default async function proxyThroughput(ctx: BenchContext): Promise<void> 
         const unit = w === 'bulk' ? 'MB/s' : w === 'ka' ? 'req/s' : 'conn/s'
         ctx.report(`${t.name} ${w}`, med(t, w, 'rate'), unit)
       }
-      if (t.name !== 'direct' && workloads.includes('connraw'))
+      if (t.name !== 'direct' && workloads.includes('connraw')) {
         ctx.report(`${t.name} CPU per raw conn`, med(t, 'connraw', 'cpuUnit'), 'µs')
+        ctx.report(`${t.name} raw conn per core`, 1e6 / med(t, 'connraw', 'cpuUnit'), 'conn/CPU-s')
+      }
     }
   } finally {
     await stopAll()

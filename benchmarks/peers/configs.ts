@@ -15,9 +15,14 @@ export interface Ports {
   nodeRef: number
   egress: number
   egressAdmin: number
+  /** The same peers with 2 threads / workers / egress workers (whole-machine figures). */
+  haproxy2: number
+  nginxStream2: number
+  egress2: number
+  egress2Admin: number
 }
 
-/** Ports laid out from a base: backends base+1..3, proxies base+10..14. */
+/** Ports laid out from a base: backends base+1..3, proxies base+10..18. */
 export function portsFrom(base: number): Ports {
   return {
     backendA: base + 1,
@@ -28,6 +33,10 @@ export function portsFrom(base: number): Ports {
     nodeRef: base + 12,
     egress: base + 13,
     egressAdmin: base + 14,
+    haproxy2: base + 15,
+    nginxStream2: base + 16,
+    egress2: base + 17,
+    egress2Admin: base + 18,
   }
 }
 
@@ -128,8 +137,11 @@ stream {
 `
 }
 
-/** HAProxy 2.6, one thread, `mode tcp`, inspect the ClientHello, one backend per route, no default backend. */
-export function haproxyCfg(dir: string, routes: BenchRoute[], port: number): string {
+/**
+ * HAProxy 2.6, `nbthread` threads (1 for the per-core figures), `mode tcp`, inspect the ClientHello, one backend
+ * per route, no default backend. `name` keeps the pid files of several instances apart.
+ */
+export function haproxyCfg(dir: string, routes: BenchRoute[], port: number, nbthread = 1, name = 'haproxy'): string {
   const snis = routes.map((r) => r.sni).join(' ')
   const uses = routes.map((r) => `  use_backend be_${r.sni} if { req.ssl_sni -i ${r.sni} }`).join('\n')
   const backends = routes
@@ -139,9 +151,9 @@ export function haproxyCfg(dir: string, routes: BenchRoute[], port: number): str
     )
     .join('\n\n')
   return `global
-  nbthread 1
+  nbthread ${nbthread}
   maxconn 8000
-  pidfile ${dir}/haproxy.pid
+  pidfile ${dir}/${name}.pid
 
 defaults
   mode tcp
@@ -162,8 +174,18 @@ ${backends}
 `
 }
 
-/** nginx stream peer: ssl_preread, map SNI → named upstream, default → a unix socket that closes at once. */
-export function nginxStreamConf(dir: string, routes: BenchRoute[], port: number, asRoot: boolean): string {
+/**
+ * nginx stream peer: `workers` worker processes (1 for the per-core figures), ssl_preread, map SNI → named
+ * upstream, default → a unix socket that closes at once. `name` keeps the pid, log and socket of instances apart.
+ */
+export function nginxStreamConf(
+  dir: string,
+  routes: BenchRoute[],
+  port: number,
+  asRoot: boolean,
+  workers = 1,
+  name = 'nginx-stream',
+): string {
   const up = (sni: string) => `up_${sni.replace(/\W/g, '_')}`
   const maps = routes.map((r) => `    ${r.sni} ${up(r.sni)};`).join('\n')
   const ups = routes
@@ -173,10 +195,10 @@ export function nginxStreamConf(dir: string, routes: BenchRoute[], port: number,
     )
     .join('\n')
   return `load_module /usr/lib/nginx/modules/ngx_stream_module.so;
-${asRoot ? 'user root;\n' : ''}worker_processes 1;
+${asRoot ? 'user root;\n' : ''}worker_processes ${workers};
 daemon off;
-pid ${dir}/nginx-stream.pid;
-error_log ${dir}/nginx-stream-error.log warn;
+pid ${dir}/${name}.pid;
+error_log ${dir}/${name}-error.log warn;
 worker_rlimit_nofile 20000;
 events { worker_connections 8192; }
 stream {
@@ -186,7 +208,7 @@ ${maps}
   }
 ${ups}
   upstream up_reject {
-    server unix:${dir}/reject.sock;
+    server unix:${dir}/${name}-reject.sock;
   }
   server {
     listen 127.0.0.1:${port};
@@ -195,7 +217,7 @@ ${ups}
     proxy_pass $sni_upstream;
   }
   server {
-    listen unix:${dir}/reject.sock;
+    listen unix:${dir}/${name}-reject.sock;
     return "";
   }
 }

@@ -11,6 +11,8 @@ export interface TargetResult {
   skipped?: string
   workloads: Partial<Record<Workload, Sample[]>>
   checks?: CheckResult
+  /** Threads / worker processes of the target (HAProxy nbthread, nginx workers, egress --workers); default 1. */
+  threads?: number
 }
 
 /** Median of a list of numbers (NaN when empty). Pure. */
@@ -114,6 +116,7 @@ export function renderReport(results: TargetResult[], meta: { title: string; not
       ),
     )
   }
+  out.push(...againstHaproxy(measured))
   out.push('', 'Proxy process CPU (utime+stime of its process group, median) and client-side errors:', '')
   out.push(
     table(
@@ -220,4 +223,61 @@ export function renderReport(results: TargetResult[], meta: { title: string; not
   const skipped = results.filter((t) => t.skipped)
   if (skipped.length) out.push('', `Skipped: ${skipped.map((t) => `${t.name} (${t.skipped})`).join('; ')}.`)
   return `${out.join('\n')}\n`
+}
+
+/**
+ * The issue-15 view: per core (connections per CPU-second of the proxy = 1 / CPU per connection) and whole machine
+ * (the rate), each target against HAProxy with the same number of threads, measured in the same run.
+ */
+function againstHaproxy(measured: TargetResult[]): string[] {
+  const threads = (t: TargetResult) => t.threads ?? 1
+  const proxies = measured.filter((t) => t.name !== 'direct')
+  const perCore = (t: TargetResult) => 1e6 / med(t, 'connraw', 'cpuUnit')
+  const out = [
+    '',
+    'Per core and whole machine: raw conn/s per core = 10^6 / µs of proxy CPU per raw connection; ratios against HAProxy with the same number of threads (rates and per core: higher is better; CPU and p99: lower is better):',
+    '',
+  ]
+  const rows = proxies.map((t) => {
+    const h = proxies.find((x) => x.name.startsWith('haproxy') && threads(x) === threads(t))
+    const r = (x: number, y: number | undefined) => (h === undefined || y === undefined ? '–' : ratio(x, y))
+    return [
+      t.name,
+      String(threads(t)),
+      f(med(t, 'connraw', 'rate')),
+      f(perCore(t)),
+      f(med(t, 'connraw', 'cpuUnit'), 1),
+      r(med(t, 'connraw', 'rate'), h && med(h, 'connraw', 'rate')),
+      r(perCore(t), h && perCore(h)),
+      r(med(t, 'connraw', 'cpuUnit'), h && med(h, 'connraw', 'cpuUnit')),
+      r(med(t, 'conn', 'rate'), h && med(h, 'conn', 'rate')),
+      r(med(t, 'conn', 'p50'), h && med(h, 'conn', 'p50')),
+      r(med(t, 'conn', 'p99'), h && med(h, 'conn', 'p99')),
+      r(med(t, 'ka', 'rate'), h && med(h, 'ka', 'rate')),
+      r(med(t, 'ka', 'p99'), h && med(h, 'ka', 'p99')),
+      r(med(t, 'bulk', 'rate'), h && med(h, 'bulk', 'rate')),
+    ]
+  })
+  out.push(
+    table(
+      [
+        'target',
+        'threads',
+        'raw conn/s',
+        'raw conn/s per core',
+        'µs CPU / raw conn',
+        'raw conn/s vs HAProxy',
+        'per core vs HAProxy',
+        'CPU / raw conn vs HAProxy',
+        'TLS conn/s vs HAProxy',
+        'TLS p50 vs',
+        'TLS p99 vs',
+        'ka req/s vs',
+        'ka p99 vs',
+        'bulk MB/s vs',
+      ],
+      rows,
+    ),
+  )
+  return out
 }

@@ -24,8 +24,26 @@ import { pinned, portOpen, type Server, startServer } from './procs.js'
 export const here = dirname(fileURLToPath(import.meta.url))
 export const repoRoot = join(here, '..', '..')
 
-export const TARGETS = ['direct', 'haproxy', 'nginx-stream', 'node-ref', 'egress'] as const
+export const TARGETS = [
+  'direct',
+  'haproxy',
+  'nginx-stream',
+  'node-ref',
+  'egress',
+  'haproxy-2',
+  'nginx-stream-2',
+  'egress-2',
+] as const
 export type TargetName = (typeof TARGETS)[number]
+
+/**
+ * Threads (HAProxy `nbthread`), worker processes (nginx) or egress `--workers` of a target. Targets with 1 run alone
+ * on CPU 1 under `--pin split` (the per-core figures); targets with 2 are not pinned: they use the whole machine
+ * (shared with the load generator and backend on CPU 0), for the whole-machine figures.
+ */
+export function threadsOf(t: TargetName): number {
+  return t.endsWith('-2') ? 2 : 1
+}
 
 export interface Options {
   smoke: boolean
@@ -175,6 +193,11 @@ export async function prepareWorkspace(opts: Options, tools: Tools): Promise<Wor
   writeFileSync(join(dir, 'backend.conf'), backendConf(dir, ports, asRoot))
   writeFileSync(join(dir, 'haproxy.cfg'), haproxyCfg(dir, routes, ports.haproxy))
   writeFileSync(join(dir, 'nginx-stream.conf'), nginxStreamConf(dir, routes, ports.nginxStream, asRoot))
+  writeFileSync(join(dir, 'haproxy-2.cfg'), haproxyCfg(dir, routes, ports.haproxy2, 2, 'haproxy-2'))
+  writeFileSync(
+    join(dir, 'nginx-stream-2.conf'),
+    nginxStreamConf(dir, routes, ports.nginxStream2, asRoot, 2, 'nginx-stream-2'),
+  )
   writeFileSync(join(dir, 'routes.json'), routesJson(routes))
   writeFileSync(join(dir, 'table.json'), `${JSON.stringify(zoneTable(routes, ports), null, 2)}\n`)
   writeFileSync(join(dir, 'hello-raw.bin'), clientHello('raw.test'))
@@ -206,6 +229,9 @@ export function targetPort(t: TargetName, p: Ports): number {
     'nginx-stream': p.nginxStream,
     'node-ref': p.nodeRef,
     egress: p.egress,
+    'haproxy-2': p.haproxy2,
+    'nginx-stream-2': p.nginxStream2,
+    'egress-2': p.egress2,
   }[t]
 }
 
@@ -226,9 +252,9 @@ export function startBackend(ws: Workspace, opts: Options): Promise<Server> {
   })
 }
 
-/** Starts one proxy target (alone on CPU 1 when split); direct starts nothing. */
+/** Starts one proxy target (alone on CPU 1 when split, unless it has 2 threads); direct starts nothing. */
 export async function startTarget(t: TargetName, ws: Workspace, opts: Options): Promise<Server | undefined> {
-  const cpu = opts.pin === 'split' ? 1 : undefined
+  const cpu = opts.pin === 'split' && threadsOf(t) === 1 ? 1 : undefined
   const logDir = join(ws.dir, 'logs')
   const port = targetPort(t, ws.ports)
   const p = ws.ports
@@ -236,17 +262,11 @@ export async function startTarget(t: TargetName, ws: Workspace, opts: Options): 
     case 'direct':
       return undefined
     case 'haproxy':
-      return startServer(t, pinned(cpu, ['haproxy', '-db', '-f', join(ws.dir, 'haproxy.cfg')]), { logDir, port })
-    case 'nginx-stream': {
-      const argv = [
-        'nginx',
-        '-p',
-        ws.dir,
-        '-e',
-        join(logDir, 'nginx-stream-error.log'),
-        '-c',
-        join(ws.dir, 'nginx-stream.conf'),
-      ]
+    case 'haproxy-2':
+      return startServer(t, pinned(cpu, ['haproxy', '-db', '-f', join(ws.dir, `${t}.cfg`)]), { logDir, port })
+    case 'nginx-stream':
+    case 'nginx-stream-2': {
+      const argv = ['nginx', '-p', ws.dir, '-e', join(logDir, `${t}-error.log`), '-c', join(ws.dir, `${t}.conf`)]
       return startServer(t, pinned(cpu, argv), { logDir, port })
     }
     case 'node-ref':
@@ -255,15 +275,18 @@ export async function startTarget(t: TargetName, ws: Workspace, opts: Options): 
         pinned(cpu, [process.execPath, join(here, 'node-ref.js'), ws.routesFile, `127.0.0.1:${port}`]),
         { logDir, port },
       )
-    case 'egress': {
+    case 'egress':
+    case 'egress-2': {
       const prof = opts.egressProfDir ? ` --cpu-prof --cpu-prof-dir=${opts.egressProfDir}` : ''
+      const nodeArgs = process.env.BENCH_EGRESS_NODE_ARGS ? ` ${process.env.BENCH_EGRESS_NODE_ARGS}` : ''
       const cmd =
         opts.egressCmd ??
-        `exec ${process.execPath}${prof} dist/cli/main.js egress --static {table} --listen 127.0.0.1:{port} --admin 127.0.0.1:{admin} --grace 2s`
+        `exec ${process.execPath}${prof}${nodeArgs} dist/cli/main.js egress --static {table} --listen 127.0.0.1:{port} --admin 127.0.0.1:{admin} --grace 2s --workers {workers}`
       const line = cmd
         .replaceAll('{table}', ws.tableFile)
         .replaceAll('{port}', String(port))
-        .replaceAll('{admin}', String(p.egressAdmin))
+        .replaceAll('{admin}', String(t === 'egress' ? p.egressAdmin : p.egress2Admin))
+        .replaceAll('{workers}', String(threadsOf(t)))
       const env = { ...process.env, LOG_LEVEL: process.env.LOG_LEVEL ?? 'warn', NODE_ENV: 'production' }
       return startServer(t, pinned(cpu, ['bash', '-c', line]), { logDir, port, env, cwd: repoRoot })
     }
