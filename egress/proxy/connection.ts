@@ -98,8 +98,10 @@ function onClientData(this: ConnSocket, chunk: Buffer): void {
     }
   } else if (c.phase === Phase.Hello) c.proxy.hello(c, chunk)
   else if (c.phase === Phase.Connecting || c.phase === Phase.Handshake) {
+    // kept for the upstream; the client stays paused until then, so at most one more read is held
     if (c.extra === null) c.extra = [chunk]
     else c.extra.push(chunk)
+    this.pause()
   }
 }
 

@@ -209,8 +209,9 @@ export class TcpProxy {
       startTermination(this, c, this.identities)
       return
     }
+    // The client is not paused here: a TLS client waits for the ServerHello, so nothing more arrives on almost
+    // every connection. Bytes that do arrive while connecting are kept and pause it (onClientData), which bounds them.
     c.phase = Phase.Connecting
-    c.client.pause()
     this.dial(c)
   }
 
@@ -278,7 +279,7 @@ export class TcpProxy {
     c.extra = null
     if (c.clientEnded) s.end()
     c.routeStats = this.stats.route(c.route!.sni)
-    c.client.resume()
+    if (c.client.readableFlowing === false) c.client.resume()
     if (this.debug) {
       const u = c.route!.upstreams[c.upstreamIndex]!
       this.log.debug({ conn: c.id, sni: c.route!.sni, upstream: u.key, generation: c.generation }, 'relaying')
