@@ -36,14 +36,8 @@ import {
 } from './steps/status.js'
 import { type CertServer, serveCertRequests } from './transport/cert-server.js'
 import { type Lease, startLease } from './transport/lease.js'
-import {
-  type Bus,
-  bucketEpochs,
-  connectBus,
-  ensureNatsLayout,
-  isLayoutMissing,
-  LAYOUT_EPOCH_BUCKETS,
-} from './transport/nats-bus.js'
+import { type Bus, bucketEpochs, connectBus, ensureNatsLayout, LAYOUT_EPOCH_BUCKETS } from './transport/nats-bus.js'
+import { isLayoutMissing } from './transport/nats-errors.js'
 import { type ReconcileServer, serveReconcileRequests } from './transport/reconcile-requests.js'
 import { readStatus, writeStatus } from './transport/status-store.js'
 import { createTriggerLoop, pollDelayMs } from './triggers.js'

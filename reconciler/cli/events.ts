@@ -17,6 +17,9 @@ import { parseEvent } from '../../schemas/messages.js'
 import { EVENTS_STREAM, EVENTS_SUBJECTS } from '../../schemas/subjects.js'
 import { eventHeader, formatEventRow, matchesFilter } from './events-view.js'
 
+/** The events stream does not exist (no reconciler ran yet); the check is loaded on use, as the client is. */
+const streamNotFound = async (err: unknown) => (await import('../transport/nats-errors.js')).isStreamNotFound(err)
+
 interface EventsFlags extends NatsFlags {
   since: string
   commit?: string
@@ -91,7 +94,7 @@ async function runEvents(flags: EventsFlags): Promise<number> {
     try {
       lastSeq = (await jsm.streams.info(EVENTS_STREAM)).state.last_seq
     } catch (err) {
-      if (!/not found/i.test((err as Error).message)) throw err
+      if (!(await streamNotFound(err))) throw err
       process.stderr.write(`zonegate: stream ${EVENTS_STREAM} not found: no reconciler has run on this NATS yet\n`)
       return Exit.Failed
     }

@@ -26,6 +26,9 @@ import {
   watchResult,
 } from './rollout-watch.js'
 
+/** The events stream does not exist (no reconciler ran yet); the check is loaded on use, as the client is. */
+const streamNotFound = async (err: unknown) => (await import('../transport/nats-errors.js')).isStreamNotFound(err)
+
 /**
  * `zonegate rollout watch`: follows stream ZONEGATE_EVENTS with one ordered consumer (one filter subject,
  * `zonegate.events.>`, which nats-server 2.9 accepts) and feeds the events to rollout-watch.ts.
@@ -109,7 +112,7 @@ async function streamLastSeq(jsm: JetStreamManager, deadline: number): Promise<n
     try {
       return (await jsm.streams.info(EVENTS_STREAM)).state.last_seq
     } catch (err) {
-      if (!/not found/i.test((err as Error).message)) throw err
+      if (!(await streamNotFound(err))) throw err
       if (Date.now() >= deadline) return undefined
       await sleep(250)
     }
@@ -142,7 +145,7 @@ async function startSeqOf(jsm: JetStreamManager, sha: string): Promise<number | 
     const last = await jsm.streams.getMessage(EVENTS_STREAM, { last_by_subj: commitSubject(sha, 'fetched') })
     if (last?.seq) return last.seq
   } catch (err) {
-    if (!/not found/i.test((err as Error).message)) throw err
+    if (!(await streamNotFound(err))) throw err
   }
   return firstSeqOf(jsm, sha)
 }
@@ -155,7 +158,7 @@ async function firstSeqOf(jsm: JetStreamManager, sha: string): Promise<number | 
     const m = await jsm.streams.getMessage(EVENTS_STREAM, query)
     return m?.seq
   } catch (err) {
-    if (/not found/i.test((err as Error).message)) return undefined
+    if (await streamNotFound(err)) return undefined
     throw err
   }
 }

@@ -18,17 +18,13 @@ import { connectCommandBus } from './command-bus.js'
 import { statusReadiness } from './status-ready.js'
 import type { StatusView } from './status-view.js'
 
-/** Bucket or stream not created yet: nothing to show, not an error. */
-function isMissing(err: unknown): boolean {
-  const text = err instanceof Error ? `${err.message} ${err.cause instanceof Error ? err.cause.message : ''}` : ''
-  return /not found/i.test(text)
-}
-
+/** What `p` resolves to, or `empty` when its bucket or stream is not created yet (no reconciler ran). */
 async function orEmpty<T>(p: Promise<T>, empty: T): Promise<T> {
   try {
     return await p
   } catch (err) {
-    if (isMissing(err)) return empty
+    const { isLayoutMissing } = await import('../transport/nats-errors.js')
+    if (isLayoutMissing(err)) return empty
     throw err
   }
 }

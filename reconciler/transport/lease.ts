@@ -1,8 +1,7 @@
-import { JetStreamApiCodes, JetStreamApiError } from '@nats-io/jetstream'
 import type { KV } from '@nats-io/kv'
 import type { Logger } from 'pino'
 import { LEASE_KEY, LEASES_TTL_MS } from '../../schemas/subjects.js'
-import { isLayoutMissing } from './nats-bus.js'
+import { isCasMismatch, isLayoutMissing } from './nats-errors.js'
 
 /**
  * Active/standby lease in KV `zonegate-leases`, key `reconciler` (value = the holder's id), on nats-server 2.9:
@@ -107,7 +106,7 @@ export async function startLease(opts: LeaseOptions): Promise<Lease> {
       setLeader(true, 'created')
     } catch (err) {
       if (isLayoutMissing(err)) opts.onLayoutMissing?.(err)
-      if (!isCas(err)) log.debug({ err }, 'lease acquire failed')
+      if (!isCasMismatch(err)) log.debug({ err }, 'lease acquire failed')
     }
   }
 
@@ -119,7 +118,7 @@ export async function startLease(opts: LeaseOptions): Promise<Lease> {
       rev = next
       armFence(sent)
     } catch (err) {
-      if (isCas(err)) setLeader(false, 'taken by another reconciler or expired')
+      if (isCasMismatch(err)) setLeader(false, 'taken by another reconciler or expired')
       else {
         if (isLayoutMissing(err)) opts.onLayoutMissing?.(err)
         log.warn({ err }, 'lease renew failed; retrying')
@@ -176,7 +175,7 @@ export async function startLease(opts: LeaseOptions): Promise<Lease> {
           armFence(sent)
           log.info({ id, rev }, 'lease taken again in the recreated bucket')
         } catch (err) {
-          if (isCas(err)) setLeader(false, 'another reconciler took the recreated lease')
+          if (isCasMismatch(err)) setLeader(false, 'another reconciler took the recreated lease')
           else log.warn({ err }, 'lease not retaken; retrying on the next renewal')
         }
       })
@@ -195,14 +194,4 @@ export async function startLease(opts: LeaseOptions): Promise<Lease> {
       setLeader(false, 'stopped')
     },
   }
-}
-
-/** The server refused the CAS write: the key exists (create) or moved on (update). */
-function isCas(err: unknown): boolean {
-  if (err instanceof JetStreamApiError)
-    return (
-      err.code === JetStreamApiCodes.StreamWrongLastSequence ||
-      err.code === JetStreamApiCodes.StreamWrongLastSequenceUnknown
-    )
-  return err instanceof Error && /wrong last sequence/i.test(err.message)
 }

@@ -1,6 +1,4 @@
 import {
-  JetStreamApiCodes,
-  JetStreamApiError,
   type JetStreamClient,
   type JetStreamManager,
   jetstream,
@@ -9,8 +7,6 @@ import {
   StorageType,
   type StreamConfig,
 } from '@nats-io/jetstream'
-// the client's typed errors: JetStreamNotEnabled is only exported from the package's `internal` entry
-import { jserrors } from '@nats-io/jetstream/internal'
 import { type KV, Kvm, type KvOptions } from '@nats-io/kv'
 import { type ObjectStore, Objm } from '@nats-io/obj'
 import { connect, type NatsConnection } from '@nats-io/transport-node'
@@ -27,6 +23,7 @@ import {
   TABLE_BODIES_BUCKET,
   TABLES_HISTORY,
 } from '../../schemas/subjects.js'
+import { isStreamNotFound } from './nats-errors.js'
 
 /**
  * The reconciler's NATS edge: one connection, its JetStream client/manager and the five KV buckets of
@@ -169,21 +166,6 @@ export function eventsStreamConfig(replicas = 1): Partial<StreamConfig> & { name
 /** The mismatch line of a stream whose replica count differs from the one asked (names the fix). Pure. */
 export function replicasMismatch(name: string, have: number, want: number): string {
   return `${name}: replicas ${have} (asked ${want}; \`zonegate nats migrate --replicas ${want}\` changes it)`
-}
-
-/** The JetStream API said the stream does not exist (typed error code, not the message text). */
-export function isStreamNotFound(err: unknown): boolean {
-  return err instanceof JetStreamApiError && err.code === JetStreamApiCodes.StreamNotFound
-}
-
-/**
- * An error that means zonegate's layout is gone from the server (a wiped or replaced store): the stream does
- * not exist (API code 10059), or a JetStream publish found no stream listening on its subject (the client's
- * JetStreamNotEnabled, raised on "no responders"). Typed checks only.
- */
-export function isLayoutMissing(err: unknown): boolean {
-  if (isStreamNotFound(err) || err instanceof jserrors.JetStreamNotEnabled) return true
-  return err instanceof Error && err.cause !== undefined && err.cause !== err && isLayoutMissing(err.cause)
 }
 
 /**

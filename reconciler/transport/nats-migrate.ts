@@ -1,5 +1,6 @@
 import { Bucket, EVENTS_STREAM, TABLE_BODIES_BUCKET } from '../../schemas/subjects.js'
 import type { Bus } from './nats-bus.js'
+import { isStreamNotFound } from './nats-errors.js'
 
 /**
  * `zonegate nats migrate`: changes the replica count of every stream of zonegate's NATS layout that exists
@@ -32,7 +33,7 @@ export async function migrateReplicas(bus: Bus, replicas: number): Promise<Migra
     try {
       have = (await bus.jsm.streams.info(stream)).config.num_replicas || 1
     } catch (err) {
-      if (err instanceof Error && /not found/i.test(err.message)) {
+      if (isStreamNotFound(err)) {
         out.missing.push(stream)
         continue
       }

@@ -1,4 +1,4 @@
-import { DeliverPolicy, JetStreamApiCodes, JetStreamApiError } from '@nats-io/jetstream'
+import { DeliverPolicy } from '@nats-io/jetstream'
 import type { ZonegateEvent } from '../../schemas/events.js'
 import { signTableHead, type TableSigner } from '../../schemas/signing.js'
 import {
@@ -24,6 +24,7 @@ import {
 import { PublishConflict, PublishFailed, TableTooLarge } from '../core/errors.js'
 import type { BuiltEvent } from '../core/events.js'
 import type { Bus } from './nats-bus.js'
+import { isCasMismatch } from './nats-errors.js'
 
 /**
  * Writes of the reconciler to NATS: zone tables in KV `zonegate-tables` (key `<zone>.table`, CAS on the KV
@@ -38,15 +39,6 @@ export interface PublishedEntry {
 }
 
 const TABLE_SUFFIX = '.table'
-
-function isCasMismatch(err: unknown): boolean {
-  if (err instanceof JetStreamApiError)
-    return (
-      err.code === JetStreamApiCodes.StreamWrongLastSequence ||
-      err.code === JetStreamApiCodes.StreamWrongLastSequenceUnknown
-    )
-  return err instanceof Error && /wrong last sequence/i.test(err.message)
-}
 
 const messageOf = (err: unknown) => (err instanceof Error ? err.message : String(err))
 
