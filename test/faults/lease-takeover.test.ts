@@ -1,10 +1,11 @@
 import { type ChildProcess, spawn } from 'node:child_process'
-import { join, resolve } from 'node:path'
+import { join } from 'node:path'
 import { jetstream, jetstreamManager } from '@nats-io/jetstream'
 import { Kvm } from '@nats-io/kv'
 import { connect, type NatsConnection } from '@nats-io/transport-node'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { Bucket, LEASE_KEY } from '../../schemas/subjects.js'
+import { CLI_PATH, reconcilerArgs } from '../helpers/cli.js'
 import { createGitRepo, type GitRepo } from '../helpers/git-repo.js'
 import { type NatsCluster, startNatsCluster } from '../helpers/nats-cluster.js'
 import { waitUntil } from '../helpers/wait.js'
@@ -18,8 +19,7 @@ import { baseFiles, tempDir } from '../integration/reconciler-helpers.js'
  * TTL − renew: a killed process cannot release) and within TTL + one standby poll + slack for the server's
  * expiry timer and a loaded machine. The figures are printed (docs/operations.md "Reconciler failover").
  */
-const root = resolve(import.meta.dirname, '../..')
-const cli = resolve(root, 'dist/cli/main.js')
+const cli = CLI_PATH
 
 let cluster: NatsCluster
 let repo: GitRepo
@@ -33,21 +33,15 @@ function spawnReconciler(id: string, ttl: string, renew?: string): ChildProcess 
     process.execPath,
     [
       cli,
-      'reconciler',
-      '--repo',
-      repo.dir,
-      ...cluster.urls.flatMap((u) => ['--nats', u]),
-      '--http',
-      '127.0.0.1:0',
-      '--interval',
-      '5s',
-      '--lease-ttl',
-      ttl,
-      ...(renew ? ['--lease-renew', renew] : []),
-      '--cache-dir',
-      dir.path,
-      '--id',
-      id,
+      ...reconcilerArgs({
+        repo: repo.dir,
+        nats: cluster.urls,
+        interval: '5s',
+        leaseTtl: ttl,
+        ...(renew ? { leaseRenew: renew } : {}),
+        cacheDir: dir.path,
+        id,
+      }),
     ],
     { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, LOG_LEVEL: 'info' } },
   )

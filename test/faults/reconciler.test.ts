@@ -1,6 +1,6 @@
 import { type ChildProcess, spawn } from 'node:child_process'
 import * as fs from 'node:fs'
-import { join, resolve } from 'node:path'
+import { join } from 'node:path'
 import { jetstream, jetstreamManager } from '@nats-io/jetstream'
 import { type KV, Kvm } from '@nats-io/kv'
 import { connect, type NatsConnection } from '@nats-io/transport-node'
@@ -8,6 +8,7 @@ import git from 'isomorphic-git'
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest'
 import { Bucket, commitSubject, EVENTS_STREAM, rolloutSubject, tableKey } from '../../schemas/subjects.js'
 import type { PublishedZoneTable } from '../../schemas/table.js'
+import { CLI_PATH, reconcilerArgs } from '../helpers/cli.js'
 import { createGitRepo, type GitRepo } from '../helpers/git-repo.js'
 import { type NatsCluster, startNatsCluster } from '../helpers/nats-cluster.js'
 import { egressYaml, externalYaml, MESH, tempDir } from '../integration/reconciler-helpers.js'
@@ -21,8 +22,7 @@ import { egressYaml, externalYaml, MESH, tempDir } from '../integration/reconcil
  *   deleted) by a reconciler started with it;
  * - a force-pushed branch: the reconciler publishes the tree Git now has, each zone's generation one higher.
  */
-const root = resolve(import.meta.dirname, '../..')
-const cli = resolve(root, 'dist/cli/main.js')
+const cli = CLI_PATH
 const ZONES = 120
 const zone = (i: number) => `zone-${String(i).padStart(3, '0')}`
 const TTL = '2s'
@@ -49,20 +49,14 @@ function spawnReconciler(id: string, extra: string[] = []): ChildProcess {
     process.execPath,
     [
       cli,
-      'reconciler',
-      '--repo',
-      repo.dir,
-      ...cluster.urls.flatMap((u) => ['--nats', u]),
-      '--http',
-      '127.0.0.1:0',
-      '--interval',
-      '500ms',
-      '--lease-ttl',
-      TTL,
-      '--cache-dir',
-      dir.path,
-      '--id',
-      id,
+      ...reconcilerArgs({
+        repo: repo.dir,
+        nats: cluster.urls,
+        interval: '500ms',
+        leaseTtl: TTL,
+        cacheDir: dir.path,
+        id,
+      }),
       ...extra,
     ],
     { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, LOG_LEVEL: 'info' } },

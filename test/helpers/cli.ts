@@ -1,4 +1,4 @@
-import { execFile } from 'node:child_process'
+import { type ChildProcess, execFile, spawn } from 'node:child_process'
 import { resolve } from 'node:path'
 
 /** The built CLI (dist/ is built once by vitest's global setup, test/helpers/global-build.ts). */
@@ -33,4 +33,49 @@ export function runCli(
       },
     )
   })
+}
+
+/** A long-running CLI child process and the tail of what it printed (for failure messages). */
+export interface CliProcess {
+  child: ChildProcess
+  /** The last 20,000 characters of its stdout and stderr. */
+  output(): string
+}
+
+/** Starts the built CLI with `args` (LOG_LEVEL=info, plus `env`), keeping the tail of its output. */
+export function spawnCli(args: string[], env: Record<string, string> = {}): CliProcess {
+  const child = spawn(process.execPath, [CLI_PATH, ...args], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+    env: { ...process.env, LOG_LEVEL: 'info', ...env },
+  })
+  let out = ''
+  const keep = (d: Buffer) => {
+    out = (out + d.toString()).slice(-20_000)
+  }
+  child.stdout?.on('data', keep)
+  child.stderr?.on('data', keep)
+  return { child, output: () => out }
+}
+
+/**
+ * The arguments of `zonegate reconciler` as the failover and fault tests run it: a local repository, every NATS
+ * URL, admin HTTP on a random loopback port, the poll interval and lease timing, a cache folder and an id.
+ */
+export function reconcilerArgs(o: {
+  repo: string
+  nats: readonly string[]
+  cacheDir: string
+  id: string
+  interval: string
+  leaseTtl: string
+  leaseRenew?: string
+}): string[] {
+  return [
+    'reconciler',
+    ...['--repo', o.repo],
+    ...o.nats.flatMap((u) => ['--nats', u]),
+    ...['--http', '127.0.0.1:0', '--interval', o.interval, '--lease-ttl', o.leaseTtl],
+    ...(o.leaseRenew ? ['--lease-renew', o.leaseRenew] : []),
+    ...['--cache-dir', o.cacheDir, '--id', o.id],
+  ]
 }

@@ -1,15 +1,15 @@
 import { type ChildProcess, spawn } from 'node:child_process'
-import { join, resolve } from 'node:path'
+import { join } from 'node:path'
 import { jetstream } from '@nats-io/jetstream'
 import { Kvm } from '@nats-io/kv'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { CLI_PATH, reconcilerArgs } from '../helpers/cli.js'
 import { createGitRepo, type GitRepo } from '../helpers/git-repo.js'
 import { type NatsServer, startNatsServer } from '../helpers/nats-server.js'
 import { waitUntil } from '../helpers/wait.js'
 import { baseFiles, externalYaml, probe, startReconciler, tableHistory, tempDir } from './reconciler-helpers.js'
 
-const root = resolve(import.meta.dirname, '../..')
-const cli = resolve(root, 'dist/cli/main.js')
+const cli = CLI_PATH
 const TTL_MS = 2000
 
 describe('reconciler failover', () => {
@@ -37,21 +37,14 @@ describe('reconciler failover', () => {
       process.execPath,
       [
         cli,
-        'reconciler',
-        '--repo',
-        repo.dir,
-        '--nats',
-        server.url,
-        '--http',
-        '127.0.0.1:0',
-        '--interval',
-        '500ms',
-        '--lease-ttl',
-        `${TTL_MS}ms`,
-        '--cache-dir',
-        dir.path,
-        '--id',
-        id,
+        ...reconcilerArgs({
+          repo: repo.dir,
+          nats: [server.url],
+          interval: '500ms',
+          leaseTtl: `${TTL_MS}ms`,
+          cacheDir: dir.path,
+          id,
+        }),
       ],
       { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, LOG_LEVEL: 'info' } },
     )

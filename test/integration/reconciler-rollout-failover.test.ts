@@ -2,7 +2,7 @@ import { type ChildProcess, spawn } from 'node:child_process'
 import { existsSync } from 'node:fs'
 import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
-import { join, resolve } from 'node:path'
+import { join } from 'node:path'
 import { pino } from 'pino'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { type EgressHandle, runEgress } from '../../egress/main.js'
@@ -14,6 +14,7 @@ import type { InstanceHeartbeat, ZonegateEvent } from '../../schemas/events.js'
 import type { ReconcilerStatus } from '../../schemas/status.js'
 import { commitSubject, EVENTS_STREAM, instanceKey, rolloutSubject, tableKey } from '../../schemas/subjects.js'
 import type { PublishedZoneTable, ZoneTable } from '../../schemas/table.js'
+import { CLI_PATH, reconcilerArgs } from '../helpers/cli.js'
 import { tableOf } from '../helpers/egress-fixtures.js'
 import { createGitRepo, type GitRepo } from '../helpers/git-repo.js'
 import { type NatsServer, startNatsServer } from '../helpers/nats-server.js'
@@ -28,8 +29,7 @@ import { egressYaml, externalYaml, MESH, startReconciler, tempDir } from './reco
  * - an egress whose `applied` event cannot be stored (the events stream is gone) keeps it queued and sends it
  *   when the stream is back.
  */
-const root = resolve(import.meta.dirname, '../..')
-const cli = resolve(root, 'dist/cli/main.js')
+const cli = CLI_PATH
 const silent = pino({ level: 'silent' })
 
 async function stored(bus: Bus, subject: string): Promise<ZonegateEvent | undefined> {
@@ -111,21 +111,14 @@ describe('reconciler rollout failover', () => {
       process.execPath,
       [
         cli,
-        'reconciler',
-        '--repo',
-        repo.dir,
-        '--nats',
-        nats.url,
-        '--http',
-        '127.0.0.1:0',
-        '--interval',
-        '300ms',
-        '--lease-ttl',
-        '1500ms',
-        '--cache-dir',
-        dir.path,
-        '--id',
-        'first',
+        ...reconcilerArgs({
+          repo: repo.dir,
+          nats: [nats.url],
+          interval: '300ms',
+          leaseTtl: '1500ms',
+          cacheDir: dir.path,
+          id: 'first',
+        }),
       ],
       { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, LOG_LEVEL: 'info' } },
     )
