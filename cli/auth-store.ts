@@ -13,7 +13,7 @@ import {
 } from '@nats-io/jwt'
 import { permissionsFor, type Scope } from '../schemas/nats-permissions.js'
 import { zoneToken } from '../schemas/subjects.js'
-import { UsageError } from './common.js'
+import { UsageError } from '../shared/common.js'
 
 /**
  * zonegate's NATS decentralized auth (docs/security.md), on disk in one folder (`--auth-dir`, default

@@ -2,9 +2,9 @@ import { readFile, writeFile } from 'node:fs/promises'
 import { resolve } from 'node:path'
 import { type Command, Option } from 'commander'
 import { SCOPES, type Scope } from '../schemas/nats-permissions.js'
+import { parseDuration, UsageError, withExamples } from '../shared/common.js'
+import { parseCredsText } from '../shared/nats-connect.js'
 import { DEFAULT_AUTH_DIR } from './auth-store.js'
-import { parseDuration, UsageError, withExamples } from './common.js'
-import { parseCredsText } from './nats-connect.js'
 
 /**
  * `zonegate auth init`, `zonegate auth revoke` and `zonegate token` (docs/security.md): the keys of zonegate's

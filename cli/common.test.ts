@@ -10,7 +10,7 @@ import {
   parseDuration,
   redactUrl,
   UsageError,
-} from './common.js'
+} from '../shared/common.js'
 import { bashCompletion, fishCompletion, zshCompletion } from './completion.js'
 import { buildProgram } from './main.js'
 

@@ -1,5 +1,6 @@
 import { availableParallelism, hostname } from 'node:os'
 import type { Command } from 'commander'
+import { parseTrustedKeys } from '../../schemas/signing.js'
 import {
   collectList,
   Exit,
@@ -10,9 +11,14 @@ import {
   parseHostPort,
   UsageError,
   withExamples,
-} from '../../cli/common.js'
-import { credsOption, natsCaOption, natsCertOption, natsConnectOptions, natsKeyOption } from '../../cli/nats-connect.js'
-import { parseTrustedKeys } from '../../schemas/signing.js'
+} from '../../shared/common.js'
+import {
+  credsOption,
+  natsCaOption,
+  natsCertOption,
+  natsConnectOptions,
+  natsKeyOption,
+} from '../../shared/nats-connect.js'
 import { defaultInstanceId } from '../transport/heartbeat.js'
 
 /**

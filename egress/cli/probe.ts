@@ -9,7 +9,7 @@ import {
   parseHostPort,
   UsageError,
   withExamples,
-} from '../../cli/common.js'
+} from '../../shared/common.js'
 import { formatProbeResult, probe } from '../probe/probe.js'
 
 interface ProbeFlags {

@@ -1,6 +1,6 @@
 import type { SecureContext } from 'node:tls'
-import type { LogFormat } from '../../cli/common.js'
-import { createLogger } from '../../cli/logging.js'
+import type { LogFormat } from '../../shared/common.js'
+import { createLogger } from '../../shared/logging.js'
 import { createWorkerMetrics } from '../admin/metrics.js'
 import { RoutingTable } from '../core/routing-table.js'
 import { meshSecureContext } from '../identity/egress-identity.js'

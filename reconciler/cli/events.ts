@@ -1,6 +1,8 @@
 import type { ConsumerMessages } from '@nats-io/jetstream'
 import type { NatsConnection } from '@nats-io/transport-node'
 import type { Command } from 'commander'
+import { parseEvent } from '../../schemas/messages.js'
+import { EVENTS_STREAM, EVENTS_SUBJECTS } from '../../schemas/subjects.js'
 import {
   collectList,
   Exit,
@@ -11,10 +13,8 @@ import {
   parseDuration,
   UsageError,
   withExamples,
-} from '../../cli/common.js'
-import { addNatsOptions, type NatsFlags, natsConnectOptions } from '../../cli/nats-connect.js'
-import { parseEvent } from '../../schemas/messages.js'
-import { EVENTS_STREAM, EVENTS_SUBJECTS } from '../../schemas/subjects.js'
+} from '../../shared/common.js'
+import { addNatsOptions, type NatsFlags, natsConnectOptions } from '../../shared/nats-connect.js'
 import { eventHeader, formatEventRow, matchesFilter } from './events-view.js'
 
 /** The events stream does not exist (no reconciler ran yet); the check is loaded on use, as the client is. */
@@ -66,7 +66,7 @@ async function runEvents(flags: EventsFlags): Promise<number> {
   const servers = natsServers(flags.nats)
   const auth = await natsConnectOptions(flags)
   const { connect } = await import('@nats-io/transport-node')
-  const { natsServersAnswering, connectBudgetMs } = await import('../../cli/nats-probe.js')
+  const { natsServersAnswering, connectBudgetMs } = await import('../../shared/nats-probe.js')
   const budget = connectBudgetMs(parseDuration(flags.timeout, '--timeout'))
   const answering = await natsServersAnswering(servers, budget)
   let nc: NatsConnection

@@ -1,4 +1,5 @@
 import type { Command } from 'commander'
+import type { ZonegateEvent } from '../../schemas/events.js'
 import {
   Exit,
   natsServers,
@@ -7,9 +8,8 @@ import {
   redactUrl,
   UsageError,
   withExamples,
-} from '../../cli/common.js'
-import { addNatsOptions, type NatsFlags, natsConnectOptions } from '../../cli/nats-connect.js'
-import type { ZonegateEvent } from '../../schemas/events.js'
+} from '../../shared/common.js'
+import { addNatsOptions, type NatsFlags, natsConnectOptions } from '../../shared/nats-connect.js'
 
 /** Exit codes of `zonegate reconcile` (docs/design.md §5): 0 resolved, 1 no reconciler / failed / timeout, 2 NATS. */
 export const ReconcileExit = { Ok: Exit.Ok, Failed: Exit.Failed, Io: Exit.Io } as const
@@ -72,7 +72,7 @@ export function registerReconcileCommand(program: Command): void {
         }
       } catch (err) {
         if (err instanceof NatsUnreachable) throw new UsageError(natsUnreachableMessage(servers, err.cause))
-        if (err instanceof UsageError) throw err // the peer is not NATS (cli/nats-probe.ts)
+        if (err instanceof UsageError) throw err // the peer is not NATS (shared/nats-probe.ts)
         process.stderr.write(`✗ ${err instanceof Error ? err.message : String(err)}\n`)
         process.exitCode = ReconcileExit.Failed
       }

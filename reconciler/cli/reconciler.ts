@@ -1,6 +1,7 @@
 import { homedir } from 'node:os'
 import { join } from 'node:path'
 import type { Command } from 'commander'
+import { DEFAULT_ZONE } from '../../schemas/resources.js'
 import {
   logSettings,
   natsServers,
@@ -9,9 +10,8 @@ import {
   parseReplicas,
   UsageError,
   withExamples,
-} from '../../cli/common.js'
-import { addNatsOptions, type NatsFlags, natsConnectOptions } from '../../cli/nats-connect.js'
-import { DEFAULT_ZONE } from '../../schemas/resources.js'
+} from '../../shared/common.js'
+import { addNatsOptions, type NatsFlags, natsConnectOptions } from '../../shared/nats-connect.js'
 import { assertLocalRepository } from './repo-check.js'
 
 /** Defaults of `zonegate reconciler` (docs/reconciler.md). */

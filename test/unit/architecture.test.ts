@@ -3,9 +3,10 @@ import { dirname, join, relative, resolve } from 'node:path'
 import { describe, expect, it } from 'vitest'
 
 /**
- * Enforces the layering of STYLE.md §1: reconciler/ and egress/ never import each other; pure code (every core/
- * folder and the pure files listed beside it) imports only pure code, schemas/ and pure libraries; only
- * cli/main.ts imports both sides.
+ * Enforces the layering of STYLE.md §1: reconciler/ and egress/ never import each other, nor the `zonegate` binary
+ * (cli/); what both sides and the binary share lives in schemas/ (contracts) and shared/ (flags, logging, NATS
+ * connection), which import neither side; pure code (every core/ folder and the pure files listed beside it)
+ * imports only pure code, schemas/ and pure libraries; only cli/main.ts imports both sides.
  *
  * One list for Biome and this test: what is pure and which modules are I/O are read from biome.json (the
  * override whose `noRestrictedImports` names the I/O modules), so the linter (in the editor) and this test (in
@@ -48,7 +49,7 @@ function target(file: string, spec: string): string {
   return relative(root, resolve(dirname(join(root, file)), spec)).replace(/\.js$/, '.ts')
 }
 
-const files = ['reconciler', 'egress', 'schemas', 'cli'].flatMap((d) => sourceFiles(d))
+const files = ['reconciler', 'egress', 'schemas', 'shared', 'cli'].flatMap((d) => sourceFiles(d))
 const isPure = (f: string) => f.includes('/core/') || PURE_FILES.includes(f)
 
 describe('architecture', () => {
@@ -69,6 +70,19 @@ describe('architecture', () => {
         if (side === 'egress' && t.startsWith('reconciler/')) bad.push(`${f} -> ${spec}`)
         if (side === 'schemas' && (t.startsWith('egress/') || t.startsWith('reconciler/') || t.startsWith('cli/')))
           bad.push(`${f} -> ${spec}`)
+      }
+    }
+    expect(bad).toEqual([])
+  })
+
+  it('architecture - reconciler/ and egress/ never import cli/; shared/ imports neither side nor cli/', () => {
+    const bad: string[] = []
+    for (const f of files) {
+      const side = f.split('/')[0] as string
+      for (const spec of importsOf(f)) {
+        const t = target(f, spec)
+        if (['reconciler', 'egress'].includes(side) && t.startsWith('cli/')) bad.push(`${f} -> ${spec}`)
+        if (side === 'shared' && /^(reconciler|egress|cli)\//.test(t)) bad.push(`${f} -> ${spec}`)
       }
     }
     expect(bad).toEqual([])

@@ -1,5 +1,4 @@
 import { describe, expect, it } from 'vitest'
-import { natsServers, parseReplicas } from '../../cli/common.js'
 import {
   bucketSettings,
   defaultReplicas,
@@ -8,6 +7,7 @@ import {
 } from '../../reconciler/transport/nats-bus.js'
 import { layoutStreams } from '../../reconciler/transport/nats-migrate.js'
 import { Bucket, EVENTS_STREAM } from '../../schemas/subjects.js'
+import { natsServers, parseReplicas } from '../../shared/common.js'
 import { clusterNodeConfig } from '../helpers/nats-cluster.js'
 
 describe('nats layout (pure)', () => {
