@@ -4,6 +4,7 @@ import {
   applyEnvironment,
   collectList,
   envVarFor,
+  formatDuration,
   formatStructured,
   natsUnreachableMessage,
   packageVersion,
@@ -39,6 +40,18 @@ describe('parseDuration', () => {
       expect(() => parseDuration(text, '--timeout')).toThrow(/--timeout: expected a duration like .*1m30s/)
     },
   )
+
+  it.each([
+    [3_600_000, '1h'],
+    [30_000, '30s'],
+    [90_000, '90s'],
+    [120_000, '2m'],
+    [1500, '1500ms'],
+    [0, '0ms'],
+  ])('formatDuration - %i ms is written %s and parsed back', (ms, text) => {
+    expect(formatDuration(ms)).toBe(text)
+    expect(parseDuration(formatDuration(ms), '--x')).toBe(ms)
+  })
 })
 
 describe('environment', () => {

@@ -13,7 +13,8 @@ import { meshCasOf, RoutingTable } from './core/routing-table.js'
 import { EgressIdentity } from './identity/egress-identity.js'
 import { egressMachine, type StartOutput } from './lifecycle/egress.machine.js'
 import type { TableRejected, TableSwapped } from './lifecycle/egress-context.js'
-import { type HostPort, resolveListen } from './lifecycle/listener.js'
+import { findEgressEntry, type HostPort, resolveListen } from './lifecycle/listener.js'
+import { DEFAULT_GRACE_MS } from './proxy/proxy-options.js'
 import { DEFAULT_PROXY_OPTIONS, type ProxyOptions, TcpProxy } from './proxy/tcp-proxy.js'
 import type { NatsSubscriber } from './transport/nats-subscriber.js'
 import { WorkerPool } from './workers/pool.js'
@@ -54,7 +55,7 @@ export interface EgressOptions {
   /** Environment read for `PORT` (default process.env). */
   env?: NodeJS.ProcessEnv
   proxy?: Partial<ProxyOptions>
-  /** How long a shutdown waits for open connections before closing them. Default 30 s. */
+  /** How long a shutdown waits for open connections before closing them. Default DEFAULT_GRACE_MS (30 s). */
   graceMs?: number
   /**
    * Static mode: the directory holding a saved egress identity (key + per-mesh certificates) for
@@ -132,7 +133,7 @@ export function runEgress(options: EgressOptions): EgressHandle {
   })
   const startedAt = new Date()
   let admin: { address: AddressInfo; close(): Promise<void> } | undefined
-  const graceMs = options.graceMs ?? 30_000
+  const graceMs = options.graceMs ?? DEFAULT_GRACE_MS
   const instance = options.instance ?? `i-${process.pid}`
   let pool: WorkerPool | undefined
   if (workers > 1) {
@@ -288,8 +289,7 @@ export function runEgress(options: EgressOptions): EgressHandle {
 
   async function bindAdmin(table: ZoneTable | undefined): Promise<void> {
     if (options.admin === false) return
-    const egresses = table?.egresses ?? []
-    const entry = egresses.find((e) => e.name === options.name) ?? (egresses.length === 1 ? egresses[0] : undefined)
+    const entry = table ? findEgressEntry(table, options.name) : undefined
     const where =
       options.admin ?? (entry?.adminPort !== undefined ? { host: '127.0.0.1', port: entry.adminPort } : undefined)
     if (where === undefined) return

@@ -1,28 +1,24 @@
 import { availableParallelism, hostname } from 'node:os'
 import type { Command } from 'commander'
 import { parseTrustedKeys } from '../../schemas/signing.js'
+import { HEARTBEAT_INTERVAL_MS } from '../../schemas/subjects.js'
 import {
   collectList,
   Exit,
+  formatDuration,
   logSettings,
-  natsOption,
   natsServers,
   parseDuration,
   parseHostPort,
   UsageError,
   withExamples,
 } from '../../shared/common.js'
-import {
-  credsOption,
-  natsCaOption,
-  natsCertOption,
-  natsConnectOptions,
-  natsKeyOption,
-} from '../../shared/nats-connect.js'
+import { natsConnectOptions, natsOptions } from '../../shared/nats-connect.js'
+import { DEFAULT_GRACE_MS, DEFAULT_PROXY_OPTIONS } from '../proxy/proxy-options.js'
 import { defaultInstanceId } from '../transport/heartbeat.js'
 
 /**
- * `zonegate egress`: one egress process (DESIGN.md §4–5): `--static FILE` (a table file, no NATS), or NATS
+ * `zonegate egress`: one egress process (docs/design.md §4–5): `--static FILE` (a table file, no NATS), or NATS
  * mode (`--zone Z --name N [--nats URL]... [--state-dir D]`: the zone's table from KV `zonegate-tables`).
  */
 interface EgressFlags {
@@ -67,26 +63,43 @@ export function registerEgressCommand(program: Command): void {
       '--state-dir <dir>',
       'keep the egress key and mesh certificates here (mode 0600), and in NATS mode the last good table, to serve while NATS is down',
     )
-    .addOption(natsOption())
-    .addOption(credsOption())
-    .addOption(natsCaOption())
-    .addOption(natsCertOption())
-    .addOption(natsKeyOption())
-    .option('--hello-timeout <duration>', 'deadline for the whole ClientHello', '5s')
-    .option('--connect-timeout <duration>', 'upstream connect timeout per attempt', '3s')
-    .option('--idle-timeout <duration>', 'close relayed connections idle this long', '1h')
-    .option('--drain-period <duration>', 'connections of a removed route are closed after this', '30s')
-    .option('--grace <duration>', 'on SIGTERM, wait this long for open connections', '30s')
+  for (const o of natsOptions()) cmd.addOption(o)
+  cmd
+    .option(
+      '--hello-timeout <duration>',
+      'deadline for the whole ClientHello',
+      formatDuration(DEFAULT_PROXY_OPTIONS.helloTimeoutMs),
+    )
+    .option(
+      '--connect-timeout <duration>',
+      'upstream connect timeout per attempt',
+      formatDuration(DEFAULT_PROXY_OPTIONS.connectTimeoutMs),
+    )
+    .option(
+      '--idle-timeout <duration>',
+      'close relayed connections idle this long',
+      formatDuration(DEFAULT_PROXY_OPTIONS.idleTimeoutMs),
+    )
+    .option(
+      '--drain-period <duration>',
+      'connections of a removed route are closed after this',
+      formatDuration(DEFAULT_PROXY_OPTIONS.drainPeriodMs),
+    )
+    .option('--grace <duration>', 'on SIGTERM, wait this long for open connections', formatDuration(DEFAULT_GRACE_MS))
     .option(
       '--max-connections <n>',
       'concurrent connection cap (for the whole egress, shared out over the workers)',
-      '10000',
+      String(DEFAULT_PROXY_OPTIONS.maxConnections),
     )
     .option(
       '--workers <n>',
       'data-plane processes sharing the listener (default: the number of cores; 1: this process proxies itself)',
     )
-    .option('--heartbeat <duration>', 'NATS mode: heartbeat period in KV zonegate-instances', '10s')
+    .option(
+      '--heartbeat <duration>',
+      'NATS mode: heartbeat period in KV zonegate-instances',
+      formatDuration(HEARTBEAT_INTERVAL_MS),
+    )
     .option(
       '--trusted-key <public-nkey>',
       "admit only tables signed by this key (the reconciler's `zonegate signing-key public`); repeatable or comma-separated, for rotation",

@@ -22,9 +22,19 @@ export function resolveListen(
   return { host: entry.address ?? '127.0.0.1', port }
 }
 
+/**
+ * "Which egress entry am I": the entry named `name`, or without a name the table's only entry; undefined
+ * otherwise (an unknown name never falls back to the only entry). The listener and the admin port both use it.
+ * Pure.
+ */
+export function findEgressEntry(table: Pick<ZoneTable, 'egresses'>, name: string | undefined): TableEgress | undefined {
+  return name === undefined && table.egresses.length === 1
+    ? table.egresses[0]
+    : table.egresses.find((e) => e.name === name)
+}
+
 function egressEntry(table: ZoneTable, name: string | undefined): TableEgress {
-  const entry =
-    name === undefined && table.egresses.length === 1 ? table.egresses[0] : table.egresses.find((e) => e.name === name)
+  const entry = findEgressEntry(table, name)
   if (entry === undefined) {
     const names = table.egresses.map((e) => e.name).join(', ') || 'none'
     throw new Error(

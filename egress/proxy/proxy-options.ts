@@ -26,6 +26,9 @@ export const DEFAULT_PROXY_OPTIONS: ProxyOptions = {
   closeLingerMs: CLOSE_LINGER_MS,
 }
 
+/** On shutdown, how long open connections may take to finish before they are closed (`--grace`). */
+export const DEFAULT_GRACE_MS = 30_000
+
 export interface ProxyHooks {
   /** Seconds from accept to a decision on the ClientHello (routed or refused). */
   helloRead?(seconds: number): void
