@@ -12,7 +12,7 @@ import { Bucket, RECONCILE_SUBJECT, tableKey } from '../schemas/subjects.js'
 import type { PublishedZoneTable } from '../schemas/table.js'
 import { createGitRepo, type GitRepo } from '../test/helpers/git-repo.js'
 import { startNatsServer } from '../test/helpers/nats-server.js'
-import { baseFiles, egressYaml, externalYaml, MESH, tempDir } from '../test/integration/reconciler-helpers.js'
+import { baseFiles, egressYaml, externalYaml, MESH, tempDir } from '../test/helpers/reconciler-world.js'
 import type { BenchContext } from './run.js'
 
 /**

@@ -8,8 +8,8 @@ import { Bucket, LEASE_KEY } from '../../schemas/subjects.js'
 import { CLI_PATH, reconcilerArgs } from '../helpers/cli.js'
 import { createGitRepo, type GitRepo } from '../helpers/git-repo.js'
 import { type NatsCluster, startNatsCluster } from '../helpers/nats-cluster.js'
+import { baseFiles, tempDir } from '../helpers/reconciler-world.js'
 import { waitUntil } from '../helpers/wait.js'
-import { baseFiles, tempDir } from '../integration/reconciler-helpers.js'
 
 /**
  * Lease takeover after `kill -9` of the leader (issue #16.6), with real `zonegate reconciler` processes on a real

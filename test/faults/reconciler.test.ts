@@ -11,7 +11,7 @@ import type { PublishedZoneTable } from '../../schemas/table.js'
 import { CLI_PATH, reconcilerArgs } from '../helpers/cli.js'
 import { createGitRepo, type GitRepo } from '../helpers/git-repo.js'
 import { type NatsCluster, startNatsCluster } from '../helpers/nats-cluster.js'
-import { egressYaml, externalYaml, MESH, tempDir } from '../integration/reconciler-helpers.js'
+import { egressYaml, externalYaml, MESH, tempDir } from '../helpers/reconciler-world.js'
 
 /**
  * Control-plane faults on a real 3-node nats-server cluster (R3) with real `zonegate reconciler` processes on a

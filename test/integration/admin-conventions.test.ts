@@ -5,8 +5,8 @@ import { runEgress } from '../../egress/main.js'
 import { closedPort } from '../helpers/egress-fixtures.js'
 import { createGitRepo, type GitRepo } from '../helpers/git-repo.js'
 import { type NatsServer, startNatsServer } from '../helpers/nats-server.js'
+import { baseFiles, captureLogger, startReconciler, tempDir } from '../helpers/reconciler-world.js'
 import { waitUntil } from '../helpers/wait.js'
-import { baseFiles, captureLogger, startReconciler, tempDir } from './reconciler-helpers.js'
 
 /**
  * The admin HTTP conventions of both processes (Envoy's paths, Prometheus names): the egress answers `/ready`

@@ -29,8 +29,8 @@ import { createGitRepo, type GitRepo } from '../helpers/git-repo.js'
 import { largeTable } from '../helpers/large-table.js'
 import { type NatsServer, startNatsServer } from '../helpers/nats-server.js'
 import { freePort, type RunningProcess, repoRoot, startProcess, waitForPort } from '../helpers/procfile.js'
+import { captureLogger, egressYaml, ingressYaml, MESH, startReconciler, tempDir } from '../helpers/reconciler-world.js'
 import { waitUntil } from '../helpers/wait.js'
-import { captureLogger, MESH, startReconciler, tempDir } from './reconciler-helpers.js'
 
 /**
  * Signed tables end to end (docs/decisions/010-signed-tables.md): a real reconciler with `--signing-key` signs
@@ -68,27 +68,7 @@ let proc: RunningProcess
 const ports: number[] = []
 const INSTANCES = ['e1', 'e2', 'p3']
 
-const ingress = (port: number) => `type: ZoneIngress
-name: zi-b
-zone: zone-b
-networking:
-  address: 127.0.0.1
-  port: 10011
-  advertisedAddress: 127.0.0.1
-  advertisedPort: ${port}
-availableServices:
-  - mesh: default
-    instances: 1
-    tags:
-      kuma.io/service: svc
-`
-const EGRESS = `type: ZoneEgress
-name: ze-a
-zone: zone-a
-networking:
-  address: 127.0.0.1
-  port: 10002
-`
+const EGRESS = egressYaml('zone-a', 10002, 'ze-a')
 
 /** Where each egress sends a new connection for the route (its upstream's name line). */
 const answers = () => Promise.all(ports.map(async (p) => (await tlsConnect(p, SNI)).upstream))
@@ -179,7 +159,7 @@ beforeAll(async () => {
   signer = loadSigningKey(await readFile(keyFile, 'utf8'))
 
   repo = await createGitRepo({
-    files: { 'meshes/default.yaml': MESH, 'zones/zone-a.yaml': EGRESS, 'zones/zone-b.yaml': ingress(a.port) },
+    files: { 'meshes/default.yaml': MESH, 'zones/zone-a.yaml': EGRESS, 'zones/zone-b.yaml': ingressYaml(a.port) },
   })
   reconciler = await startReconciler({
     repo: repo.dir,
@@ -282,7 +262,7 @@ describe('signed tables', { timeout: 150_000 }, () => {
 
   it('signed tables - a replayed older genuine table is rejected, also after the key was deleted', async () => {
     // the reconciler publishes generation 2 (its CAS sees the forged writes: it re-reads KV and goes on)
-    await repo.commit({ 'zones/zone-b.yaml': ingress(b.port) })
+    await repo.commit({ 'zones/zone-b.yaml': ingressYaml(b.port) })
     await waitUntil(
       async () => {
         const r = await reconciler.trigger()
@@ -350,7 +330,7 @@ describe('signed tables', { timeout: 150_000 }, () => {
     await mkdir(join(folder, 'zones'), { recursive: true })
     await writeFile(join(folder, 'mesh.yaml'), MESH)
     await writeFile(join(folder, 'zones', 'a.yaml'), EGRESS)
-    await writeFile(join(folder, 'zones', 'b.yaml'), ingress(a.port))
+    await writeFile(join(folder, 'zones', 'b.yaml'), ingressYaml(a.port))
     const signedFile = join(dir.path, 'signed.json')
     const unsignedFile = join(dir.path, 'unsigned-compile.json')
     const args = [CLI, 'compile', folder, '--zone', 'zone-a', '-o', 'json']

@@ -12,8 +12,8 @@ import { startUpstream, tlsConnect, type Upstream } from '../helpers/egress-fixt
 import { createGitRepo, type GitRepo } from '../helpers/git-repo.js'
 import { largeTable } from '../helpers/large-table.js'
 import { type AuthNats, startAuthNats } from '../helpers/nats-auth.js'
+import { baseFiles, startReconciler, tempDir } from '../helpers/reconciler-world.js'
 import { waitUntil } from '../helpers/wait.js'
-import { baseFiles, startReconciler, tempDir } from './reconciler-helpers.js'
 
 /**
  * The whole NATS path with auth on (nats-server running `zonegate auth init`'s configuration): the reconciler

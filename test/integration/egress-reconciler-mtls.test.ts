@@ -13,8 +13,8 @@ import type { Issued } from '../helpers/mesh-ca.js'
 import { type External, meshCall, startPlainExternal } from '../helpers/mtls-fixtures.js'
 import { type NatsServer, startNatsServer } from '../helpers/nats-server.js'
 import { waitFor } from '../helpers/procfile.js'
+import { captureLogger, egressYaml, probe, startReconciler, tempDir } from '../helpers/reconciler-world.js'
 import { waitUntil } from '../helpers/wait.js'
-import { captureLogger, egressYaml, probe, startReconciler, tempDir } from './reconciler-helpers.js'
 
 /**
  * The egress and the REAL reconciler certificate service, end to end: a reconciler (in process, on a Git

@@ -22,8 +22,8 @@ import { encodeTableBody, MAX_TABLE_BODY_BYTES, type TableHead } from '../../sch
 import { rawExchange, startUpstream, tlsConnect, type Upstream } from '../helpers/egress-fixtures.js'
 import { createGitRepo, type GitRepo } from '../helpers/git-repo.js'
 import { type NatsServer, startNatsServer } from '../helpers/nats-server.js'
+import { egressYaml, ingressYaml, MESH, startReconciler, tempDir } from '../helpers/reconciler-world.js'
 import { waitUntil } from '../helpers/wait.js'
-import { MESH, startReconciler, tempDir } from './reconciler-helpers.js'
 
 /**
  * The hostile-input suite: one row per input an attacker (or a broken peer) can send to a running reconciler and
@@ -55,27 +55,7 @@ const events: { subject: string; type?: string; instance?: string; reason?: stri
 let servedGeneration: number
 let webhookPokes = 0
 
-const EGRESS = `type: ZoneEgress
-name: ze-a
-zone: zone-a
-networking:
-  address: 127.0.0.1
-  port: 10002
-`
-const ingress = (port: number) => `type: ZoneIngress
-name: zi-b
-zone: zone-b
-networking:
-  address: 127.0.0.1
-  port: 10011
-  advertisedAddress: 127.0.0.1
-  advertisedPort: ${port}
-availableServices:
-  - mesh: default
-    instances: 1
-    tags:
-      kuma.io/service: svc
-`
+const EGRESS = egressYaml('zone-a', 10002, 'ze-a')
 
 /** A table for zone-a (digest right) that the attacker bends per row. */
 function table(generation: number, over: Partial<PublishedZoneTable> = {}): PublishedZoneTable {
@@ -419,7 +399,7 @@ beforeAll(async () => {
   const secretFile = join(dir.path, 'webhook-secret')
   await writeFile(secretFile, `${SECRET}\n`)
   repo = await createGitRepo({
-    files: { 'meshes/default.yaml': MESH, 'zones/zone-a.yaml': EGRESS, 'zones/zone-b.yaml': ingress(up.port) },
+    files: { 'meshes/default.yaml': MESH, 'zones/zone-a.yaml': EGRESS, 'zones/zone-b.yaml': ingressYaml(up.port) },
   })
   reconciler = await startReconciler({
     repo: repo.dir,
@@ -543,7 +523,7 @@ describe('hostile input', () => {
     // the zone's key now holds the attacker's last write (an old generation): the reconciler's CAS fails, it
     // re-reads KV and still publishes above what it wrote itself, so the egress takes it
     await repo.commit({
-      'zones/zone-b.yaml': `${ingress(up.port)}  - mesh: default\n    instances: 1\n    tags:\n      kuma.io/service: svc2\n`,
+      'zones/zone-b.yaml': `${ingressYaml(up.port)}  - mesh: default\n    instances: 1\n    tags:\n      kuma.io/service: svc2\n`,
     })
     const body = JSON.stringify({ ref: 'refs/heads/main' })
     const res = await post(hookUrl(), body, { 'x-hub-signature-256': hubSignature(SECRET, body) })

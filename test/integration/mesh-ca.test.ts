@@ -12,8 +12,8 @@ import { Bucket, caKey, certSubject } from '../../schemas/subjects.js'
 import type { PublishedZoneTable } from '../../schemas/table.js'
 import { createGitRepo, type GitRepo } from '../helpers/git-repo.js'
 import { type NatsServer, startNatsServer } from '../helpers/nats-server.js'
+import { egressYaml, externalYaml, probe, startReconciler, tableHistory, tempDir } from '../helpers/reconciler-world.js'
 import { waitUntil } from '../helpers/wait.js'
-import { egressYaml, externalYaml, probe, startReconciler, tableHistory, tempDir } from './reconciler-helpers.js'
 
 /**
  * Mesh CAs with a real nats-server and a real Git repository: the builtin CA is created once in KV `zonegate-ca`

@@ -10,8 +10,8 @@ import { instanceKey } from '../../schemas/subjects.js'
 import { CLI_PATH, runCli as runBuiltCli } from '../helpers/cli.js'
 import { createGitRepo, type GitRepo } from '../helpers/git-repo.js'
 import { type NatsServer, startNatsServer } from '../helpers/nats-server.js'
+import { egressYaml, externalYaml, MESH, startReconciler, tempDir } from '../helpers/reconciler-world.js'
 import { waitUntil } from '../helpers/wait.js'
-import { egressYaml, externalYaml, MESH, startReconciler, tempDir } from './reconciler-helpers.js'
 
 /**
  * Dead egress instances (issue #16.5), with real `zonegate egress` processes (heartbeat every 500 ms) and an

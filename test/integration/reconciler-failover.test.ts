@@ -6,8 +6,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { CLI_PATH, reconcilerArgs } from '../helpers/cli.js'
 import { createGitRepo, type GitRepo } from '../helpers/git-repo.js'
 import { type NatsServer, startNatsServer } from '../helpers/nats-server.js'
+import { baseFiles, externalYaml, probe, startReconciler, tableHistory, tempDir } from '../helpers/reconciler-world.js'
 import { waitUntil } from '../helpers/wait.js'
-import { baseFiles, externalYaml, probe, startReconciler, tableHistory, tempDir } from './reconciler-helpers.js'
 
 const cli = CLI_PATH
 const TTL_MS = 2000

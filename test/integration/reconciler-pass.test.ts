@@ -7,8 +7,8 @@ import type { ZonegateEvent } from '../../schemas/events.js'
 import type { ReconcilerStatus } from '../../schemas/status.js'
 import { createGitRepo, type GitRepo } from '../helpers/git-repo.js'
 import { type NatsServer, startNatsServer } from '../helpers/nats-server.js'
+import { baseFiles, externalYaml, probe, startReconciler, tableHistory, tempDir } from '../helpers/reconciler-world.js'
 import { waitUntil } from '../helpers/wait.js'
-import { baseFiles, externalYaml, probe, startReconciler, tableHistory, tempDir } from './reconciler-helpers.js'
 
 describe('reconciler pass', () => {
   let server: NatsServer

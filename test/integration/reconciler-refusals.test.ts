@@ -1,10 +1,14 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import type { CommitInvalidEvent, ZonegateEvent } from '../../schemas/events.js'
+import type { CommitInvalidEvent } from '../../schemas/events.js'
 import type { ReconcilerStatus } from '../../schemas/status.js'
-import { createGitRepo, type GitRepo } from '../helpers/git-repo.js'
-import { type NatsServer, startNatsServer } from '../helpers/nats-server.js'
+import {
+  baseFiles,
+  externalYaml,
+  type ReconcilerWorld,
+  startReconciler,
+  startReconcilerWorld,
+} from '../helpers/reconciler-world.js'
 import { waitUntil } from '../helpers/wait.js'
-import { baseFiles, externalYaml, probe, startReconciler, tempDir } from './reconciler-helpers.js'
 
 /** `count` ExternalServices pinned to `zone`, in one multi-document file. */
 const manyServices = (zone: string, count: number) =>
@@ -15,45 +19,31 @@ const manyServices = (zone: string, count: number) =>
 const condition = (s: ReconcilerStatus, type: string) => s.conditions.find((c) => c.type === type)
 
 describe('reconciler refusals', () => {
-  let server: NatsServer
-  let repo: GitRepo
-  let dir: Awaited<ReturnType<typeof tempDir>>
-  let p: Awaited<ReturnType<typeof probe>>
-  const events: ZonegateEvent[] = []
+  let w: ReconcilerWorld
 
   beforeAll(async () => {
     // A small max_payload, so a few hundred routes make a table too large to publish.
-    server = await startNatsServer({ config: 'max_payload: 65536\n' })
-    dir = await tempDir('zonegate-refuse-')
-    repo = await createGitRepo({ files: baseFiles() })
-    p = await probe(server.url)
-    const sub = p.nc.subscribe('zonegate.events.>')
-    void (async () => {
-      for await (const m of sub) events.push(m.json<ZonegateEvent>())
-    })()
+    w = await startReconcilerWorld({ prefix: 'zonegate-refuse-', natsConfig: 'max_payload: 65536\n' })
   })
   afterAll(async () => {
-    await p?.close()
-    await server?.stop()
-    await repo?.remove()
-    await dir?.remove()
+    await w?.stop()
   })
 
   const invalidEventOf = (sha: string) =>
     waitUntil(
-      () => events.find((e): e is CommitInvalidEvent => e.type === 'commit.invalid' && e.revision.endsWith(sha)),
+      () => w.events.find((e): e is CommitInvalidEvent => e.type === 'commit.invalid' && e.revision.endsWith(sha)),
       5000,
       `commit.${sha.slice(0, 7)}.invalid`,
     )
 
   it('refusals - an emptied zone and too-large tables are commit.invalid events naming every zone; /status stays Stalled', async () => {
-    const r = await startReconciler({ repo: repo.dir, nats: server.url, cacheDir: dir.path })
+    const r = await startReconciler({ repo: w.repo.dir, nats: w.nats.url, cacheDir: w.dir.path })
     try {
-      const sha1 = await repo.head()
+      const sha1 = await w.repo.head()
       await waitUntil(() => r.status().lastAppliedRevision === `main@sha1:${sha1}`, 10_000, 'first pass')
 
       // Every route of every zone gone: EmptyZoneRefused, announced as an event with the reason and the zones.
-      const emptied = await repo.commit({
+      const emptied = await w.repo.commit({
         'external/shared.yaml': null,
         'external/a-only.yaml': null,
         'external/b-only.yaml': null,
@@ -80,7 +70,7 @@ describe('reconciler refusals', () => {
       expect(http.violations.map((v) => v.name)).toEqual(['zone-a', 'zone-b', 'zone-c'])
 
       // Two zones too large for max_payload: TableTooLarge names both, not only the first.
-      const big = await repo.commit({
+      const big = await w.repo.commit({
         'external/shared.yaml': baseFiles()['external/shared.yaml'] as string,
         'external/a-many.yaml': manyServices('zone-a', 400),
         'external/b-many.yaml': manyServices('zone-b', 400),

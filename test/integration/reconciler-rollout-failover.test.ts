@@ -18,8 +18,8 @@ import { CLI_PATH, reconcilerArgs } from '../helpers/cli.js'
 import { tableOf } from '../helpers/egress-fixtures.js'
 import { createGitRepo, type GitRepo } from '../helpers/git-repo.js'
 import { type NatsServer, startNatsServer } from '../helpers/nats-server.js'
+import { egressYaml, externalYaml, MESH, startReconciler, tempDir } from '../helpers/reconciler-world.js'
 import { waitUntil } from '../helpers/wait.js'
-import { egressYaml, externalYaml, MESH, startReconciler, tempDir } from './reconciler-helpers.js'
 
 /**
  * Rollouts across a failover (issue #12.4), all real NATS and processes:

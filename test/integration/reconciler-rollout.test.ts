@@ -13,8 +13,8 @@ import type { PublishedZoneTable } from '../../schemas/table.js'
 import { CLI_PATH, runCli as runBuiltCli } from '../helpers/cli.js'
 import { createGitRepo, type GitRepo } from '../helpers/git-repo.js'
 import { type NatsServer, startNatsServer } from '../helpers/nats-server.js'
+import { egressYaml, externalYaml, MESH, startReconciler, tempDir } from '../helpers/reconciler-world.js'
 import { waitUntil } from '../helpers/wait.js'
-import { egressYaml, externalYaml, MESH, startReconciler, tempDir } from './reconciler-helpers.js'
 
 /**
  * Rollout tracking end to end: an in-process reconciler (short rollout timeout) on a real nats-server and a

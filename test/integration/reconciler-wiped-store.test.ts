@@ -13,8 +13,8 @@ import { Bucket, EVENTS_STREAM, LEASE_KEY, tableKey } from '../../schemas/subjec
 import type { PublishedZoneTable } from '../../schemas/table.js'
 import { createGitRepo, type GitRepo } from '../helpers/git-repo.js'
 import { type NatsServer, startNatsServer } from '../helpers/nats-server.js'
+import { baseFiles, startReconciler, tempDir } from '../helpers/reconciler-world.js'
 import { waitUntil } from '../helpers/wait.js'
-import { baseFiles, startReconciler, tempDir } from './reconciler-helpers.js'
 
 /**
  * A nats-server restarted with a wiped store under a running reconciler (issue #16.1), all real: the server

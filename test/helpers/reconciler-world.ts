@@ -7,10 +7,16 @@ import { type KV, Kvm } from '@nats-io/kv'
 import { connect, type NatsConnection } from '@nats-io/transport-node'
 import { pino } from 'pino'
 import { type ReconcilerOptions, type RunningReconciler, runReconciler } from '../../reconciler/main.js'
+import type { ZonegateEvent } from '../../schemas/events.js'
 import { Bucket, tableKey } from '../../schemas/subjects.js'
 import type { PublishedZoneTable } from '../../schemas/table.js'
+import { createGitRepo, type GitRepo } from './git-repo.js'
+import { type NatsServer, startNatsServer } from './nats-server.js'
 
-/** Shared pieces of the reconciler integration tests: fixtures, an in-process reconciler, KV probes. */
+/**
+ * The reconciler's test world: Kuma YAML fixtures, an in-process reconciler, KV probes, and a whole world (NATS,
+ * a Git repository of the fixtures, a scratch folder, a probe that records every event) to start in one call.
+ */
 
 export const MESH = `type: Mesh
 name: default
@@ -23,12 +29,29 @@ routing:
   zoneEgress: true
 `
 
-export const egressYaml = (zone: string, port: number) => `type: ZoneEgress
-name: ze-${zone}
+/** A ZoneEgress of `zone` listening on 127.0.0.1:`port` (named `ze-<zone>` unless `name` is given). */
+export const egressYaml = (zone: string, port: number, name = `ze-${zone}`) => `type: ZoneEgress
+name: ${name}
 zone: ${zone}
 networking:
   address: 127.0.0.1
   port: ${port}
+`
+
+/** ZoneIngress `zi-b` of zone-b, advertised on 127.0.0.1:`advertisedPort`, offering one instance of `service`. */
+export const ingressYaml = (advertisedPort: number, service = 'svc') => `type: ZoneIngress
+name: zi-b
+zone: zone-b
+networking:
+  address: 127.0.0.1
+  port: 10011
+  advertisedAddress: 127.0.0.1
+  advertisedPort: ${advertisedPort}
+availableServices:
+  - mesh: default
+    instances: 1
+    tags:
+      kuma.io/service: ${service}
 `
 
 /** An ExternalService; `zone` pins it to one zone's egress (kuma.io/zone). */
@@ -102,4 +125,54 @@ export async function tableHistory(tables: KV, zone: string): Promise<{ op: stri
   const it = await tables.history({ key: tableKey(zone) })
   for await (const e of it) out.push({ op: e.operation, table: e.operation === 'PUT' ? e.json() : undefined })
   return out
+}
+
+/** NATS, a Git repository, a scratch folder and a probe recording every event: what a reconciler test runs on. */
+export interface ReconcilerWorld {
+  nats: NatsServer
+  repo: GitRepo
+  /** Scratch folder (the reconciler's cache goes here). */
+  dir: { path: string; remove(): Promise<void> }
+  probe: Awaited<ReturnType<typeof probe>>
+  /** Every event published on `zonegate.events.>` since the world started, in order. */
+  events: ZonegateEvent[]
+  /** The subject of each of `events`. */
+  subjects: string[]
+  stop(): Promise<void>
+}
+
+/**
+ * Starts a world: a real nats-server (`natsConfig` appended to its config), a Git repository holding `files`
+ * (default `baseFiles()`), a scratch folder named after `prefix`, and a probe subscribed to every event.
+ */
+export async function startReconcilerWorld(
+  o: { prefix?: string; files?: Record<string, string>; natsConfig?: string } = {},
+): Promise<ReconcilerWorld> {
+  const nats = await startNatsServer(o.natsConfig ? { config: o.natsConfig } : {})
+  const dir = await tempDir(o.prefix ?? 'zonegate-world-')
+  const repo = await createGitRepo({ files: o.files ?? baseFiles() })
+  const p = await probe(nats.url)
+  const events: ZonegateEvent[] = []
+  const subjects: string[] = []
+  const sub = p.nc.subscribe('zonegate.events.>')
+  void (async () => {
+    for await (const m of sub) {
+      subjects.push(m.subject)
+      events.push(m.json<ZonegateEvent>())
+    }
+  })()
+  return {
+    nats,
+    repo,
+    dir,
+    probe: p,
+    events,
+    subjects,
+    stop: async () => {
+      await p.close()
+      await nats.stop()
+      await repo.remove()
+      await dir.remove()
+    },
+  }
 }
