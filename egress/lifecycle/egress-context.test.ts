@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest'
-import { tableDigest } from '../../schemas/digest.js'
 import { generateSigningKey, loadSigningKey, signTable } from '../../schemas/signing.js'
 import type { ZoneTable } from '../../schemas/table.js'
+import { buildTable, route } from '../../test/helpers/table.js'
 import { admitTable, type EgressContext, initialContext, resyncOnRemoval } from './egress-context.js'
 
 const signer = loadSigningKey(generateSigningKey().seed)
@@ -9,28 +9,10 @@ const intruder = loadSigningKey(generateSigningKey().seed)
 const TRUSTED = [signer.publicKey]
 
 function table(generation: number, port = 10001): ZoneTable {
-  const body = {
-    zone: 'zone-a',
-    egresses: [{ name: 'ze-a', port: 10002 }],
-    routes: [
-      {
-        sni: 'orders{mesh=default}',
-        mesh: 'default',
-        service: 'orders',
-        kind: 'cross-zone' as const,
-        mode: 'passthrough' as const,
-        upstreams: [{ address: '127.0.0.1', port, weight: 1 }],
-      },
-    ],
-  }
-  return {
-    apiVersion: 'zonegate.io/v1',
-    kind: 'ZoneEgressTable',
+  return buildTable([route('orders{mesh=default}', port, { service: 'orders' })], {
     generation,
     revision: `main@sha1:${String(generation).padStart(40, '0')}`,
-    digest: tableDigest(body),
-    ...body,
-  }
+  })
 }
 
 describe('egress-context - signed admission', () => {

@@ -1,26 +1,16 @@
 import { describe, expect, it } from 'vitest'
 import { createActor, fromPromise, waitFor } from 'xstate'
-import { tableDigest } from '../../schemas/digest.js'
 import type { ZoneTable } from '../../schemas/table.js'
+import { buildTable, route } from '../../test/helpers/table.js'
 import { egressMachine } from './egress.machine.js'
 import { admissionBase, initialContext, type TableRejected, withSwap } from './egress-context.js'
 
 /** The NATS-mode paths of the lifecycle: connecting, the saved table, degraded, resync after a removal. */
-function table(generation: number, snis: string[] = ['a.test']): ZoneTable {
-  const body = {
-    zone: 'zone-a',
-    egresses: [{ name: 'ze-a', port: 10002 }],
-    routes: snis.map((sni) => ({
-      sni,
-      mesh: 'default',
-      service: sni,
-      kind: 'cross-zone' as const,
-      mode: 'passthrough' as const,
-      upstreams: [{ address: '127.0.0.1', port: 1, weight: 1 }],
-    })),
-  }
-  return { apiVersion: 'zonegate.io/v1', kind: 'ZoneEgressTable', generation, digest: tableDigest(body), ...body }
-}
+const table = (generation: number, snis: string[] = ['a.test']): ZoneTable =>
+  buildTable(
+    snis.map((sni) => route(sni)),
+    { generation, revision: null },
+  )
 
 function run(opts: { connect?: Promise<void> } = {}) {
   const applied: ZoneTable[] = []

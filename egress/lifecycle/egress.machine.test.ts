@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest'
 import { createActor, fromPromise, waitFor } from 'xstate'
-import { tableDigest } from '../../schemas/digest.js'
 import type { ZoneTable } from '../../schemas/table.js'
+import { buildTable, route } from '../../test/helpers/table.js'
 import { RejectedTable } from '../core/admission.js'
 import { CompactZoneTable, compactRoutes } from '../core/compact-table.js'
 import { egressMachine } from './egress.machine.js'
@@ -15,25 +15,10 @@ import {
 } from './egress-context.js'
 
 function table(generation: number | undefined, snis: string[] = ['a.test'], zone = 'zone-a'): ZoneTable {
-  const body = {
-    zone,
-    egresses: [{ name: 'ze-a', port: 10002 }],
-    routes: snis.map((sni) => ({
-      sni,
-      mesh: 'default',
-      service: sni,
-      kind: 'cross-zone' as const,
-      mode: 'passthrough' as const,
-      upstreams: [{ address: '127.0.0.1', port: 1, weight: 1 }],
-    })),
-  }
-  return {
-    apiVersion: 'zonegate.io/v1',
-    kind: 'ZoneEgressTable',
-    ...(generation === undefined ? {} : { generation }),
-    digest: tableDigest(body),
-    ...body,
-  }
+  return buildTable(
+    snis.map((sni) => route(sni)),
+    { zone, ...(generation === undefined ? {} : { generation, revision: null }) },
+  )
 }
 
 interface Fakes {

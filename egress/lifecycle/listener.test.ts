@@ -1,17 +1,11 @@
 import { describe, expect, it } from 'vitest'
 import type { TableEgress, ZoneTable } from '../../schemas/table.js'
+import { buildTable } from '../../test/helpers/table.js'
 import { findEgressEntry, resolveListen } from './listener.js'
 
 const one: TableEgress[] = [{ name: 'ze-a', address: '10.0.0.1', port: 10002, adminPort: 9901 }]
 const two: TableEgress[] = [...one, { name: 'ze-b', port: 10003 }]
-const table = (egresses: TableEgress[]): ZoneTable => ({
-  apiVersion: 'zonegate.io/v1',
-  kind: 'ZoneEgressTable',
-  zone: 'zone-a',
-  digest: '',
-  egresses,
-  routes: [],
-})
+const table = (egresses: TableEgress[]): ZoneTable => buildTable([], { egresses })
 
 describe('listener', () => {
   it.each([

@@ -2,8 +2,8 @@ import { writeFile } from 'node:fs/promises'
 import net, { type AddressInfo } from 'node:net'
 import tls from 'node:tls'
 import { generate } from 'selfsigned'
-import { tableDigest } from '../../schemas/digest.js'
 import type { TableRoute, ZoneTable } from '../../schemas/table.js'
+import { buildTable, route } from './table.js'
 
 /**
  * Real TLS fixtures for egress tests: upstream TLS servers that announce their name and echo, TLS clients with
@@ -82,27 +82,18 @@ export function tableOf(
   generation?: number,
   egress: { port: number; adminPort?: number } = { port: 10002 },
 ): ZoneTable {
-  const body = {
-    zone: 'zone-a',
-    egresses: [{ name: 'ze-a', address: '127.0.0.1', ...egress }],
-    routes: routes
-      .map((r) => ({
-        sni: r.sni,
-        mesh: 'default',
-        service: r.sni,
-        kind: 'cross-zone' as const,
-        mode: r.mode ?? ('passthrough' as const),
+  const tableRoutes = routes
+    .map((r) =>
+      route(r.sni, 0, {
+        mode: r.mode ?? 'passthrough',
         upstreams: r.upstreams.map((u) => ({ address: '127.0.0.1', port: u.port, weight: u.weight ?? 1 })),
-      }))
-      .sort((a, b) => (a.sni < b.sni ? -1 : 1)),
-  }
-  return {
-    apiVersion: 'zonegate.io/v1',
-    kind: 'ZoneEgressTable',
+      }),
+    )
+    .sort((a, b) => (a.sni < b.sni ? -1 : 1))
+  return buildTable(tableRoutes, {
+    egresses: [{ name: 'ze-a', address: '127.0.0.1', ...egress }],
     ...(generation === undefined ? {} : { generation, revision: `main@sha1:${'0'.repeat(40)}` }),
-    digest: tableDigest(body),
-    ...body,
-  }
+  })
 }
 
 export async function writeTable(file: string, table: ZoneTable): Promise<void> {
