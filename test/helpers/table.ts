@@ -53,3 +53,13 @@ export function buildTable(
     ...body,
   }
 }
+
+/**
+ * The route the fixtures' ZoneIngress (reconciler-world's ingressYaml) compiles to: service `svc`, SNI
+ * `svc{mesh=default}`, one upstream in zone-b at 127.0.0.1:`port`. Pure.
+ */
+export const svcRoute = (port: number): TableRoute =>
+  route('svc{mesh=default}', port, {
+    service: 'svc',
+    upstreams: [{ address: '127.0.0.1', port, weight: 1, zone: 'zone-b' }],
+  })

@@ -10,7 +10,6 @@ import { type EgressHandle, runEgress } from '../../egress/main.js'
 import type { RunningReconciler } from '../../reconciler/main.js'
 import { type Bus, connectBus } from '../../reconciler/transport/nats-bus.js'
 import { publishZoneTable } from '../../reconciler/transport/nats-publisher.js'
-import { tableDigest } from '../../schemas/digest.js'
 import type { RolloutRejectedEvent, ZonegateEvent } from '../../schemas/events.js'
 import {
   generateSigningKey,
@@ -30,6 +29,7 @@ import { largeTable } from '../helpers/large-table.js'
 import { type NatsServer, startNatsServer } from '../helpers/nats-server.js'
 import { freePort, type RunningProcess, repoRoot, startProcess, waitForPort } from '../helpers/procfile.js'
 import { captureLogger, egressYaml, ingressYaml, MESH, startReconciler, tempDir } from '../helpers/reconciler-world.js'
+import { buildTable, svcRoute } from '../helpers/table.js'
 import { waitUntil } from '../helpers/wait.js'
 
 /**
@@ -115,28 +115,11 @@ async function everyEgressRejects(generation: number, since: number): Promise<Ro
 
 /** A table for zone-a routing the service to `port` (digest correct), as a forger would write it. */
 function forgedTable(generation: number, port: number): PublishedZoneTable {
-  const body = {
-    zone: 'zone-a',
+  return buildTable([svcRoute(port)], {
     egresses: [{ name: 'ze-a', address: '127.0.0.1', port: 10002 }],
-    routes: [
-      {
-        sni: SNI,
-        mesh: 'default',
-        service: 'svc',
-        kind: 'cross-zone' as const,
-        mode: 'passthrough' as const,
-        upstreams: [{ address: '127.0.0.1', port, weight: 1, zone: 'zone-b' }],
-      },
-    ],
-  }
-  return {
-    apiVersion: 'zonegate.io/v1',
-    kind: 'ZoneEgressTable',
     generation,
     revision: `main@sha1:${'f'.repeat(40)}`,
-    digest: tableDigest(body),
-    ...body,
-  }
+  }) as PublishedZoneTable
 }
 
 beforeAll(async () => {

@@ -15,7 +15,6 @@ import type { RunningReconciler } from '../../reconciler/main.js'
 import { initialStatus } from '../../reconciler/steps/status.js'
 import { type Bus, connectBus } from '../../reconciler/transport/nats-bus.js'
 import { hubSignature } from '../../reconciler/triggers.js'
-import { tableDigest } from '../../schemas/digest.js'
 import { certSubject, instanceKey, TABLE_BODIES_BUCKET, tableKey } from '../../schemas/subjects.js'
 import type { PublishedZoneTable } from '../../schemas/table.js'
 import { encodeTableBody, MAX_TABLE_BODY_BYTES, type TableHead } from '../../schemas/table-transport.js'
@@ -23,6 +22,7 @@ import { rawExchange, startUpstream, tlsConnect, type Upstream } from '../helper
 import { createGitRepo, type GitRepo } from '../helpers/git-repo.js'
 import { type NatsServer, startNatsServer } from '../helpers/nats-server.js'
 import { egressYaml, ingressYaml, MESH, startReconciler, tempDir } from '../helpers/reconciler-world.js'
+import { buildTable, svcRoute } from '../helpers/table.js'
 import { waitUntil } from '../helpers/wait.js'
 
 /**
@@ -59,29 +59,12 @@ const EGRESS = egressYaml('zone-a', 10002, 'ze-a')
 
 /** A table for zone-a (digest right) that the attacker bends per row. */
 function table(generation: number, over: Partial<PublishedZoneTable> = {}): PublishedZoneTable {
-  const body = {
-    zone: 'zone-a',
+  const t = buildTable([svcRoute(9)], {
     egresses: [{ name: 'ze-a', address: '127.0.0.1', port: 10002 }],
-    routes: [
-      {
-        sni: SNI,
-        mesh: 'default',
-        service: 'svc',
-        kind: 'cross-zone' as const,
-        mode: 'passthrough' as const,
-        upstreams: [{ address: '127.0.0.1', port: 9, weight: 1, zone: 'zone-b' }],
-      },
-    ],
-  }
-  return {
-    apiVersion: 'zonegate.io/v1',
-    kind: 'ZoneEgressTable',
     generation,
     revision: `main@sha1:${'e'.repeat(40)}`,
-    digest: tableDigest(body),
-    ...body,
-    ...over,
-  }
+  })
+  return { ...t, ...over } as PublishedZoneTable
 }
 
 async function writeKey(value: string | Uint8Array): Promise<void> {
