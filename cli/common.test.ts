@@ -45,7 +45,7 @@ describe('parseDuration', () => {
     [3_600_000, '1h'],
     [30_000, '30s'],
     [90_000, '90s'],
-    [120_000, '2m'],
+    [120_000, '120s'],
     [1500, '1500ms'],
     [0, '0ms'],
   ])('formatDuration - %i ms is written %s and parsed back', (ms, text) => {

@@ -14,6 +14,7 @@ import { type EventLog, startEventLog } from './admin/event-log.js'
 import { type AdminServer, createReconcilerMetrics, startAdminServer } from './admin/http.js'
 import { buildGrid, buildTimelines, type PageData } from './admin/page-data.js'
 import { DEFAULT_RETRY_POLICY, type RetryPolicy, retryDecision } from './core/conditions.js'
+import { DEFAULT_ROLLOUT_TIMEOUT_MS } from './core/rollout.js'
 import { createPassDeps } from './pass-deps.js'
 import {
   forgetPublished,
@@ -93,9 +94,6 @@ export interface ReconcilerOptions {
   /** `--replicas`: replicas of every bucket and the stream it creates (default 3 in a cluster, else 1). */
   replicas?: number
 }
-
-/** Default of `--rollout-timeout`. */
-export const DEFAULT_ROLLOUT_TIMEOUT_MS = 60_000
 
 export interface RunningReconciler {
   id: string

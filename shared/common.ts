@@ -154,13 +154,13 @@ export function parseDuration(value: string, flag: string): number {
 }
 
 /**
- * A whole number of milliseconds as a flag default is written: in the largest of h, m, s and ms that divides it
- * (`3_600_000` → `1h`, `30_000` → `30s`, `1500` → `1500ms`). `parseDuration` reads it back. Pure.
+ * A whole number of milliseconds as a flag default is written: in hours when it is whole hours, else in seconds
+ * when whole seconds, else in ms (`3_600_000` → `1h`, `60_000` → `60s`, `1500` → `1500ms`). `parseDuration`
+ * reads it back. Pure.
  */
 export function formatDuration(ms: number): string {
   for (const [unit, size] of [
     ['h', 3_600_000],
-    ['m', 60_000],
     ['s', 1000],
   ] as const)
     if (ms > 0 && ms % size === 0) return `${ms / size}${unit}`

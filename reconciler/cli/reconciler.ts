@@ -2,7 +2,9 @@ import { homedir } from 'node:os'
 import { join } from 'node:path'
 import type { Command } from 'commander'
 import { DEFAULT_ZONE } from '../../schemas/resources.js'
+import { LEASES_TTL_MS } from '../../schemas/subjects.js'
 import {
+  formatDuration,
   logSettings,
   natsServers,
   parseDuration,
@@ -12,6 +14,7 @@ import {
   withExamples,
 } from '../../shared/common.js'
 import { addNatsOptions, type NatsFlags, natsConnectOptions } from '../../shared/nats-connect.js'
+import { DEFAULT_ROLLOUT_TIMEOUT_MS } from '../core/rollout.js'
 import { assertLocalRepository } from './repo-check.js'
 
 /** Defaults of `zonegate reconciler` (docs/reconciler.md). */
@@ -19,8 +22,8 @@ export const RECONCILER_DEFAULTS = {
   branch: 'main',
   interval: '10s',
   http: '127.0.0.1:9090',
-  leaseTtl: '15s',
-  rolloutTimeout: '60s',
+  leaseTtl: formatDuration(LEASES_TTL_MS),
+  rolloutTimeout: formatDuration(DEFAULT_ROLLOUT_TIMEOUT_MS),
 } as const
 
 /** `$XDG_CACHE_HOME/zonegate/git`, else `~/.cache/zonegate/git`. */

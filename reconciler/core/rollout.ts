@@ -52,6 +52,9 @@ export {
   zoneRolloutStatuses,
 } from './rollout-book.js'
 
+/** How long a published zone may take to converge before its rollout times out (`--rollout-timeout`). */
+export const DEFAULT_ROLLOUT_TIMEOUT_MS = 60_000
+
 const bookKey = (zone: string, egress: string, instance: string) => `${zone}/${egress}/${instance}`
 const seconds = (ms: number) => `${Math.round(ms / 100) / 10} s`
 
