@@ -27,7 +27,7 @@ export interface GitSource {
   resolve(): Promise<string>
   /**
    * The snapshot at `sha` (default: `resolve()`); the last one is memoized. Rejects with FetchFailed (transient),
-   * or GitTreeError `PathNotFound` / `FileTooLarge` / `TooManyFiles` when the revision itself is unusable.
+   * or GitTreeError `PathNotFound` / `TooManyFiles` when the revision itself is unusable.
    */
   fetch(sha?: string): Promise<Snapshot>
 }
