@@ -1,4 +1,3 @@
-import { DeliverPolicy } from '@nats-io/jetstream'
 import type { ZonegateEvent } from '../../schemas/events.js'
 import { signTableHead, type TableSigner } from '../../schemas/signing.js'
 import {
@@ -46,6 +45,13 @@ const messageOf = (err: unknown) => (err instanceof Error ? err.message : String
  * Reads back every zone table currently in KV `zonegate-tables` (deleted keys excluded), keyed by zone: the
  * inventory a (re)started reconciler diffs against, so it republishes nothing that is already there.
  * Entries whose value is not a JSON envelope are skipped with a warning. Throws PublishFailed when NATS fails.
+ *
+ * Every read goes to the stream's leader: the subjects from stream info (with a subject filter), then the last
+ * message of each with STREAM.MSG.GET (not a direct get), both answered only by the leader in a cluster. An ordered
+ * consumer or a direct get may be served by any replica, and a replica that is still catching up (a node just
+ * restarted) answers from what it has: a zone written meanwhile is missing, or has an older value. The plan then
+ * took the zone for new, or for changed, and wrote it again under a new generation although no commit changed it
+ * (issue #12: an extra publication after a NATS node loss). One request per zone, a few at a time.
  */
 export async function readPublishedTables(bus: Bus): Promise<Map<string, PublishedEntry>> {
   const out = new Map<string, PublishedEntry>()
@@ -53,21 +59,17 @@ export async function readPublishedTables(bus: Bus): Promise<Map<string, Publish
   const prefix = `$KV.${Bucket.Tables}.`
   const filter = `${prefix}*${TABLE_SUFFIX}`
   try {
-    // One ordered consumer delivering the last message of every `<zone>.table` subject (a single string
-    // filter works on 2.9), instead of keys() + one get per zone. The stream info tells whether there is
-    // anything at all, because an empty filter would otherwise only end on a fetch timeout.
     const info = await bus.jsm.streams.info(stream, { subjects_filter: filter })
-    if (Object.keys(info.state.subjects ?? {}).length === 0) return out
-    const consumer = await bus.js.consumers.get(stream, {
-      filter_subjects: filter,
-      deliver_policy: DeliverPolicy.LastPerSubject,
-    })
-    const msgs = await consumer.consume()
+    const subjects = Object.keys(info.state.subjects ?? {}).sort()
     const heads: { zone: string; head: unknown; kvRevision: number }[] = []
-    for await (const m of msgs) {
-      const op = m.headers?.get('KV-Operation')
-      const zone = zoneOfToken(m.subject.slice(prefix.length, -TABLE_SUFFIX.length))
-      if (op !== 'DEL' && op !== 'PURGE') {
+    for (let i = 0; i < subjects.length; i += INVENTORY_READS_AT_ONCE) {
+      const batch = subjects.slice(i, i + INVENTORY_READS_AT_ONCE)
+      const msgs = await Promise.all(batch.map((subj) => bus.jsm.streams.getMessage(stream, { last_by_subj: subj })))
+      for (const [j, m] of msgs.entries()) {
+        const zone = zoneOfToken(batch[j]!.slice(prefix.length, -TABLE_SUFFIX.length))
+        if (m === null) continue // purged since the stream info
+        const op = m.header?.get('KV-Operation')
+        if (op === 'DEL' || op === 'PURGE') continue
         try {
           const value = m.json<unknown>()
           if (isTableHead(value)) heads.push({ zone, head: value, kvRevision: m.seq })
@@ -76,10 +78,6 @@ export async function readPublishedTables(bus: Bus): Promise<Map<string, Publish
           bus.log.warn({ zone, err }, 'unreadable table in KV; it will be rewritten')
           out.set(zone, { table: inventoryTable(zone, undefined, bus), kvRevision: m.seq })
         }
-      }
-      if (m.info.pending === 0) {
-        msgs.stop() // never await close() inside the loop (v3 deadlock)
-        break
       }
     }
     // Large tables: the KV value is a head; the inventory needs the envelope (routes), read from the object store.
@@ -93,6 +91,9 @@ export async function readPublishedTables(bus: Bus): Promise<Map<string, Publish
   }
   return out
 }
+
+/** Last-message reads of the inventory in flight at once. */
+const INVENTORY_READS_AT_ONCE = 16
 
 /**
  * The inventory entry of a KV value: the envelope when it has what the plan and the status read (zone,
