@@ -94,6 +94,8 @@ const RETRY_MS = 250
 const WATCH_RETRY: BackoffPolicy = { baseMs: RETRY_MS, maxMs: 2000, jitter: 0 }
 /** How often the table watch is checked for a missed update (see `checkWatch`). */
 export const WATCH_CHECK_MS = 5000
+/** How long a revision the watch has not delivered may stay missing before the watch counts as stalled. */
+export const WATCH_CONFIRM_MS = 1000
 /** Rollout events kept while NATS cannot store them (oldest dropped beyond). */
 export const EVENT_QUEUE_MAX = 100
 /** A head is a few hundred bytes; larger values are never read as one on the event loop. */
@@ -209,6 +211,8 @@ export function startNatsSubscriber(o: NatsSubscriberOptions): NatsSubscriber {
     }
     let bytes: Uint8Array | null
     o.admitter.prepare() // the worker starts while the body is fetched
+    const fetchStart = performance.now()
+    log.debug({ kvRevision, object: h.object.name }, 'large table head received; fetching its body')
     try {
       if (!js) return
       let store = bodyStores.get(h.object.bucket)
@@ -230,6 +234,7 @@ export function startNatsSubscriber(o: NatsSubscriberOptions): NatsSubscriber {
     }
     if (kvRevision !== st.kvRevision) return
     if (!bytes) return reject('body-missing', [`${h.object.bucket}/${h.object.name} not found`])
+    const admitStart = performance.now()
     const { out, ms, thread, phases } = await o.admitter.admit({
       kind: 'body',
       head: h,
@@ -239,7 +244,10 @@ export function startNatsSubscriber(o: NatsSubscriberOptions): NatsSubscriber {
     })
     if (closed || kvRevision !== st.kvRevision) return
     if (!out.ok && out.stage === 'body') return reject('body-mismatch', out.problems)
-    log.debug({ kvRevision, bytes: h.object.storedSize, ms, thread, phases }, 'large table received')
+    log.debug(
+      { kvRevision, bytes: h.object.storedSize, fetchMs: Math.round(admitStart - fetchStart), ms, thread, phases },
+      'large table received',
+    )
     o.send({ type: 'table.received', table: admittedValue(out), source: 'nats' })
   }
 
@@ -324,7 +332,10 @@ export function startNatsSubscriber(o: NatsSubscriberOptions): NatsSubscriber {
    * node can stay silent without an error while this connection never dropped (nats-server 2.9), and the egress
    * then misses a table for good. When the tables bucket changed since the last check (stream info, small), the
    * key is read with a direct get (any replica answers); a revision above the last one handled that is still
-   * missing at the next check means the watch stalled: it is recreated (the key is read again first).
+   * missing a second later (`WATCH_CONFIRM_MS`; a live watch delivers in milliseconds) means the watch stalled: it
+   * is recreated (the key is read again first, so the table is taken at once even if the new watch is no better).
+   * The server places the watch's consumer on any replica of the stream: when that node is lost, the watch is silent
+   * and the client notices only after two missed idle heartbeats (about a minute), longer than a rollout timeout.
    */
   let checkedSeq = 0
   let suspect = 0
@@ -341,7 +352,12 @@ export function startNatsSubscriber(o: NatsSubscriberOptions): NatsSubscriber {
     if (last <= checkedSeq) return
     checkedSeq = last
     const entry = await tables.get(key)
-    if (entry && entry.revision > st.kvRevision) suspect = entry.revision
+    if (entry && entry.revision > st.kvRevision) {
+      suspect = entry.revision
+      setTimeout(() => {
+        checkWatch().catch((err: unknown) => log.debug({ err }, 'table watch check failed'))
+      }, WATCH_CONFIRM_MS).unref()
+    }
   }
   const watchCheck = setInterval(() => {
     checkWatch().catch((err: unknown) => log.debug({ err }, 'table watch check failed'))

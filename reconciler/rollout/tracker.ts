@@ -74,6 +74,12 @@ export interface RolloutTrackerOptions {
 const RETRY_MS = 1000
 /** How often the instance watch is checked for a stall (see `checkWatch`). */
 const WATCH_CHECK_MS = 3000
+/**
+ * How long the bucket's last sequence may stay undelivered before the watch counts as stalled. The server places
+ * the watch's consumer on any replica; when that node is lost the watch is silent, and the client would notice only
+ * after two missed idle heartbeats (about a minute), longer than a rollout timeout.
+ */
+const WATCH_CONFIRM_MS = 1000
 
 /** Starts the tracker; never throws (watch errors are logged and the watch is recreated). */
 export function startRolloutTracker(o: RolloutTrackerOptions): RolloutTracker {
@@ -282,6 +288,14 @@ export function startRolloutTracker(o: RolloutTrackerOptions): RolloutTracker {
       return
     }
     behindAt = delivered
+    // and sooner: a live watch delivers `last` within milliseconds
+    const w = watcher
+    setTimeout(() => {
+      if (stopped || watcher !== w || delivered >= last) return
+      log.warn({ delivered, last }, 'instance watch stalled; recreating it')
+      behindAt = -1
+      watcher?.stop()
+    }, WATCH_CONFIRM_MS).unref()
   }
   const watchCheck = setInterval(() => {
     checkWatch().catch((err: unknown) => log.debug({ err }, 'instance watch check failed'))
