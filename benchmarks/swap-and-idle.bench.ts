@@ -1,0 +1,252 @@
+/**
+ * swap-and-idle (issue 15): two egress targets that proxy-throughput does not cover, measured on the built CLI
+ * (`node dist/cli/main.js egress --static … --workers W`):
+ * - **table swap under load**: a table of `BENCH_SWAP_ROUTES` routes (default 50,000; smoke 1,000) is replaced
+ *   (SIGHUP, a new generation with one route changed) every second while 16 client loops open connections through
+ *   the egress (ClientHello → upstream answers 1 KiB and closes). Reported: the event-loop time of the swap itself on
+ *   a proxying process (routing table + assignment: the workers' `lastSwapMs`, or `lastSwap.ms` with `--workers
+ *   1`), the event-loop delay during the swaps (prom-client's `nodejs_eventloop_lag_max_seconds`, max over the
+ *   processes: with `--static` the admission (schema, digest) runs on the primary's loop, which with `--workers 1`
+ *   is the proxy's), the slowest connection the clients saw during the swaps, and failed connections (target 0).
+ * - **idle connection memory**: RSS of the egress's process group before and after `BENCH_IDLE_CONNS` (default 2000;
+ *   smoke 100) relayed connections are opened and left idle, per connection (target ≤ 10 KB).
+ * `npm run build && npm run bench -- swap-and-idle`.
+ */
+import { spawn } from 'node:child_process'
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import net, { type AddressInfo } from 'node:net'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { tableDigest } from '../schemas/digest.js'
+import type { TableRoute, ZoneTable } from '../schemas/table.js'
+import { clientHello } from './peers/hello.js'
+import { repoRoot } from './peers/setup.js'
+import type { BenchContext } from './run.js'
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
+
+function table(routes: number, generation: number, upstream: number, egressPort: number): ZoneTable {
+  const rs: TableRoute[] = Array.from({ length: routes }, (_, i) => ({
+    sni: `r-${String(i).padStart(6, '0')}.test`,
+    mesh: 'default',
+    service: `r-${i}`,
+    kind: 'external',
+    mode: 'passthrough',
+    // route 1's weight follows the generation, so every generation has another digest
+    upstreams: [{ address: '127.0.0.1', port: upstream, weight: i === 1 ? generation : 1 }],
+  }))
+  const egresses = [{ name: 'bench', address: '127.0.0.1', port: egressPort }]
+  const body = { zone: 'bench', egresses, routes: rs }
+  return {
+    apiVersion: 'zonegate.io/v1',
+    kind: 'ZoneEgressTable',
+    generation,
+    revision: `bench@sha1:${generation.toString(16).padStart(40, '0')}`,
+    digest: tableDigest(body),
+    ...body,
+  }
+}
+
+/** RSS (bytes) of every process whose process group is `pgid`. */
+function groupRss(pgid: number): number {
+  let total = 0
+  for (const e of readdirSync('/proc')) {
+    if (!/^\d+$/.test(e)) continue
+    try {
+      const stat = readFileSync(`/proc/${e}/stat`, 'utf8')
+      const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
+      if (Number(f[2]) !== pgid) continue
+      const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${e}/status`, 'utf8'))
+      if (m) total += Number(m[1]) * 1024
+    } catch {}
+  }
+  return total
+}
+
+async function freePort(): Promise<number> {
+  const s = net.createServer()
+  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r))
+  const { port } = s.address() as AddressInfo
+  await new Promise<void>((r) => s.close(() => r()))
+  return port
+}
+
+/** One connection: ClientHello for `sni`, read to the upstream's close. Resolves true when 1 KiB came back. */
+function oneConnection(port: number, hello: Buffer): Promise<boolean> {
+  return new Promise((resolve) => {
+    let got = 0
+    const s = net.connect({ host: '127.0.0.1', port }, () => s.write(hello))
+    const timer = setTimeout(() => s.destroy(), 10_000)
+    s.on('data', (d) => {
+      got += d.length
+    })
+    s.on('error', () => {})
+    s.on('close', () => {
+      clearTimeout(timer)
+      resolve(got === 1024)
+    })
+  })
+}
+
+export default async function swapAndIdle(ctx: BenchContext): Promise<void> {
+  const cli = join(repoRoot, 'dist', 'cli', 'main.js')
+  try {
+    readFileSync(cli)
+  } catch {
+    if (ctx.smoke) {
+      console.log('swap-and-idle (smoke): dist/ not built; nothing measured')
+      return
+    }
+    throw new Error('swap-and-idle: run `npm run build` first')
+  }
+  const routes = Number(process.env.BENCH_SWAP_ROUTES ?? (ctx.smoke ? 1000 : 50_000))
+  const idleConns = Number(process.env.BENCH_IDLE_CONNS ?? (ctx.smoke ? 100 : 2000))
+  const swaps = ctx.smoke ? 2 : 10
+  const workerCounts = (process.env.BENCH_WORKERS ?? '1,2').split(',').map(Number)
+  const dir = mkdtempSync(join(tmpdir(), 'zg-swap-'))
+  const held: net.Socket[] = []
+  // upstream: answers 1 KiB and closes, except for SNI r-000002.test's idle connections, which it holds
+  const payload = Buffer.alloc(1024, 0x78)
+  const upstream = net.createServer({ allowHalfOpen: true }, (s) => {
+    s.on('error', () => {})
+    s.once('data', (d) => {
+      if (d.includes(Buffer.from('r-000002.test'))) held.push(s)
+      else s.end(payload)
+    })
+  })
+  await new Promise<void>((r) => upstream.listen(0, '127.0.0.1', r))
+  const upPort = (upstream.address() as AddressInfo).port
+  const helloLoad = clientHello('r-000000.test')
+  const helloIdle = clientHello('r-000002.test')
+  /** Starts `egress --static` on a table of `n` routes; resolves once it serves generation 1. */
+  const startEgress = async (workers: number, n: number) => {
+    const port = await freePort()
+    const admin = await freePort()
+    const file = join(dir, `table-${workers}-${n}.json`)
+    writeFileSync(file, JSON.stringify(table(n, 1, upPort, port)))
+    const argv = [cli, 'egress', '--static', file, '--listen', `127.0.0.1:${port}`, '--admin', `127.0.0.1:${admin}`]
+    const child = spawn(process.execPath, [...argv, '--workers', String(workers), '--grace', '1s'], {
+      detached: true,
+      stdio: 'ignore',
+      env: { ...process.env, LOG_LEVEL: 'warn' },
+    })
+    const pgid = child.pid!
+    const url = `http://127.0.0.1:${admin}`
+    const dump = async () =>
+      (await (await fetch(`${url}/config_dump`)).json()) as {
+        generation: number | null
+        lastSwap: { ms: number } | null
+        workers?: { lastSwapMs: number }[]
+      }
+    const stop = () => {
+      try {
+        process.kill(-pgid, 'SIGKILL')
+      } catch {}
+    }
+    for (let i = 0; ; i++) {
+      if (i > 600) {
+        stop()
+        throw new Error(`egress --workers ${workers} did not start`)
+      }
+      if (
+        await dump().then(
+          (d) => d.generation === 1,
+          () => false,
+        )
+      )
+        break
+      await sleep(100)
+    }
+    return { pgid, port, url, file, dump, stop }
+  }
+
+  try {
+    for (const workers of workerCounts) {
+      // table swaps under load
+      const e = await startEgress(workers, routes)
+      try {
+        let failed = 0
+        let ok = 0
+        let running = true
+        let measuring = false
+        let slowest = 0
+        const loops = Array.from({ length: 16 }, async () => {
+          while (running) {
+            const t0 = performance.now()
+            if (await oneConnection(e.port, helloLoad)) ok++
+            else failed++
+            if (measuring) slowest = Math.max(slowest, performance.now() - t0)
+          }
+        })
+        await sleep(1000)
+        await fetch(`${e.url}/stats/prometheus`) // resets the event-loop delay histograms
+        measuring = true
+        let worstSwap = 0
+        let generation = 1
+        for (let k = 0; k < swaps; k++) {
+          generation++
+          writeFileSync(e.file, JSON.stringify(table(routes, generation, upPort, e.port)))
+          process.kill(e.pgid, 'SIGHUP')
+          for (let i = 0; ; i++) {
+            if (i > 600) throw new Error(`generation ${generation} not applied`)
+            const d = await e.dump()
+            if (d.generation === generation) {
+              const ms = d.workers ? Math.max(...d.workers.map((w) => w.lastSwapMs)) : (d.lastSwap?.ms ?? 0)
+              worstSwap = Math.max(worstSwap, ms)
+              break
+            }
+            await sleep(20)
+          }
+          await sleep(ctx.smoke ? 100 : 1000)
+        }
+        const text = await (await fetch(`${e.url}/stats/prometheus`)).text()
+        const lagMax = Number(/^nodejs_eventloop_lag_max_seconds (\S+)$/m.exec(text)?.[1]) * 1000
+        running = false
+        await Promise.all(loops)
+        ctx.report(`--workers ${workers}: ${routes} routes, swap on a proxy event loop (max)`, worstSwap, 'ms', {
+          target: 20,
+          note: '(routing table + assignment)',
+        })
+        ctx.report(`--workers ${workers}: event-loop delay max during swaps`, lagMax, 'ms', {
+          note: workers === 1 ? '(the one process: admission included)' : '(max over the workers and the primary)',
+        })
+        ctx.report(`--workers ${workers}: slowest connection during swaps`, slowest, 'ms', {
+          note: '(client side: ClientHello to the 1 KiB answer and close)',
+        })
+        ctx.report(`--workers ${workers}: connections during ${swaps} swaps ok / failed`, ok, 'ok', {
+          note: `failed ${failed} (target 0)`,
+        })
+      } finally {
+        e.stop()
+      }
+      // idle connection memory, on a fresh egress with a small table
+      const m = await startEgress(workers, 100)
+      try {
+        await sleep(2000)
+        const before = groupRss(m.pgid)
+        const idle: net.Socket[] = []
+        for (let i = 0; i < idleConns; i++) {
+          const s = net.connect({ host: '127.0.0.1', port: m.port }, () => s.write(helloIdle))
+          s.on('error', () => {})
+          idle.push(s)
+          if (i % 100 === 99) await sleep(20)
+        }
+        for (let i = 0; held.length < idleConns && i < 300; i++) await sleep(50)
+        await sleep(2000)
+        const after = groupRss(m.pgid)
+        ctx.report(`--workers ${workers}: idle relayed connections held`, held.length, 'conns')
+        ctx.report(`--workers ${workers}: egress RSS per idle connection`, (after - before) / 1024 / idleConns, 'KB', {
+          target: 10,
+          note: `(RSS ${(before / 2 ** 20).toFixed(1)} → ${(after / 2 ** 20).toFixed(1)} MiB)`,
+        })
+        for (const s of idle) s.destroy()
+        for (const s of held.splice(0)) s.destroy()
+      } finally {
+        m.stop()
+      }
+    }
+  } finally {
+    upstream.close()
+    rmSync(dir, { recursive: true, force: true })
+  }
+}
