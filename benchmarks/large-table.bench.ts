@@ -73,7 +73,8 @@ export default async function bench(ctx: BenchContext): Promise<void> {
           ' --creds .data/auth/zone-a-egress.creds --trusted-key "$(cat .data/auth/table-signing.pub)"': '',
         },
         args: ['--instance', `e${i}`, '--grace', '1s'],
-        env: { LOG_LEVEL: 'info' },
+        // BENCH_EGRESS_LOG=debug: the egresses' timeline of each generation is printed (head, fetch, admission)
+        env: { LOG_LEVEL: process.env.BENCH_EGRESS_LOG ?? 'info' },
       })
       egresses.push({ proc, admin: `http://127.0.0.1:${adminPort}` })
     }
@@ -107,6 +108,17 @@ export default async function bench(ctx: BenchContext): Promise<void> {
         await new Promise((r) => setTimeout(r, 20))
       }
       const mine = applied.filter((a) => a.generation === g)
+      if (process.env.BENCH_EGRESS_LOG) {
+        console.log(`  applied events at +${mine.map((a) => Math.round(a.at - t0)).join(', ')} ms`)
+        const wall0 = Date.now() - (performance.now() - t0)
+        for (const [i, e] of egresses.entries())
+          for (const line of e.proc.output().split('\n')) {
+            const m = /"time":"([^"]+)".*"msg":"([^"]*)"/.exec(line)
+            const at = m ? Date.parse(m[1]!) : Number.NaN
+            if (m && at >= wall0 - 100)
+              console.log(`  egress ${i + 1} +${at - Math.round(wall0)} ms ${m[2]} ${line.length > 400 ? '' : line}`)
+          }
+      }
       const last = Math.max(...mine.map((a) => a.at)) - t0
       const swap = Math.max(...mine.map((a) => a.swapMs))
       const label = `gen ${g}${g > 1 ? ' (full → full)' : ''}`
