@@ -40,7 +40,12 @@ async function waitForPortsFile(dir: string, child: ChildProcess, timeoutMs: num
       (f) => f.endsWith('.ports') && f.includes(String(child.pid)),
     )
     if (files[0]) {
-      const info = JSON.parse(await readFile(join(dir, files[0]), 'utf8')) as { nats?: string[] }
+      // nats-server may still be writing the file: an empty or partial one is read again on the next round
+      const text = await readFile(join(dir, files[0]), 'utf8').catch(() => '')
+      let info: { nats?: string[] } = {}
+      try {
+        info = JSON.parse(text) as { nats?: string[] }
+      } catch {}
       const url = info.nats?.[0]
       if (url) return Number(new URL(url).port)
     }

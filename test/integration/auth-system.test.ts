@@ -38,7 +38,7 @@ afterAll(async () => {
   await nats?.stop()
   await up?.close()
   await repo?.remove()
-  await rm(stateDir, { recursive: true, force: true })
+  if (stateDir !== undefined) await rm(stateDir, { recursive: true, force: true })
 })
 
 const dump = async (url: string) =>
