@@ -249,9 +249,14 @@ export function runEgress(options: EgressOptions): EgressHandle {
         ms: await install(input.table),
       })),
       drain: fromPromise(async () => {
-        const open = pool ? (await pool.snapshot()).active : proxy!.activeConnections
-        log.info({ open, graceMs, ...(pool ? { workers: pool.size } : {}) }, 'draining')
-        const destroyed = pool ? await pool.drain(graceMs) : await proxy!.drain(graceMs)
+        let destroyed: number
+        if (pool) {
+          // logged once every worker has closed its listener: new connections are refused from then on
+          destroyed = await pool.drain(graceMs, (open) => log.info({ open, graceMs, workers: pool.size }, 'draining'))
+        } else {
+          log.info({ open: proxy!.activeConnections, graceMs }, 'draining')
+          destroyed = await proxy!.drain(graceMs)
+        }
         log.info({ destroyed }, 'drained')
         return { destroyed }
       }),

@@ -99,7 +99,9 @@ export class WorkerPool {
     number,
     { waiting: Set<number>; replies: { slot: number; snap: ProxySnapshot; metrics?: unknown[] }[]; done(): void }
   >()
-  private drainPending: { waiting: Set<number>; destroyed: number; done(): void } | undefined
+  private drainPending:
+    | { waiting: Set<number>; destroyed: number; done(): void; stopping: Set<number>; open: number; stopped(): void }
+    | undefined
   private lastSnapshot: ProxySnapshot = mergeSnapshots([])
 
   constructor(private readonly o: PoolOptions) {
@@ -246,19 +248,36 @@ export class WorkerPool {
 
   /**
    * Every worker stops accepting and waits for its connections up to `graceMs`, then destroys the rest; no worker
-   * is restarted from now on. Resolves with the number of connections destroyed, over all workers.
+   * is restarted from now on. `onStopped` is called once every worker has closed its listener (the shared
+   * socket is closed then: new connections are refused), with the connections left open. Resolves with the
+   * number of connections destroyed, over all workers.
    */
-  drain(graceMs: number): Promise<number> {
-    if (this.state === 'closed') return Promise.resolve(0)
+  drain(graceMs: number, onStopped: (open: number) => void = () => {}): Promise<number> {
+    if (this.state === 'closed') {
+      onStopped(0)
+      return Promise.resolve(0)
+    }
     this.state = 'draining'
     for (const s of this.slots) clearTimeout(s.restartTimer)
     const live = this.slots.filter((s) => s.worker !== undefined && s.sent > 0)
-    if (live.length === 0) return Promise.resolve(0)
+    if (live.length === 0) {
+      onStopped(0)
+      return Promise.resolve(0)
+    }
     return new Promise((resolve) => {
+      let told = false
       const entry = {
         waiting: new Set(live.map((s) => s.slot)),
         destroyed: 0,
+        stopping: new Set(live.map((s) => s.slot)),
+        open: 0,
+        stopped: () => {
+          if (told) return
+          told = true
+          onStopped(entry.open)
+        },
         done: () => {
+          entry.stopped()
           this.drainPending = undefined
           resolve(entry.destroyed)
         },
@@ -375,6 +394,13 @@ export class WorkerPool {
         if (p.waiting.size === 0) p.done()
         return
       }
+      case 'stopped': {
+        const d = this.drainPending
+        if (d === undefined || !d.stopping.delete(s.slot)) return
+        d.open += m.active
+        if (d.stopping.size === 0) d.stopped()
+        return
+      }
       case 'drained': {
         const d = this.drainPending
         if (d === undefined || !d.waiting.delete(s.slot)) return
@@ -394,6 +420,7 @@ export class WorkerPool {
     s.generation = null
     for (const p of this.statsPending.values()) if (p.waiting.delete(s.slot) && p.waiting.size === 0) p.done()
     const d = this.drainPending
+    if (d?.stopping.delete(s.slot) && d.stopping.size === 0) d.stopped()
     if (d?.waiting.delete(s.slot) && d.waiting.size === 0) d.done()
     this.checkWaiters()
     if (this.state === 'closed' || this.state === 'draining') return

@@ -75,6 +75,8 @@ export type FromWorker =
   /** `ms`: the worker's event-loop time for the swap (routing table over the compact routes + assignment). */
   | { t: 'swapped'; seq: number; generation: number | null; ms: number }
   | { t: 'stats'; id: number; snap: ProxySnapshot; metrics?: unknown[] }
+  /** Answer to `drain`, sent once the worker's listener is closed: `active` connections are left to finish. */
+  | { t: 'stopped'; active: number }
   | { t: 'drained'; destroyed: number }
 
 /** One worker's counters, as /stats shows them (ProxyStats plus what TcpProxy adds). */

@@ -107,9 +107,14 @@ process.on('message', (m: ToWorker) => {
     }
     case 'drain':
       if (proxy === undefined) {
+        send({ t: 'stopped', active: 0 })
         send({ t: 'drained', destroyed: 0 })
         return
       }
+      // Closing the listener sends the cluster module's own `close` for the shared socket first, on the same
+      // channel: when the primary reads `stopped`, it has dropped this worker from the socket.
+      proxy.stopAccepting()
+      send({ t: 'stopped', active: proxy.activeConnections })
       proxy.drain(m.graceMs).then((destroyed) => send({ t: 'drained', destroyed }))
       return
     case 'close':
