@@ -15,7 +15,7 @@ export default defineConfig({
             'egress/**/*.test.ts',
             'schemas/**/*.test.ts',
             'cli/**/*.test.ts',
-            'shared/**/*.test.ts',
+            'lib/**/*.test.ts',
             'test/unit/**/*.test.ts',
           ],
           testTimeout: 20_000,

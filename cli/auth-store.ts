@@ -11,9 +11,9 @@ import {
   fromSeed,
   type KeyPair,
 } from '@nats-io/jwt'
+import { UsageError } from '../lib/common.js'
 import { permissionsFor, type Scope } from '../schemas/nats-permissions.js'
 import { zoneToken } from '../schemas/subjects.js'
-import { UsageError } from '../shared/common.js'
 
 /**
  * zonegate's NATS decentralized auth (docs/security.md), on disk in one folder (`--auth-dir`, default

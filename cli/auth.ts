@@ -1,9 +1,9 @@
 import { readFile, writeFile } from 'node:fs/promises'
 import { resolve } from 'node:path'
 import { type Command, Option } from 'commander'
+import { parseDuration, UsageError, withExamples } from '../lib/common.js'
+import { parseCredsText } from '../lib/nats-connect.js'
 import { SCOPES, type Scope } from '../schemas/nats-permissions.js'
-import { parseDuration, UsageError, withExamples } from '../shared/common.js'
-import { parseCredsText } from '../shared/nats-connect.js'
 import { DEFAULT_AUTH_DIR } from './auth-store.js'
 
 /**

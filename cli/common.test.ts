@@ -11,7 +11,7 @@ import {
   parseDuration,
   redactUrl,
   UsageError,
-} from '../shared/common.js'
+} from '../lib/common.js'
 import { bashCompletion, fishCompletion, zshCompletion } from './completion.js'
 import { buildProgram } from './main.js'
 

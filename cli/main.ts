@@ -3,7 +3,6 @@ import { realpathSync } from 'node:fs'
 import { pathToFileURL } from 'node:url'
 import { Argument, Command, CommanderError } from 'commander'
 import { registerEgressCommands } from '../egress/cli/index.js'
-import { registerReconcilerCommands } from '../reconciler/cli/index.js'
 import {
   applyEnvironment,
   CommandFailed,
@@ -14,14 +13,15 @@ import {
   packageVersion,
   UsageError,
   withExamples,
-} from '../shared/common.js'
+} from '../lib/common.js'
+import { registerReconcilerCommands } from '../reconciler/cli/index.js'
 import { registerAuthCommands } from './auth.js'
 import { completionScript, SHELLS, type Shell } from './completion.js'
 
 /**
  * The `zonegate` CLI: one binary with subcommands (docs/design.md §5). This is the only file that imports both
  * reconciler/ and egress/. Every option of every command also reads its environment variable
- * (shared/common.ts `applyEnvironment`: `ZONEGATE_<FLAG>`, `NATS_URL`, `NATS_CREDS`, `LOG_LEVEL`, `LOG_FORMAT`).
+ * (lib/common.ts `applyEnvironment`: `ZONEGATE_<FLAG>`, `NATS_URL`, `NATS_CREDS`, `LOG_LEVEL`, `LOG_FORMAT`).
  */
 export function buildProgram(): Command {
   const program = new Command('zonegate')

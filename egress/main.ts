@@ -2,11 +2,11 @@ import { readFile } from 'node:fs/promises'
 import type { AddressInfo } from 'node:net'
 import type { Logger } from 'pino'
 import { type Actor, createActor, fromPromise, type SnapshotFrom } from 'xstate'
+import { type LogFormat, packageVersion } from '../lib/common.js'
+import { createLogger } from '../lib/logging.js'
+import type { NatsAuthOptions } from '../lib/nats-connect.js'
 import { certSubject } from '../schemas/subjects.js'
 import type { ZoneTable } from '../schemas/table.js'
-import { type LogFormat, packageVersion } from '../shared/common.js'
-import { createLogger } from '../shared/logging.js'
-import type { NatsAuthOptions } from '../shared/nats-connect.js'
 import { READY_STATES, startAdminServer } from './admin/http.js'
 import { createEgressMetrics, type EgressMetrics } from './admin/metrics.js'
 import { meshCasOf, RoutingTable } from './core/routing-table.js'
@@ -31,7 +31,7 @@ export { type HostPort, resolveListen } from './lifecycle/listener.js'
 /** NATS mode: the zone's table comes from KV `zonegate-tables` (`zone` and `name` are required). */
 export interface NatsModeOptions {
   servers: string[]
-  /** Credentials, TLS and inbox prefix (shared/nats-connect.ts `natsConnectOptions`). */
+  /** Credentials, TLS and inbox prefix (lib/nats-connect.ts `natsConnectOptions`). */
   auth?: NatsAuthOptions
   /** Where the last good table is kept (`<dir>/<zone>.table.json`), to serve while NATS is down. */
   stateDir?: string

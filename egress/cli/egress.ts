@@ -1,7 +1,5 @@
 import { availableParallelism, hostname } from 'node:os'
 import type { Command } from 'commander'
-import { parseTrustedKeys } from '../../schemas/signing.js'
-import { HEARTBEAT_INTERVAL_MS } from '../../schemas/subjects.js'
 import {
   collectList,
   Exit,
@@ -12,8 +10,10 @@ import {
   parseHostPort,
   UsageError,
   withExamples,
-} from '../../shared/common.js'
-import { natsConnectOptions, natsOptions } from '../../shared/nats-connect.js'
+} from '../../lib/common.js'
+import { natsConnectOptions, natsOptions } from '../../lib/nats-connect.js'
+import { parseTrustedKeys } from '../../schemas/signing.js'
+import { HEARTBEAT_INTERVAL_MS } from '../../schemas/subjects.js'
 import { DEFAULT_GRACE_MS, DEFAULT_PROXY_OPTIONS } from '../proxy/proxy-options.js'
 import { defaultInstanceId } from '../transport/heartbeat.js'
 

@@ -9,7 +9,7 @@ import {
   parseHostPort,
   UsageError,
   withExamples,
-} from '../../shared/common.js'
+} from '../../lib/common.js'
 import { formatProbeResult, probe } from '../probe/probe.js'
 
 interface ProbeFlags {

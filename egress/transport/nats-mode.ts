@@ -1,5 +1,5 @@
 import type { Logger } from 'pino'
-import type { NatsAuthOptions } from '../../shared/nats-connect.js'
+import type { NatsAuthOptions } from '../../lib/nats-connect.js'
 import { admittedValue } from '../core/admission.js'
 import type { TableSource } from '../lifecycle/egress-context.js'
 import type { HeartbeatSource } from './heartbeat.js'

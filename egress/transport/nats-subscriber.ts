@@ -3,13 +3,13 @@ import { type KV, type KvEntry, Kvm } from '@nats-io/kv'
 import { type ObjectStore, Objm } from '@nats-io/obj'
 import { connect, type NatsConnection } from '@nats-io/transport-node'
 import type { Logger } from 'pino'
+import type { NatsAuthOptions } from '../../lib/nats-connect.js'
 import { type BackoffPolicy, backoffMs } from '../../schemas/backoff.js'
 import type { RolloutAppliedEvent, RolloutRejectedEvent } from '../../schemas/events.js'
 import { verifyTableHeadSignature } from '../../schemas/signing.js'
 import { Bucket, instanceKey, tableKey } from '../../schemas/subjects.js'
 import type { ZoneTable } from '../../schemas/table.js'
 import { isTableHead, type TableHead, validateTableHead } from '../../schemas/table-transport.js'
-import type { NatsAuthOptions } from '../../shared/nats-connect.js'
 import { admittedValue } from '../core/admission.js'
 import { type Heartbeat, type HeartbeatSource, startHeartbeat } from './heartbeat.js'
 import { appliedEvent, type BuiltInstanceEvent, rejectedEvent } from './rollout-events.js'
@@ -38,7 +38,7 @@ export type BusEvent =
 
 export interface NatsSubscriberOptions {
   servers: string[]
-  /** Credentials, TLS and inbox prefix (shared/nats-connect.ts); a zone token allows only its own inbox. */
+  /** Credentials, TLS and inbox prefix (lib/nats-connect.ts); a zone token allows only its own inbox. */
   auth?: NatsAuthOptions
   zone: string
   egress: string

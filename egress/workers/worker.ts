@@ -1,6 +1,6 @@
 import type { SecureContext } from 'node:tls'
-import type { LogFormat } from '../../shared/common.js'
-import { createLogger } from '../../shared/logging.js'
+import type { LogFormat } from '../../lib/common.js'
+import { createLogger } from '../../lib/logging.js'
 import { createWorkerMetrics } from '../admin/metrics.js'
 import { RoutingTable } from '../core/routing-table.js'
 import { meshSecureContext } from '../identity/egress-identity.js'

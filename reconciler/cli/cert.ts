@@ -1,8 +1,8 @@
 import { chmod, mkdir, writeFile } from 'node:fs/promises'
 import { join, resolve } from 'node:path'
 import type { Command } from 'commander'
-import { natsServers, natsUnreachableMessage, parseDuration, UsageError } from '../../shared/common.js'
-import { addNatsOptions, type NatsFlags, natsConnectOptions } from '../../shared/nats-connect.js'
+import { natsServers, natsUnreachableMessage, parseDuration, UsageError } from '../../lib/common.js'
+import { addNatsOptions, type NatsFlags, natsConnectOptions } from '../../lib/nats-connect.js'
 import type { CaMaterial } from '../core/pki/index.js'
 
 /** Exit codes of `zonegate cert issue`: 0 written, 1 the mesh or its CA is not available, 2 usage/IO. */
@@ -121,7 +121,7 @@ async function builtinOverNats(opts: IssueOptions, backend?: string): Promise<Ca
   const { Kvm } = await import('@nats-io/kv')
   const { Bucket } = await import('../../schemas/subjects.js')
   const { readAppliedMtls, readBuiltinCa } = await import('../transport/ca-store.js')
-  const { natsServersAnswering, connectBudgetMs } = await import('../../shared/nats-probe.js')
+  const { natsServersAnswering, connectBudgetMs } = await import('../../lib/nats-probe.js')
   const budget = connectBudgetMs(parseDuration(opts.timeout, '--timeout'))
   const answering = await natsServersAnswering(servers, budget)
   const nc = await connect({

@@ -1,5 +1,5 @@
-import { natsServers, natsUnreachableMessage, UsageError } from '../../shared/common.js'
-import { type NatsFlags, natsConnectOptions } from '../../shared/nats-connect.js'
+import { natsServers, natsUnreachableMessage, UsageError } from '../../lib/common.js'
+import { type NatsFlags, natsConnectOptions } from '../../lib/nats-connect.js'
 import type { Bus } from '../transport/nats-bus.js'
 
 /**
@@ -14,7 +14,7 @@ export async function connectCommandBus(flags: NatsFlags, budgetMs: number): Pro
   const [{ pino }, { connectBus }, { natsServersAnswering }] = await Promise.all([
     import('pino'),
     import('../transport/nats-bus.js'),
-    import('../../shared/nats-probe.js'),
+    import('../../lib/nats-probe.js'),
   ])
   const answering = await natsServersAnswering(servers, budgetMs)
   const log = pino({ level: process.env.LOG_LEVEL ?? 'silent' }, pino.destination(2))

@@ -1,15 +1,8 @@
 import type { Command } from 'commander'
+import { Exit, formatStructured, type OutputFormat, outputOption, UsageError, withExamples } from '../../lib/common.js'
 import { loadSigningKey, signTable, type TableSigner } from '../../schemas/signing.js'
 import type { TableRoute, TableUpstream, ZoneTable } from '../../schemas/table.js'
 import { formatViolation, type Violation } from '../../schemas/violation.js'
-import {
-  Exit,
-  formatStructured,
-  type OutputFormat,
-  outputOption,
-  UsageError,
-  withExamples,
-} from '../../shared/common.js'
 import type { formatTableJson as FormatTableJson } from '../core/compile.js'
 import type { Snapshot } from '../core/model.js'
 import type { ValidationResult } from '../core/validate/index.js'

@@ -1,13 +1,6 @@
 import type { Command } from 'commander'
+import { Exit, formatStructured, type OutputFormat, outputOption, UsageError, withExamples } from '../../lib/common.js'
 import type { TableEgress } from '../../schemas/table.js'
-import {
-  Exit,
-  formatStructured,
-  type OutputFormat,
-  outputOption,
-  UsageError,
-  withExamples,
-} from '../../shared/common.js'
 import { diffZoneTables, hasChanges, type ZoneDiff } from '../core/diff.js'
 import type { Snapshot } from '../core/model.js'
 import { compileSnapshot, formatUpstream, formatUpstreams, readFolderOrUsage, violationLines } from './compile.js'

@@ -1,8 +1,6 @@
 import type { ConsumerMessages } from '@nats-io/jetstream'
 import type { NatsConnection } from '@nats-io/transport-node'
 import type { Command } from 'commander'
-import { parseEvent } from '../../schemas/messages.js'
-import { EVENTS_STREAM, EVENTS_SUBJECTS } from '../../schemas/subjects.js'
 import {
   collectList,
   Exit,
@@ -13,8 +11,10 @@ import {
   parseDuration,
   UsageError,
   withExamples,
-} from '../../shared/common.js'
-import { addNatsOptions, type NatsFlags, natsConnectOptions } from '../../shared/nats-connect.js'
+} from '../../lib/common.js'
+import { addNatsOptions, type NatsFlags, natsConnectOptions } from '../../lib/nats-connect.js'
+import { parseEvent } from '../../schemas/messages.js'
+import { EVENTS_STREAM, EVENTS_SUBJECTS } from '../../schemas/subjects.js'
 import { eventHeader, formatEventRow, matchesFilter } from './events-view.js'
 
 /** The events stream does not exist (no reconciler ran yet); the check is loaded on use, as the client is. */
@@ -66,7 +66,7 @@ async function runEvents(flags: EventsFlags): Promise<number> {
   const servers = natsServers(flags.nats)
   const auth = await natsConnectOptions(flags)
   const { connect } = await import('@nats-io/transport-node')
-  const { natsServersAnswering, connectBudgetMs } = await import('../../shared/nats-probe.js')
+  const { natsServersAnswering, connectBudgetMs } = await import('../../lib/nats-probe.js')
   const budget = connectBudgetMs(parseDuration(flags.timeout, '--timeout'))
   const answering = await natsServersAnswering(servers, budget)
   let nc: NatsConnection

@@ -1,6 +1,6 @@
 import type { Command } from 'commander'
-import { parseDuration, parseReplicas } from '../../shared/common.js'
-import { addNatsOptions, type NatsFlags } from '../../shared/nats-connect.js'
+import { parseDuration, parseReplicas } from '../../lib/common.js'
+import { addNatsOptions, type NatsFlags } from '../../lib/nats-connect.js'
 import { connectCommandBus } from './command-bus.js'
 
 /**
@@ -20,7 +20,7 @@ export function registerNatsCommand(program: Command): void {
     .option('--timeout <duration>', 'how long to wait for NATS to answer (at most 5s is used)', '5s')
     .action(async (opts: { replicas?: string; timeout: string } & NatsFlags) => {
       const replicas = opts.replicas === undefined ? undefined : parseReplicas(opts.replicas)
-      const { connectBudgetMs } = await import('../../shared/nats-probe.js')
+      const { connectBudgetMs } = await import('../../lib/nats-probe.js')
       const bus = await connectCommandBus(opts, connectBudgetMs(parseDuration(opts.timeout, '--timeout')))
       const [{ defaultReplicas }, { migrateReplicas }] = await Promise.all([
         import('../transport/nats-bus.js'),

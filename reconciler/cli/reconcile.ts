@@ -1,5 +1,4 @@
 import type { Command } from 'commander'
-import type { ZonegateEvent } from '../../schemas/events.js'
 import {
   Exit,
   natsServers,
@@ -8,8 +7,9 @@ import {
   redactUrl,
   UsageError,
   withExamples,
-} from '../../shared/common.js'
-import { addNatsOptions, type NatsFlags, natsConnectOptions } from '../../shared/nats-connect.js'
+} from '../../lib/common.js'
+import { addNatsOptions, type NatsFlags, natsConnectOptions } from '../../lib/nats-connect.js'
+import type { ZonegateEvent } from '../../schemas/events.js'
 
 /** Exit codes of `zonegate reconcile` (docs/design.md §5): 0 resolved, 1 no reconciler / failed / timeout, 2 NATS. */
 export const ReconcileExit = { Ok: Exit.Ok, Failed: Exit.Failed, Io: Exit.Io } as const
@@ -72,7 +72,7 @@ export function registerReconcileCommand(program: Command): void {
         }
       } catch (err) {
         if (err instanceof NatsUnreachable) throw new UsageError(natsUnreachableMessage(servers, err.cause))
-        if (err instanceof UsageError) throw err // the peer is not NATS (shared/nats-probe.ts)
+        if (err instanceof UsageError) throw err // the peer is not NATS (lib/nats-probe.ts)
         process.stderr.write(`✗ ${err instanceof Error ? err.message : String(err)}\n`)
         process.exitCode = ReconcileExit.Failed
       }

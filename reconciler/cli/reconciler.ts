@@ -1,8 +1,6 @@
 import { homedir } from 'node:os'
 import { join } from 'node:path'
 import type { Command } from 'commander'
-import { DEFAULT_ZONE } from '../../schemas/resources.js'
-import { LEASES_TTL_MS } from '../../schemas/subjects.js'
 import {
   formatDuration,
   logSettings,
@@ -12,8 +10,10 @@ import {
   parseReplicas,
   UsageError,
   withExamples,
-} from '../../shared/common.js'
-import { addNatsOptions, type NatsFlags, natsConnectOptions } from '../../shared/nats-connect.js'
+} from '../../lib/common.js'
+import { addNatsOptions, type NatsFlags, natsConnectOptions } from '../../lib/nats-connect.js'
+import { DEFAULT_ZONE } from '../../schemas/resources.js'
+import { LEASES_TTL_MS } from '../../schemas/subjects.js'
 import { DEFAULT_ROLLOUT_TIMEOUT_MS } from '../core/rollout.js'
 import { assertLocalRepository } from './repo-check.js'
 

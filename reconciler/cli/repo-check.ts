@@ -1,6 +1,6 @@
 import { existsSync, statSync } from 'node:fs'
 import { join, resolve } from 'node:path'
-import { UsageError } from '../../shared/common.js'
+import { UsageError } from '../../lib/common.js'
 
 /** True for an http(s) (or other scheme) URL rather than a local path. Pure. */
 export const isRepoUrl = (repo: string) => /^[a-z][a-z0-9+.-]*:\/\//i.test(repo)

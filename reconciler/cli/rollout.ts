@@ -1,8 +1,6 @@
 import type { ConsumerMessages, JetStreamManager } from '@nats-io/jetstream'
 import type { NatsConnection } from '@nats-io/transport-node'
 import { type Command, Option } from 'commander'
-import { parseEvent } from '../../schemas/messages.js'
-import { commitSubject, commitSubjects, EVENTS_STREAM, EVENTS_SUBJECTS } from '../../schemas/subjects.js'
 import {
   natsServers,
   natsUnreachableMessage,
@@ -10,8 +8,10 @@ import {
   parseDuration,
   UsageError,
   withExamples,
-} from '../../shared/common.js'
-import { addNatsOptions, type NatsAuthOptions, type NatsFlags, natsConnectOptions } from '../../shared/nats-connect.js'
+} from '../../lib/common.js'
+import { addNatsOptions, type NatsAuthOptions, type NatsFlags, natsConnectOptions } from '../../lib/nats-connect.js'
+import { parseEvent } from '../../schemas/messages.js'
+import { commitSubject, commitSubjects, EVENTS_STREAM, EVENTS_SUBJECTS } from '../../schemas/subjects.js'
 import {
   exitCodeFor,
   formatEvent,
@@ -88,7 +88,7 @@ async function connectOrFail(
   auth: NatsAuthOptions,
   timeoutMs: number | undefined,
 ): Promise<NatsConnection> {
-  const { natsServersAnswering, connectBudgetMs } = await import('../../shared/nats-probe.js')
+  const { natsServersAnswering, connectBudgetMs } = await import('../../lib/nats-probe.js')
   const answering = await natsServersAnswering(servers, connectBudgetMs(timeoutMs))
   try {
     const { connect } = await import('@nats-io/transport-node')

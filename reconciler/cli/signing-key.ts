@@ -1,8 +1,8 @@
 import { readFile, writeFile } from 'node:fs/promises'
 import { resolve } from 'node:path'
 import type { Command } from 'commander'
+import { UsageError, withExamples } from '../../lib/common.js'
 import { generateSigningKey, loadSigningKey } from '../../schemas/signing.js'
-import { UsageError, withExamples } from '../../shared/common.js'
 
 /**
  * `zonegate signing-key generate --out FILE` and `zonegate signing-key public FILE`: the reconciler's table

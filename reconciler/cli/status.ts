@@ -1,6 +1,4 @@
 import type { Command } from 'commander'
-import type { ReconcilerStatus } from '../../schemas/status.js'
-import { LEASE_KEY } from '../../schemas/subjects.js'
 import {
   Exit,
   formatStructured,
@@ -9,8 +7,10 @@ import {
   parseDuration,
   UsageError,
   withExamples,
-} from '../../shared/common.js'
-import { addNatsOptions, type NatsFlags } from '../../shared/nats-connect.js'
+} from '../../lib/common.js'
+import { addNatsOptions, type NatsFlags } from '../../lib/nats-connect.js'
+import type { ReconcilerStatus } from '../../schemas/status.js'
+import { LEASE_KEY } from '../../schemas/subjects.js'
 import type { Bus } from '../transport/nats-bus.js'
 import type { PublishedEntry } from '../transport/nats-publisher.js'
 import type { InstanceRecord } from '../transport/status-store.js'
@@ -88,7 +88,7 @@ export function registerStatusCommand(program: Command): void {
       const intervalMs = 1000
       // Loaded on use: keeps the views and the NATS client out of the start-up of every other command.
       const view = await import('./status-view.js')
-      const { connectBudgetMs } = await import('../../shared/nats-probe.js')
+      const { connectBudgetMs } = await import('../../lib/nats-probe.js')
       const bus = await connectCommandBus(opts, connectBudgetMs(timeoutMs))
       const render = async (r: StatusReading) =>
         opts.output === 'text'

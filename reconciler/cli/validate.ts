@@ -1,13 +1,6 @@
 import type { Command } from 'commander'
+import { Exit, formatStructured, type OutputFormat, outputOption, UsageError, withExamples } from '../../lib/common.js'
 import { formatViolation } from '../../schemas/violation.js'
-import {
-  Exit,
-  formatStructured,
-  type OutputFormat,
-  outputOption,
-  UsageError,
-  withExamples,
-} from '../../shared/common.js'
 import type { Resources } from '../core/model.js'
 // heavy modules (ajv, yaml) load only when the command runs, so `zonegate --help` and other commands start fast
 import { FolderSourceError, readFolderSnapshot } from '../source/folder-source.js'

@@ -11,6 +11,7 @@ import { type KV, Kvm, type KvOptions } from '@nats-io/kv'
 import { type ObjectStore, Objm } from '@nats-io/obj'
 import { connect, type NatsConnection } from '@nats-io/transport-node'
 import type { Logger } from 'pino'
+import type { NatsAuthOptions } from '../../lib/nats-connect.js'
 import {
   Bucket,
   EVENTS_DUPLICATE_WINDOW_NS,
@@ -22,7 +23,6 @@ import {
   TABLE_BODIES_BUCKET,
   TABLES_HISTORY,
 } from '../../schemas/subjects.js'
-import type { NatsAuthOptions } from '../../shared/nats-connect.js'
 import { isStreamNotFound } from './nats-errors.js'
 
 /**
@@ -53,7 +53,7 @@ export interface ConnectBusOptions {
   maxReconnectAttempts?: number
   /** Timeout of JetStream API calls and publishes (ms, default 5000). */
   apiTimeoutMs?: number
-  /** Credentials, TLS and inbox prefix (shared/nats-connect.ts `natsConnectOptions`). */
+  /** Credentials, TLS and inbox prefix (lib/nats-connect.ts `natsConnectOptions`). */
   auth?: NatsAuthOptions
   /** Timeout of the connection attempt (ms, default 5000). */
   connectTimeoutMs?: number

@@ -1,9 +1,9 @@
 import { NoRespondersError, RequestError, TimeoutError } from '@nats-io/nats-core'
 import { connect, type Subscription } from '@nats-io/transport-node'
+import type { NatsAuthOptions } from '../../lib/nats-connect.js'
 import type { ReconcileReply } from '../../schemas/events.js'
 import { decodeEvent, decodeReconcileReply, decodeReconcileRequest } from '../../schemas/messages.js'
 import { RECONCILE_SUBJECT } from '../../schemas/subjects.js'
-import type { NatsAuthOptions } from '../../shared/nats-connect.js'
 import { ReconcileError } from '../core/errors.js'
 import type { Bus } from './nats-bus.js'
 
@@ -110,7 +110,7 @@ export async function requestReconcile(
   onCommitEvent?: (event: unknown) => void,
   auth: NatsAuthOptions = {},
 ): Promise<ReconcileReply> {
-  const { natsServersAnswering, connectBudgetMs } = await import('../../shared/nats-probe.js')
+  const { natsServersAnswering, connectBudgetMs } = await import('../../lib/nats-probe.js')
   const answering = await natsServersAnswering(servers, connectBudgetMs(timeoutMs))
   const nc = await connect({
     ...auth,

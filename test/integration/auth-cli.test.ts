@@ -2,7 +2,7 @@ import { mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { parseCredsText } from '../../shared/nats-connect.js'
+import { parseCredsText } from '../../lib/nats-connect.js'
 import { runCli } from '../helpers/cli.js'
 
 /**

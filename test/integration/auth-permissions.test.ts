@@ -4,9 +4,9 @@ import { Kvm } from '@nats-io/kv'
 import { connect, type NatsConnection } from '@nats-io/transport-node'
 import { pino } from 'pino'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { type NatsAuthOptions, natsConnectOptions } from '../../lib/nats-connect.js'
 import { type Bus, connectBus, ensureNatsLayout } from '../../reconciler/transport/nats-bus.js'
 import { Bucket, certSubject, LEASE_KEY, rolloutInstanceSubject, tableKey } from '../../schemas/subjects.js'
-import { type NatsAuthOptions, natsConnectOptions } from '../../shared/nats-connect.js'
 import { type AuthNats, startAuthNats } from '../helpers/nats-auth.js'
 
 /**

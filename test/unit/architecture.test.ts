@@ -4,7 +4,7 @@ import { describe, expect, it } from 'vitest'
 
 /**
  * Enforces the layering of STYLE.md §1: reconciler/ and egress/ never import each other, nor the `zonegate` binary
- * (cli/); what both sides and the binary share lives in schemas/ (contracts) and shared/ (flags, logging, NATS
+ * (cli/); what both sides and the binary share lives in schemas/ (contracts) and lib/ (flags, logging, NATS
  * connection), which import neither side; pure code (every core/ folder and the pure files listed beside it)
  * imports only pure code, schemas/ and pure libraries; only cli/main.ts imports both sides.
  *
@@ -49,7 +49,7 @@ function target(file: string, spec: string): string {
   return relative(root, resolve(dirname(join(root, file)), spec)).replace(/\.js$/, '.ts')
 }
 
-const files = ['reconciler', 'egress', 'schemas', 'shared', 'cli'].flatMap((d) => sourceFiles(d))
+const files = ['reconciler', 'egress', 'schemas', 'lib', 'cli'].flatMap((d) => sourceFiles(d))
 const isPure = (f: string) => f.includes('/core/') || PURE_FILES.includes(f)
 
 describe('architecture', () => {
@@ -75,14 +75,14 @@ describe('architecture', () => {
     expect(bad).toEqual([])
   })
 
-  it('architecture - reconciler/ and egress/ never import cli/; shared/ imports neither side nor cli/', () => {
+  it('architecture - reconciler/ and egress/ never import cli/; lib/ imports neither side nor cli/', () => {
     const bad: string[] = []
     for (const f of files) {
       const side = f.split('/')[0] as string
       for (const spec of importsOf(f)) {
         const t = target(f, spec)
         if (['reconciler', 'egress'].includes(side) && t.startsWith('cli/')) bad.push(`${f} -> ${spec}`)
-        if (side === 'shared' && /^(reconciler|egress|cli)\//.test(t)) bad.push(`${f} -> ${spec}`)
+        if (side === 'lib' && /^(reconciler|egress|cli)\//.test(t)) bad.push(`${f} -> ${spec}`)
       }
     }
     expect(bad).toEqual([])

@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest'
+import { natsServers, parseReplicas } from '../../lib/common.js'
 import {
   bucketSettings,
   defaultReplicas,
@@ -7,7 +8,6 @@ import {
 } from '../../reconciler/transport/nats-bus.js'
 import { layoutStreams } from '../../reconciler/transport/nats-migrate.js'
 import { Bucket, EVENTS_STREAM } from '../../schemas/subjects.js'
-import { natsServers, parseReplicas } from '../../shared/common.js'
 import { clusterNodeConfig } from '../helpers/nats-cluster.js'
 
 describe('nats layout (pure)', () => {
