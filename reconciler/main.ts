@@ -93,6 +93,8 @@ export interface ReconcilerOptions {
   instancesTtlMs?: number
   /** `--replicas`: replicas of every bucket and the stream it creates (default 3 in a cluster, else 1). */
   replicas?: number
+  /** The largest table published, bytes of envelope JSON (default 256 MiB, MAX_TABLE_BODY_BYTES). For tests. */
+  maxTableBytes?: number
 }
 
 export interface RunningReconciler {
@@ -246,7 +248,14 @@ export async function runReconciler(opts: ReconcilerOptions): Promise<RunningRec
 
   const state: PassState = initialPassState()
   state.lastAppliedSha = shaOfRevision(stored?.status.lastAppliedRevision)
-  const deps = createPassDeps({ opts, source, bus, log, ...(signer ? { signer } : {}) })
+  const deps = createPassDeps({
+    opts,
+    source,
+    bus,
+    log,
+    ...(signer ? { signer } : {}),
+    ...(opts.maxTableBytes === undefined ? {} : { maxTableBytes: opts.maxTableBytes }),
+  })
   let failures = 0
   let lastReport: PassReport | undefined
   // Rollout tracking (leader only) runs beside the pass loop and rewrites the status when a rollout moves.

@@ -1,6 +1,7 @@
 import type { Logger } from 'pino'
 import type { TableSigner } from '../schemas/signing.js'
 import type { ZoneTable } from '../schemas/table.js'
+import { MAX_TABLE_BODY_BYTES } from '../schemas/table-transport.js'
 import { compileZoneTables } from './core/compile.js'
 import { validateSnapshot } from './core/validate/index.js'
 import type { GitSource } from './source/git-source.js'
@@ -17,6 +18,8 @@ export function createPassDeps(o: {
   opts: { branch: string; allowEmpty: boolean; defaultZone: string }
   /** `--signing-key`: every published table (and large-table head) is signed with it. */
   signer?: TableSigner
+  /** The largest table published (default MAX_TABLE_BODY_BYTES, 256 MiB); lower for tests. */
+  maxTableBytes?: number
   source: GitSource
   bus: Bus
   log: Logger
@@ -37,7 +40,7 @@ export function createPassDeps(o: {
       publishTable: (table, expected) => publishZoneTable(bus, table, expected, o.signer),
       removeTable: (zone, expected) => removeZoneTable(bus, zone, expected),
       emit: (event) => emitEvent(bus, event),
-      maxPayload: () => bus.nc.info?.max_payload,
+      maxTableBytes: () => o.maxTableBytes ?? MAX_TABLE_BODY_BYTES,
     },
     ...(o.signer ? { signer: o.signer } : {}),
     allowEmpty: o.opts.allowEmpty,

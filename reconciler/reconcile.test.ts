@@ -24,7 +24,7 @@ function world(commits: Record<string, Record<string, string>>) {
   const kv = new Map<string, { value: string; rev: number }>()
   let rev = 0
   const events: BuiltEvent[] = []
-  const faults = { emit: 0, resolve: 0, maxPayload: 1024 * 1024 }
+  const faults = { emit: 0, resolve: 0, maxTableBytes: 1024 * 1024 }
   const deps: PassDeps = {
     source: {
       resolve: async () => {
@@ -48,7 +48,7 @@ function world(commits: Record<string, Record<string, string>>) {
       removeTable: async (zone) => {
         kv.delete(zone)
       },
-      maxPayload: () => faults.maxPayload,
+      maxTableBytes: () => faults.maxTableBytes,
       emit: async (e) => {
         if (faults.emit-- > 0) throw new PublishFailed(e.subject, 'timeout')
         events.push(e)
@@ -101,12 +101,12 @@ describe('reconcile', () => {
     expect((await reconcileOnce(w.deps, state, hooks())).result).toBe('applied')
   })
 
-  it('reconcile - a table over the NATS max_payload stalls the commit instead of retrying forever', async () => {
+  it('reconcile - a table over the largest publishable size stalls the commit instead of retrying forever', async () => {
     const w = world({ [SHA_A]: good })
-    w.faults.maxPayload = 1500
+    w.faults.maxTableBytes = 400
     const report = await reconcileOnce(w.deps, initialPassState(), hooks())
     expect(report).toMatchObject({ result: 'invalid', error: { code: 'TableTooLarge' } })
-    expect(report.result === 'invalid' && report.error.message).toMatch(/zone-a: table is \d+ bytes.*1500/)
+    expect(report.result === 'invalid' && report.error.message).toMatch(/zone-a: table is \d+ bytes, over the largest table zonegate publishes \(400 bytes\)/)
     expect(w.kv.size).toBe(0)
   })
 

@@ -234,8 +234,9 @@ export class CompileFailed extends ReconcileError {
 }
 
 /**
- * A zone's table is larger than the NATS server's `max_payload` (1 MB by default), so it can never be written
- * as one KV value. Stalled: retrying the same revision cannot help (split the zone, or raise max_payload).
+ * A zone's table is larger than zonegate publishes (`MAX_TABLE_BODY_BYTES`, 256 MiB of JSON; tables over the
+ * server's max_payload travel through the object store, decision 008). Stalled: retrying the same revision
+ * cannot help (split the zone).
  */
 export class TableTooLarge extends ReconcileError {
   readonly code = 'TableTooLarge'
@@ -246,21 +247,22 @@ export class TableTooLarge extends ReconcileError {
   constructor(
     readonly zone: string,
     readonly bytes: number,
-    readonly maxPayload: number,
+    /** The largest table published, in bytes of envelope JSON. */
+    readonly limit: number,
     options?: ErrorOptions & { more?: { zone: string; bytes: number }[] },
   ) {
     const zones = [{ zone, bytes }, ...(options?.more ?? [])]
     super(
       zones.length === 1
-        ? `zone ${zone}: table is ${bytes} bytes, over the NATS server's max_payload of ${maxPayload}`
-        : `zones ${zones.map((z) => `${z.zone} (${z.bytes} bytes)`).join(', ')}: tables over the NATS server's ` +
-            `max_payload of ${maxPayload}`,
+        ? `zone ${zone}: table is ${bytes} bytes, over the largest table zonegate publishes (${limit} bytes)`
+        : `zones ${zones.map((z) => `${z.zone} (${z.bytes} bytes)`).join(', ')}: tables over the largest table ` +
+            `zonegate publishes (${limit} bytes)`,
       options,
     )
     this.zones = zones
   }
 
   override data(): Record<string, unknown> {
-    return { zone: this.zone, bytes: this.bytes, maxPayload: this.maxPayload, zones: this.zones }
+    return { zone: this.zone, bytes: this.bytes, limit: this.limit, zones: this.zones }
   }
 }

@@ -91,7 +91,7 @@ export function refusalViolations(error: EmptyZoneRefused | TableTooLarge): Viol
       v(z.zone, 'zone.empty-refused', `would lose all ${z.routes} route(s); --allow-empty allows it`),
     )
   return error.zones.map((z) =>
-    v(z.zone, 'zone.table-too-large', `table is ${z.bytes} bytes, over max_payload ${error.maxPayload}`),
+    v(z.zone, 'zone.table-too-large', `table is ${z.bytes} bytes, over the limit of ${error.limit} bytes`),
   )
 }
 

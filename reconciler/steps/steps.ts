@@ -134,8 +134,9 @@ export async function compileStep(ctx: PassContext): StepResult {
 
 /**
  * Diff: reads the inventory from KV when unknown, plans the writes by digest (steps/plan.ts) and refuses a plan
- * that leaves a zone without routes it had (EmptyZoneRefused) unless `allowEmpty`, or a table over the server's
- * max_payload (TableTooLarge). PublishFailed when the inventory cannot be read.
+ * that leaves a zone without routes it had (EmptyZoneRefused) unless `allowEmpty`, or a table larger than the
+ * publisher writes (TableTooLarge: over `maxTableBytes`, 256 MiB; tables over the server's max_payload are
+ * published through the object store). PublishFailed when the inventory cannot be read.
  */
 export async function diffStep(ctx: PassContext): StepResult {
   const { deps, state } = ctx
@@ -154,11 +155,11 @@ export async function diffStep(ctx: PassContext): StepResult {
   const emptied = emptiedZones(plan)
   if (emptied.length > 0 && !deps.allowEmpty)
     return refuseRevision(ctx, revision, new EmptyZoneRefused(revision, emptied))
-  const max = deps.bus.maxPayload?.()
+  const max = deps.bus.maxTableBytes?.()
   if (max) {
     const big = plan.flatMap((c) => {
       const bytes = c.change === 'removed' ? 0 : Buffer.byteLength(JSON.stringify(c.table))
-      return bytes > max - 1024 ? [{ zone: c.zone, bytes }] : []
+      return bytes > max ? [{ zone: c.zone, bytes }] : []
     })
     if (big.length > 0) {
       const [first, ...more] = big as [{ zone: string; bytes: number }, ...{ zone: string; bytes: number }[]]

@@ -82,8 +82,11 @@ export interface PassBus {
   publishTable(table: PublishedZoneTable, expectedKvRevision: number): Promise<number>
   removeTable(zone: string, expectedKvRevision: number): Promise<void>
   emit(event: BuiltEvent<ZonegateEvent>): Promise<unknown>
-  /** The server's max_payload in bytes (a table must fit one message); undefined = unknown, not checked. */
-  maxPayload?(): number | undefined
+  /**
+   * The largest table (envelope JSON bytes) the publisher writes; undefined = not checked. Tables over the
+   * server's max_payload go to the object store (decision 008), so this is the body limit, not max_payload.
+   */
+  maxTableBytes?(): number | undefined
 }
 
 /** Mesh CA effects of the pass (KV `zonegate-ca`). */

@@ -63,7 +63,7 @@ async function pass(files: Map<string, string>) {
       readInventory: async () => new Map(),
       publishTable: async () => 1,
       removeTable: async () => {},
-      maxPayload: () => 8 * 1024 * 1024,
+      maxTableBytes: () => 8 * 1024 * 1024,
       emit: async (e) => {
         events.push(e)
       },
