@@ -106,7 +106,9 @@ describe('reconcile', () => {
     w.faults.maxTableBytes = 400
     const report = await reconcileOnce(w.deps, initialPassState(), hooks())
     expect(report).toMatchObject({ result: 'invalid', error: { code: 'TableTooLarge' } })
-    expect(report.result === 'invalid' && report.error.message).toMatch(/zone-a: table is \d+ bytes, over the largest table zonegate publishes \(400 bytes\)/)
+    expect(report.result === 'invalid' && report.error.message).toMatch(
+      /zone-a: table is \d+ bytes, over the largest table zonegate publishes \(400 bytes\)/,
+    )
     expect(w.kv.size).toBe(0)
   })
 
