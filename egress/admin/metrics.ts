@@ -1,4 +1,5 @@
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client'
+import { processRegistry } from '../../lib/metrics.js'
 import type { PlainHistogram } from '../proxy/proxy-stats.js'
 import type { TcpProxy } from '../proxy/tcp-proxy.js'
 
@@ -33,15 +34,7 @@ export function createEgressMetrics(
   generation: () => number,
   info: EgressProcessInfo = { version: 'unknown', ready: () => false },
 ): EgressMetrics {
-  const registry = new Registry()
-  const registers = [registry]
-  collectDefaultMetrics({ register: registry })
-  new Gauge({
-    name: 'zonegate_build_info',
-    help: 'Always 1; the labels say which zonegate and Node.js versions run',
-    labelNames: ['version', 'node'],
-    registers,
-  }).set({ version: info.version, node: process.version }, 1)
+  const { registry, registers } = processRegistry(info.version)
   new Gauge({
     name: 'zonegate_egress_ready',
     help: '1 while /ready answers 200 (serving a table), else 0',

@@ -4,7 +4,14 @@ import { tableDigest } from '../../schemas/digest.js'
 import type { ZoneTable } from '../../schemas/table.js'
 import { CompactZoneTable, compactRoutes } from '../core/compact-table.js'
 import { RoutingTable } from '../core/routing-table.js'
-import { mergeSnapshots, type ProxySnapshot, perWorkerCap, tableFromWire, wireTable } from './protocol.js'
+import {
+  emptySnapshot,
+  mergeSnapshots,
+  type ProxySnapshot,
+  perWorkerCap,
+  tableFromWire,
+  wireTable,
+} from './protocol.js'
 
 function table(n: number, generation = 7): ZoneTable {
   const body = {
@@ -25,20 +32,7 @@ function table(n: number, generation = 7): ZoneTable {
 /** What the cluster channel does to a message with `serialization: 'advanced'`. */
 const overTheChannel = <T>(v: T): T => deserialize(serialize(v)) as T
 
-const snap = (over: Partial<ProxySnapshot>): ProxySnapshot => ({
-  accepted: 0,
-  routed: 0,
-  terminated: 0,
-  drainedClosed: 0,
-  active: 0,
-  bytesIn: 0,
-  bytesOut: 0,
-  rejected: {},
-  connectFailures: {},
-  routes: {},
-  generation: null,
-  ...over,
-})
+const snap = (over: Partial<ProxySnapshot>): ProxySnapshot => ({ ...emptySnapshot(), ...over })
 
 describe('workers protocol - tables over the channel', () => {
   it('workers protocol - a plain table is made compact once and routes the same after the channel', () => {

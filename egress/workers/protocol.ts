@@ -133,9 +133,9 @@ const add = (into: Record<string, number>, from: Record<string, number>) => {
   for (const [k, v] of Object.entries(from)) into[k] = (into[k] ?? 0) + v
 }
 
-/** The sum of the workers' snapshots (generation: the lowest any worker serves, null if one has none). Pure. */
-export function mergeSnapshots(snaps: readonly ProxySnapshot[]): ProxySnapshot {
-  const out: ProxySnapshot = {
+/** A snapshot of a worker that counted nothing and serves no table. Pure. */
+export function emptySnapshot(): ProxySnapshot {
+  return {
     accepted: 0,
     routed: 0,
     terminated: 0,
@@ -148,6 +148,11 @@ export function mergeSnapshots(snaps: readonly ProxySnapshot[]): ProxySnapshot {
     routes: {},
     generation: null,
   }
+}
+
+/** The sum of the workers' snapshots (generation: the lowest any worker serves, null if one has none). Pure. */
+export function mergeSnapshots(snaps: readonly ProxySnapshot[]): ProxySnapshot {
+  const out = emptySnapshot()
   let gen: number | null | undefined
   for (const s of snaps) {
     out.accepted += s.accepted

@@ -1,7 +1,8 @@
 import http from 'node:http'
 import type { AddressInfo } from 'node:net'
 import type { Logger } from 'pino'
-import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client'
+import { Counter, Gauge, Histogram, type Registry } from 'prom-client'
+import { processRegistry } from '../../lib/metrics.js'
 import type { ReconcilerStatus } from '../../schemas/status.js'
 import { verifyHubSignature } from '../triggers.js'
 import { STATUS_PAGE_CSS, STATUS_PAGE_HTML, STATUS_PAGE_JS } from './status-page.js'
@@ -57,15 +58,7 @@ export function createReconcilerMetrics(
     natsConnected: () => false,
   },
 ): ReconcilerMetrics {
-  const registry = new Registry()
-  const registers = [registry]
-  collectDefaultMetrics({ register: registry })
-  new Gauge({
-    name: 'zonegate_build_info',
-    help: 'Always 1; the labels say which zonegate and Node.js versions run',
-    labelNames: ['version', 'node'],
-    registers,
-  }).set({ version: info.version, node: process.version }, 1)
+  const { registry, registers } = processRegistry(info.version)
   const flag = (name: string, help: string, read: () => boolean) =>
     new Gauge({
       name,
