@@ -258,7 +258,10 @@ export class WorkerPool {
       return Promise.resolve(0)
     }
     this.state = 'draining'
-    for (const s of this.slots) clearTimeout(s.restartTimer)
+    for (const s of this.slots) {
+      clearTimeout(s.restartTimer)
+      s.listening = false // each worker closes its listener first thing
+    }
     const live = this.slots.filter((s) => s.worker !== undefined && s.sent > 0)
     if (live.length === 0) {
       onStopped(0)
@@ -413,7 +416,9 @@ export class WorkerPool {
 
   private onExit(s: Slot, w: Worker, code: number | null, signal: string | null): void {
     if (s.worker !== w) return
+    const pid = s.pid
     s.worker = undefined
+    s.pid = undefined
     s.listening = false
     s.sent = 0
     s.acked = 0
@@ -434,7 +439,7 @@ export class WorkerPool {
     s.crashes = Date.now() - s.startedAt < CRASH_WINDOW_MS ? s.crashes + 1 : 0
     const delay = s.crashes === 0 ? 0 : Math.min(MAX_RESTART_DELAY_MS, 250 * 2 ** (s.crashes - 1))
     s.restarts++
-    this.o.log.warn({ worker: s.slot, pid: s.pid, code, signal, restartInMs: delay }, 'worker exited; restarting it')
+    this.o.log.warn({ worker: s.slot, pid, code, signal, restartInMs: delay }, 'worker exited; restarting it')
     s.restartTimer = setTimeout(() => {
       if (this.state === 'running') this.fork(s)
     }, delay)

@@ -10,7 +10,7 @@ import { type Bus, connectBus, ensureNatsLayout } from '../../reconciler/transpo
 import type { RolloutAppliedEvent } from '../../schemas/events.js'
 import { rolloutSubjects, tableKey } from '../../schemas/subjects.js'
 import type { ZoneTable } from '../../schemas/table.js'
-import { startUpstream, tableOf, tlsConnect, type Upstream } from '../helpers/egress-fixtures.js'
+import { startUpstream, tableOf, tlsConnect, type Upstream, writeTable } from '../helpers/egress-fixtures.js'
 import { type NatsServer, startNatsServer } from '../helpers/nats-server.js'
 import { waitFor } from '../helpers/procfile.js'
 
@@ -290,5 +290,78 @@ describe('egress workers', () => {
     await waitFor('workers gone', () => pids.every((p) => !alive(p)), 5000)
     const drained = logLines().find((l) => l.msg === 'drained')
     expect(drained).toMatchObject({ destroyed: 0 })
+  })
+})
+
+describe('egress workers admin drain', () => {
+  it('egress workers - /drain_listeners closes every worker listener, restarts no worker, and /quitquitquit ends them all', async () => {
+    const file = join(stateDir, 'static.json')
+    await writeTable(file, tableOf([{ sni: 'svc.test', upstreams: [{ port: a.port }] }], 1))
+    let out = ''
+    const p = spawn(
+      process.execPath,
+      [
+        join(root, 'dist/cli/main.js'),
+        'egress',
+        '--static',
+        file,
+        '--listen',
+        '127.0.0.1:0',
+        '--admin',
+        '127.0.0.1:0',
+        '--grace',
+        '20s',
+        '--workers',
+        '2',
+      ],
+      { env: { ...process.env, LOG_LEVEL: 'info', LOG_FORMAT: 'json' }, stdio: ['ignore', 'pipe', 'pipe'] },
+    )
+    process.once('exit', () => p.kill('SIGKILL'))
+    p.stdout!.on('data', (d: Buffer) => {
+      out += d.toString()
+    })
+    const exited = new Promise<number | null>((r) => p.once('exit', (code) => r(code)))
+    try {
+      await waitFor('up', () => /"admin up"/.test(out) && /"listener up"/.test(out), 30_000)
+      const lines = out
+        .split('\n')
+        .filter((l) => l.startsWith('{'))
+        .map((l) => JSON.parse(l) as Record<string, unknown>)
+      const listen = Number(
+        String(lines.find((l) => l.msg === 'listener up')!.listen)
+          .split(':')
+          .pop(),
+      )
+      const admin = `http://${String(lines.find((l) => l.msg === 'admin up')!.admin)}`
+      const held = await tlsConnect(listen, 'svc.test', true)
+      expect(held.upstream).toBe('A')
+      const workers = async () =>
+        ((await (await fetch(`${admin}/config_dump`)).json()) as { workers: WorkerInfo[] }).workers
+      const pids = (await workers()).map((w) => w.pid!)
+      expect((await fetch(`${admin}/drain_listeners`, { method: 'POST' })).status).toBe(200)
+      await waitFor('listeners closed', async () => (await tlsConnect(listen, 'svc.test')).upstream === undefined, 5000)
+      expect((await fetch(`${admin}/ready`)).status).toBe(503)
+      // the open connection still relays
+      const echoed = new Promise<string>((r) => held.socket!.once('data', (d: Buffer) => r(d.toString())))
+      held.socket!.write('still\n')
+      expect(await echoed).toBe('still\n')
+      // a worker that dies while drained is not replaced (it would listen again)
+      process.kill(pids[0]!, 'SIGKILL')
+      await waitFor('worker 1 gone', () => !alive(pids[0]!), 5000)
+      await new Promise((r) => setTimeout(r, 1000))
+      // worker 2 lives on (its open connections may finish), listening on nothing; worker 1 stays gone
+      expect((await workers()).map((w) => [w.pid, w.listening, w.restarts])).toEqual([
+        [null, false, 0],
+        [pids[1], false, 0],
+      ])
+      expect(alive(pids[1]!)).toBe(true)
+      expect((await tlsConnect(listen, 'svc.test')).upstream).toBeUndefined()
+      held.socket!.destroy()
+      expect((await fetch(`${admin}/quitquitquit`, { method: 'POST' })).status).toBe(200)
+      expect(await exited).toBe(0)
+      await waitFor('workers gone', () => pids.every((pid) => !alive(pid)), 5000)
+    } finally {
+      if (p.exitCode === null) p.kill('SIGKILL')
+    }
   })
 })
