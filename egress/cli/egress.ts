@@ -38,6 +38,7 @@ interface EgressFlags {
   connectTimeout: string
   idleTimeout: string
   drainPeriod: string
+  dnsTtl: string
   grace: string
   maxConnections: string
   workers?: string
@@ -84,6 +85,11 @@ export function registerEgressCommand(program: Command): void {
       '--drain-period <duration>',
       'connections of a removed route are closed after this',
       formatDuration(DEFAULT_PROXY_OPTIONS.drainPeriodMs),
+    )
+    .option(
+      '--dns-ttl <duration>',
+      'keep the addresses of upstream host names this long (0: look them up for every connection)',
+      formatDuration(DEFAULT_PROXY_OPTIONS.dnsTtlMs),
     )
     .option('--grace <duration>', 'on SIGTERM, wait this long for open connections', formatDuration(DEFAULT_GRACE_MS))
     .option(
@@ -151,6 +157,7 @@ export function registerEgressCommand(program: Command): void {
           connectTimeoutMs: parseDuration(flags.connectTimeout, '--connect-timeout'),
           idleTimeoutMs: parseDuration(flags.idleTimeout, '--idle-timeout'),
           drainPeriodMs: parseDuration(flags.drainPeriod, '--drain-period'),
+          dnsTtlMs: parseDuration(flags.dnsTtl, '--dns-ttl'),
           maxConnections,
         },
         graceMs: parseDuration(flags.grace, '--grace'),

@@ -192,12 +192,15 @@ export function dialTerminated(c: Conn, u: Upstream): ConnSocket {
       checkServerIdentity: !verify || u.tls.skipHostnameVerification ? skipIdentity : exactSanCheck(name ?? u.address),
       onread,
     }
+    if (c.proxy.dns !== undefined && isIP(u.address) === 0) options.lookup = c.proxy.dns.lookup
     s = tls.connect(options) as unknown as ConnSocket
     ;(s as unknown as TLSSocket).getPeerCertificate = sanOnlyPeerCertificate as TLSSocket['getPeerCertificate']
     s.setNoDelay(true)
     s.on('secureConnect', onUpstreamConnect)
   } else {
-    s = net.connect({ host: u.address, port: u.port, allowHalfOpen: true, noDelay: true, onread }) as ConnSocket
+    const options: net.NetConnectOpts = { host: u.address, port: u.port, allowHalfOpen: true, noDelay: true, onread }
+    if (c.proxy.dns !== undefined && isIP(u.address) === 0) options.lookup = c.proxy.dns.lookup
+    s = net.connect(options) as ConnSocket
     s.on('connect', onUpstreamConnect)
   }
   s[kConn] = c

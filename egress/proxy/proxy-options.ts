@@ -1,4 +1,5 @@
 import { CLOSE_LINGER_MS } from './connection.js'
+import { DEFAULT_DNS_TTL_MS } from './dns-cache.js'
 
 /** The TcpProxy's tunables, hooks and wire constants. */
 
@@ -15,6 +16,8 @@ export interface ProxyOptions {
   drainPeriodMs: number
   /** After a refusal alert or one side's close, how long the other side may take to flush and close. Default 2 s. */
   closeLingerMs: number
+  /** How long an upstream host name's addresses are kept (proxy/dns-cache.ts); 0: looked up per connection. Default 10 s. */
+  dnsTtlMs: number
 }
 
 export const DEFAULT_PROXY_OPTIONS: ProxyOptions = {
@@ -24,6 +27,7 @@ export const DEFAULT_PROXY_OPTIONS: ProxyOptions = {
   maxConnections: 10_000,
   drainPeriodMs: 30_000,
   closeLingerMs: CLOSE_LINGER_MS,
+  dnsTtlMs: DEFAULT_DNS_TTL_MS,
 }
 
 /** On shutdown, how long open connections may take to finish before they are closed (`--grace`). */

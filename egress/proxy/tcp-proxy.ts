@@ -5,6 +5,7 @@ import { MtlsRefusal } from '../core/mesh-mtls.js'
 import type { RoutingTable } from '../core/routing-table.js'
 import { Conn, type ConnSocket, kConn, listenClient, listenUpstream, onUpstreamRead, Phase } from './connection.js'
 import { DeadlineSweep } from './deadline-sweep.js'
+import { DnsCache } from './dns-cache.js'
 import { dialTerminated, type MeshIdentities, startTermination } from './mtls.js'
 import {
   DEFAULT_PROXY_OPTIONS,
@@ -53,6 +54,8 @@ export class TcpProxy {
   private readonly readBuffers: Buffer[] = []
   /** Fires the phase deadlines of `conns` (and of lingering upstreams); deadlines fire up to `periodMs` late. */
   readonly deadlines: DeadlineSweep
+  /** Upstream host names' addresses (undefined with `dnsTtlMs` 0: Node's lookup per connection). */
+  readonly dns: DnsCache | undefined
 
   constructor(
     readonly log: Logger,
@@ -64,6 +67,7 @@ export class TcpProxy {
     const period = DeadlineSweep.periodFor([o.helloTimeoutMs, o.connectTimeoutMs, o.idleTimeoutMs, o.closeLingerMs])
     this.deadlines = new DeadlineSweep(this.conns, period, o.idleTimeoutMs)
     this.debug = log.isLevelEnabled('debug')
+    this.dns = o.dnsTtlMs > 0 ? new DnsCache(o.dnsTtlMs) : undefined
     this.server = net.createServer({ allowHalfOpen: true, noDelay: true }, (s) => this.accept(s as ConnSocket))
     this.server.maxConnections = this.options.maxConnections
     this.server.on('drop', () => this.stats.reject(RejectReason.OverCapacity))
@@ -243,13 +247,15 @@ export class TcpProxy {
       }
       return
     }
-    const s = net.connect({
+    const options: net.NetConnectOpts = {
       host: u.address,
       port: u.port,
       allowHalfOpen: true,
       noDelay: true,
       onread: { buffer: c.readBuf, callback: onUpstreamRead as (n: number, buf: Uint8Array) => boolean },
-    }) as ConnSocket
+    }
+    if (this.dns !== undefined && net.isIP(u.address) === 0) options.lookup = this.dns.lookup
+    const s = net.connect(options) as ConnSocket
     s[kConn] = c
     c.upstream = s
     c.deadline = performance.now() + this.options.connectTimeoutMs
