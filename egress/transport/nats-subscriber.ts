@@ -12,6 +12,7 @@ import type { ZoneTable } from '../../schemas/table.js'
 import { isTableHead, type TableHead, validateTableHead } from '../../schemas/table-transport.js'
 import { admittedValue } from '../core/admission.js'
 import { type Heartbeat, type HeartbeatSource, startHeartbeat } from './heartbeat.js'
+import { OrderedSender } from './ordered-sender.js'
 import { appliedEvent, type BuiltInstanceEvent, rejectedEvent } from './rollout-events.js'
 import { saveTable } from './state-store.js'
 import type { TableAdmitter } from './table-admitter.js'
@@ -371,38 +372,18 @@ export function startNatsSubscriber(o: NatsSubscriberOptions): NatsSubscriber {
    * EVENT_QUEUE_MAX the oldest is dropped (logged): the heartbeat, which carries the served digest, stands in
    * for a lost `applied`.
    */
-  const queue: BuiltInstanceEvent<RolloutAppliedEvent | RolloutRejectedEvent>[] = []
-  let sending: Promise<void> | undefined
-  let retry: NodeJS.Timeout | undefined
-  const flushEvents = (): Promise<void> => {
-    sending ??= (async () => {
-      while (queue.length > 0 && js && !closed) {
-        const built = queue[0] as BuiltInstanceEvent<RolloutAppliedEvent | RolloutRejectedEvent>
-        try {
-          await js.publish(built.subject, JSON.stringify(built.payload), { msgID: built.msgId, timeout: 5000 })
-          queue.shift()
-        } catch (err) {
-          log.warn({ err, subject: built.subject, queued: queue.length }, 'rollout event not published; retrying')
-          retry ??= setTimeout(() => {
-            retry = undefined
-            void flushEvents()
-          }, 1000).unref()
-          break
-        }
-      }
-    })().finally(() => {
-      sending = undefined
-    })
-    return sending
-  }
-  const publish = async (built: BuiltInstanceEvent<RolloutAppliedEvent | RolloutRejectedEvent>) => {
-    queue.push(built)
-    if (queue.length > EVENT_QUEUE_MAX) {
-      const dropped = queue.shift()
-      log.warn({ subject: dropped?.subject, max: EVENT_QUEUE_MAX }, 'rollout event queue full: oldest dropped')
-    }
-    await flushEvents()
-  }
+  type Built = BuiltInstanceEvent<RolloutAppliedEvent | RolloutRejectedEvent>
+  const events = new OrderedSender<Built>({
+    send: (built) => js!.publish(built.subject, JSON.stringify(built.payload), { msgID: built.msgId, timeout: 5000 }),
+    canSend: () => js !== undefined && !closed,
+    max: EVENT_QUEUE_MAX,
+    retryMs: 1000,
+    onError: (err, built, queued) =>
+      log.warn({ err, subject: built.subject, queued }, 'rollout event not published; retrying'),
+    onDrop: (dropped) =>
+      log.warn({ subject: dropped.subject, max: EVENT_QUEUE_MAX }, 'rollout event queue full: oldest dropped'),
+  })
+  const publish = (built: Built) => events.push(built)
 
   const run = async () => {
     while (!closed && nc === undefined) {
@@ -452,7 +433,7 @@ export function startNatsSubscriber(o: NatsSubscriberOptions): NatsSubscriber {
           o.send({ type: 'bus.restored' })
           restartWatch()
           heartbeat.beat()
-          void flushEvents()
+          void events.flush()
         }
       }
     })().catch(() => {})
@@ -462,7 +443,7 @@ export function startNatsSubscriber(o: NatsSubscriberOptions): NatsSubscriber {
   const running = run().catch((err: unknown) => log.error({ err }, 'nats subscriber failed'))
 
   const subscriber: NatsSubscriber = {
-    state: () => ({ ...st, eventsQueued: queue.length }),
+    state: () => ({ ...st, eventsQueued: events.length }),
     beat: () => heartbeat.beat(),
     applied(table, swapMs) {
       if (o.stateDir) {
@@ -509,7 +490,7 @@ export function startNatsSubscriber(o: NatsSubscriberOptions): NatsSubscriber {
     async close() {
       closed = true
       clearInterval(watchCheck)
-      if (retry) clearTimeout(retry)
+      events.close()
       restartWatch()
       await heartbeat.stop({ remove: st.connected })
       // drain only when connected (a drain while reconnecting would wait for the server), and not for long
