@@ -80,6 +80,22 @@ async function waitConverged(sha: string, label: string, timeoutMs = 60_000): Pr
   return sha
 }
 const generations = async () => Promise.all(zoneA().map(async (e) => (await configDump(e)).generation))
+/**
+ * The zone's generations once every egress serves the same one (a case starts from a settled zone: a
+ * publication still reaching the egresses when NATS goes down would leave them apart for reasons of timing).
+ * Fails if they do not agree within 20 s.
+ */
+async function settledGenerations(): Promise<(number | null)[]> {
+  let now: (number | null)[] = []
+  await vi.waitFor(
+    async () => {
+      now = await generations()
+      expect(new Set(now).size, `generations ${JSON.stringify(now)}`).toBe(1)
+    },
+    { timeout: 20_000, interval: 500 },
+  )
+  return now
+}
 
 beforeAll(async () => {
   cluster = await startNatsCluster()
@@ -174,7 +190,7 @@ describe('faults: the system on a 3-node NATS cluster', () => {
   })
 
   it('faults - all NATS nodes restart with their store: egresses keep serving, a restarted egress serves its saved table', async () => {
-    const before = await generations()
+    const before = await settledGenerations()
     const ports = zoneA().map((e) => e.port)
     const traffic = await startTraffic(ports.slice(0, 2), SNI, { held: 2 })
     await cluster.killAll()
@@ -213,8 +229,11 @@ describe('faults: the system on a 3-node NATS cluster', () => {
     for (const [i, g] of after.entries()) expect(g, `egress ${i}`).toBeGreaterThanOrEqual(before[i]!)
   })
 
+  /** What the zone served before the stores were wiped: the reconciler's republication must go past it. */
+  let beforeWipe: (number | null)[] = []
   it('faults - all NATS nodes restart with wiped stores: egresses keep serving their tables (data-plane side)', async () => {
-    const before = await generations()
+    const before = await settledGenerations()
+    beforeWipe = before
     const ports = zoneA().map((e) => e.port)
     const traffic = await startTraffic(ports, SNI, { held: 3 })
     await cluster.restartAll({ wipe: true })
@@ -231,12 +250,16 @@ describe('faults: the system on a 3-node NATS cluster', () => {
       const d = await configDump(e)
       expect(d.state).toMatch(/serving|applying/)
     }
-    expect(await generations()).toEqual(before)
+    // no egress lost or went back from its table; the reconciler may already have recreated the layout and
+    // republished (the next case follows that), so a newer generation is allowed here
+    const after = await generations()
+    for (const [i, g] of after.entries()) expect(g, `egress ${i}`).toBeGreaterThanOrEqual(before[i]!)
   })
 
   it('faults - after the wiped stores the reconciler recreates the R3 layout, republishes every zone and a commit converges again', async () => {
-    const before = await generations()
-    // the reconciler noticed the lost layout and republished: each egress takes the next generation
+    const before = beforeWipe
+    expect(before.length).toBeGreaterThan(0)
+    // the reconciler noticed the lost layout and republished: each egress takes a newer generation
     await vi.waitFor(
       async () => {
         const now = await generations()
