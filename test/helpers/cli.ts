@@ -1,5 +1,6 @@
 import { type ChildProcess, execFile, spawn } from 'node:child_process'
 import { resolve } from 'node:path'
+import { waitFor } from './procfile.js'
 
 /** The built CLI (dist/ is built once by vitest's global setup, test/helpers/global-build.ts). */
 export const CLI_PATH = resolve(import.meta.dirname, '../../dist/cli/main.js')
@@ -78,4 +79,53 @@ export function reconcilerArgs(o: {
     ...(o.leaseRenew ? ['--lease-renew', o.leaseRenew] : []),
     ...['--cache-dir', o.cacheDir, '--id', o.id],
   ]
+}
+
+/** A `zonegate egress` child of the built CLI (JSON logs), once its listener and admin server are up. */
+export interface CliEgress {
+  child: ChildProcess
+  /** Everything it printed so far (stdout and stderr). */
+  output(): string
+  /** Its JSON log lines so far. */
+  logLines(): Record<string, unknown>[]
+  /** The port of its listener and the URL of its admin server, read from its `listener up` / `admin up` lines. */
+  port: number
+  adminUrl: string
+  /** Resolves with its exit code. */
+  exit: Promise<number | null>
+}
+
+/**
+ * Starts `zonegate egress ...args` (LOG_LEVEL=info, LOG_FORMAT=json; killed if this process exits) and waits up to
+ * `timeoutMs` for its listener and admin server; the arguments must include `--listen` and `--admin`.
+ */
+export async function startCliEgress(args: string[], timeoutMs = 30_000): Promise<CliEgress> {
+  const child = spawn(process.execPath, [CLI_PATH, 'egress', ...args], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+    env: { ...process.env, LOG_LEVEL: 'info', LOG_FORMAT: 'json' },
+  })
+  process.once('exit', () => child.kill('SIGKILL'))
+  let out = ''
+  const keep = (d: Buffer) => {
+    out += d.toString()
+  }
+  child.stdout?.on('data', keep)
+  child.stderr?.on('data', keep)
+  const exit = new Promise<number | null>((r) => child.once('exit', (code) => r(code)))
+  const logLines = () =>
+    out
+      .split('\n')
+      .filter((l) => l.startsWith('{'))
+      .map((l) => JSON.parse(l) as Record<string, unknown>)
+  await waitFor('listener and admin up', () => /"admin up"/.test(out) && /"listener up"/.test(out), timeoutMs)
+  const lines = logLines()
+  const listen = String(lines.find((l) => l.msg === 'listener up')!.listen)
+  return {
+    child,
+    output: () => out,
+    logLines,
+    port: Number(listen.split(':').pop()),
+    adminUrl: `http://${String(lines.find((l) => l.msg === 'admin up')!.admin)}`,
+    exit,
+  }
 }

@@ -1,11 +1,11 @@
-import { type ChildProcess, spawn } from 'node:child_process'
 import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
-import { join, resolve } from 'node:path'
+import { join } from 'node:path'
 import { pino } from 'pino'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { type Bus, connectBus, ensureNatsLayout } from '../../reconciler/transport/nats-bus.js'
 import { tableKey } from '../../schemas/subjects.js'
+import { type CliEgress, startCliEgress } from '../helpers/cli.js'
 import { type CertResponder, createMeshCa, type Issued, type MeshCa, serveCertRequests } from '../helpers/mesh-ca.js'
 import { type External, meshCall, mtlsTable, startPlainExternal } from '../helpers/mtls-fixtures.js'
 import { type NatsServer, startNatsServer } from '../helpers/nats-server.js'
@@ -16,7 +16,6 @@ import { waitFor } from '../helpers/procfile.js'
  * per mesh for the whole egress) and reaches every worker over IPC, so callers are terminated, checked and relayed
  * by either worker, and a renewed certificate is served by both.
  */
-const root = resolve(import.meta.dirname, '../..')
 const PLAIN = 'plain-api{mesh=default}'
 let nats: NatsServer
 let bus: Bus
@@ -26,8 +25,7 @@ let plain: External
 let web: Issued
 let billing: Issued
 let stateDir: string
-let child: ChildProcess
-let output = ''
+let egress: CliEgress
 let port = 0
 let adminUrl = ''
 
@@ -76,57 +74,34 @@ beforeAll(async () => {
     1,
   )
   await bus.kv.tables.create(tableKey('zone-a'), JSON.stringify(table))
-  child = spawn(
-    process.execPath,
-    [
-      join(root, 'dist/cli/main.js'),
-      'egress',
-      '--zone',
-      'zone-a',
-      '--name',
-      'ze-a',
-      '--instance',
-      'wm1',
-      '--nats',
-      nats.url,
-      '--state-dir',
-      stateDir,
-      '--listen',
-      '127.0.0.1:0',
-      '--admin',
-      '127.0.0.1:0',
-      '--grace',
-      '1s',
-      '--workers',
-      '2',
-    ],
-    { env: { ...process.env, LOG_LEVEL: 'info', LOG_FORMAT: 'json' }, stdio: ['ignore', 'pipe', 'pipe'] },
-  )
-  process.once('exit', () => child.kill('SIGKILL'))
-  child.stdout!.on('data', (d: Buffer) => {
-    output += d.toString()
-  })
-  child.stderr!.on('data', (d: Buffer) => {
-    output += d.toString()
-  })
-  await waitFor('listener and admin up', () => /"admin up"/.test(output) && /"listener up"/.test(output), 30_000)
-  const lines = output
-    .split('\n')
-    .filter((l) => l.startsWith('{'))
-    .map((l) => JSON.parse(l) as Record<string, unknown>)
-  port = Number(
-    String(lines.find((l) => l.msg === 'listener up')!.listen)
-      .split(':')
-      .pop(),
-  )
-  adminUrl = `http://${String(lines.find((l) => l.msg === 'admin up')!.admin)}`
-  await waitFor('identity installed', () => /"identity certificate installed"/.test(output), 15_000)
+  egress = await startCliEgress([
+    '--zone',
+    'zone-a',
+    '--name',
+    'ze-a',
+    '--instance',
+    'wm1',
+    '--nats',
+    nats.url,
+    '--state-dir',
+    stateDir,
+    '--listen',
+    '127.0.0.1:0',
+    '--admin',
+    '127.0.0.1:0',
+    '--grace',
+    '1s',
+    '--workers',
+    '2',
+  ])
+  ;({ port, adminUrl } = egress)
+  await waitFor('identity installed', () => /"identity certificate installed"/.test(egress.output()), 15_000)
 })
 
 afterAll(async () => {
-  if (child && child.exitCode === null) child.kill('SIGTERM')
+  if (egress && egress.child.exitCode === null) egress.child.kill('SIGTERM')
   await new Promise((r) => setTimeout(r, 300))
-  if (child && child.exitCode === null) child.kill('SIGKILL')
+  if (egress && egress.child.exitCode === null) egress.child.kill('SIGKILL')
   await responder?.stop()
   await bus?.close()
   await nats?.stop()

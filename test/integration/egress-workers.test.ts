@@ -1,7 +1,6 @@
-import { type ChildProcess, spawn } from 'node:child_process'
 import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
-import { join, resolve } from 'node:path'
+import { join } from 'node:path'
 import type { TLSSocket } from 'node:tls'
 import { connect, type NatsConnection, type Subscription } from '@nats-io/transport-node'
 import { pino } from 'pino'
@@ -10,6 +9,7 @@ import { type Bus, connectBus, ensureNatsLayout } from '../../reconciler/transpo
 import type { RolloutAppliedEvent } from '../../schemas/events.js'
 import { rolloutSubjects, tableKey } from '../../schemas/subjects.js'
 import type { ZoneTable } from '../../schemas/table.js'
+import { type CliEgress, startCliEgress } from '../helpers/cli.js'
 import { startUpstream, tableOf, tlsConnect, type Upstream, writeTable } from '../helpers/egress-fixtures.js'
 import { type NatsServer, startNatsServer } from '../helpers/nats-server.js'
 import { waitFor } from '../helpers/procfile.js'
@@ -20,7 +20,6 @@ import { waitFor } from '../helpers/procfile.js'
  * either worker route on the current table, /stats and /stats/prometheus add the workers up, a killed worker is
  * replaced and serves the current table, and SIGTERM drains every worker.
  */
-const root = resolve(import.meta.dirname, '../..')
 const silent = pino({ level: 'silent' })
 let nats: NatsServer
 let bus: Bus
@@ -30,9 +29,7 @@ const applied: RolloutAppliedEvent[] = []
 let a: Upstream
 let b: Upstream
 let stateDir: string
-let child: ChildProcess
-let output = ''
-let exit: Promise<number | null>
+let egress: CliEgress
 let port = 0
 let adminUrl = ''
 let kvRev = 0
@@ -68,11 +65,7 @@ async function publish(value: ZoneTable): Promise<void> {
 const stats = async () => (await (await fetch(`${adminUrl}/stats`)).json()) as Stats
 const configDump = async () =>
   (await (await fetch(`${adminUrl}/config_dump`)).json()) as { generation: number; workers: WorkerInfo[] }
-const logLines = () =>
-  output
-    .split('\n')
-    .filter((l) => l.startsWith('{'))
-    .map((l) => JSON.parse(l) as Record<string, unknown>)
+const logLines = () => egress.logLines()
 
 /**
  * Opens connections (one at a time, each answered and closed) until every worker has accepted at least `more`
@@ -113,54 +106,33 @@ beforeAll(async () => {
     },
   })
   await publish(table(1, a.port))
-  child = spawn(
-    process.execPath,
-    [
-      join(root, 'dist/cli/main.js'),
-      'egress',
-      '--zone',
-      'zone-a',
-      '--name',
-      'ze-a',
-      '--instance',
-      'w1',
-      '--nats',
-      nats.url,
-      '--state-dir',
-      stateDir,
-      '--listen',
-      '127.0.0.1:0',
-      '--admin',
-      '127.0.0.1:0',
-      '--heartbeat',
-      '500ms',
-      '--grace',
-      '20s',
-      '--workers',
-      '2',
-    ],
-    { env: { ...process.env, LOG_LEVEL: 'info', LOG_FORMAT: 'json' }, stdio: ['ignore', 'pipe', 'pipe'] },
-  )
-  process.once('exit', () => child.kill('SIGKILL'))
-  child.stdout!.on('data', (d: Buffer) => {
-    output += d.toString()
-  })
-  child.stderr!.on('data', (d: Buffer) => {
-    output += d.toString()
-  })
-  exit = new Promise((r) => child.once('exit', (code) => r(code)))
-  await waitFor('listener and admin up', () => /"admin up"/.test(output) && /"listener up"/.test(output), 30_000)
-  const lines = logLines()
-  port = Number(
-    String(lines.find((l) => l.msg === 'listener up')!.listen)
-      .split(':')
-      .pop(),
-  )
-  adminUrl = `http://${String(lines.find((l) => l.msg === 'admin up')!.admin)}`
+  egress = await startCliEgress([
+    '--zone',
+    'zone-a',
+    '--name',
+    'ze-a',
+    '--instance',
+    'w1',
+    '--nats',
+    nats.url,
+    '--state-dir',
+    stateDir,
+    '--listen',
+    '127.0.0.1:0',
+    '--admin',
+    '127.0.0.1:0',
+    '--heartbeat',
+    '500ms',
+    '--grace',
+    '20s',
+    '--workers',
+    '2',
+  ])
+  ;({ port, adminUrl } = egress)
 })
 
 afterAll(async () => {
-  if (child && child.exitCode === null) child.kill('SIGKILL')
+  if (egress && egress.child.exitCode === null) egress.child.kill('SIGKILL')
   events?.unsubscribe()
   await watcher?.close()
   await bus?.close()
@@ -179,7 +151,7 @@ describe('egress workers', () => {
       [2, true, 1],
     ])
     const pids = dump.workers.map((w) => w.pid!)
-    expect(new Set([...pids, child.pid]).size).toBe(3)
+    expect(new Set([...pids, egress.child.pid]).size).toBe(3)
     const answers = await throughEveryWorker(new Map())
     expect(new Set(answers)).toEqual(new Set(['A']))
 
@@ -272,7 +244,7 @@ describe('egress workers', () => {
       20_000,
     )
     const pids = (await configDump()).workers.map((w) => w.pid!)
-    child.kill('SIGTERM')
+    egress.child.kill('SIGTERM')
     await waitFor('draining', () => logLines().some((l) => l.msg === 'draining'), 5000)
     await waitFor('listeners closed', async () => (await tlsConnect(port, 'svc.test')).upstream === undefined, 5000)
     // the held connections still relay (the upstream echoes)
@@ -281,11 +253,11 @@ describe('egress workers', () => {
       s.write('ping\n')
       expect(await echoed).toBe('ping\n')
     }
-    expect(child.exitCode).toBeNull()
+    expect(egress.child.exitCode).toBeNull()
     expect(pids.every(alive)).toBe(true)
     const t0 = Date.now()
     for (const s of held) s.destroy()
-    expect(await exit).toBe(0)
+    expect(await egress.exit).toBe(0)
     expect(Date.now() - t0).toBeLessThan(10_000) // well before the 20 s grace
     await waitFor('workers gone', () => pids.every((p) => !alive(p)), 5000)
     const drained = logLines().find((l) => l.msg === 'drained')
@@ -297,42 +269,20 @@ describe('egress workers admin drain', () => {
   it('egress workers - /drain_listeners closes every worker listener, restarts no worker, and /quitquitquit ends them all', async () => {
     const file = join(stateDir, 'static.json')
     await writeTable(file, tableOf([{ sni: 'svc.test', upstreams: [{ port: a.port }] }], 1))
-    let out = ''
-    const p = spawn(
-      process.execPath,
-      [
-        join(root, 'dist/cli/main.js'),
-        'egress',
-        '--static',
-        file,
-        '--listen',
-        '127.0.0.1:0',
-        '--admin',
-        '127.0.0.1:0',
-        '--grace',
-        '20s',
-        '--workers',
-        '2',
-      ],
-      { env: { ...process.env, LOG_LEVEL: 'info', LOG_FORMAT: 'json' }, stdio: ['ignore', 'pipe', 'pipe'] },
-    )
-    process.once('exit', () => p.kill('SIGKILL'))
-    p.stdout!.on('data', (d: Buffer) => {
-      out += d.toString()
-    })
-    const exited = new Promise<number | null>((r) => p.once('exit', (code) => r(code)))
+    const p = await startCliEgress([
+      '--static',
+      file,
+      '--listen',
+      '127.0.0.1:0',
+      '--admin',
+      '127.0.0.1:0',
+      '--grace',
+      '20s',
+      '--workers',
+      '2',
+    ])
+    const { port: listen, adminUrl: admin } = p
     try {
-      await waitFor('up', () => /"admin up"/.test(out) && /"listener up"/.test(out), 30_000)
-      const lines = out
-        .split('\n')
-        .filter((l) => l.startsWith('{'))
-        .map((l) => JSON.parse(l) as Record<string, unknown>)
-      const listen = Number(
-        String(lines.find((l) => l.msg === 'listener up')!.listen)
-          .split(':')
-          .pop(),
-      )
-      const admin = `http://${String(lines.find((l) => l.msg === 'admin up')!.admin)}`
       const held = await tlsConnect(listen, 'svc.test', true)
       expect(held.upstream).toBe('A')
       const workers = async () =>
@@ -358,10 +308,10 @@ describe('egress workers admin drain', () => {
       expect((await tlsConnect(listen, 'svc.test')).upstream).toBeUndefined()
       held.socket!.destroy()
       expect((await fetch(`${admin}/quitquitquit`, { method: 'POST' })).status).toBe(200)
-      expect(await exited).toBe(0)
+      expect(await p.exit).toBe(0)
       await waitFor('workers gone', () => pids.every((pid) => !alive(pid)), 5000)
     } finally {
-      if (p.exitCode === null) p.kill('SIGKILL')
+      if (p.child.exitCode === null) p.child.kill('SIGKILL')
     }
   })
 })
