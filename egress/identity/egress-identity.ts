@@ -141,9 +141,9 @@ export class EgressIdentity implements MeshIdentities {
           : saveKeyIfAbsent(stateDir, zone, egress, made.privateKeyPem)
         const saved = await save.catch((err: unknown) => {
           this.log.warn({ err }, 'egress key not saved to the state dir')
-          return true
+          return undefined
         })
-        if (!saved) {
+        if (saved === false) {
           const theirs = await loadKey(stateDir, zone, egress).catch(() => undefined)
           if (theirs !== undefined) {
             try {
@@ -153,7 +153,7 @@ export class EgressIdentity implements MeshIdentities {
               this.log.warn({ err: new Error((err as Error).message) }, 'replica key invalid; using this one unsaved')
             }
           }
-        } else this.log.info({ stored: keyFile(stateDir, zone, egress) }, 'egress key made')
+        } else this.log.info({ stored: saved ? keyFile(stateDir, zone, egress) : null }, 'egress key made')
       } else this.log.info({ stored: null }, 'egress key made')
       this.key = made
     }

@@ -20,15 +20,24 @@ export const keyFile = (dir: string, zone: string, egress: string) =>
 export const certFile = (dir: string, zone: string, egress: string, mesh: string) =>
   join(dir, `${prefix(zone, egress)}${encodeToken(mesh)}.identity-cert.json`)
 
-async function writePrivate(path: string, text: string): Promise<void> {
+/**
+ * Writes `text` to `path` with mode 0600 through a temp file, so a reader never sees half a file: renamed over
+ * `path`, or with `exclusive` hard-linked to it, which fails with EEXIST when `path` exists (resolves false then).
+ */
+async function writePrivate(path: string, text: string, exclusive = false): Promise<boolean> {
   const tmp = `${path}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`
   try {
     await writeFile(tmp, text, { mode: 0o600 })
     await chmod(tmp, 0o600) // a umask cannot widen it, but an existing file keeps its mode otherwise
-    await rename(tmp, path)
+    if (exclusive) await link(tmp, path)
+    else await rename(tmp, path)
+    return true
   } catch (err) {
-    await rm(tmp, { force: true }).catch(() => {})
+    if (exclusive && (err as NodeJS.ErrnoException).code === 'EEXIST') return false
     throw err
+  } finally {
+    // after a rename the temp name is gone already; after a link (or a failure) it is removed here
+    await rm(tmp, { force: true }).catch(() => {})
   }
 }
 
@@ -58,19 +67,7 @@ export async function saveKey(dir: string, zone: string, egress: string, pem: st
  */
 export async function saveKeyIfAbsent(dir: string, zone: string, egress: string, pem: string): Promise<boolean> {
   await mkdir(dir, { recursive: true, mode: 0o700 })
-  const path = keyFile(dir, zone, egress)
-  const tmp = `${path}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`
-  try {
-    await writeFile(tmp, pem, { mode: 0o600 })
-    await chmod(tmp, 0o600)
-    await link(tmp, path)
-    return true
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'EEXIST') return false
-    throw err
-  } finally {
-    await rm(tmp, { force: true }).catch(() => {})
-  }
+  return writePrivate(keyFile(dir, zone, egress), pem, true)
 }
 
 /** Saves one mesh's certificate (mode 0600). */
