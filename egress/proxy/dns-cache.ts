@@ -35,7 +35,7 @@ const NEGATIVE_TTL_MS = 1000
 
 export class DnsCache {
   private readonly names = new Map<string, Entry>()
-  /** Lookups answered from the cache / sent to the resolver (for tests and /stats). */
+  /** Lookups answered from the cache / sent to the resolver. */
   hits = 0
   misses = 0
 

@@ -192,14 +192,14 @@ export function dialTerminated(c: Conn, u: Upstream): ConnSocket {
       checkServerIdentity: !verify || u.tls.skipHostnameVerification ? skipIdentity : exactSanCheck(name ?? u.address),
       onread,
     }
-    if (c.proxy.dns !== undefined && isIP(u.address) === 0) options.lookup = c.proxy.dns.lookup
+    if (c.proxy.dns !== undefined) options.lookup = c.proxy.dns.lookup // used for host names only (as net.connect)
     s = tls.connect(options) as unknown as ConnSocket
     ;(s as unknown as TLSSocket).getPeerCertificate = sanOnlyPeerCertificate as TLSSocket['getPeerCertificate']
     s.setNoDelay(true)
     s.on('secureConnect', onUpstreamConnect)
   } else {
     const options: net.NetConnectOpts = { host: u.address, port: u.port, allowHalfOpen: true, noDelay: true, onread }
-    if (c.proxy.dns !== undefined && isIP(u.address) === 0) options.lookup = c.proxy.dns.lookup
+    if (c.proxy.dns !== undefined) options.lookup = c.proxy.dns.lookup // used for host names only (as net.connect)
     s = net.connect(options) as ConnSocket
     s.on('connect', onUpstreamConnect)
   }

@@ -254,7 +254,8 @@ export class TcpProxy {
       noDelay: true,
       onread: { buffer: c.readBuf, callback: onUpstreamRead as (n: number, buf: Uint8Array) => boolean },
     }
-    if (this.dns !== undefined && net.isIP(u.address) === 0) options.lookup = this.dns.lookup
+    // net.connect looks nothing up for an IP address, so only host names reach the cache
+    if (this.dns !== undefined) options.lookup = this.dns.lookup
     const s = net.connect(options) as ConnSocket
     s[kConn] = c
     c.upstream = s

@@ -39,10 +39,10 @@ function fetchOnce(port: number): Promise<number> {
   })
 }
 
-async function withProxy(dnsTtlMs: number, run: (p: TcpProxy, port: number) => Promise<void>) {
+async function withProxy(dnsTtlMs: number, run: (p: TcpProxy, port: number) => Promise<void>, address = 'localhost') {
   const p = new TcpProxy(pino({ level: 'silent' }), { dnsTtlMs })
   const table = tableOf([{ sni: 'named.test', upstreams: [{ port: upstreamPort }] }])
-  table.routes[0]!.upstreams[0]!.address = 'localhost'
+  table.routes[0]!.upstreams[0]!.address = address
   p.setTable(new RoutingTable(table))
   try {
     await run(p, (await p.listen('127.0.0.1', 0)).port)
@@ -59,6 +59,17 @@ describe('egress upstream host names', () => {
       expect(got).toEqual([1024, 1024, 1024, 1024, 1024])
       expect(p.dns).toMatchObject({ misses: 1, hits: 4 })
     })
+  })
+
+  it('dns - an upstream given as an IP address is connected to without a lookup', async () => {
+    await withProxy(
+      10_000,
+      async (p, port) => {
+        expect([await fetchOnce(port), await fetchOnce(port)]).toEqual([1024, 1024])
+        expect(p.dns).toMatchObject({ misses: 0, hits: 0 })
+      },
+      '127.0.0.1',
+    )
   })
 
   it('dns - --dns-ttl 0 looks the name up per connection (no cache)', async () => {
