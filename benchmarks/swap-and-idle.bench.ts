@@ -10,7 +10,10 @@
  *   is the proxy's), the slowest connection the clients saw during the swaps, and failed connections (target 0).
  * - **idle connection memory**: RSS of the egress's process group before and after `BENCH_IDLE_CONNS` (default 2000;
  *   smoke 100) relayed connections are opened and left idle, per connection (target ≤ 10 KB).
- * `npm run build && npm run bench -- swap-and-idle`.
+ * `npm run build && npm run bench -- swap-and-idle`. Options (environment): `BENCH_SWAP_ROUTES`, `BENCH_IDLE_CONNS`,
+ * `BENCH_WORKERS` (default `1,2`), `BENCH_PARTS` (default `swap,idle`: which of the two measurements to run),
+ * `BENCH_CLI` (default `dist/cli/main.js`: another build to measure, e.g. an older commit's, built inside the
+ * checkout so that it finds node_modules).
  */
 import { spawn } from 'node:child_process'
 import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
@@ -89,7 +92,7 @@ function oneConnection(port: number, hello: Buffer): Promise<boolean> {
 }
 
 export default async function swapAndIdle(ctx: BenchContext): Promise<void> {
-  const cli = join(repoRoot, 'dist', 'cli', 'main.js')
+  const cli = process.env.BENCH_CLI ?? join(repoRoot, 'dist', 'cli', 'main.js')
   try {
     readFileSync(cli)
   } catch {
@@ -103,6 +106,7 @@ export default async function swapAndIdle(ctx: BenchContext): Promise<void> {
   const idleConns = Number(process.env.BENCH_IDLE_CONNS ?? (ctx.smoke ? 100 : 2000))
   const swaps = ctx.smoke ? 2 : 10
   const workerCounts = (process.env.BENCH_WORKERS ?? '1,2').split(',').map(Number)
+  const parts = new Set((process.env.BENCH_PARTS ?? 'swap,idle').split(','))
   const dir = mkdtempSync(join(tmpdir(), 'zg-swap-'))
   const held: net.Socket[] = []
   // upstream: answers 1 KiB and closes, except for SNI r-000002.test's idle connections, which it holds
@@ -163,62 +167,64 @@ export default async function swapAndIdle(ctx: BenchContext): Promise<void> {
   try {
     for (const workers of workerCounts) {
       // table swaps under load
-      const e = await startEgress(workers, routes)
-      try {
-        let failed = 0
-        let ok = 0
-        let running = true
-        let measuring = false
-        let slowest = 0
-        const loops = Array.from({ length: 16 }, async () => {
-          while (running) {
-            const t0 = performance.now()
-            if (await oneConnection(e.port, helloLoad)) ok++
-            else failed++
-            if (measuring) slowest = Math.max(slowest, performance.now() - t0)
-          }
-        })
-        await sleep(1000)
-        await fetch(`${e.url}/stats/prometheus`) // resets the event-loop delay histograms
-        measuring = true
-        let worstSwap = 0
-        let generation = 1
-        for (let k = 0; k < swaps; k++) {
-          generation++
-          writeFileSync(e.file, JSON.stringify(table(routes, generation, upPort, e.port)))
-          process.kill(e.pgid, 'SIGHUP')
-          for (let i = 0; ; i++) {
-            if (i > 600) throw new Error(`generation ${generation} not applied`)
-            const d = await e.dump()
-            if (d.generation === generation) {
-              const ms = d.workers ? Math.max(...d.workers.map((w) => w.lastSwapMs)) : (d.lastSwap?.ms ?? 0)
-              worstSwap = Math.max(worstSwap, ms)
-              break
+      const e = parts.has('swap') ? await startEgress(workers, routes) : undefined
+      if (e)
+        try {
+          let failed = 0
+          let ok = 0
+          let running = true
+          let measuring = false
+          let slowest = 0
+          const loops = Array.from({ length: 16 }, async () => {
+            while (running) {
+              const t0 = performance.now()
+              if (await oneConnection(e.port, helloLoad)) ok++
+              else failed++
+              if (measuring) slowest = Math.max(slowest, performance.now() - t0)
             }
-            await sleep(20)
+          })
+          await sleep(1000)
+          await fetch(`${e.url}/stats/prometheus`) // resets the event-loop delay histograms
+          measuring = true
+          let worstSwap = 0
+          let generation = 1
+          for (let k = 0; k < swaps; k++) {
+            generation++
+            writeFileSync(e.file, JSON.stringify(table(routes, generation, upPort, e.port)))
+            process.kill(e.pgid, 'SIGHUP')
+            for (let i = 0; ; i++) {
+              if (i > 600) throw new Error(`generation ${generation} not applied`)
+              const d = await e.dump()
+              if (d.generation === generation) {
+                const ms = d.workers ? Math.max(...d.workers.map((w) => w.lastSwapMs)) : (d.lastSwap?.ms ?? 0)
+                worstSwap = Math.max(worstSwap, ms)
+                break
+              }
+              await sleep(20)
+            }
+            await sleep(ctx.smoke ? 100 : 1000)
           }
-          await sleep(ctx.smoke ? 100 : 1000)
+          const text = await (await fetch(`${e.url}/stats/prometheus`)).text()
+          const lagMax = Number(/^nodejs_eventloop_lag_max_seconds (\S+)$/m.exec(text)?.[1]) * 1000
+          running = false
+          await Promise.all(loops)
+          ctx.report(`--workers ${workers}: ${routes} routes, swap on a proxy event loop (max)`, worstSwap, 'ms', {
+            target: 20,
+            note: '(routing table + assignment)',
+          })
+          ctx.report(`--workers ${workers}: event-loop delay max during swaps`, lagMax, 'ms', {
+            note: workers === 1 ? '(the one process: admission included)' : '(max over the workers and the primary)',
+          })
+          ctx.report(`--workers ${workers}: slowest connection during swaps`, slowest, 'ms', {
+            note: '(client side: ClientHello to the 1 KiB answer and close)',
+          })
+          ctx.report(`--workers ${workers}: connections during ${swaps} swaps ok / failed`, ok, 'ok', {
+            note: `failed ${failed} (target 0)`,
+          })
+        } finally {
+          e.stop()
         }
-        const text = await (await fetch(`${e.url}/stats/prometheus`)).text()
-        const lagMax = Number(/^nodejs_eventloop_lag_max_seconds (\S+)$/m.exec(text)?.[1]) * 1000
-        running = false
-        await Promise.all(loops)
-        ctx.report(`--workers ${workers}: ${routes} routes, swap on a proxy event loop (max)`, worstSwap, 'ms', {
-          target: 20,
-          note: '(routing table + assignment)',
-        })
-        ctx.report(`--workers ${workers}: event-loop delay max during swaps`, lagMax, 'ms', {
-          note: workers === 1 ? '(the one process: admission included)' : '(max over the workers and the primary)',
-        })
-        ctx.report(`--workers ${workers}: slowest connection during swaps`, slowest, 'ms', {
-          note: '(client side: ClientHello to the 1 KiB answer and close)',
-        })
-        ctx.report(`--workers ${workers}: connections during ${swaps} swaps ok / failed`, ok, 'ok', {
-          note: `failed ${failed} (target 0)`,
-        })
-      } finally {
-        e.stop()
-      }
+      if (!parts.has('idle')) continue
       // idle connection memory, on a fresh egress with a small table
       const m = await startEgress(workers, 100)
       try {
