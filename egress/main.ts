@@ -9,6 +9,7 @@ import { certSubject } from '../schemas/subjects.js'
 import type { ZoneTable } from '../schemas/table.js'
 import { READY_STATES, startAdminServer } from './admin/http.js'
 import { createEgressMetrics, type EgressMetrics } from './admin/metrics.js'
+import { admittedValue, fileProblem } from './core/admission.js'
 import { meshCasOf, RoutingTable } from './core/routing-table.js'
 import { EgressIdentity } from './identity/egress-identity.js'
 import { egressMachine, type StartOutput } from './lifecycle/egress.machine.js'
@@ -17,6 +18,7 @@ import { findEgressEntry, type HostPort, resolveListen } from './lifecycle/liste
 import { DEFAULT_GRACE_MS } from './proxy/proxy-options.js'
 import { DEFAULT_PROXY_OPTIONS, type ProxyOptions, TcpProxy } from './proxy/tcp-proxy.js'
 import type { NatsSubscriber } from './transport/nats-subscriber.js'
+import { startTableAdmitter, type TableAdmitter } from './transport/table-admitter.js'
 import { WorkerPool } from './workers/pool.js'
 import { perWorkerCap, snapshotOf } from './workers/protocol.js'
 
@@ -158,6 +160,11 @@ export function runEgress(options: EgressOptions): EgressHandle {
     })
   }
   let nats: NatsSubscriber | undefined
+  const trustedKeys = options.trustedKeys ?? []
+  /** `--static`: the table file's admission (start and SIGHUP), in a worker thread ended after each file. */
+  const staticAdmitter: TableAdmitter | undefined = natsMode
+    ? undefined
+    : startTableAdmitter(log.child({ component: 'admission' }), { endAfterBytes: 0 })
   let stopping = false
   let resolveConnected!: () => void
   const connected = new Promise<void>((r) => {
@@ -216,14 +223,23 @@ export function runEgress(options: EgressOptions): EgressHandle {
   const machine = egressMachine.provide({
     actors: {
       connectBus: fromPromise(() => connected),
-      loadTable: fromPromise(async () => {
-        if (options.staticFile === undefined) throw new Error('no table file in NATS mode')
-        const text = await readFile(options.staticFile, 'utf8')
-        try {
-          return JSON.parse(text) as unknown
-        } catch (err) {
-          throw new Error(`${options.staticFile}: ${(err as Error).message}`)
-        }
+      loadTable: fromPromise<unknown, void>(async () => {
+        if (options.staticFile === undefined || staticAdmitter === undefined)
+          throw new Error('no table file in NATS mode')
+        const file = options.staticFile
+        const bytes = await readFile(file)
+        // parsed and checked in the admission worker thread, as NATS tables are (decision 012): the event loop
+        // keeps proxying while a large file is admitted; it gets the compact routes back
+        const { out, ms, thread } = await staticAdmitter.admit({
+          kind: 'json',
+          from: 'file',
+          bytes,
+          ...(options.zone ? { zone: options.zone } : {}),
+          trustedKeys,
+        })
+        log.debug({ file, bytes: bytes.length, ms: Math.round(ms), thread, ok: out.ok }, 'table file admitted')
+        if (!out.ok && out.stage === 'json') throw new Error(fileProblem(file, out))
+        return admittedValue(out)
       }),
       start: fromPromise<StartOutput, { table: ZoneTable }>(async ({ input }) => {
         await identity.ready
@@ -327,7 +343,6 @@ export function runEgress(options: EgressOptions): EgressHandle {
     }
   }
 
-  const trustedKeys = options.trustedKeys ?? []
   if (trustedKeys.length === 0)
     log.warn(
       'NO TRUSTED KEY CONFIGURED: tables are not checked for a signature, so anyone who can write the tables ' +
@@ -405,6 +420,7 @@ export function runEgress(options: EgressOptions): EgressHandle {
     rejectReady(new Error(error ?? 'stopped before serving'))
     stopping = true
     identity.stop()
+    await staticAdmitter?.close()
     await nats?.close()
     await (pool ? pool.close() : proxy!.close())
     await admin?.close()

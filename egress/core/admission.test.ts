@@ -4,7 +4,16 @@ import { tableDigest } from '../../schemas/digest.js'
 import { generateSigningKey, loadSigningKey, signTable } from '../../schemas/signing.js'
 import type { PublishedZoneTable } from '../../schemas/table.js'
 import { encodeTableBody, tableEnvelopeJson } from '../../schemas/table-transport.js'
-import { type AdmissionPhases, admit, admitChecked, admittedValue, RejectedTable } from './admission.js'
+import {
+  type AdmissionPhases,
+  admit,
+  admitChecked,
+  admittedValue,
+  fileProblem,
+  jsonErrorAt,
+  lineColumn,
+  RejectedTable,
+} from './admission.js'
 import { CompactZoneTable } from './compact-table.js'
 import { validateTableEnvelope } from './routing-table.js'
 
@@ -178,5 +187,42 @@ describe('admission', () => {
     expect(admit({ kind: 'body', head: encoded.head, bytes: encoded.body, zone: 'zone-a' }, phases).ok).toBe(true)
     expect(Object.keys(phases).sort()).toEqual(['check', 'compact', 'decode', 'digest'])
     for (const v of Object.values(phases)) expect(v).toBeGreaterThanOrEqual(0)
+  })
+})
+
+describe('admission - where a file that is not JSON went wrong', () => {
+  it('admission - lineColumn counts lines and columns from 1', () => {
+    const text = 'ab\ncd\n\nef'
+    expect(lineColumn(text, 0)).toEqual({ line: 1, column: 1 })
+    expect(lineColumn(text, 2)).toEqual({ line: 1, column: 3 })
+    expect(lineColumn(text, 3)).toEqual({ line: 2, column: 1 })
+    expect(lineColumn(text, 6)).toEqual({ line: 3, column: 1 })
+    expect(lineColumn(text, 8)).toEqual({ line: 4, column: 2 })
+    expect(lineColumn(text, 99)).toEqual({ line: 4, column: 3 })
+  })
+
+  it('admission - jsonErrorAt reads the position out of JSON.parse messages, and a message without one gives none', () => {
+    const text = '{\n  "a": 1,\n}\n'
+    let message = ''
+    try {
+      JSON.parse(text)
+    } catch (err) {
+      message = (err as Error).message
+    }
+    expect(jsonErrorAt(text, message)).toEqual({ line: 3, column: 1 })
+    expect(jsonErrorAt('{', 'Unexpected end of JSON input')).toBeUndefined()
+    expect(jsonErrorAt(text, "Expected ',' or '}' in JSON at position 12 (line 3 column 1)")).toEqual({
+      line: 3,
+      column: 1,
+    })
+  })
+
+  it('admission - a file that is not JSON is refused with FILE:LINE:COLUMN, one without a position with FILE only', () => {
+    const out = admit({ kind: 'json', from: 'file', bytes: Buffer.from('{\n  "routes": [],\n  }') })
+    expect(out).toMatchObject({ ok: false, stage: 'json', at: { line: 3, column: 3 } })
+    expect(fileProblem('/etc/t.json', out)).toMatch(/^\/etc\/t\.json:3:3: not JSON: \S/)
+    const cut = admit({ kind: 'json', from: 'file', bytes: Buffer.from('{"routes": [') })
+    expect(cut).toMatchObject({ ok: false, stage: 'json' })
+    expect(fileProblem('/etc/t.json', cut)).toMatch(/^\/etc\/t\.json: not JSON: Unexpected end of JSON input$/)
   })
 })

@@ -55,6 +55,8 @@ export type AdmissionOutput =
       generation?: number
       digest?: string
       revision?: string
+      /** Stage `json`: where in the file the JSON parser stopped, when it says (1-based). */
+      at?: { line: number; column: number }
     }
 
 const decoder = new TextDecoder('utf-8', { fatal: false })
@@ -73,7 +75,17 @@ export function admit(input: AdmissionInput, phases?: Partial<AdmissionPhases>):
       value = JSON.parse(text)
     } catch (err) {
       if (input.from === 'kv') value = text
-      else return { ok: false, stage: 'json', reason: 'load-failed', problems: [`not JSON: ${(err as Error).message}`] }
+      else {
+        const message = (err as Error).message
+        const at = jsonErrorAt(text, message)
+        return {
+          ok: false,
+          stage: 'json',
+          reason: 'load-failed',
+          problems: [`not JSON: ${message}`],
+          ...(at ? { at } : {}),
+        }
+      }
     }
   }
   const trustedKeys = input.trustedKeys ?? []
@@ -100,6 +112,37 @@ export function admit(input: AdmissionInput, phases?: Partial<AdmissionPhases>):
   }
   const { routes, ...meta } = check.table
   return { ok: true, meta, compact: compactRoutes(routes), checkedWith: [...trustedKeys] }
+}
+
+/** Line and column (1-based, the column in UTF-16 code units) of the character at `offset` in `text`. Pure. */
+export function lineColumn(text: string, offset: number): { line: number; column: number } {
+  const end = Math.max(0, Math.min(offset, text.length))
+  let line = 1
+  let start = 0
+  for (let i = text.indexOf('\n'); i !== -1 && i < end; i = text.indexOf('\n', i + 1)) {
+    line++
+    start = i + 1
+  }
+  return { line, column: end - start + 1 }
+}
+
+/**
+ * Where `JSON.parse(text)` stopped, from its error `message` (V8 writes `at position N` for most errors; Node 22
+ * adds `(line L column C)`), or undefined when the message does not say (`Unexpected end of JSON input`, and on
+ * Node 20 an unexpected token, whose message quotes the text around it instead). Pure.
+ */
+export function jsonErrorAt(text: string, message: string): { line: number; column: number } | undefined {
+  const m = /at position (\d+)/.exec(message)
+  return m ? lineColumn(text, Number(m[1])) : undefined
+}
+
+/**
+ * The one-line problem of a file (the `--static` table, the `--state-dir` table) the admission refused as not
+ * JSON: `FILE:LINE:COLUMN: not JSON: …` when the parser says where, else `FILE: …`. Pure.
+ */
+export function fileProblem(file: string, out: AdmissionOutput): string {
+  if (out.ok) return `${file}: admitted`
+  return `${file}${out.at ? `:${out.at.line}:${out.at.column}` : ''}: ${out.problems[0] ?? out.reason}`
 }
 
 const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v)

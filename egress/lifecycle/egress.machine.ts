@@ -19,7 +19,8 @@ import {
 
 /**
  * The egress lifecycle (docs/design.md §4). It names its effects and main.ts provides them:
- * - `loadTable` reads the table from the static source (file); resolves with the untrusted JSON value;
+ * - `loadTable` reads the table from the static source (file); resolves with the untrusted JSON value, or what the
+ *   admission worker made of it (a `CompactZoneTable` or a `RejectedTable`); rejects when the file is unreadable;
  * - `start` applies the first table and opens the listener (and admin); resolves with where it listens;
  * - `applyTable` swaps the proxy's table (one reference assignment); resolves with the swap time in ms;
  * - `drain` stops accepting and waits for open connections up to the grace period;

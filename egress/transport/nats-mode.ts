@@ -1,6 +1,6 @@
 import type { Logger } from 'pino'
 import type { NatsAuthOptions } from '../../lib/nats-connect.js'
-import { admittedValue } from '../core/admission.js'
+import { admittedValue, fileProblem } from '../core/admission.js'
 import type { TableSource } from '../lifecycle/egress-context.js'
 import type { HeartbeatSource } from './heartbeat.js'
 import { type BusEvent, type NatsSubscriber, startNatsSubscriber } from './nats-subscriber.js'
@@ -48,7 +48,7 @@ export async function startNatsMode(d: NatsModeDeps): Promise<NatsSubscriber | u
           zone: d.zone,
           trustedKeys: d.trustedKeys ?? [],
         })
-        if (!out.ok && out.stage === 'json') throw new Error(`${stateFilePath(d.stateDir, d.zone)}: ${out.problems[0]}`)
+        if (!out.ok && out.stage === 'json') throw new Error(fileProblem(stateFilePath(d.stateDir, d.zone), out))
         d.send({ type: 'table.received', table: admittedValue(out), source: 'file' })
       }
     } catch (err) {

@@ -49,7 +49,16 @@ function newWorker(): Worker {
   return new Worker(boot, { eval: true, name: 'zonegate-admission' })
 }
 
-export function startTableAdmitter(log: Logger): TableAdmitter {
+export interface TableAdmitterOptions {
+  /**
+   * Inputs above this many bytes end the worker after their admission (default `LARGE_INPUT_BYTES`). `--static`
+   * passes 0: its tables come only at start and on SIGHUP, so no worker (and its heap) is kept between them.
+   */
+  endAfterBytes?: number
+}
+
+export function startTableAdmitter(log: Logger, o: TableAdmitterOptions = {}): TableAdmitter {
+  const endAfterBytes = o.endAfterBytes ?? LARGE_INPUT_BYTES
   let worker: Worker | undefined
   let nextId = 1
   const pending = new Map<number, { input: AdmissionInput; resolve(r: AdmissionReply): void }>()
@@ -116,7 +125,7 @@ export function startTableAdmitter(log: Logger): TableAdmitter {
           thread = 'event-loop'
         }
       }
-      if (inputBytes(input) > LARGE_INPUT_BYTES && worker !== undefined && pending.size === 0) {
+      if (inputBytes(input) > endAfterBytes && worker !== undefined && pending.size === 0) {
         // ended before the table is handed on, so the egress's memory after the swap no longer holds the parse
         const w = worker
         worker = undefined
