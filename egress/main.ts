@@ -10,6 +10,7 @@ import type { ZoneTable } from '../schemas/table.js'
 import { READY_STATES, startAdminServer } from './admin/http.js'
 import { createEgressMetrics, type EgressMetrics } from './admin/metrics.js'
 import { admittedValue, fileProblem } from './core/admission.js'
+import { releaseTable } from './core/compact-table.js'
 import { meshCasOf, RoutingTable } from './core/routing-table.js'
 import { EgressIdentity } from './identity/egress-identity.js'
 import { egressMachine, type StartOutput } from './lifecycle/egress.machine.js'
@@ -292,9 +293,18 @@ export function runEgress(options: EgressOptions): EgressHandle {
           'table swapped',
         )
         if (s.source === 'nats' && context.table?.digest === s.digest) nats?.applied(context.table, s.ms)
+        // The replaced table: the proxy (or every worker) routes on the new one, and the lifecycle, /config_dump,
+        // /stats and the heartbeat read only `context.table`; a state-file write still in progress holds it
+        // (holdCompact), and the release waits for it. Freed now rather than at V8's next major GC (decision 012).
+        const prev = served
+        served = context.table
+        if (prev !== undefined && prev !== served) releaseTable(prev)
       },
     },
   })
+
+  /** The table last reported swapped (`context.table`), released when the next one replaces it. */
+  let served: ZoneTable | undefined
 
   let adminStarting: Promise<void> | undefined
   /**

@@ -1,3 +1,4 @@
+import { deserialize, serialize } from 'node:v8'
 import fc from 'fast-check'
 import { describe, expect, it } from 'vitest'
 import { canonicalJson, tableDigest } from '../../schemas/digest.js'
@@ -7,9 +8,15 @@ import {
   compactFromCanonical,
   compactRoutes,
   findRoute,
+  holdCompact,
+  releaseCompact,
+  releaseTable,
   routeAt,
   routeCount,
+  sniAt,
+  TableReleasedError,
   tableJsonParts,
+  transferList,
 } from './compact-table.js'
 import { lowerAscii, RoutingTable } from './routing-table.js'
 
@@ -125,5 +132,88 @@ describe('compact table', () => {
     expect(compactFromCanonical([], '[]', false)!.count).toBe(0)
     // boundaries that do not make one route per key: not built
     expect(compactFromCanonical(keys.slice(1), canonicalJson(routes), false)).toBeUndefined()
+  })
+
+  it('release - the buffers of a replaced table are detached at once, the new table still answers, the old one refuses every read', async () => {
+    const snis = Array.from({ length: 20_000 }, (_, i) => `svc-${i}.test`)
+    const oldTable = compactOf(table(snis.map((s) => route(s))))
+    const newTable = compactOf(table(snis.map((s) => route(s, { service: 'new' }))))
+    const oldRouting = new RoutingTable(oldTable)
+    const newRouting = new RoutingTable(newTable)
+    const built = oldRouting.lookup('svc-1.test')!
+    const c = oldTable.compact
+    const bytes = transferList(c).reduce((n, b) => n + b.byteLength, 0)
+    const external = process.memoryUsage().arrayBuffers
+    expect(releaseCompact(c)).toBe(bytes)
+    // detached at once; their memory is freed when the message port closes (the end of this event-loop turn), not
+    // at the next major GC
+    for (const b of [c.sni, c.sniOff, c.json, c.jsonOff, c.slots]) expect(b.buffer.byteLength).toBe(0)
+    for (let i = 0; i < 50 && external - process.memoryUsage().arrayBuffers < bytes * 0.9; i++)
+      await new Promise((r) => setTimeout(r, 10))
+    expect(external - process.memoryUsage().arrayBuffers).toBeGreaterThanOrEqual(bytes * 0.9)
+    expect(c.released).toBe(true)
+    expect(oldRouting.released).toBe(true)
+    expect(newRouting.released).toBe(false)
+    expect(newRouting.lookup('SVC-19999.test')?.sni).toBe('svc-19999.test')
+    expect(newRouting.has('svc-7.test')).toBe(true)
+    expect(routeAt(newTable.compact, 3).service).toBe('new')
+    // every reader of the released table fails with the same clear error, none loops or answers
+    const refusals: (() => unknown)[] = [
+      () => findRoute(c, 'svc-2.test'),
+      () => sniAt(c, 0),
+      () => routeAt(c, 0),
+      () => oldRouting.lookup('svc-2.test'),
+      () => oldRouting.has('svc-2.test'),
+      () => oldRouting.list(),
+      () => oldTable.routes,
+      () => JSON.stringify(oldTable),
+      () => tableJsonParts(oldTable),
+      () => transferList(c),
+      () => holdCompact(c),
+    ]
+    for (const read of refusals) expect(read).toThrow(TableReleasedError)
+    expect(() => findRoute(c, 'svc-2.test')).toThrow(/already released .*lookup of "svc-2.test" refused/)
+    // a route built before the release is an object of its own: still the same answer
+    expect(oldRouting.lookup('svc-1.test')).toBe(built)
+    // the envelope's other fields stay; a second release does nothing
+    expect(routeCount(oldTable)).toBe(20_000)
+    expect(oldTable.generation).toBe(3)
+    expect(releaseCompact(c)).toBe(0)
+    expect(releaseTable(table([route('a.test')]))).toBe(0)
+  })
+
+  it('release - waits for the holds of readers that read across awaits (the state-file writer)', () => {
+    const t = compactOf(table([route('a.test'), route('b.test')]))
+    const c = t.compact
+    const first = holdCompact(c)
+    const second = holdCompact(c)
+    expect(releaseTable(t)).toBe(0)
+    expect(c.released).toBe(false)
+    expect(routeAt(c, 1).sni).toBe('b.test')
+    first()
+    first() // giving a hold back twice counts once
+    expect(c.released).toBe(false)
+    expect(Buffer.from(c.json).toString()).toContain('a.test')
+    second()
+    expect(c.released).toBe(true)
+    expect(c.json.buffer.byteLength).toBe(0)
+    expect(() => routeAt(c, 0)).toThrow(TableReleasedError)
+  })
+
+  it('release - arrays that are views into a larger buffer (a table received over the IPC channel) are marked, not detached', () => {
+    const c = compactRoutes(Array.from({ length: 300 }, (_, i) => route(`s${i}.test`)))
+    const message = serialize({ t: 'table', compact: c })
+    const received = (deserialize(message) as { compact: typeof c }).compact
+    const shared = [received.sni, received.sniOff, received.json, received.jsonOff, received.slots].filter(
+      (v) => v.byteLength !== v.buffer.byteLength,
+    )
+    expect(shared.length).toBeGreaterThan(0) // what Node's deserializer gives: views into the message
+    expect(findRoute(received, 's7.test')).toBe(7)
+    releaseCompact(received)
+    expect(received.released).toBe(true)
+    expect(() => findRoute(received, 's7.test')).toThrow(TableReleasedError)
+    // the message buffer (which Node may share with the next message) is untouched
+    for (const v of shared) expect(v.buffer.byteLength).toBeGreaterThan(v.byteLength)
+    expect(Buffer.from(shared[0]!.buffer).length).toBeGreaterThan(0)
   })
 })

@@ -1,3 +1,4 @@
+import { MessageChannel } from 'node:worker_threads'
 import type { TableRoute, ZoneTable } from '../../schemas/table.js'
 
 /**
@@ -13,7 +14,9 @@ import type { TableRoute, ZoneTable } from '../../schemas/table.js'
  *   over, so `[` + json + `]` is `canonicalJson(routes)`.
  * - `slots`: an open-addressing hash index (FNV-1a over the lower-cased SNI, linear probing); a slot holds the
  *   route index + 1, or 0 when empty. At most half full.
- * Pure: no I/O.
+ * - `released`: set once by `releaseCompact` when the table is no longer served; every reader below then refuses
+ *   with a `TableReleasedError` instead of reading the (detached) buffers.
+ * No I/O; everything here is pure except `releaseCompact` / `holdCompact`, which change a table's state.
  */
 export interface CompactRoutes {
   readonly count: number
@@ -24,11 +27,88 @@ export interface CompactRoutes {
   readonly slots: Int32Array
   /** Some upstream carries a TLS client key (/config_dump must redact it). */
   readonly clientKeys: boolean
+  /** Set by `releaseCompact` only (never by hand): the buffers may be gone, every read refuses. */
+  released: boolean
 }
+
+/** A read of a compact table after `releaseCompact`: a bug in whoever kept the table, never a routing answer. */
+export class TableReleasedError extends Error {
+  constructor(what: string) {
+    super(`compact routing table already released (no longer served): ${what} refused`)
+    this.name = 'TableReleasedError'
+  }
+}
+
+const views = (c: CompactRoutes): ArrayBufferView[] => [c.sni, c.sniOff, c.json, c.jsonOff, c.slots]
 
 /** The ArrayBuffers of a compact table, for `postMessage(…, transferList)`. */
 export function transferList(c: CompactRoutes): ArrayBuffer[] {
-  return [c.sni, c.sniOff, c.json, c.jsonOff, c.slots].map((a) => a.buffer as ArrayBuffer)
+  if (c.released) throw new TableReleasedError('transfer')
+  return views(c).map((a) => a.buffer as ArrayBuffer)
+}
+
+/** Holds taken by `holdCompact` and not given back yet, per table; releases asked while held. */
+const holds = new WeakMap<CompactRoutes, number>()
+const releaseAsked = new WeakSet<CompactRoutes>()
+
+/**
+ * Keeps `c` readable until the returned function is called, for a reader that reads it across awaits (the
+ * state-file writer hands its bytes to the file system). A `releaseCompact` asked meanwhile takes effect when the
+ * last hold is given back. Throws a TableReleasedError when `c` is already released. Idempotent per hold.
+ */
+export function holdCompact(c: CompactRoutes): () => void {
+  if (c.released) throw new TableReleasedError('hold')
+  holds.set(c, (holds.get(c) ?? 0) + 1)
+  let held = true
+  return () => {
+    if (!held) return
+    held = false
+    const left = holds.get(c)! - 1
+    if (left > 0) holds.set(c, left)
+    else {
+      holds.delete(c)
+      if (releaseAsked.delete(c)) releaseCompact(c)
+    }
+  }
+}
+
+/**
+ * Releases a compact table that nothing reads any more (docs/decisions/012-off-loop-admission.md, "Releasing a
+ * replaced table"): marks it released, so every later read throws a TableReleasedError, and frees its buffers at
+ * once instead of at V8's next major GC, by transferring them into a MessageChannel whose other end is closed:
+ * the transfer detaches them here and the message, which owns their memory, is dropped unread. Only buffers the
+ * table's arrays cover whole are detached (those built by `compactRoutes` / `compactFromCanonical`, and those
+ * transferred from the admission worker); an array that is a view into a larger buffer (a table received over the
+ * workers' IPC channel, whose message buffer Node may share with the next message) is left to the GC. While
+ * `holdCompact` holds are out, the release waits for the last one. Returns the bytes detached now (0 when held,
+ * already released or nothing was detachable). Never throws.
+ */
+export function releaseCompact(c: CompactRoutes): number {
+  if (c.released) return 0
+  if ((holds.get(c) ?? 0) > 0) {
+    releaseAsked.add(c)
+    return 0
+  }
+  c.released = true
+  const whole = new Set<ArrayBuffer>()
+  const partial = new Set<ArrayBufferLike>()
+  for (const v of views(c)) {
+    if (v.byteOffset === 0 && v.byteLength === v.buffer.byteLength) whole.add(v.buffer as ArrayBuffer)
+    else partial.add(v.buffer)
+  }
+  const buffers = [...whole].filter((b) => !partial.has(b) && b.byteLength > 0)
+  if (buffers.length === 0) return 0
+  const bytes = buffers.reduce((n, b) => n + b.byteLength, 0)
+  const { port1, port2 } = new MessageChannel()
+  port2.close()
+  try {
+    port1.postMessage(null, buffers)
+  } catch {
+    return 0 // not detachable (a SharedArrayBuffer): left to the GC, still refused to readers
+  } finally {
+    port1.close()
+  }
+  return bytes
 }
 
 const UPPER = /[A-Z]/
@@ -177,11 +257,12 @@ function indexCompact(
     slots[slot] = i + 1
   }
   sniOff[n] = s
-  return { count: n, sni, sniOff, json, jsonOff, slots, clientKeys }
+  return { count: n, sni, sniOff, json, jsonOff, slots, clientKeys, released: false }
 }
 
 /** Index of the route whose lower-cased SNI is exactly `key` (already lower-cased), or -1. Pure. */
 export function findRoute(c: CompactRoutes, key: string): number {
+  if (c.released) throw new TableReleasedError(`lookup of ${JSON.stringify(key)}`)
   const mask = c.slots.length - 1
   let slot = hash(key) & mask
   for (;;) {
@@ -200,6 +281,7 @@ export function findRoute(c: CompactRoutes, key: string): number {
 
 /** The lower-cased SNI of route `i`. Pure. */
 export function sniAt(c: CompactRoutes, i: number): string {
+  if (c.released) throw new TableReleasedError(`SNI of route ${i}`)
   return String.fromCharCode(...c.sni.subarray(c.sniOff[i]!, c.sniOff[i + 1]!))
 }
 
@@ -207,6 +289,7 @@ const decoder = new TextDecoder()
 
 /** The JSON text of route `i`. Pure. */
 export function routeText(c: CompactRoutes, i: number): string {
+  if (c.released) throw new TableReleasedError(`route ${i}`)
   return decoder.decode(c.json.subarray(c.jsonOff[i]!, c.jsonOff[i + 1]! - 1))
 }
 
@@ -251,6 +334,7 @@ export class CompactZoneTable implements ZoneTable {
   }
 
   get routes(): TableRoute[] {
+    if (this.compact.released) throw new TableReleasedError(`routes of table generation ${this.generation ?? '(none)'}`)
     const out: TableRoute[] = new Array(this.compact.count)
     for (let i = 0; i < out.length; i++) out[i] = routeAt(this.compact, i)
     return out
@@ -267,6 +351,14 @@ export class CompactZoneTable implements ZoneTable {
   }
 }
 
+/**
+ * Releases a table that is no longer served (see `releaseCompact`): a `CompactZoneTable`'s buffers; nothing for a
+ * table of route objects (the GC frees those). Returns the bytes detached now. Never throws.
+ */
+export function releaseTable(table: ZoneTable | undefined): number {
+  return table instanceof CompactZoneTable ? releaseCompact(table.compact) : 0
+}
+
 /** Number of routes of a table, without reading a compact table's routes. Pure. */
 export function routeCount(table: ZoneTable): number {
   return table instanceof CompactZoneTable ? table.compact.count : table.routes.length
@@ -278,6 +370,7 @@ export function routeCount(table: ZoneTable): number {
  */
 export function tableJsonParts(table: ZoneTable): (string | Uint8Array)[] {
   if (!(table instanceof CompactZoneTable)) return [JSON.stringify(table)]
+  if (table.compact.released) throw new TableReleasedError(`JSON of table generation ${table.generation ?? '(none)'}`)
   const meta = JSON.stringify(table.meta())
   const open = meta === '{}' ? '{"routes":[' : `${meta.slice(0, -1)},"routes":[`
   return [open, table.compact.json, ']}']

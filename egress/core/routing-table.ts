@@ -143,6 +143,14 @@ export class RoutingTable {
     this.meshCas = meshCasOf(envelope)
   }
 
+  /**
+   * True once the compact routes under this table were released (`releaseCompact`): it is no longer served, and
+   * a lookup of a route not built yet throws a TableReleasedError instead of answering.
+   */
+  get released(): boolean {
+    return this.compact?.released === true
+  }
+
   /** The route of a lower-cased SNI. */
   private route(key: string): Route | undefined {
     const r = this.routes.get(key)
@@ -166,7 +174,7 @@ export class RoutingTable {
     return hit instanceof Route ? hit : this.route(lowerAscii(serverName))
   }
 
-  /** True when the table has a route for this (already lower-cased) SNI. */
+  /** True when the table has a route for this (already lower-cased) SNI. Throws a TableReleasedError once released. */
   has(sni: string): boolean {
     if (this.routes.has(sni)) return true
     return this.compact !== undefined && findRoute(this.compact, sni) >= 0

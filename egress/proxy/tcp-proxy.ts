@@ -1,6 +1,7 @@
 import net, { type AddressInfo } from 'node:net'
 import type { Logger } from 'pino'
 import { ClientHelloReader, parseClientHello } from '../core/client-hello.js'
+import { TableReleasedError } from '../core/compact-table.js'
 import { MtlsRefusal } from '../core/mesh-mtls.js'
 import type { RoutingTable } from '../core/routing-table.js'
 import { Conn, type ConnSocket, kConn, listenClient, listenUpstream, onUpstreamRead, Phase } from './connection.js'
@@ -87,8 +88,10 @@ export class TcpProxy {
    * Swaps the table: one reference assignment, so the next accepted connection sees `next` and open ones keep
    * their upstream. Open connections whose route is absent from `next` are closed after the drain period
    * unless a later table brings the route back. Returns the number of connections scheduled for closing.
+   * Throws a TableReleasedError (and keeps the served table) when `next` was released.
    */
   setTable(next: RoutingTable): number {
+    if (next.released) throw new TableReleasedError(`swap to table generation ${next.generation ?? '(none)'}`)
     const prev = this.table
     this.table = next
     if (prev === undefined || this.conns.size === 0) return 0
@@ -101,6 +104,11 @@ export class TcpProxy {
   }
 
   private closeOrphans(orphans: Conn[]): void {
+    if (this.table?.released) {
+      // cannot tell which routes the served table has (a bug: only a replaced table is released): close none
+      this.log.error({ generation: this.table.generation }, 'served table released; removed routes not closed')
+      return
+    }
     for (const c of orphans) {
       if (c.phase === Phase.Closed || c.route === null || this.table?.has(c.route.sni)) continue
       this.stats.drainedClosed++
@@ -195,7 +203,9 @@ export class TcpProxy {
       return
     }
     const table = this.table
-    if (table === undefined) {
+    if (table === undefined || table.released) {
+      // a released table here is a bug (only a replaced table is released): refuse, never read it
+      if (table !== undefined) this.log.error({ conn: c.id, generation: table.generation }, 'served table released')
       this.reject(c, RejectReason.NoTable, true)
       return
     }

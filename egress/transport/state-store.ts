@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto'
 import { mkdir, open, readFile, rename, rm } from 'node:fs/promises'
 import { join } from 'node:path'
 import type { ZoneTable } from '../../schemas/table.js'
-import { tableJsonParts } from '../core/compact-table.js'
+import { CompactZoneTable, holdCompact, tableJsonParts } from '../core/compact-table.js'
 
 /**
  * The egress's last good table on disk (`--state-dir`), so an egress can start and serve while NATS is down.
@@ -22,6 +22,17 @@ export function stateFilePath(dir: string, zone: string): string {
  * error (the caller logs it: a failed save never stops serving).
  */
 export async function saveTable(dir: string, table: ZoneTable): Promise<string> {
+  // a compact table stays readable until written (its buffers go to the file system across awaits): a release
+  // asked meanwhile (the table replaced) waits for this write; an already released table is refused here
+  const unhold = table instanceof CompactZoneTable ? holdCompact(table.compact) : () => {}
+  try {
+    return await writeTable(dir, table)
+  } finally {
+    unhold()
+  }
+}
+
+async function writeTable(dir: string, table: ZoneTable): Promise<string> {
   await mkdir(dir, { recursive: true })
   const target = stateFilePath(dir, table.zone)
   const tmp = `${target}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`

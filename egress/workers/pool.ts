@@ -4,6 +4,7 @@ import { fileURLToPath } from 'node:url'
 import type { Logger } from 'pino'
 import { AggregatorRegistry, type Registry } from 'prom-client'
 import type { ZoneTable } from '../../schemas/table.js'
+import { CompactZoneTable, releaseCompact } from '../core/compact-table.js'
 import type { MeshMaterial } from '../identity/egress-identity.js'
 import {
   type FromWorker,
@@ -89,6 +90,11 @@ export class WorkerPool {
   private state: State = 'idle'
   private seq = 0
   private current: WireTable | undefined
+  /**
+   * `current`'s compact routes were built here (a table admitted on the event loop, `--static`), so the pool
+   * releases them once replaced; a compact table's routes belong to whoever holds that table (the egress).
+   */
+  private ownsCurrent = false
   private readonly identities = new Map<string, MeshMaterial>()
   private listen: { host: string; port: number } | undefined
   private bound: AddressInfo | undefined
@@ -147,6 +153,7 @@ export class WorkerPool {
     this.state = 'starting'
     this.listen = listen
     this.current = wireTable(table)
+    this.ownsCurrent = !(table instanceof CompactZoneTable)
     this.seq = 1
     const { exec, execArgv } = workerEntry()
     // Frozen by the first setupPrimary: every worker accepts on the shared socket itself (the kernel picks one)
@@ -166,7 +173,9 @@ export class WorkerPool {
    */
   async setTable(table: ZoneTable): Promise<number> {
     const wire = wireTable(table)
+    const prev = this.ownsCurrent ? this.current : undefined
     this.current = wire
+    this.ownsCurrent = !(table instanceof CompactZoneTable)
     const seq = ++this.seq
     for (const s of this.slots) {
       if (s.worker === undefined || s.sent === 0) continue
@@ -185,6 +194,9 @@ export class WorkerPool {
     this.checkWaiters()
     await done
     clearTimeout(timer)
+    // Every live worker has taken `wire` (so every message holding `prev` was serialised and sent), and a worker
+    // started from now on gets `wire`: nothing reads `prev` any more.
+    if (prev !== undefined) releaseCompact(prev.compact)
     return Math.max(0, ...this.slots.map((s) => (s.acked >= seq ? s.swapMs : 0)))
   }
 

@@ -2,6 +2,7 @@ import type { SecureContext } from 'node:tls'
 import type { LogFormat } from '../../lib/common.js'
 import { createLogger } from '../../lib/logging.js'
 import { createWorkerMetrics } from '../admin/metrics.js'
+import { releaseTable } from '../core/compact-table.js'
 import { RoutingTable } from '../core/routing-table.js'
 import { meshSecureContext } from '../identity/egress-identity.js'
 import { TcpProxy } from '../proxy/tcp-proxy.js'
@@ -85,8 +86,18 @@ process.on('message', (m: ToWorker) => {
       if (proxy === undefined) return
       const t0 = performance.now()
       const table = new RoutingTable(tableFromWire(m.table))
-      proxy.setTable(table)
-      send({ t: 'swapped', seq: m.seq, generation: table.generation ?? null, ms: performance.now() - t0 })
+      const prev = proxy.current
+      try {
+        proxy.setTable(table)
+      } catch (err) {
+        // not acknowledged: the primary replaces this worker, which then starts on the current table
+        proxy.log.error({ err, seq: m.seq }, 'table refused by worker')
+        return
+      }
+      const ms = performance.now() - t0
+      send({ t: 'swapped', seq: m.seq, generation: table.generation ?? null, ms })
+      // nothing reads the replaced table any more: open connections hold their built routes, not the table
+      if (prev !== undefined) releaseTable(prev.envelope)
       return
     }
     case 'identity':

@@ -1,12 +1,14 @@
-import { mkdtemp, rm } from 'node:fs/promises'
+import { mkdtemp, readFile, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { Objm } from '@nats-io/obj'
 import { connect, type NatsConnection, type Subscription } from '@nats-io/transport-node'
 import { pino } from 'pino'
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest'
+import { CompactZoneTable, TableReleasedError } from '../../egress/core/compact-table.js'
 import { admitTable } from '../../egress/lifecycle/egress-context.js'
 import { type EgressHandle, runEgress } from '../../egress/main.js'
+import { stateFilePath } from '../../egress/transport/state-store.js'
 import { type Bus, connectBus, ensureNatsLayout } from '../../reconciler/transport/nats-bus.js'
 import { publishZoneTable, readPublishedTables } from '../../reconciler/transport/nats-publisher.js'
 import type { RolloutAppliedEvent, RolloutRejectedEvent } from '../../schemas/events.js'
@@ -131,11 +133,29 @@ describe('large tables', () => {
     expect((await tlsConnect(listen.port, 'svc.test')).upstream).toBe('U')
 
     // the real publisher overwrites generation 2's body: applied
+    const gen1 = egress.actor.getSnapshot().context.table
+    expect(gen1).toBeInstanceOf(CompactZoneTable)
     const e2 = (await bus.kv.tables.get(tableKey('zone-a')))!
     await publishZoneTable(bus, t2, e2.revision)
     await vi.waitFor(() => expect(seen.some((x) => x.type === 'rollout.applied' && x.generation === 2)).toBe(true), {
       timeout: 15_000,
     })
+    // the replaced table's buffers are released (decision 012); the new one serves, and is the one saved whole
+    const old = (gen1 as CompactZoneTable).compact
+    expect(old.released).toBe(true)
+    expect(old.json.buffer.byteLength).toBe(0)
+    expect(() => (gen1 as CompactZoneTable).routes).toThrow(TableReleasedError)
+    expect(await dump(`http://127.0.0.1:${admin!.port}`)).toMatchObject({ state: 'serving', generation: 2 })
+    expect((await tlsConnect(listen.port, 'svc.test')).upstream).toBe('U')
+    await vi.waitFor(
+      async () => {
+        const saved = JSON.parse(await readFile(stateFilePath(stateDir, 'zone-a'), 'utf8')) as typeof t2
+        expect(saved.generation).toBe(2)
+        expect(saved.digest).toBe(t2.digest)
+        expect(saved.routes).toEqual(t2.routes)
+      },
+      { timeout: 10_000 },
+    )
   })
 
   it('large table - an egress that only knows envelopes rejects a head cleanly', () => {
