@@ -7,6 +7,7 @@ import type { ZoneTable } from '../../schemas/table.js'
 import { CompactZoneTable, releaseCompact } from '../core/compact-table.js'
 import type { MeshMaterial } from '../identity/egress-identity.js'
 import {
+  emptySnapshot,
   type FromWorker,
   mergeSnapshots,
   type ProxySnapshot,
@@ -15,6 +16,7 @@ import {
   type WorkerSettings,
   wireTable,
 } from './protocol.js'
+import { addCounters, type MetricJson, metricsToSum, retireMetrics } from './sums.js'
 
 /**
  * The primary's side of an egress with `--workers N` (docs/decisions/015-egress-workers.md): N data-plane
@@ -60,6 +62,8 @@ interface Slot {
   swapMs: number
   /** Its counters at the last stats request (null: none since it started). */
   last: ProxySnapshot | null
+  /** Its registry at the last /stats/prometheus scrape (null: none since it started). */
+  lastMetrics: MetricJson[] | null
   restartTimer: NodeJS.Timeout | undefined
 }
 
@@ -77,6 +81,14 @@ export interface WorkerInfo {
 }
 
 type State = 'idle' | 'starting' | 'running' | 'draining' | 'closed'
+
+/** One worker's answer to a stats request (`worker`: the process that answered, to leave out one that died since). */
+interface StatsReply {
+  slot: number
+  worker: Worker
+  snap: ProxySnapshot
+  metrics?: MetricJson[]
+}
 
 /** The worker entry: the compiled .js next to this file, or the .ts source run through tsx (tests, benchmarks). */
 function workerEntry(): { exec: string; execArgv: string[] } {
@@ -101,14 +113,14 @@ export class WorkerPool {
   private waiters: { seq: number; resolve(): void }[] = []
   private startWaiter: { resolve(a: AddressInfo): void; reject(e: Error): void } | undefined
   private statsId = 1
-  private readonly statsPending = new Map<
-    number,
-    { waiting: Set<number>; replies: { slot: number; snap: ProxySnapshot; metrics?: unknown[] }[]; done(): void }
-  >()
+  private readonly statsPending = new Map<number, { waiting: Set<number>; replies: StatsReply[]; done(): void }>()
   private drainPending:
     | { waiting: Set<number>; destroyed: number; done(): void; stopping: Set<number>; open: number; stopped(): void }
     | undefined
   private lastSnapshot: ProxySnapshot = mergeSnapshots([])
+  /** The counters of the workers that exited, as last seen (sums.ts): every later sum includes them. */
+  private retiredSnapshot: ProxySnapshot = emptySnapshot()
+  private retiredMetrics: MetricJson[] = []
 
   constructor(private readonly o: PoolOptions) {
     for (let i = 1; i <= o.workers; i++)
@@ -125,6 +137,7 @@ export class WorkerPool {
         restarts: 0,
         swapMs: 0,
         last: null,
+        lastMetrics: null,
         restartTimer: undefined,
       })
   }
@@ -209,14 +222,14 @@ export class WorkerPool {
   }
 
   /** Every live worker's counters (and, with `metrics`, its registry as JSON), within STATS_TIMEOUT_MS. */
-  private collect(metrics: boolean): Promise<{ slot: number; snap: ProxySnapshot; metrics?: unknown[] }[]> {
+  private collect(metrics: boolean): Promise<StatsReply[]> {
     const live = this.slots.filter((s) => s.worker !== undefined && s.sent > 0)
     if (live.length === 0) return Promise.resolve([])
     const id = this.statsId++
     return new Promise((resolve) => {
       const entry = {
         waiting: new Set(live.map((s) => s.slot)),
-        replies: [] as { slot: number; snap: ProxySnapshot; metrics?: unknown[] }[],
+        replies: [] as StatsReply[],
         done: () => {
           clearTimeout(timer)
           this.statsPending.delete(id)
@@ -229,18 +242,47 @@ export class WorkerPool {
     })
   }
 
-  /** The workers' counters summed (what /stats shows). */
+  /** The live workers' answers of this round; a worker that died meanwhile has been retired and is left out. */
+  private freshReplies(replies: StatsReply[]): StatsReply[] {
+    return replies.filter((r) => this.slots[r.slot - 1]?.worker === r.worker)
+  }
+
+  /**
+   * The workers' counters summed (what /stats shows): the live workers' answers, the last answer of a live worker
+   * that did not answer in time (its counters), and the retired counters of workers that exited (sums.ts).
+   */
+  private sumSnapshots(replies: StatsReply[]): ProxySnapshot {
+    const fresh = this.freshReplies(replies)
+    let sum = mergeSnapshots(fresh.map((r) => r.snap))
+    for (const s of this.slots)
+      if (s.worker !== undefined && s.last !== null && !fresh.some((r) => r.slot === s.slot))
+        sum = addCounters(sum, s.last)
+    return addCounters(sum, this.retiredSnapshot)
+  }
+
+  /** The workers' counters summed (what /stats shows); never lower than before when a worker dies. */
   async snapshot(): Promise<ProxySnapshot> {
-    this.lastSnapshot = mergeSnapshots((await this.collect(false)).map((r) => r.snap))
+    this.lastSnapshot = this.sumSnapshots(await this.collect(false))
     return this.lastSnapshot
   }
 
-  /** The Prometheus text: the primary's registry and every worker's, summed (prom-client's cluster aggregation). */
+  /**
+   * The Prometheus text: the primary's registry and every worker's, summed (prom-client's cluster aggregation),
+   * with the retired counters of workers that exited; `process_start_time_seconds` is the primary's (sums.ts).
+   */
   async scrape(): Promise<{ text: string; contentType: string }> {
     const replies = await this.collect(true)
-    this.lastSnapshot = mergeSnapshots(replies.map((r) => r.snap))
-    const all = [await this.o.registry.getMetricsAsJSON(), ...replies.map((r) => r.metrics ?? [])]
-    const merged = AggregatorRegistry.aggregate(all as Parameters<typeof AggregatorRegistry.aggregate>[0])
+    this.lastSnapshot = this.sumSnapshots(replies)
+    const fresh = this.freshReplies(replies)
+    const workers = this.slots
+      .filter((s) => s.worker !== undefined)
+      .map((s) => ({ fresh: fresh.find((r) => r.slot === s.slot)?.metrics ?? null, last: s.lastMetrics }))
+    const all = metricsToSum(
+      (await this.o.registry.getMetricsAsJSON()) as unknown as MetricJson[],
+      workers,
+      this.retiredMetrics,
+    )
+    const merged = AggregatorRegistry.aggregate(all as unknown as Parameters<typeof AggregatorRegistry.aggregate>[0])
     return { text: await merged.metrics(), contentType: this.o.registry.contentType }
   }
 
@@ -346,6 +388,7 @@ export class WorkerPool {
     s.generation = null
     s.listening = false
     s.last = null
+    s.lastMetrics = null
     s.startedAt = Date.now()
     w.on('message', (m: FromWorker) => this.onMessage(s, w, m))
     w.on('exit', (code, signal) => this.onExit(s, w, code, signal))
@@ -405,7 +448,13 @@ export class WorkerPool {
         const p = this.statsPending.get(m.id)
         if (p === undefined || !p.waiting.delete(s.slot)) return
         s.last = m.snap
-        p.replies.push({ slot: s.slot, snap: m.snap, ...(m.metrics ? { metrics: m.metrics } : {}) })
+        if (m.metrics) s.lastMetrics = m.metrics as MetricJson[]
+        p.replies.push({
+          slot: s.slot,
+          worker: w,
+          snap: m.snap,
+          ...(m.metrics ? { metrics: m.metrics as MetricJson[] } : {}),
+        })
         if (p.waiting.size === 0) p.done()
         return
       }
@@ -435,6 +484,11 @@ export class WorkerPool {
     s.sent = 0
     s.acked = 0
     s.generation = null
+    // its counters as last seen stay in every later sum: the replacement counts from 0 (sums.ts)
+    if (s.last !== null) this.retiredSnapshot = addCounters(this.retiredSnapshot, s.last)
+    if (s.lastMetrics !== null) this.retiredMetrics = retireMetrics(this.retiredMetrics, s.lastMetrics)
+    s.last = null
+    s.lastMetrics = null
     for (const p of this.statsPending.values()) if (p.waiting.delete(s.slot) && p.waiting.size === 0) p.done()
     const d = this.drainPending
     if (d?.stopping.delete(s.slot) && d.stopping.size === 0) d.stopped()
