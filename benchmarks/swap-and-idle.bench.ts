@@ -18,7 +18,7 @@
 import { spawn } from 'node:child_process'
 import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import net, { type AddressInfo } from 'node:net'
-import { tmpdir } from 'node:os'
+import { loadavg, tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { tableDigest } from '../schemas/digest.js'
 import type { TableRoute, ZoneTable } from '../schemas/table.js'
@@ -107,6 +107,8 @@ export default async function swapAndIdle(ctx: BenchContext): Promise<void> {
   const swaps = ctx.smoke ? 2 : 10
   const workerCounts = (process.env.BENCH_WORKERS ?? '1,2').split(',').map(Number)
   const parts = new Set((process.env.BENCH_PARTS ?? 'swap,idle').split(','))
+  const load = () => loadavg().map((l) => l.toFixed(2)).join(' ')
+  console.log(`egress: ${cli}; load average ${load()}`)
   const dir = mkdtempSync(join(tmpdir(), 'zg-swap-'))
   const held: net.Socket[] = []
   // upstream: answers 1 KiB and closes, except for SNI r-000002.test's idle connections, which it holds
@@ -254,5 +256,6 @@ export default async function swapAndIdle(ctx: BenchContext): Promise<void> {
   } finally {
     upstream.close()
     rmSync(dir, { recursive: true, force: true })
+    console.log(`load average at the end ${load()}`)
   }
 }
