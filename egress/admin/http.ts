@@ -2,7 +2,7 @@ import http, { type IncomingMessage, type ServerResponse } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import type { Logger } from 'pino'
 import type { ZoneTable } from '../../schemas/table.js'
-import { CompactZoneTable, tableJsonParts } from '../core/compact-table.js'
+import { CompactZoneTable, holdCompact, tableJsonParts } from '../core/compact-table.js'
 import type { EgressContext } from '../lifecycle/egress-context.js'
 import type { ProxySnapshot } from '../workers/protocol.js'
 import type { EgressMetrics } from './metrics.js'
@@ -200,13 +200,21 @@ function statsJson(deps: AdminDeps, s: ProxySnapshot) {
  * Writes /config_dump. A compact table (decision 012: every NATS table, and `--static` files) is written as its
  * routes' JSON bytes as held (`tableJsonParts`, as the state file is), not parsed route by route and serialised
  * again, which for 100,000 routes held the event loop — the proxy's with `--workers 1` — for a large part of a
- * second per request. The rest of the document is indented as every admin answer; the routes are on one line.
+ * second per request. The rest of the document is indented as every admin answer; the routes are on one line. The
+ * table is held (`holdCompact`) until the response is closed.
  */
 function sendConfigDump(res: ServerResponse, dump: ReturnType<typeof configDump>): void {
   const table = dump.table
-  if (!(table instanceof CompactZoneTable)) return send(res, 200, dump)
+  if (!(table instanceof CompactZoneTable)) {
+    send(res, 200, dump)
+    return
+  }
   const head = JSON.stringify({ ...dump, table: null }, null, 2)
   const at = head.lastIndexOf('"table": null')
+  // the socket writes from the table's buffer after this returns: a release of the table (replaced meanwhile)
+  // waits until the response is done
+  const letGo = holdCompact(table.compact)
+  res.once('close', letGo)
   res.writeHead(200, { 'content-type': 'application/json' })
   res.write(head.slice(0, at + '"table": '.length))
   for (const part of tableJsonParts(table)) res.write(part)

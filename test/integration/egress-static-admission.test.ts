@@ -1,9 +1,11 @@
 import { mkdtemp, rm, writeFile } from 'node:fs/promises'
+import { get, type IncomingMessage } from 'node:http'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { Writable } from 'node:stream'
 import { pino } from 'pino'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import type { CompactZoneTable } from '../../egress/core/compact-table.js'
 import { type EgressHandle, runEgress } from '../../egress/main.js'
 import { startUpstream, tableOf, tlsConnect, type Upstream, writeTable } from '../helpers/egress-fixtures.js'
 import { largeTable } from '../helpers/large-table.js'
@@ -143,6 +145,29 @@ describe('egress static admission', () => {
     expect(r).toMatchObject({ reason: 'load-failed', source: 'file' })
     expect(r?.problems[0]).toMatch(new RegExp(`^${file().replace(/[.]/g, '\\.')}:3:1: not JSON: `))
     expect(generation()).toBe(2)
+    expect((await tlsConnect(port, 'u.test')).upstream).toBe('U')
+  })
+
+  it('egress static admission - a table replaced while /config_dump is being sent is released only after the answer', async () => {
+    expect(generation()).toBe(2)
+    const t2 = egress.actor.getSnapshot().context.table as CompactZoneTable
+    // headers read, body not: the 17 MB answer waits in the egress's write queue (and the socket buffers)
+    const res = await new Promise<IncomingMessage>((resolve, reject) =>
+      get(`${adminUrl}/config_dump`, resolve).on('error', reject),
+    )
+    await writeTable(file(), tableOf([{ sni: 'u.test', upstreams: [{ port: up.port }] }], 3))
+    egress.reload()
+    await waitUntil(() => generation() === 3, 10_000)
+    await new Promise((r) => setTimeout(r, 100))
+    // replaced, but held by the answer being sent (holdCompact): released once the answer is closed
+    expect(t2.compact.released).toBe(false)
+    const chunks: Buffer[] = []
+    for await (const c of res) chunks.push(c as Buffer)
+    const dump = JSON.parse(Buffer.concat(chunks).toString()) as { generation: number; table: unknown }
+    expect(dump.generation).toBe(2)
+    expect(dump.table).toEqual(big)
+    await waitUntil(() => t2.compact.released, 5000, 'the replaced table released after the answer')
+    expect(t2.compact.json.buffer.byteLength).toBe(0)
     expect((await tlsConnect(port, 'u.test')).upstream).toBe('U')
   })
 })
