@@ -107,7 +107,10 @@ export default async function swapAndIdle(ctx: BenchContext): Promise<void> {
   const swaps = ctx.smoke ? 2 : 10
   const workerCounts = (process.env.BENCH_WORKERS ?? '1,2').split(',').map(Number)
   const parts = new Set((process.env.BENCH_PARTS ?? 'swap,idle').split(','))
-  const load = () => loadavg().map((l) => l.toFixed(2)).join(' ')
+  const load = () =>
+    loadavg()
+      .map((l) => l.toFixed(2))
+      .join(' ')
   console.log(`egress: ${cli}; load average ${load()}`)
   const dir = mkdtempSync(join(tmpdir(), 'zg-swap-'))
   const held: net.Socket[] = []
