@@ -37,7 +37,7 @@ export function createPassDeps(o: {
     },
     bus: {
       readInventory: () => readPublishedTables(bus),
-      publishTable: (table, expected) => publishZoneTable(bus, table, expected, o.signer),
+      publishTable: (table, expected, json) => publishZoneTable(bus, table, expected, o.signer, json),
       removeTable: (zone, expected) => removeZoneTable(bus, zone, expected),
       emit: (event) => emitEvent(bus, event),
       maxTableBytes: () => o.maxTableBytes ?? MAX_TABLE_BODY_BYTES,

@@ -1,5 +1,8 @@
 import { pino } from 'pino'
 import { describe, expect, it } from 'vitest'
+import { generateSigningKey, loadSigningKey } from '../schemas/signing.js'
+import type { PublishedZoneTable } from '../schemas/table.js'
+import { tableEnvelopeJson } from '../schemas/table-transport.js'
 import { compileZoneTables } from './core/compile.js'
 import { FetchFailed, PublishFailed } from './core/errors.js'
 import type { BuiltEvent } from './core/events.js'
@@ -21,7 +24,8 @@ const EXT =
 /** An in-memory world: a source with commits, a KV map and an event log. Unit test of the pass's rules. */
 function world(commits: Record<string, Record<string, string>>) {
   let tip = Object.keys(commits)[0] as string
-  const kv = new Map<string, { value: string; rev: number }>()
+  /** `json`: the envelope JSON the pass handed to the publisher (undefined: the publisher serialises it). */
+  const kv = new Map<string, { value: string; rev: number; json?: string | undefined }>()
   let rev = 0
   const events: BuiltEvent[] = []
   const faults = { emit: 0, resolve: 0, maxTableBytes: 1024 * 1024 }
@@ -40,9 +44,9 @@ function world(commits: Record<string, Record<string, string>>) {
     compile: (r) => [...compileZoneTables(r).values()],
     bus: {
       readInventory: async () => new Map(),
-      publishTable: async (t, expected) => {
+      publishTable: async (t, expected, json) => {
         if ((kv.get(t.zone)?.rev ?? 0) !== expected) throw new Error('wrong last sequence')
-        kv.set(t.zone, { value: JSON.stringify(t), rev: ++rev })
+        kv.set(t.zone, { value: JSON.stringify(t), rev: ++rev, json })
         return rev
       },
       removeTable: async (zone) => {
@@ -110,6 +114,18 @@ describe('reconcile', () => {
       /zone-a: table is \d+ bytes, over the largest table zonegate publishes \(400 bytes\)/,
     )
     expect(w.kv.size).toBe(0)
+  })
+
+  it('reconcile - the publisher gets the JSON the diff measured, exactly what it wrote itself before (tableEnvelopeJson)', async () => {
+    const w = world({ [SHA_A]: good })
+    w.deps.signer = loadSigningKey(generateSigningKey().seed)
+    expect(await reconcileOnce(w.deps, initialPassState(), hooks())).toMatchObject({ result: 'applied' })
+    const written = w.kv.get('zone-a')!
+    const table = JSON.parse(written.value) as PublishedZoneTable
+    expect(table.signature).toBeDefined()
+    // handed over (not left for the publisher to serialise again), and the very bytes it wrote before
+    expect(written.json).toBeDefined()
+    expect(written.json).toBe(tableEnvelopeJson(table))
   })
 
   it('reconcile - an abort before publishing supersedes the pass and names the newer commit', async () => {

@@ -16,6 +16,11 @@ export type ZoneChange =
       /** CAS: the KV revision the key must have (0 = must not exist). */
       expectedKvRevision: number
       previousRoutes: number
+      /**
+       * `tableEnvelopeJson(table)`, the bytes the publisher writes, when the diff step serialised the table to
+       * measure it (handed to the publisher, so a table is serialised once per pass).
+       */
+      json?: string
     }
   | { zone: string; change: 'removed'; expectedKvRevision: number; previousGeneration: number; previousRoutes: number }
 

@@ -66,7 +66,8 @@ export async function publishStep(ctx: PassContext): Promise<Step<PassReport | u
         zones.push({ zone: c.zone, generation: c.previousGeneration, digest: '', change: 'removed' })
         log.child({ zone: c.zone }).info('zone removed')
       } else {
-        const kvRevision = await deps.bus.publishTable(c.table, c.expectedKvRevision)
+        const kvRevision = await deps.bus.publishTable(c.table, c.expectedKvRevision, c.json)
+        c.json = undefined // published: not kept for the rest of the pass
         inventory.set(c.zone, { table: c.table, kvRevision })
         state.lastGenerations.set(c.zone, c.table.generation)
         zones.push({ zone: c.zone, generation: c.table.generation, digest: c.table.digest, change: c.change })

@@ -1,4 +1,5 @@
 import { gitRevision } from '../../schemas/revision.js'
+import { tableEnvelopeJson } from '../../schemas/table-transport.js'
 import {
   CompileFailed,
   EmptyZoneRefused,
@@ -157,8 +158,10 @@ export async function diffStep(ctx: PassContext): StepResult {
     return refuseRevision(ctx, revision, new EmptyZoneRefused(revision, emptied))
   const max = deps.bus.maxTableBytes?.()
   if (max) {
+    // measured on the very string the publisher writes, which goes on with the change (serialised once a pass)
+    for (const c of plan) if (c.change !== 'removed') c.json = tableEnvelopeJson(c.table)
     const big = plan.flatMap((c) => {
-      const bytes = c.change === 'removed' ? 0 : Buffer.byteLength(JSON.stringify(c.table))
+      const bytes = c.change === 'removed' ? 0 : Buffer.byteLength(c.json as string)
       return bytes > max ? [{ zone: c.zone, bytes }] : []
     })
     if (big.length > 0) {

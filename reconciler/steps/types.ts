@@ -78,8 +78,11 @@ export interface ValidationOutcome {
 /** NATS effects of the pass (the transport engineer's functions, bound to a bus). */
 export interface PassBus {
   readInventory(): Promise<Inventory>
-  /** CAS write; `expectedKvRevision` 0 = the key must not exist. Resolves to the new KV revision. */
-  publishTable(table: PublishedZoneTable, expectedKvRevision: number): Promise<number>
+  /**
+   * CAS write; `expectedKvRevision` 0 = the key must not exist. Resolves to the new KV revision. `json`: the
+   * envelope's JSON as published (`tableEnvelopeJson(table)`), when the diff step already made it.
+   */
+  publishTable(table: PublishedZoneTable, expectedKvRevision: number, json?: string): Promise<number>
   removeTable(zone: string, expectedKvRevision: number): Promise<void>
   emit(event: BuiltEvent<ZonegateEvent>): Promise<unknown>
   /**

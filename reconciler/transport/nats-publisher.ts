@@ -152,16 +152,19 @@ export async function readTableBody(bus: Bus, head: unknown): Promise<PublishedZ
  * naming it (docs/decisions/008); bodies older than `TABLE_BODIES_KEPT` generations are deleted after the
  * write. With a `signer` the head is signed too (the envelope arrives signed by the plan). Throws TableTooLarge
  * (before any I/O) above `MAX_TABLE_BODY_BYTES`, PublishConflict when the key was written since (server error
- * "wrong last sequence"), PublishFailed for any other NATS failure.
+ * "wrong last sequence"), PublishFailed for any other NATS failure. `envelopeJson`: `tableEnvelopeJson(table)`
+ * when the caller already has it (the pass's diff step measures every changed table with it), so a large table is
+ * not serialised twice; it must be exactly that string, which is what gets written.
  */
 export async function publishZoneTable(
   bus: Bus,
   table: PublishedZoneTable,
   expectedKvRevision: number,
   signer?: TableSigner,
+  envelopeJson?: string,
 ): Promise<number> {
   const key = tableKey(table.zone)
-  let value = tableEnvelopeJson(table)
+  let value = envelopeJson ?? tableEnvelopeJson(table)
   const bytes = Buffer.byteLength(value)
   if (bytes > MAX_TABLE_BODY_BYTES) throw new TableTooLarge(table.zone, bytes, MAX_TABLE_BODY_BYTES)
   const large = needsObjectStore(bytes, bus.nc.info?.max_payload)

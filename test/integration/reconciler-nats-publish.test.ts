@@ -1,8 +1,14 @@
+import { gunzipSync } from 'node:zlib'
 import { StorageType } from '@nats-io/jetstream'
 import { pino } from 'pino'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { PublishConflict, PublishFailed } from '../../reconciler/core/errors.js'
 import { commitFetchedEvent, commitPublishedEvent } from '../../reconciler/core/events.js'
+import { createPassDeps } from '../../reconciler/pass-deps.js'
+import { initialPassState } from '../../reconciler/pass-state.js'
+import { publishStep } from '../../reconciler/steps/publish-step.js'
+import { diffStep } from '../../reconciler/steps/steps.js'
+import type { PassContext } from '../../reconciler/steps/types.js'
 import { type Bus, connectBus, ensureNatsLayout } from '../../reconciler/transport/nats-bus.js'
 import {
   emitEvent,
@@ -11,8 +17,11 @@ import {
   readPublishedTables,
   removeZoneTable,
 } from '../../reconciler/transport/nats-publisher.js'
+import { generateSigningKey, loadSigningKey } from '../../schemas/signing.js'
 import { Bucket, EVENTS_STREAM, tableKey } from '../../schemas/subjects.js'
-import type { PublishedZoneTable } from '../../schemas/table.js'
+import type { PublishedZoneTable, ZoneTable } from '../../schemas/table.js'
+import { type TableHead, tableEnvelopeJson } from '../../schemas/table-transport.js'
+import { largeTable } from '../helpers/large-table.js'
 import { type NatsServer, startNatsServer } from '../helpers/nats-server.js'
 
 const log = pino({ level: 'silent' })
@@ -104,6 +113,54 @@ describe('reconciler NATS publisher', () => {
     expect(head).toMatchObject({ kind: 'ZoneEgressTableRef', object: { name: 'zone-big.table.1' } })
     expect((await readPublishedTables(bus)).get('zone-big')?.table.egresses).toHaveLength(big.egresses.length)
     await bus.kv.tables.purge(tableKey('zone-big'))
+  })
+
+  it('publish - the pass serialises a table once (diff measures, publish writes that string): the bytes are tableEnvelopeJson, as before', async () => {
+    const signer = loadSigningKey(generateSigningKey().seed)
+    const deps = createPassDeps({
+      opts: { branch: 'main', allowEmpty: false, defaultZone: 'default' },
+      signer,
+      source: undefined as never, // not read by diff and publish
+      bus,
+      log,
+    })
+    const unpublished = (t: PublishedZoneTable): ZoneTable => {
+      const { generation: _g, revision: _r, ...rest } = t
+      return rest
+    }
+    // one inline table, one over max_payload (object store body)
+    const tables = [largeTable(20, { zone: 'zone-once-small' }), largeTable(20_000, { zone: 'zone-once-large' })]
+    const ctx: PassContext = {
+      deps,
+      state: { ...initialPassState(), inventory: new Map() }, // only these two zones: the others stay as they are
+      hooks: { signal: new AbortController().signal, fetched: () => {}, publishing: () => {} },
+      log,
+      sha: SHA,
+      revision: REV,
+      tables: tables.map(unpublished),
+    }
+    expect(await diffStep(ctx)).toEqual({ value: undefined })
+    const plan = ctx.plan!
+    expect(plan.map((c) => c.change)).toEqual(['added', 'added'])
+    for (const c of plan)
+      expect(c.change !== 'removed' && c.json).toBe(tableEnvelopeJson((c as { table: ZoneTable }).table))
+    expect(await publishStep(ctx)).toEqual({ value: undefined })
+    for (const c of plan) {
+      if (c.change === 'removed') throw new Error('no zone removed here')
+      expect(c.json).toBeUndefined() // not kept once written
+      // what the publisher wrote before it was handed the string: tableEnvelopeJson of the (signed) envelope
+      const before = tableEnvelopeJson(c.table)
+      expect(c.table.signature).toBeDefined()
+      const raw = Buffer.from((await bus.kv.tables.get(tableKey(c.zone)))!.value).toString('utf8')
+      if (c.zone === 'zone-once-small') expect(raw).toBe(before)
+      else {
+        const head = JSON.parse(raw) as TableHead
+        expect(head.kind).toBe('ZoneEgressTableRef')
+        const body = await (await bus.tableBodies()).getBlob(head.object.name)
+        expect(gunzipSync(body!).toString('utf8')).toBe(before)
+      }
+      await bus.kv.tables.purge(tableKey(c.zone)) // the tests below count the zones in the bucket
+    }
   })
 
   it('inventory - read back with KV revisions; removed zones are excluded and can be re-created', async () => {
