@@ -126,3 +126,31 @@ describe('plan - generations', () => {
     expect(c?.expectedKvRevision).toBe(20)
   })
 })
+
+describe('plan - why a zone is written (issue #12: logged by the publish step)', () => {
+  it('plan - missing from the inventory, another digest, another signing key: with what the inventory held', () => {
+    const signer = loadSigningKey(generateSigningKey().seed)
+    const inv: Inventory = new Map([
+      ['zone-a', published(table('zone-a', 'da'), 3, 11)],
+      ['zone-b', published(table('zone-b', 'db'), 2, 12)],
+    ])
+    const plan = planZoneChanges(
+      inv,
+      [table('zone-a', 'da2'), table('zone-b', 'db'), table('zone-c', 'dc')],
+      REV,
+      new Map([['zone-c', 4]]),
+      signer,
+    )
+    expect(plan.map((c) => (c.change === 'removed' ? undefined : [c.zone, c.why]))).toEqual([
+      [
+        'zone-a',
+        { reason: 'digest', inventory: { digest: 'da', generation: 3, revision: 'main@sha1:old', kvRevision: 11 } },
+      ],
+      [
+        'zone-b',
+        { reason: 'signature', inventory: { digest: 'db', generation: 2, revision: 'main@sha1:old', kvRevision: 12 } },
+      ],
+      ['zone-c', { reason: 'missing', lastGeneration: 4 }],
+    ])
+  })
+})

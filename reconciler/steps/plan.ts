@@ -21,8 +21,21 @@ export type ZoneChange =
        * measure it (handed to the publisher, so a table is serialised once per pass).
        */
       json?: string
+      /** Why the zone is written (logged by the publish step, issue #12). */
+      why: ZoneWriteReason
     }
   | { zone: string; change: 'removed'; expectedKvRevision: number; previousGeneration: number; previousRoutes: number }
+
+/**
+ * Why a zone is written: absent from the inventory (`missing`), another digest than the inventory's (`digest`),
+ * or the same digest signed by another key or unsigned (`signature`); with what the inventory held for it.
+ */
+export interface ZoneWriteReason {
+  reason: 'missing' | 'digest' | 'signature'
+  inventory?: { digest: string; generation: number; revision: string; kvRevision: number }
+  /** The last generation this reconciler wrote or removed for the zone, if any. */
+  lastGeneration?: number
+}
 
 /**
  * Plans the writes of a revision, sorted by zone. `lastGenerations` holds the last generation this reconciler
@@ -50,9 +63,25 @@ export function planZoneChanges(
     const previousGeneration = Math.max(prev?.table.generation ?? 0, lastGenerations.get(t.zone) ?? 0)
     const { generation: _g, revision: _r, signature: _s, ...body } = t
     const table: PublishedZoneTable = { ...body, generation: previousGeneration + 1, revision }
+    const last = lastGenerations.get(t.zone)
+    const why: ZoneWriteReason = {
+      reason: !prev ? 'missing' : prev.table.digest !== t.digest ? 'digest' : 'signature',
+      ...(prev
+        ? {
+            inventory: {
+              digest: prev.table.digest,
+              generation: prev.table.generation,
+              revision: prev.table.revision,
+              kvRevision: prev.kvRevision,
+            },
+          }
+        : {}),
+      ...(last === undefined ? {} : { lastGeneration: last }),
+    }
     out.push({
       zone: t.zone,
       change: prev ? 'changed' : 'added',
+      why,
       table: signer ? signTable(table, signer) : table,
       expectedKvRevision: prev?.kvRevision ?? 0,
       previousRoutes: prev?.table.routes.length ?? 0,

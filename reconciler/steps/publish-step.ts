@@ -66,14 +66,17 @@ export async function publishStep(ctx: PassContext): Promise<Step<PassReport | u
         zones.push({ zone: c.zone, generation: c.previousGeneration, digest: '', change: 'removed' })
         log.child({ zone: c.zone }).info('zone removed')
       } else {
+        const { generation, digest } = c.table
+        const zlog = log.child({ zone: c.zone })
+        // why (issue #12): what the inventory held for the zone, and the KV revision the CAS write expects
+        zlog.info({ generation, digest, expectedKvRevision: c.expectedKvRevision, why: c.why }, 'publishing zone')
         const kvRevision = await deps.bus.publishTable(c.table, c.expectedKvRevision, c.json)
         c.json = undefined // published: not kept for the rest of the pass
         inventory.set(c.zone, { table: c.table, kvRevision })
         state.lastGenerations.set(c.zone, c.table.generation)
         zones.push({ zone: c.zone, generation: c.table.generation, digest: c.table.digest, change: c.change })
-        const { generation, digest } = c.table
         events.push(rolloutPublishedEvent({ revision, time, zone: c.zone, generation, digest }))
-        log.child({ zone: c.zone }).info({ generation, digest, routes: c.table.routes.length }, 'zone published')
+        zlog.info({ generation, digest, kvRevision, routes: c.table.routes.length }, 'zone published')
       }
     } catch (err) {
       const target = `zonegate-tables/${c.zone}.table`

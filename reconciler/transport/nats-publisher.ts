@@ -86,11 +86,23 @@ export async function readPublishedTables(bus: Bus): Promise<Map<string, Publish
       if (!table) bus.log.warn({ zone: h.zone }, 'table head whose body is unreadable; it will be rewritten')
       out.set(h.zone, { table: inventoryTable(h.zone, table ?? h.head, bus), kvRevision: h.kvRevision })
     }
+    // who answered and what it held (issue #12): the stream's leader, its last sequence, each zone's generation@seq
+    const zones =
+      out.size <= INVENTORY_LOGGED_ZONES
+        ? Object.fromEntries([...out].map(([z, e]) => [z, `${e.table.generation}@${e.kvRevision}`]))
+        : undefined
+    bus.log.info(
+      { leader: info.cluster?.leader, lastSeq: info.state.last_seq, count: out.size, ...(zones ? { zones } : {}) },
+      'inventory read',
+    )
   } catch (err) {
     throw new PublishFailed(Bucket.Tables, `reading published tables: ${messageOf(err)}`, { cause: err })
   }
   return out
 }
+
+/** Up to this many zones, the inventory's log line lists each zone's generation and KV revision. */
+const INVENTORY_LOGGED_ZONES = 32
 
 /** Last-message reads of the inventory in flight at once. */
 const INVENTORY_READS_AT_ONCE = 16

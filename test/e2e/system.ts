@@ -103,6 +103,12 @@ export interface SystemOptions {
   reconcilerArgs?: string[]
 }
 
+/**
+ * Log level of the reconciler and the egresses: `warn`, or `ZONEGATE_E2E_LOG_LEVEL` (e.g. `info` while chasing
+ * a fault, with `ZONEGATE_TEST_LOG_DIR` to keep every process's whole output: test/helpers/procfile.ts).
+ */
+const E2E_LOG_LEVEL = process.env.ZONEGATE_E2E_LOG_LEVEL || 'warn'
+
 /** Starts the system; waits until the reconciler and every egress of `opts.egresses` are ready. */
 export async function startSystem(opts: SystemOptions = {}): Promise<System> {
   requireBuild()
@@ -146,7 +152,7 @@ export async function startSystem(opts: SystemOptions = {}): Promise<System> {
       '--interval 5s': `--interval ${opts.interval ?? '1s'}`,
     },
     args: ['--rollout-timeout', '10s', ...(opts.reconcilerArgs ?? [])],
-    env: { LOG_LEVEL: 'warn' },
+    env: { LOG_LEVEL: E2E_LOG_LEVEL },
   })
   procs.push(reconciler)
   const http = `http://127.0.0.1:${httpPort}`
@@ -170,7 +176,7 @@ export async function startSystem(opts: SystemOptions = {}): Promise<System> {
         'nats://127.0.0.1:4222': natsArg,
       },
       args: ['--instance', instance, '--heartbeat', '1s', ...(opts.egressArgs ?? [])],
-      env: { LOG_LEVEL: 'warn' },
+      env: { LOG_LEVEL: E2E_LOG_LEVEL },
     })
     procs.push(proc)
     const e = { proc, zone, instance, port, admin: `http://127.0.0.1:${adminPort}` }

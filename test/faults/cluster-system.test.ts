@@ -1,9 +1,10 @@
 import { join } from 'node:path'
-import { jetstreamManager } from '@nats-io/jetstream'
+import { jetstream, jetstreamManager } from '@nats-io/jetstream'
+import { Kvm } from '@nats-io/kv'
 import type { Subscription } from '@nats-io/transport-node'
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest'
 import { loadSavedTable } from '../../egress/transport/state-store.js'
-import { Bucket, commitSubject, EVENTS_STREAM } from '../../schemas/subjects.js'
+import { Bucket, commitSubject, EVENTS_STREAM, tableKey } from '../../schemas/subjects.js'
 import { configDump, type Egress, openTls, type System, startSystem, waitForReady } from '../e2e/system.js'
 import { type NatsCluster, startNatsCluster } from '../helpers/nats-cluster.js'
 import { startTraffic, type Traffic } from './traffic.js'
@@ -108,6 +109,31 @@ async function settledGenerations(): Promise<(number | null)[]> {
   return now
 }
 
+/**
+ * zone-a's key in KV, oldest first (`kvRevision gGeneration revision digest`), and the generations among them
+ * that carry the same digest as the generation before: a generation published with no change (issue #12; the
+ * plan writes a zone only when its digest changed, and this system runs without a signing key).
+ */
+async function unchangedRepublications(): Promise<{ history: string[]; unchanged: string[] }> {
+  const kv = await new Kvm(jetstream(sys.nc, { timeout: 3000 })).open(Bucket.Tables)
+  const history: string[] = []
+  const unchanged: string[] = []
+  let last: { digest: string; generation: number } | undefined
+  for await (const e of await kv.history({ key: tableKey('zone-a') })) {
+    if (e.operation !== 'PUT') continue
+    const t = e.json<{ generation: number; revision: string; digest: string }>()
+    history.push(`${e.revision} g${t.generation} ${t.revision} ${t.digest.slice(0, 19)}`)
+    if (last && t.digest === last.digest && t.generation !== last.generation) unchanged.push(history.at(-1)!)
+    last = t
+  }
+  return { history, unchanged }
+}
+/** Fails when zone-a's KV history holds a generation published with no change, showing the history. */
+async function expectNoUnchangedRepublication(): Promise<void> {
+  const { history, unchanged } = await unchangedRepublications()
+  expect(unchanged, `zone-a.table history:\n${history.join('\n')}`).toEqual([])
+}
+
 beforeAll(async () => {
   cluster = await startNatsCluster()
   sys = await startSystem({
@@ -191,10 +217,12 @@ describe('faults: the system on a 3-node NATS cluster', () => {
     expect(during).not.toBe('')
     await stopLosingNothing(traffic, { everyPortServed: true })
     for (const e of zoneA()) expect((await fetch(`${e.admin}/ready`)).status).toBe(200)
+    await expectNoUnchangedRepublication()
   })
 
   it('faults - all NATS nodes restart with their store: egresses keep serving, a restarted egress serves its saved table', async () => {
     const before = await settledGenerations()
+    await expectNoUnchangedRepublication()
     const ports = zoneA().map((e) => e.port)
     const traffic = await startTraffic(ports.slice(0, 2), SNI, { held: 2 })
     await cluster.killAll()
@@ -225,6 +253,7 @@ describe('faults: the system on a 3-node NATS cluster', () => {
     // only some of them; which ones is a matter of timing, so equality with `before` is not asserted)
     const after = await generations()
     for (const [i, g] of after.entries()) expect(g, `egress ${i}`).toBeGreaterThanOrEqual(before[i]!)
+    await expectNoUnchangedRepublication()
   })
 
   /** What the zone served before the stores were wiped: the reconciler's republication must go past it. */

@@ -1,7 +1,7 @@
 import { type ChildProcess, spawn } from 'node:child_process'
-import { readFileSync } from 'node:fs'
+import { createWriteStream, readFileSync } from 'node:fs'
 import { createConnection, createServer } from 'node:net'
-import { resolve } from 'node:path'
+import { join, resolve } from 'node:path'
 
 /**
  * Runs the processes of the project's Procfile the way foreman does (`sh -c`, `PORT`, `PS`, own process
@@ -106,11 +106,16 @@ export function startProcess(entry: ProcfileEntry, opts: StartOptions = {}): Run
   })
   live.add(child)
   let out = ''
+  // ZONEGATE_TEST_LOG_DIR: the whole output also goes to <dir>/<ps>-<pid>.log (the tail kept here is 64 KiB)
+  const logDir = process.env.ZONEGATE_TEST_LOG_DIR
+  const file = logDir ? createWriteStream(join(logDir, `${ps}-${child.pid ?? 'x'}.log`), { flags: 'a' }) : undefined
   const append = (d: Buffer) => {
     out = (out + d.toString()).slice(-65536)
+    file?.write(d)
   }
   child.stdout?.on('data', append)
   child.stderr?.on('data', append)
+  child.once('close', () => file?.end())
   const exited = new Promise<number | null>((r) =>
     child.once('exit', (code) => {
       live.delete(child)
