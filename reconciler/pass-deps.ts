@@ -8,7 +8,13 @@ import type { GitSource } from './source/git-source.js'
 import type { PassDeps } from './steps/types.js'
 import { ensureBuiltinCa, readAppliedMtls, writeAppliedMtls } from './transport/ca-store.js'
 import type { Bus } from './transport/nats-bus.js'
-import { emitEvent, publishZoneTable, readPublishedTables, removeZoneTable } from './transport/nats-publisher.js'
+import {
+  emitEvent,
+  publishZoneTable,
+  readCurrentTable,
+  readPublishedTables,
+  removeZoneTable,
+} from './transport/nats-publisher.js'
 
 /**
  * Binds the pass's dependencies to the real edges: the Git source, the validator and compiler of the core, and
@@ -37,6 +43,7 @@ export function createPassDeps(o: {
     },
     bus: {
       readInventory: () => readPublishedTables(bus),
+      currentTable: (zone) => readCurrentTable(bus, zone),
       publishTable: (table, expected, json) => publishZoneTable(bus, table, expected, o.signer, json),
       removeTable: (zone, expected) => removeZoneTable(bus, zone, expected),
       emit: (event) => emitEvent(bus, event),

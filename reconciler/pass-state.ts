@@ -1,5 +1,5 @@
 import type { CommitPublishedEvent } from '../schemas/events.js'
-import type { PublishedZoneTable } from '../schemas/table.js'
+import type { PublishedZoneTable, TableSignature } from '../schemas/table.js'
 import type { Violation } from '../schemas/violation.js'
 import type { AppliedMtls } from './core/ca-change.js'
 import type { ActiveMeshCa } from './core/cert-service.js'
@@ -15,6 +15,19 @@ import type { BuiltEvent } from './core/events.js'
 /** What a zone last received: its envelope and the KV revision for the next CAS write. */
 export interface InventoryEntry {
   table: PublishedZoneTable
+  kvRevision: number
+}
+
+/**
+ * The table a zone's key holds now (its last value, read from the stream's leader): the fields the publish step
+ * compares with what it is about to write, and the KV revision of that value. A large table's head carries the
+ * same fields.
+ */
+export interface CurrentTable {
+  generation: number
+  revision: string
+  digest: string
+  signature?: TableSignature
   kvRevision: number
 }
 

@@ -44,6 +44,13 @@ function world(commits: Record<string, Record<string, string>>) {
     compile: (r) => [...compileZoneTables(r).values()],
     bus: {
       readInventory: async () => new Map(),
+      currentTable: async (zone) => {
+        const e = kv.get(zone)
+        if (!e) return undefined
+        const t = JSON.parse(e.value) as PublishedZoneTable
+        const { generation, revision, digest, signature } = t
+        return { generation, revision, digest, ...(signature ? { signature } : {}), kvRevision: e.rev }
+      },
       publishTable: async (t, expected, json) => {
         if ((kv.get(t.zone)?.rev ?? 0) !== expected) throw new Error('wrong last sequence')
         kv.set(t.zone, { value: JSON.stringify(t), rev: ++rev, json })
@@ -198,5 +205,31 @@ describe('reconcile - a commit found half-published (issue #16.4)', () => {
     w.deps.bus.readInventory = async () => new Map(inventory)
     expect(await reconcileOnce(w.deps, restarted, hooks())).toMatchObject({ result: 'unchanged' })
     expect(w.events.length).toBe(n)
+  })
+})
+
+describe('reconcile - never the same table under a new generation (issue #12)', () => {
+  it('reconcile - a zone whose key already holds the compiled table is not written again, whatever the inventory said', async () => {
+    const w = world({ [SHA_A]: good })
+    const state = initialPassState()
+    expect(await reconcileOnce(w.deps, state, hooks())).toMatchObject({ result: 'applied' })
+    const written = w.kv.get('zone-a')
+    expect(written?.rev).toBe(1)
+    // An inventory behind the key (a write whose reply was lost; a read from a replica or leader not caught up)
+    // and a CAS that lets the stale revision through (nats-server 2.9.10 clustered checks it only before proposing)
+    const stale = { ...JSON.parse(written?.value ?? '{}'), digest: 'sha256:older', generation: 0 }
+    w.deps.bus.readInventory = async () => new Map([['zone-a', { table: stale, kvRevision: 1 }]])
+    w.deps.bus.publishTable = async (t) => {
+      w.kv.set(t.zone, { value: JSON.stringify(t), rev: (w.kv.get(t.zone)?.rev ?? 0) + 1 })
+      return w.kv.get(t.zone)?.rev ?? 0
+    }
+    const takeover = { ...initialPassState(), lastGenerations: new Map([['zone-a', 1]]) }
+    const report = await reconcileOnce(w.deps, takeover, hooks())
+    expect(report).toMatchObject({ result: 'applied', zones: [{ zone: 'zone-a', generation: 1 }] })
+    expect(w.kv.get('zone-a')).toEqual(written)
+    expect(takeover.inventory?.get('zone-a')).toMatchObject({ kvRevision: 1, table: { generation: 1 } })
+    // the next pass on the same sha has nothing to do
+    expect(await reconcileOnce(w.deps, takeover, hooks())).toMatchObject({ result: 'unchanged' })
+    expect(w.kv.get('zone-a')).toEqual(written)
   })
 })

@@ -1,7 +1,7 @@
 import type { CommitPublishedEvent } from '../../schemas/events.js'
 import { PublishFailed } from '../core/errors.js'
 import { type BuiltEvent, commitPublication, commitPublishedEvent, rolloutPublishedEvent } from '../core/events.js'
-import type { Inventory, PassReport } from '../pass-state.js'
+import type { CurrentTable, Inventory, InventoryEntry, PassReport } from '../pass-state.js'
 import { asReconcileError, emitAll, queueEvents } from './commit-events.js'
 import type { ZoneChange } from './plan.js'
 import type { PassContext, Step } from './types.js'
@@ -68,6 +68,35 @@ export async function publishStep(ctx: PassContext): Promise<Step<PassReport | u
       } else {
         const { generation, digest } = c.table
         const zlog = log.child({ zone: c.zone })
+        // The key may already hold this very table although the inventory says otherwise (a write whose reply was
+        // lost, an inventory read from a replica or leader behind): never the same content under a new generation.
+        const current = await deps.bus.currentTable(c.zone)
+        if (current && current.digest === digest && current.signature?.key === c.table.signature?.key) {
+          const { signature: _s, ...body } = c.table
+          const kept: InventoryEntry = {
+            table: { ...body, generation: current.generation, revision: current.revision, ...signatureOf(current) },
+            kvRevision: current.kvRevision,
+          }
+          inventory.set(c.zone, kept)
+          state.lastGenerations.set(c.zone, Math.max(current.generation, state.lastGenerations.get(c.zone) ?? 0))
+          zlog.info(
+            {
+              generation: current.generation,
+              digest,
+              kvRevision: current.kvRevision,
+              revision: current.revision,
+              why: c.why,
+            },
+            'zone not republished: its key already holds this table',
+          )
+          // written at this revision by an earlier attempt: part of this commit's publication (as alreadyPublished)
+          if (current.revision === revision) {
+            zones.push({ zone: c.zone, generation: current.generation, digest, change: c.change })
+            events.push(rolloutPublishedEvent({ revision, time, zone: c.zone, generation: current.generation, digest }))
+          }
+          c.json = undefined // not written: not kept for the rest of the pass
+          continue
+        }
         // why (issue #12): what the inventory held for the zone, and the KV revision the CAS write expects
         zlog.info({ generation, digest, expectedKvRevision: c.expectedKvRevision, why: c.why }, 'publishing zone')
         const kvRevision = await deps.bus.publishTable(c.table, c.expectedKvRevision, c.json)
@@ -94,3 +123,5 @@ export async function publishStep(ctx: PassContext): Promise<Step<PassReport | u
   ctx.zones = zones
   return { value: undefined }
 }
+
+const signatureOf = (t: CurrentTable) => (t.signature ? { signature: t.signature } : {})

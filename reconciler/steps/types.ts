@@ -11,7 +11,7 @@ import type { BuiltEvent } from '../core/events.js'
 import type { MeshCaSpec } from '../core/mesh-ca.js'
 import type { Resources, Snapshot } from '../core/model.js'
 import type { CaMaterial } from '../core/pki/index.js'
-import type { Inventory, PassReport, PassState } from '../pass-state.js'
+import type { CurrentTable, Inventory, PassReport, PassState } from '../pass-state.js'
 import type { PassHooks } from '../triggers.js'
 import type { ZoneChange } from './plan.js'
 
@@ -78,6 +78,12 @@ export interface ValidationOutcome {
 /** NATS effects of the pass (the transport engineer's functions, bound to a bus). */
 export interface PassBus {
   readInventory(): Promise<Inventory>
+  /**
+   * What the zone's key holds now, read from the stream leader (undefined: no table, or deleted). The publish
+   * step reads it before each write: a table whose digest (and signing key) is already there is not written
+   * again under a new generation, whatever the inventory said (issue #12).
+   */
+  currentTable(zone: string): Promise<CurrentTable | undefined>
   /**
    * CAS write; `expectedKvRevision` 0 = the key must not exist. Resolves to the new KV revision. `json`: the
    * envelope's JSON as published (`tableEnvelopeJson(table)`), when the diff step already made it.

@@ -22,6 +22,7 @@ import {
 } from '../../schemas/table-transport.js'
 import { PublishConflict, PublishFailed, TableTooLarge } from '../core/errors.js'
 import type { BuiltEvent } from '../core/events.js'
+import type { CurrentTable } from '../pass-state.js'
 import type { Bus } from './nats-bus.js'
 import { isCasMismatch } from './nats-errors.js'
 
@@ -103,6 +104,52 @@ export async function readPublishedTables(bus: Bus): Promise<Map<string, Publish
 
 /** Up to this many zones, the inventory's log line lists each zone's generation and KV revision. */
 const INVENTORY_LOGGED_ZONES = 32
+
+/**
+ * The last value of a zone's key, read from the stream's leader (STREAM.MSG.GET, like the inventory): undefined
+ * when the key has none or was deleted. Throws PublishFailed when NATS fails.
+ */
+async function lastTableMessage(bus: Bus, key: string): Promise<{ seq: number; value: string } | undefined> {
+  const stream = `KV_${Bucket.Tables}`
+  try {
+    const m = await bus.jsm.streams.getMessage(stream, { last_by_subj: `$KV.${Bucket.Tables}.${key}` })
+    if (m === null) return undefined
+    const op = m.header?.get('KV-Operation')
+    if (op === 'DEL' || op === 'PURGE') return undefined
+    return { seq: m.seq, value: m.string() }
+  } catch (err) {
+    throw new PublishFailed(`${Bucket.Tables}/${key}`, `reading the current table: ${messageOf(err)}`, { cause: err })
+  }
+}
+
+/**
+ * What a zone's key holds now, from the stream's leader (issue #12): generation, revision, digest and signature of
+ * the envelope or large-table head, and its KV revision; undefined when the key has no table (absent, deleted).
+ * A value that is not JSON, or lacks those fields, comes back with digest `invalid`, so it never matches a table.
+ * Throws PublishFailed when NATS fails.
+ */
+export async function readCurrentTable(bus: Bus, zone: string): Promise<CurrentTable | undefined> {
+  const last = await lastTableMessage(bus, tableKey(zone))
+  if (!last) return undefined
+  let v: Record<string, unknown> = {}
+  try {
+    const parsed = JSON.parse(last.value) as unknown
+    if (typeof parsed === 'object' && parsed !== null) v = parsed as Record<string, unknown>
+  } catch {
+    // not JSON: digest `invalid` below
+  }
+  const g = v.generation
+  const sig = v.signature
+  return {
+    generation: typeof g === 'number' && Number.isSafeInteger(g) && g >= 0 ? g : 0,
+    revision: typeof v.revision === 'string' ? v.revision : 'invalid',
+    digest: typeof v.digest === 'string' ? v.digest : 'invalid',
+    ...(typeof sig === 'object' && sig !== null && !Array.isArray(sig)
+      ? { signature: sig as NonNullable<CurrentTable['signature']> }
+      : {}),
+    kvRevision: last.seq,
+  }
+}
 
 /** Last-message reads of the inventory in flight at once. */
 const INVENTORY_READS_AT_ONCE = 16
@@ -212,6 +259,13 @@ async function pruneTableBodies(bus: Bus, zone: string, generation: number): Pro
   }
 }
 
+/**
+ * The CAS write of a zone's key. When it fails for another reason than the CAS (a timeout, the connection lost,
+ * the stream leader gone), the write may still have landed, its reply lost: the key's last value is read back
+ * from the stream leader, and if it is exactly this value at a revision after `expectedKvRevision`, that revision
+ * is the write's (logged), so a retry does not write the same table again under the next generation (issue #12).
+ * A write still in flight when the read-back looks is caught by the publish step's read before the next write.
+ */
 async function writeTableKey(bus: Bus, key: string, value: string, expectedKvRevision: number): Promise<number> {
   try {
     return expectedKvRevision === 0
@@ -219,6 +273,14 @@ async function writeTableKey(bus: Bus, key: string, value: string, expectedKvRev
       : await bus.kv.tables.update(key, value, expectedKvRevision)
   } catch (err) {
     if (isCasMismatch(err)) throw new PublishConflict(key, expectedKvRevision, { cause: err })
+    const last = await lastTableMessage(bus, key).catch(() => undefined)
+    if (last && last.seq > expectedKvRevision && last.value === value) {
+      bus.log.info(
+        { key, kvRevision: last.seq, expectedKvRevision, err: messageOf(err) },
+        'table write landed although its reply was lost',
+      )
+      return last.seq
+    }
     throw new PublishFailed(`${Bucket.Tables}/${key}`, messageOf(err), { cause: err })
   }
 }

@@ -61,6 +61,7 @@ async function pass(files: Map<string, string>) {
     compile: (r) => [...compileZoneTables(r).values()],
     bus: {
       readInventory: async () => new Map(),
+      currentTable: async () => undefined,
       publishTable: async () => 1,
       removeTable: async () => {},
       maxTableBytes: () => 8 * 1024 * 1024,
