@@ -95,7 +95,10 @@ const generations = async () => Promise.all(zoneA().map(async (e) => (await conf
 /**
  * The zone's generations once every egress serves the same one (a case starts from a settled zone: a
  * publication still reaching the egresses when NATS goes down would leave them apart for reasons of timing).
- * Fails if they do not agree within 20 s.
+ * A commit converges once every instance the reconciler counts as live applied it; after a node loss an egress
+ * whose heartbeat did not reach KV in time is not counted, and it applied the generation 1.6–7 s after the
+ * `converged` event in runs of this file under load. That is where a whole-suite run read [4,4,5] (issue #12): the
+ * zone's KV history holds no generation without a change (checked below). Fails if they do not agree within 20 s.
  */
 async function settledGenerations(): Promise<(number | null)[]> {
   let now: (number | null)[] = []
@@ -112,7 +115,7 @@ async function settledGenerations(): Promise<(number | null)[]> {
 /**
  * zone-a's key in KV, oldest first (`kvRevision gGeneration revision digest`), and the generations among them
  * that carry the same digest as the generation before: a generation published with no change (issue #12; the
- * plan writes a zone only when its digest changed, and this system runs without a signing key).
+ * plan writes a zone only when its digest or signing key changed, and the key does not change here).
  */
 async function unchangedRepublications(): Promise<{ history: string[]; unchanged: string[] }> {
   const kv = await new Kvm(jetstream(sys.nc, { timeout: 3000 })).open(Bucket.Tables)
@@ -249,10 +252,9 @@ describe('faults: the system on a 3-node NATS cluster', () => {
     await new Promise((r) => setTimeout(r, 1000))
     await cluster.restartAll()
     await stopLosingNothing(traffic)
-    // no egress went back to an older table (a publication that landed just before the outage may have reached
-    // only some of them; which ones is a matter of timing, so equality with `before` is not asserted)
-    const after = await generations()
-    for (const [i, g] of after.entries()) expect(g, `egress ${i}`).toBeGreaterThanOrEqual(before[i]!)
+    // every egress still serves the generation it served before: the case started from a settled zone and no
+    // commit was made, so nothing may have been published (issue #12: a restart is no reason for a new generation)
+    expect(await generations()).toEqual(before)
     await expectNoUnchangedRepublication()
   })
 
@@ -260,6 +262,7 @@ describe('faults: the system on a 3-node NATS cluster', () => {
   let beforeWipe: (number | null)[] = []
   it('faults - all NATS nodes restart with wiped stores: egresses keep serving their tables (data-plane side)', async () => {
     const before = await settledGenerations()
+    await expectNoUnchangedRepublication() // the last look at the history before the wipe loses it
     beforeWipe = before
     const ports = zoneA().map((e) => e.port)
     const traffic = await startTraffic(ports, SNI, { held: 3 })
