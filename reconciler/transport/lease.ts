@@ -175,8 +175,17 @@ export async function startLease(opts: LeaseOptions): Promise<Lease> {
           armFence(sent)
           log.info({ id, rev }, 'lease taken again in the recreated bucket')
         } catch (err) {
-          if (isCasMismatch(err)) setLeader(false, 'another reconciler took the recreated lease')
-          else log.warn({ err }, 'lease not retaken; retrying on the next renewal')
+          if (!isCasMismatch(err)) {
+            log.warn({ err }, 'lease not retaken; retrying on the next renewal')
+            return
+          }
+          // The key exists: this keeper's own acquire (a tick after its fence) may have created it in the new
+          // bucket before the layout check told about the loss. Ours: keep leading; another id: step down.
+          const e = await kv.get(LEASE_KEY).catch(() => null)
+          if (e?.operation === 'PUT' && e.string() === id) {
+            rev = Math.max(rev, e.revision)
+            log.info({ id, rev }, 'lease already ours in the recreated bucket')
+          } else setLeader(false, 'another reconciler took the recreated lease')
         }
       })
       return busy
