@@ -9,7 +9,10 @@
  *   processes: with `--static` the admission (schema, digest) runs on the primary's loop, which with `--workers 1`
  *   is the proxy's), the slowest connection the clients saw during the swaps, and failed connections (target 0).
  * - **idle connection memory**: RSS of the egress's process group before and after `BENCH_IDLE_CONNS` (default 2000;
- *   smoke 100) relayed connections are opened and left idle, per connection (target ≤ 10 KB).
+ *   smoke 100) relayed connections are opened and left idle, per connection (target ≤ 10 KB); also after the
+ *   first half and for the second half alone (a heap that grows once shows in the first step, a cost per
+ *   connection in both), `BENCH_IDLE_SETTLE` s later (default 15), and per process. The baseline is taken once
+ *   the egress has been idle for `BENCH_IDLE_SETTLE` s (until 6aad952: 2 s after its start).
  * `npm run build && npm run bench -- swap-and-idle`. Options (environment): `BENCH_SWAP_ROUTES`, `BENCH_IDLE_CONNS`,
  * `BENCH_WORKERS` (default `1,2`), `BENCH_SWAP_CLIENTS` (default 16 client loops during the swaps; 0: the pause of
  * the swaps alone), `BENCH_PARTS` (default `swap,idle`: which of the two measurements to run),
@@ -51,9 +54,9 @@ function table(routes: number, generation: number, upstream: number, egressPort:
   }
 }
 
-/** RSS (bytes) of every process whose process group is `pgid`. */
-function groupRss(pgid: number): number {
-  let total = 0
+/** RSS (bytes) of each process whose process group is `pgid`, by pid. */
+function processRss(pgid: number): Map<number, number> {
+  const out = new Map<number, number>()
   for (const e of readdirSync('/proc')) {
     if (!/^\d+$/.test(e)) continue
     try {
@@ -61,10 +64,10 @@ function groupRss(pgid: number): number {
       const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
       if (Number(f[2]) !== pgid) continue
       const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${e}/status`, 'utf8'))
-      if (m) total += Number(m[1]) * 1024
+      if (m) out.set(Number(e), Number(m[1]) * 1024)
     } catch {}
   }
-  return total
+  return out
 }
 
 async function freePort(): Promise<number> {
@@ -109,6 +112,7 @@ export default async function swapAndIdle(ctx: BenchContext): Promise<void> {
   const workerCounts = (process.env.BENCH_WORKERS ?? '1,2').split(',').map(Number)
   const parts = new Set((process.env.BENCH_PARTS ?? 'swap,idle').split(','))
   const clients = Number(process.env.BENCH_SWAP_CLIENTS ?? 16)
+  const settleMs = Number(process.env.BENCH_IDLE_SETTLE ?? (ctx.smoke ? 0.5 : 15)) * 1000
   const load = () =>
     loadavg()
       .map((l) => l.toFixed(2))
@@ -245,23 +249,62 @@ export default async function swapAndIdle(ctx: BenchContext): Promise<void> {
       // idle connection memory, on a fresh egress with a small table
       const m = await startEgress(workers, 100)
       try {
-        await sleep(2000)
-        const before = groupRss(m.pgid)
+        // V8 returns a fresh process's start-up garbage only once it has been idle for a while (its memory
+        // reducer): a baseline taken 2 s after the start is high by several MB per process, which then shows as
+        // lower per-connection figures if the reducer runs while the connections are opened
+        await sleep(settleMs)
+        const before = processRss(m.pgid)
         const idle: net.Socket[] = []
-        for (let i = 0; i < idleConns; i++) {
-          const s = net.connect({ host: '127.0.0.1', port: m.port }, () => s.write(helloIdle))
-          s.on('error', () => {})
-          idle.push(s)
-          if (i % 100 === 99) await sleep(20)
+        /** Opens idle connections up to `n` in all and waits for the upstream to hold them, then 2 s. */
+        const openUpTo = async (n: number) => {
+          for (let i = idle.length; i < n; i++) {
+            const s = net.connect({ host: '127.0.0.1', port: m.port }, () => s.write(helloIdle))
+            s.on('error', () => {})
+            idle.push(s)
+            if (i % 100 === 99) await sleep(20)
+          }
+          for (let i = 0; held.length < n && i < 300; i++) await sleep(50)
+          await sleep(2000)
+          return processRss(m.pgid)
         }
-        for (let i = 0; held.length < idleConns && i < 300; i++) await sleep(50)
-        await sleep(2000)
-        const after = groupRss(m.pgid)
+        const half = await openUpTo(Math.floor(idleConns / 2))
+        const after = await openUpTo(idleConns)
+        await sleep(settleMs)
+        const later = processRss(m.pgid)
+        const sum = (r: Map<number, number>) => [...r.values()].reduce((a, b) => a + b, 0)
+        const kb = (bytes: number, conns: number) => (bytes / 1024 / conns).toFixed(1)
+        /** Per process (p: the primary, w: a worker): RSS growth over the connections of a step, KB per connection. */
+        const byProcess = (from: Map<number, number>, to: Map<number, number>, conns: number) =>
+          [...to]
+            .map(([pid, rss]) => `${pid === m.pgid ? 'p' : 'w'} ${kb(rss - (from.get(pid) ?? rss), conns)}`)
+            .join(', ')
+        const first = Math.floor(idleConns / 2)
         ctx.report(`--workers ${workers}: idle relayed connections held`, held.length, 'conns')
-        ctx.report(`--workers ${workers}: egress RSS per idle connection`, (after - before) / 1024 / idleConns, 'KB', {
-          target: 10,
-          note: `(RSS ${(before / 2 ** 20).toFixed(1)} → ${(after / 2 ** 20).toFixed(1)} MiB)`,
-        })
+        ctx.report(
+          `--workers ${workers}: egress RSS per idle connection`,
+          (sum(after) - sum(before)) / 1024 / idleConns,
+          'KB',
+          {
+            target: 10,
+            note: `(RSS ${(sum(before) / 2 ** 20).toFixed(1)} → ${(sum(after) / 2 ** 20).toFixed(1)} MiB; by process ${byProcess(before, after, idleConns)})`,
+          },
+        )
+        ctx.report(
+          `--workers ${workers}:   first ${first} / next ${idleConns - first} connections`,
+          (sum(half) - sum(before)) / 1024 / first,
+          'KB',
+          {
+            note: `/ ${kb(sum(after) - sum(half), idleConns - first)} KB per connection (the second step: what one more connection costs once the heaps have grown; by process ${byProcess(half, after, idleConns - first)})`,
+          },
+        )
+        ctx.report(
+          `--workers ${workers}:   the same, ${settleMs / 1000} s later`,
+          (sum(later) - sum(before)) / 1024 / idleConns,
+          'KB',
+          {
+            note: `(RSS ${(sum(later) / 2 ** 20).toFixed(1)} MiB; by process ${byProcess(before, later, idleConns)})`,
+          },
+        )
         for (const s of idle) s.destroy()
         for (const s of held.splice(0)) s.destroy()
       } finally {
