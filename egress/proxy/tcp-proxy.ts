@@ -8,15 +8,9 @@ import { Conn, type ConnSocket, kConn, listenClient, listenUpstream, onUpstreamR
 import { DeadlineSweep } from './deadline-sweep.js'
 import { DnsCache } from './dns-cache.js'
 import { dialTerminated, type MeshIdentities, startTermination } from './mtls.js'
-import {
-  DEFAULT_PROXY_OPTIONS,
-  MAX_POOLED_READ_BUFFERS,
-  type ProxyHooks,
-  type ProxyOptions,
-  READ_BUFFER_BYTES,
-  UNRECOGNIZED_NAME_ALERT,
-} from './proxy-options.js'
+import { DEFAULT_PROXY_OPTIONS, type ProxyHooks, type ProxyOptions, UNRECOGNIZED_NAME_ALERT } from './proxy-options.js'
 import { ProxyStats, RejectReason } from './proxy-stats.js'
+import { ReadBufferPool } from './read-buffers.js'
 
 /**
  * The SNI proxy: a `net` server that reads each connection's ClientHello, looks up the current RoutingTable
@@ -52,7 +46,7 @@ export class TcpProxy {
   identities: MeshIdentities | undefined
   private idleWaiters: (() => void)[] = []
   /** Upstream read buffers (`onread`), reused across connections. */
-  private readonly readBuffers: Buffer[] = []
+  private readonly readBuffers = new ReadBufferPool()
   /** Fires the phase deadlines of `conns` (and of lingering upstreams); deadlines fire up to `periodMs` late. */
   readonly deadlines: DeadlineSweep
   /** Upstream host names' addresses (undefined with `dnsTtlMs` 0: Node's lookup per connection). */
@@ -242,7 +236,7 @@ export class TcpProxy {
     }
     const u = route.upstreams[i]!
     c.upstreamIndex = i
-    c.readBuf ??= this.readBuffers.pop() ?? Buffer.allocUnsafeSlow(READ_BUFFER_BYTES)
+    c.readBuf ??= this.readBuffers.take()
     if (route.terminate) {
       c.deadline = performance.now() + this.options.connectTimeoutMs
       try {
@@ -366,7 +360,7 @@ export class TcpProxy {
   /** Returns the connection's read buffer to the pool: call once neither socket can touch it any more. */
   releaseReadBuffer(c: Conn): void {
     if (c.readBuf === null) return
-    if (this.readBuffers.length < MAX_POOLED_READ_BUFFERS) this.readBuffers.push(c.readBuf)
+    this.readBuffers.give(c.readBuf)
     c.readBuf = null
   }
 
