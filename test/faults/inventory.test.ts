@@ -1,8 +1,9 @@
 import { pino } from 'pino'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { type Bus, connectBus, ensureNatsLayout } from '../../reconciler/transport/nats-bus.js'
-import { readPublishedTables } from '../../reconciler/transport/nats-publisher.js'
+import { publishZoneTable, readCurrentTable, readPublishedTables } from '../../reconciler/transport/nats-publisher.js'
 import { Bucket, tableKey } from '../../schemas/subjects.js'
+import type { PublishedZoneTable } from '../../schemas/table.js'
 import { type NatsCluster, startNatsCluster } from '../helpers/nats-cluster.js'
 
 /**
@@ -49,6 +50,18 @@ async function writeAll(generation: number): Promise<Map<string, number>> {
   return revs
 }
 
+/** `f` again while the cluster elects a leader (PublishFailed: no responders, timeouts), up to 20 s. */
+async function retried<T>(f: () => Promise<T>): Promise<T> {
+  for (let attempt = 0; ; attempt++) {
+    try {
+      return await f()
+    } catch (err) {
+      if ((err as { code?: string }).code !== 'PublishFailed' || attempt > 100) throw err
+      await new Promise((r) => setTimeout(r, 200))
+    }
+  }
+}
+
 /** Reads the inventory `times` times; every read must give every zone at `generation` and its revision. */
 async function expectExact(generation: number, revs: Map<string, number>, times: number, label: string) {
   for (let i = 0; i < times; i++) {
@@ -91,6 +104,34 @@ describe('faults: the inventory on a 3-node cluster', () => {
         await expectExact(generation, revs, 15, `round ${round}: while the stream leader n${leader2 + 1} is down`)
       } finally {
         await cluster.restart(leader2)
+      }
+    }
+  })
+
+  it('faults - a follower comes back and the leader is killed at once: the new leader has the last acknowledged write and refuses a CAS on the revision before it', async () => {
+    // The sequence of cluster-system's node-loss case, on one key (issue #12: a stale leader would have let the
+    // reconciler republish a zone's table under a new generation; nats-server 2.9.10 checks the expected revision
+    // of a clustered write only against the leader's state before proposing it).
+    const z = zone(0)
+    const env = (g: number) => JSON.parse(envelope(z, g)) as PublishedZoneTable
+    let rev = (await readCurrentTable(bus, z))?.kvRevision ?? 0
+    for (let round = 0; round < 3; round++) {
+      const leader = await cluster.streamLeader(STREAM)
+      const follower = (leader + 1) % 3
+      await cluster.kill(follower)
+      let generation = 100 + round * 10
+      for (let i = 0; i < 5; i++) rev = await retried(() => publishZoneTable(bus, env(++generation), rev))
+      await cluster.restart(follower)
+      await cluster.kill(leader)
+      try {
+        const now = await retried(() => readCurrentTable(bus, z))
+        expect(now, `round ${round}: read from the new leader`).toMatchObject({ generation, kvRevision: rev })
+        await expect(
+          retried(() => publishZoneTable(bus, env(generation + 1), rev - 1)),
+          `round ${round}`,
+        ).rejects.toMatchObject({ code: 'PublishConflict' })
+      } finally {
+        await cluster.restart(leader)
       }
     }
   })
