@@ -198,7 +198,11 @@ describe('signed tables', { timeout: 150_000 }, () => {
     }
     const port = await freePort()
     proc = startProcess(
-      { name: 'egress', index: 0, command: `node ${CLI} egress --zone zone-a --name ze-a --instance p3 --grace 300ms` },
+      {
+        name: 'egress',
+        index: 0,
+        command: `node ${CLI} egress --zone zone-a --name ze-a --instance p3 --grace 300ms --workers 1`,
+      },
       { port, env: { ZONEGATE_LISTEN: `127.0.0.1:${port}`, NATS_URL: nats.url, ZONEGATE_TRUSTED_KEY: publicKey } },
     )
     await waitForPort('127.0.0.1', port, 15_000)

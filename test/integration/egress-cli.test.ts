@@ -1,12 +1,12 @@
 import { type ChildProcess, spawn } from 'node:child_process'
 import { mkdtemp, rm } from 'node:fs/promises'
-import { tmpdir } from 'node:os'
+import { availableParallelism, tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { startUpstream, tableOf, tlsConnect, type Upstream, writeTable } from '../helpers/egress-fixtures.js'
 
 /**
- * `zonegate egress --static --workers 2` as a real process tree (the built dist/): routing, SIGHUP reload (a good table
+ * `zonegate egress --static` with the default `--workers` (one per core) as a real process tree (the built dist/): routing, SIGHUP reload (a good table
  * is applied, a bad one rejected while the last good one keeps serving) and SIGTERM drain (stop accepting,
  * wait for the open connection, exit 0).
  */
@@ -38,19 +38,10 @@ beforeAll(async () => {
   await writeTable(join(dir, 't.json'), tableOf([{ sni: 'a.test', upstreams: [{ port: a.port }] }], 1))
   child = spawn(
     process.execPath,
-    // two workers (decision 015): the static file, SIGHUP and SIGTERM go through the primary to both
-    [
-      join(root, 'dist/cli/main.js'),
-      'egress',
-      '--static',
-      join(dir, 't.json'),
-      '--name',
-      'ze-a',
-      '--zone',
-      'zone-a',
-      '--workers',
-      '2',
-    ],
+    // no --workers: the default, one worker per core (decision 015; 2 on the build machine), the one test that
+    // serves traffic with it (the others pass --workers 1, or 2 where workers are the subject): the static file,
+    // SIGHUP and SIGTERM go through the primary to every worker
+    [join(root, 'dist/cli/main.js'), 'egress', '--static', join(dir, 't.json'), '--name', 'ze-a', '--zone', 'zone-a'],
     { env: { ...process.env, PORT: '0', LOG_LEVEL: 'info' }, stdio: ['ignore', 'pipe', 'pipe'] },
   )
   process.once('exit', () => child.kill('SIGKILL'))
@@ -75,6 +66,7 @@ describe('egress cli', () => {
     const up = await waitLog((l) => l.msg === 'listener up')
     const port = Number(String(up.listen).split(':').pop())
     expect(port).toBeGreaterThan(0) // PORT=0 overrode the table's port 10002
+    expect(up.workers ?? 1).toBe(availableParallelism()) // the default --workers
     await waitLog((l) => l.state === 'serving')
     expect(await tlsConnect(port, 'a.test')).toEqual({ upstream: 'A' })
 

@@ -53,6 +53,8 @@ function spawnEgress(instance: string): ChildProcess {
       HEARTBEAT,
       '--grace',
       '200ms',
+      '--workers',
+      '1',
       '--state-dir',
       join(dir.path, `state-${instance}`),
       '--nats',
