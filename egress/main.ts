@@ -1,4 +1,3 @@
-import { readFile } from 'node:fs/promises'
 import type { AddressInfo } from 'node:net'
 import type { Logger } from 'pino'
 import { type Actor, createActor, fromPromise, type SnapshotFrom } from 'xstate'
@@ -228,17 +227,16 @@ export function runEgress(options: EgressOptions): EgressHandle {
         if (options.staticFile === undefined || staticAdmitter === undefined)
           throw new Error('no table file in NATS mode')
         const file = options.staticFile
-        const bytes = await readFile(file)
-        // parsed and checked in the admission worker thread, as NATS tables are (decision 012): the event loop
-        // keeps proxying while a large file is admitted; it gets the compact routes back
-        const { out, ms, thread } = await staticAdmitter.admit({
-          kind: 'json',
-          from: 'file',
-          bytes,
+        // read, parsed and checked in the admission worker thread, as NATS tables are (decision 012): the event
+        // loop keeps proxying while a large file is admitted, and gets the compact routes back
+        const { out, ms, thread, readError } = await staticAdmitter.admit({
+          kind: 'file',
+          path: file,
           ...(options.zone ? { zone: options.zone } : {}),
           trustedKeys,
         })
-        log.debug({ file, bytes: bytes.length, ms: Math.round(ms), thread, ok: out.ok }, 'table file admitted')
+        if (readError !== undefined) throw new Error(readError)
+        log.debug({ file, ms: Math.round(ms), thread, ok: out.ok }, 'table file admitted')
         if (!out.ok && out.stage === 'json') throw new Error(fileProblem(file, out))
         return admittedValue(out)
       }),

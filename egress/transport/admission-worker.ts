@@ -1,15 +1,17 @@
 import { parentPort } from 'node:worker_threads'
-import { type AdmissionInput, type AdmissionOutput, type AdmissionPhases, admit } from '../core/admission.js'
+import type { AdmissionOutput, AdmissionPhases } from '../core/admission.js'
 import { transferList } from '../core/compact-table.js'
+import { type AdmissionWork, admitWork } from './admission-work.js'
 
 /**
- * The admission worker thread (docs/decisions/012-off-loop-admission.md): receives `{id, input}`, runs the
+ * The admission worker thread (docs/decisions/012-off-loop-admission.md): receives `{id, input}` (an input, or a
+ * table file to read here: admission-work.ts), runs the
  * whole admission (decode, parse, schema, digest, compact routes; egress/core/admission.ts) and posts back
  * `{id, out, ms}`, transferring the compact table's buffers to the event loop without a copy.
  */
 export interface AdmissionRequest {
   id: number
-  input: AdmissionInput
+  input: AdmissionWork
 }
 
 export interface AdmissionReply {
@@ -19,20 +21,23 @@ export interface AdmissionReply {
   ms: number
   /** Time of each stage, in ms (an admitted table). */
   phases?: Partial<AdmissionPhases>
+  /** A table file that could not be read: the read's error message. */
+  readError?: string
 }
 
 const port = parentPort
 if (port) {
   port.on('message', (m: AdmissionRequest) => {
     const t0 = performance.now()
-    let out: AdmissionOutput
     const phases: Partial<AdmissionPhases> = {}
-    try {
-      out = admit(m.input, phases)
-    } catch (err) {
-      out = { ok: false, stage: 'json', reason: 'load-failed', problems: [(err as Error).message] }
+    const { out, readError } = admitWork(m.input, phases)
+    const reply: AdmissionReply = {
+      id: m.id,
+      out,
+      ms: performance.now() - t0,
+      phases,
+      ...(readError === undefined ? {} : { readError }),
     }
-    const reply: AdmissionReply = { id: m.id, out, ms: performance.now() - t0, phases }
     port.postMessage(reply, out.ok ? transferList(out.compact) : [])
   })
 }

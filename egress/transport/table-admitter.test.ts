@@ -1,3 +1,6 @@
+import { mkdtemp, rm, writeFile } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 import { pino } from 'pino'
 import { afterEach, describe, expect, it } from 'vitest'
 import { largeTable } from '../../test/helpers/large-table.js'
@@ -41,5 +44,28 @@ describe('table admitter', () => {
     await admitter.close()
     const r = await admitter.admit({ kind: 'json', from: 'kv', bytes: Buffer.from(JSON.stringify(largeTable(3))) })
     expect(r).toMatchObject({ thread: 'event-loop', out: { ok: true } })
+  })
+
+  it('table admitter - a table file is read in the worker thread; one that cannot be read says why, with its path', async () => {
+    admitter = startTableAdmitter(log, { endAfterBytes: 0 })
+    const dir = await mkdtemp(join(tmpdir(), 'table-admitter-'))
+    try {
+      const text = JSON.stringify(largeTable(50))
+      await writeFile(join(dir, 't.json'), text)
+      const r = await admitter.admit({ kind: 'file', path: join(dir, 't.json'), zone: 'zone-a' })
+      expect(r).toMatchObject({ thread: 'worker', out: { ok: true } })
+      expect(r.readError).toBeUndefined()
+      expect(r.out).toEqual(admit({ kind: 'json', from: 'file', bytes: Buffer.from(text), zone: 'zone-a' }))
+      const missing = await admitter.admit({ kind: 'file', path: join(dir, 'nope.json') })
+      expect(missing.thread).toBe('worker')
+      expect(missing.readError).toMatch(/^ENOENT: no such file or directory, open '.*nope\.json'$/)
+      expect(missing.out).toMatchObject({ ok: false, reason: 'load-failed' })
+      expect(admitter.workersStarted()).toBe(2) // endAfterBytes 0: a worker per file
+      await admitter.close()
+      const inline = await admitter.admit({ kind: 'file', path: join(dir, 't.json'), zone: 'zone-a' })
+      expect(inline).toMatchObject({ thread: 'event-loop', out: { ok: true } })
+    } finally {
+      await rm(dir, { recursive: true, force: true })
+    }
   })
 })

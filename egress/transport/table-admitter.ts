@@ -1,6 +1,7 @@
 import { Worker } from 'node:worker_threads'
 import type { Logger } from 'pino'
-import { type AdmissionInput, type AdmissionOutput, type AdmissionPhases, admit } from '../core/admission.js'
+import type { AdmissionOutput, AdmissionPhases } from '../core/admission.js'
+import { type AdmissionWork, admitWork } from './admission-work.js'
 import type { AdmissionReply, AdmissionRequest } from './admission-worker.js'
 
 /**
@@ -13,14 +14,16 @@ import type { AdmissionReply, AdmissionRequest } from './admission-worker.js'
  */
 export interface TableAdmitter {
   /**
-   * Admits one input; never rejects. `thread` says where it ran, `ms` how long it took there, `phases` how long
-   * each stage took (an admitted table).
+   * Admits one input, or a table file the thread reads itself (admission-work.ts); never rejects. `thread` says
+   * where it ran, `ms` how long it took there, `phases` how long each stage took (an admitted table), `readError`
+   * why a file could not be read.
    */
-  admit(input: AdmissionInput): Promise<{
+  admit(input: AdmissionWork): Promise<{
     out: AdmissionOutput
     ms: number
     thread: 'worker' | 'event-loop'
     phases?: Partial<AdmissionPhases>
+    readError?: string
   }>
   /**
    * Starts the worker now if none runs, so that its start (loading the admission modules) overlaps with
@@ -35,7 +38,9 @@ export interface TableAdmitter {
 /** Inputs above this (uncompressed bytes) end the worker after their admission. */
 export const LARGE_INPUT_BYTES = 4 * 1024 * 1024
 
-const inputBytes = (i: AdmissionInput) => (i.kind === 'body' ? i.head.object.size : i.bytes.length)
+/** A file's size is not known before the thread reads it: counted as large (the worker is ended after it). */
+const inputBytes = (i: AdmissionWork) =>
+  i.kind === 'body' ? i.head.object.size : i.kind === 'file' ? Number.POSITIVE_INFINITY : i.bytes.length
 
 /**
  * Starts the worker: the compiled .js next to this file, or, when this module runs from its .ts source (tests,
@@ -61,14 +66,15 @@ export function startTableAdmitter(log: Logger, o: TableAdmitterOptions = {}): T
   const endAfterBytes = o.endAfterBytes ?? LARGE_INPUT_BYTES
   let worker: Worker | undefined
   let nextId = 1
-  const pending = new Map<number, { input: AdmissionInput; resolve(r: AdmissionReply): void }>()
+  const pending = new Map<number, { input: AdmissionWork; resolve(r: AdmissionReply): void }>()
   let closed = false
   let started = 0
 
-  const inline = (input: AdmissionInput): AdmissionReply => {
+  const inline = (input: AdmissionWork): AdmissionReply => {
     const t0 = performance.now()
     const phases: Partial<AdmissionPhases> = {}
-    return { id: 0, out: admit(input, phases), ms: performance.now() - t0, phases }
+    const { out, readError } = admitWork(input, phases)
+    return { id: 0, out, ms: performance.now() - t0, phases, ...(readError === undefined ? {} : { readError }) }
   }
 
   /** The worker failed: every pending admission runs on the event loop. */
@@ -131,7 +137,13 @@ export function startTableAdmitter(log: Logger, o: TableAdmitterOptions = {}): T
         worker = undefined
         await w.terminate()
       }
-      return { out: reply.out, ms: reply.ms, thread, ...(reply.phases ? { phases: reply.phases } : {}) }
+      return {
+        out: reply.out,
+        ms: reply.ms,
+        thread,
+        ...(reply.phases ? { phases: reply.phases } : {}),
+        ...(reply.readError === undefined ? {} : { readError: reply.readError }),
+      }
     },
     prepare() {
       if (closed || worker !== undefined) return
