@@ -57,6 +57,10 @@ export async function publishStep(ctx: PassContext): Promise<Step<PassReport | u
       events.push(rolloutPublishedEvent({ revision, time, zone: z.zone, generation: z.generation, digest: z.digest }))
     }
   }
+  const current = readAhead(
+    deps.bus,
+    plan.flatMap((c) => (c.change === 'removed' ? [] : [c.zone])),
+  )
   for (const c of plan) {
     try {
       if (c.change === 'removed') {
@@ -70,29 +74,29 @@ export async function publishStep(ctx: PassContext): Promise<Step<PassReport | u
         const zlog = log.child({ zone: c.zone })
         // The key may already hold this very table although the inventory says otherwise (a write whose reply was
         // lost, an inventory read from a replica or leader behind): never the same content under a new generation.
-        const current = await deps.bus.currentTable(c.zone)
-        if (current && current.digest === digest && current.signature?.key === c.table.signature?.key) {
+        const now = await current(c.zone)
+        if (now && now.digest === digest && now.signature?.key === c.table.signature?.key) {
           const { signature: _s, ...body } = c.table
           const kept: InventoryEntry = {
-            table: { ...body, generation: current.generation, revision: current.revision, ...signatureOf(current) },
-            kvRevision: current.kvRevision,
+            table: { ...body, generation: now.generation, revision: now.revision, ...signatureOf(now) },
+            kvRevision: now.kvRevision,
           }
           inventory.set(c.zone, kept)
-          state.lastGenerations.set(c.zone, Math.max(current.generation, state.lastGenerations.get(c.zone) ?? 0))
+          state.lastGenerations.set(c.zone, Math.max(now.generation, state.lastGenerations.get(c.zone) ?? 0))
           zlog.info(
             {
-              generation: current.generation,
+              generation: now.generation,
               digest,
-              kvRevision: current.kvRevision,
-              revision: current.revision,
+              kvRevision: now.kvRevision,
+              revision: now.revision,
               why: c.why,
             },
             'zone not republished: its key already holds this table',
           )
           // written at this revision by an earlier attempt: part of this commit's publication (as alreadyPublished)
-          if (current.revision === revision) {
-            zones.push({ zone: c.zone, generation: current.generation, digest, change: c.change })
-            events.push(rolloutPublishedEvent({ revision, time, zone: c.zone, generation: current.generation, digest }))
+          if (now.revision === revision) {
+            zones.push({ zone: c.zone, generation: now.generation, digest, change: c.change })
+            events.push(rolloutPublishedEvent({ revision, time, zone: c.zone, generation: now.generation, digest }))
           }
           c.json = undefined // not written: not kept for the rest of the pass
           continue
@@ -125,3 +129,34 @@ export async function publishStep(ctx: PassContext): Promise<Step<PassReport | u
 }
 
 const signatureOf = (t: CurrentTable) => (t.signature ? { signature: t.signature } : {})
+
+/** Zones whose current table is read ahead of the write loop, in parallel. */
+const READ_AHEAD = 16
+
+/**
+ * The current table of each zone the loop will write (`zones`, in its order), read up to READ_AHEAD zones ahead so
+ * the reads overlap (one STREAM.MSG.GET each, ~0.7 ms on a loopback R3 cluster, about what a write takes). Each
+ * read starts at most READ_AHEAD writes before its own. A read that fails rejects when its zone's turn comes.
+ */
+export function readAhead(
+  bus: PassContext['deps']['bus'],
+  zones: string[],
+): (zone: string) => Promise<CurrentTable | undefined> {
+  const started = new Map<string, Promise<CurrentTable | undefined>>()
+  let next = 0
+  const fill = () => {
+    while (next < zones.length && started.size < READ_AHEAD) {
+      const zone = zones[next++] as string
+      const read = bus.currentTable(zone)
+      read.catch(() => {}) // observed when its turn comes; the loop may stop before (a failed write)
+      started.set(zone, read)
+    }
+  }
+  fill()
+  return (zone) => {
+    const read = started.get(zone) ?? bus.currentTable(zone)
+    started.delete(zone)
+    fill()
+    return read
+  }
+}
