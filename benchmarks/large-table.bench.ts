@@ -8,6 +8,11 @@ import { pino } from 'pino'
 import { type AdmissionPhases, admit } from '../egress/core/admission.js'
 import { CompactZoneTable } from '../egress/core/compact-table.js'
 import { RoutingTable } from '../egress/core/routing-table.js'
+import { createPassDeps } from '../reconciler/pass-deps.js'
+import { initialPassState } from '../reconciler/pass-state.js'
+import { publishStep } from '../reconciler/steps/publish-step.js'
+import { diffStep } from '../reconciler/steps/steps.js'
+import type { PassContext } from '../reconciler/steps/types.js'
 import { connectBus, ensureNatsLayout } from '../reconciler/transport/nats-bus.js'
 import { publishZoneTable } from '../reconciler/transport/nats-publisher.js'
 import type { RolloutAppliedEvent } from '../schemas/events.js'
@@ -30,8 +35,12 @@ import type { BenchContext } from './run.js'
  * - swap on the event loop: `swapMs` from the egresses' applied events (routing table over the compact routes +
  *   assign; target ≤ 50 ms); admission (decode, parse, schema, digest, compact routes) runs in the egress's
  *   worker thread (decision 012), its stages are measured in this process on the same table;
- * - egress RSS after the swap (and 2 s later) and peak (VmHWM) from /proc (target ≤ 150 MB), and the egress's CPU
- *   time for the table (all threads, /proc/<pid>/stat), which depends less on a shared machine's load than times.
+ * - egress RSS after the swap (and 2 s later, with V8's external memory and used heap from the egress's own
+ *   metrics) and peak (VmHWM) from /proc (target ≤ 150 MB), and the egress's CPU time for the table (all threads,
+ *   /proc/<pid>/stat), which depends less on a shared machine's load than times;
+ * - the reconciler's pass steps diff (plan, and the size of each changed table) and publish on one 100,000-route
+ *   zone of its own, per generation.
+ * BENCH_LARGE_GENERATIONS: how many generations (default 2; more: more full → full swaps).
  * Smoke (BENCH_SMOKE=1): 10,000 routes (still over max_payload, so the object path runs), one generation.
  */
 const N_FULL = 100_000
@@ -49,7 +58,8 @@ const procCpuMs = (pid: number) => {
 
 export default async function bench(ctx: BenchContext): Promise<void> {
   const n = ctx.smoke ? N_SMOKE : N_FULL
-  const generations = ctx.smoke ? 1 : 2
+  // BENCH_LARGE_GENERATIONS: more full → full swaps (default 2)
+  const generations = ctx.smoke ? 1 : Number(process.env.BENCH_LARGE_GENERATIONS ?? 2)
   const log = pino({ level: 'silent' })
   const cluster = await startNatsCluster()
   const stateRoot = await mkdtemp(join(tmpdir(), 'zonegate-bench-large-'))
@@ -131,9 +141,15 @@ export default async function bench(ctx: BenchContext): Promise<void> {
       const cpu = egresses.map((e, i) => procCpuMs(e.proc.pid) - cpu0[i]!)
       await new Promise((r) => setTimeout(r, 2000))
       for (const [i, e] of egresses.entries()) {
+        // V8's view 2 s later: ArrayBuffers (the compact routes) and the JS heap, from the egress's own metrics
+        const prom = await (await fetch(`${e.admin}/stats/prometheus`)).text()
+        const promMb = (name: string) => Number(new RegExp(`^${name} (\\S+)`, 'm').exec(prom)?.[1]) / 1e6
         ctx.report(`${label}: egress ${i + 1} RSS after swap / peak`, rss[i]!, 'MB', {
           target: 150,
-          note: `peak ${procMb(e.proc.pid, 'VmHWM').toFixed(1)} MB, 2 s later ${procMb(e.proc.pid, 'VmRSS').toFixed(1)} MB`,
+          note:
+            `peak ${procMb(e.proc.pid, 'VmHWM').toFixed(1)} MB, 2 s later ${procMb(e.proc.pid, 'VmRSS').toFixed(1)} MB ` +
+            `(external ${promMb('nodejs_external_memory_bytes').toFixed(1)} MB, ` +
+            `heap used ${promMb('nodejs_heap_size_used_bytes').toFixed(1)} MB)`,
         })
         ctx.report(`${label}: egress ${i + 1} CPU (all threads) for this table`, cpu[i]!, 'ms')
       }
@@ -183,6 +199,38 @@ export default async function bench(ctx: BenchContext): Promise<void> {
     if (!sout.ok) throw new Error('signed bench table not admitted')
     ctx.report('worker, signed table: digest + signature check', sphases.digest ?? Number.NaN, 'ms')
     ctx.report('worker, signed table: whole admission', s1 - s0, 'ms')
+
+    // The reconciler's pass steps on one 100,000-route zone that no egress here serves: diff (plan, and the size
+    // of each changed table measured) then publish (object store body, KV head, events), two generations.
+    const deps = createPassDeps({
+      opts: { branch: 'main', allowEmpty: false, defaultZone: 'default' },
+      source: undefined as never, // diff and publish do not read the source
+      bus,
+      log,
+    })
+    const state = { ...initialPassState(), inventory: new Map() }
+    for (let g = 1; g <= generations; g++) {
+      const { generation: _g, revision: _r, ...unpublished } = largeTable(n, { zone: 'zone-pass', salt: `-p${g}` })
+      const sha = String(g).repeat(40)
+      const pass: PassContext = {
+        deps,
+        state,
+        hooks: { signal: new AbortController().signal, fetched: () => {}, publishing: () => {} },
+        log,
+        sha,
+        revision: `main@sha1:${sha}`,
+        tables: [unpublished],
+      }
+      const p0 = performance.now()
+      const diffed = await diffStep(pass)
+      const p1 = performance.now()
+      const published = await publishStep(pass)
+      const p2 = performance.now()
+      if ('error' in diffed || 'error' in published) throw new Error('bench pass steps failed')
+      ctx.report(`reconciler pass, gen ${g}: diff step (plan + size of the table)`, p1 - p0, 'ms')
+      ctx.report(`reconciler pass, gen ${g}: publish step (body, head, events)`, p2 - p1, 'ms')
+      ctx.report(`reconciler pass, gen ${g}: diff + publish`, p2 - p0, 'ms')
+    }
   } finally {
     await nc.close().catch(() => {})
     await bus.close().catch(() => {})
