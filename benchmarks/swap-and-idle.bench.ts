@@ -253,6 +253,13 @@ export default async function swapAndIdle(ctx: BenchContext): Promise<void> {
         // reducer): a baseline taken 2 s after the start is high by several MB per process, which then shows as
         // lower per-connection figures if the reducer runs while the connections are opened
         await sleep(settleMs)
+        /** The egress's own memory figures (summed over its processes): V8 heap and RSS, from /stats/prometheus. */
+        const heap = async () => {
+          const text = await (await fetch(`${m.url}/stats/prometheus`)).text()
+          const v = (name: string) => Number(new RegExp(`^${name} (\\S+)$`, 'm').exec(text)?.[1])
+          return { total: v('nodejs_heap_size_total_bytes'), used: v('nodejs_heap_size_used_bytes') }
+        }
+        const heapBefore = await heap()
         const before = processRss(m.pgid)
         const idle: net.Socket[] = []
         /** Opens idle connections up to `n` in all and waits for the upstream to hold them, then 2 s. */
@@ -269,8 +276,10 @@ export default async function swapAndIdle(ctx: BenchContext): Promise<void> {
         }
         const half = await openUpTo(Math.floor(idleConns / 2))
         const after = await openUpTo(idleConns)
+        const heapAfter = await heap()
         await sleep(settleMs)
         const later = processRss(m.pgid)
+        const heapLater = await heap()
         const sum = (r: Map<number, number>) => [...r.values()].reduce((a, b) => a + b, 0)
         const kb = (bytes: number, conns: number) => (bytes / 1024 / conns).toFixed(1)
         /** Per process (p: the primary, w: a worker): RSS growth over the connections of a step, KB per connection. */
@@ -295,6 +304,17 @@ export default async function swapAndIdle(ctx: BenchContext): Promise<void> {
           'KB',
           {
             note: `/ ${kb(sum(after) - sum(half), idleConns - first)} KB per connection (the second step: what one more connection costs once the heaps have grown; by process ${byProcess(half, after, idleConns - first)})`,
+          },
+        )
+        // RSS outside V8's heap (sockets, handles, buffers: what connections hold) against the heap V8 has reserved
+        // (which grows and shrinks with its GC decisions whatever the connections hold)
+        const outside = (rss: Map<number, number>, h: { total: number }) => sum(rss) - h.total
+        ctx.report(
+          `--workers ${workers}:   RSS outside the V8 heaps per connection`,
+          (outside(after, heapAfter) - outside(before, heapBefore)) / 1024 / idleConns,
+          'KB',
+          {
+            note: `(${settleMs / 1000} s later ${kb(outside(later, heapLater) - outside(before, heapBefore), idleConns)}); V8 heaps reserved ${kb(heapAfter.total - heapBefore.total, idleConns)} KB per connection (${settleMs / 1000} s later ${kb(heapLater.total - heapBefore.total, idleConns)}), used ${kb(heapAfter.used - heapBefore.used, idleConns)} (later ${kb(heapLater.used - heapBefore.used, idleConns)})`,
           },
         )
         ctx.report(
