@@ -24,7 +24,7 @@ import { PublishConflict, PublishFailed, TableTooLarge } from '../core/errors.js
 import type { BuiltEvent } from '../core/events.js'
 import type { CurrentTable } from '../pass-state.js'
 import type { Bus } from './nats-bus.js'
-import { isCasMismatch } from './nats-errors.js'
+import { isCasMismatch, isLayoutMissing } from './nats-errors.js'
 
 /**
  * Writes of the reconciler to NATS: zone tables in KV `zonegate-tables` (key `<zone>.table`, CAS on the KV
@@ -260,12 +260,29 @@ async function pruneTableBodies(bus: Bus, zone: string, generation: number): Pro
 }
 
 /**
- * The CAS write of a zone's key. When it fails for another reason than the CAS (a timeout, the connection lost,
- * the stream leader gone), the write may still have landed, its reply lost: the key's last value is read back
- * from the stream leader, and if it is exactly this value at a revision after `expectedKvRevision`, that revision
- * is the write's (logged), so a retry does not write the same table again under the next generation (issue #12).
+ * The CAS write of a zone's key. When it fails for another reason than the CAS or no responders (a timeout, the
+ * connection lost, the stream leader gone), the write may still have landed, its reply lost: the key's last value
+ * is read back from the stream leader (for up to READ_BACK_MS), and if it is exactly this value at a revision after
+ * `expectedKvRevision`, that revision is the write's (logged), so a retry does not write the same table again
+ * under the next generation (issue #12).
  * A write still in flight when the read-back looks is caught by the publish step's read before the next write.
  */
+/** How long the read-back after a failed table write may take. */
+const READ_BACK_MS = 1000
+
+/** `p`'s value, or undefined when it rejects or takes longer than `ms`. */
+async function withinMs<T>(p: Promise<T>, ms: number): Promise<T | undefined> {
+  let timer: NodeJS.Timeout | undefined
+  const late = new Promise<undefined>((r) => {
+    timer = setTimeout(() => r(undefined), ms)
+  })
+  try {
+    return await Promise.race([p.catch(() => undefined), late])
+  } finally {
+    clearTimeout(timer)
+  }
+}
+
 async function writeTableKey(bus: Bus, key: string, value: string, expectedKvRevision: number): Promise<number> {
   try {
     return expectedKvRevision === 0
@@ -273,7 +290,9 @@ async function writeTableKey(bus: Bus, key: string, value: string, expectedKvRev
       : await bus.kv.tables.update(key, value, expectedKvRevision)
   } catch (err) {
     if (isCasMismatch(err)) throw new PublishConflict(key, expectedKvRevision, { cause: err })
-    const last = await lastTableMessage(bus, key).catch(() => undefined)
+    // no responders / no stream: nothing stored it. Otherwise the read-back is bounded (NATS down: the write's own
+    // timeout was spent already; a write still in flight is caught by the publish step's read before the next one)
+    const last = isLayoutMissing(err) ? undefined : await withinMs(lastTableMessage(bus, key), READ_BACK_MS)
     if (last && last.seq > expectedKvRevision && last.value === value) {
       bus.log.info(
         { key, kvRevision: last.seq, expectedKvRevision, err: messageOf(err) },

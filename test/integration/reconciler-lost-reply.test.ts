@@ -19,8 +19,11 @@ const API_TIMEOUT_MS = 500
 const HOLD_MS = API_TIMEOUT_MS + 300
 
 /** A relay to `port` that can hold back the server's bytes after the client's next KV table write. */
-async function startRelay(port: number): Promise<{ url: string; holdAfterNextTableWrite(): void; close(): void }> {
+async function startRelay(
+  port: number,
+): Promise<{ url: string; holdAfterNextTableWrite(ms?: number): void; close(): void }> {
   let armed = false
+  let holdMs = HOLD_MS
   const sockets = new Set<Socket>()
   const server: Server = createServer((client) => {
     const upstream = tcpConnect(port, '127.0.0.1')
@@ -31,10 +34,11 @@ async function startRelay(port: number): Promise<{ url: string; holdAfterNextTab
       if (armed && d.includes(`$KV.${Bucket.Tables}.`)) {
         armed = false
         held = []
-        setTimeout(() => {
-          for (const b of held ?? []) client.write(b)
-          held = undefined
-        }, HOLD_MS)
+        if (Number.isFinite(holdMs))
+          setTimeout(() => {
+            for (const b of held ?? []) client.write(b)
+            held = undefined
+          }, holdMs)
       }
     })
     upstream.on('data', (d) => {
@@ -53,8 +57,9 @@ async function startRelay(port: number): Promise<{ url: string; holdAfterNextTab
   const relayPort = typeof addr === 'object' && addr ? addr.port : 0
   return {
     url: `nats://127.0.0.1:${relayPort}`,
-    holdAfterNextTableWrite: () => {
+    holdAfterNextTableWrite: (ms = HOLD_MS) => {
       armed = true
+      holdMs = ms
     },
     close: () => {
       for (const s of sockets) s.destroy()
@@ -125,5 +130,22 @@ describe('reconciler NATS publisher: a write whose reply is lost', () => {
       code: 'PublishFailed',
     })
     expect(await readCurrentTable(bus, 'zone-l')).toEqual(cur)
+  })
+  it('publish - a server that stops answering: PublishFailed after the write timeout and at most 1 s of read-back', async () => {
+    const slow = await connectBus({ servers: [relay.url], name: 'lost-reply-slow', log, apiTimeoutMs: 3000 })
+    try {
+      const cur = await readCurrentTable(slow, 'zone-l')
+      relay.holdAfterNextTableWrite(Number.POSITIVE_INFINITY)
+      const t0 = Date.now()
+      await expect(publishZoneTable(slow, table(9, 'sha256:l9'), cur?.kvRevision ?? 0)).rejects.toMatchObject({
+        code: 'PublishFailed',
+      })
+      const ms = Date.now() - t0
+      expect(ms).toBeGreaterThanOrEqual(2900)
+      expect(ms).toBeLessThan(3000 + 1500) // not a second API timeout for the read-back
+    } finally {
+      // not drained: the relay never answers this connection again (its socket is destroyed in afterAll)
+      void slow.nc.close().catch(() => {})
+    }
   })
 })
