@@ -15,6 +15,7 @@ import { EgressIdentity } from './identity/egress-identity.js'
 import { egressMachine, type StartOutput } from './lifecycle/egress.machine.js'
 import type { TableRejected, TableSwapped } from './lifecycle/egress-context.js'
 import { findEgressEntry, type HostPort, resolveListen } from './lifecycle/listener.js'
+import { leanBindings } from './proxy/lean.js'
 import { DEFAULT_GRACE_MS } from './proxy/proxy-options.js'
 import { DEFAULT_PROXY_OPTIONS, type ProxyOptions, TcpProxy } from './proxy/tcp-proxy.js'
 import type { NatsSubscriber } from './transport/nats-subscriber.js'
@@ -256,7 +257,16 @@ export function runEgress(options: EgressOptions): EgressHandle {
           ms = await install(input.table)
           addr = await proxy!.listen(where.host, where.port)
         }
-        log.info({ listen: `${addr.address}:${addr.port}`, ...(pool ? { workers: pool.size } : {}) }, 'listener up')
+        // the data path the proxies relay with (the workers run the same Node, so they choose as this process would)
+        const dataPath = pool
+          ? (options.proxy?.dataPath ?? DEFAULT_PROXY_OPTIONS.dataPath) === 'lean' && leanBindings()
+            ? 'lean'
+            : 'net'
+          : proxy!.dataPath
+        log.info(
+          { listen: `${addr.address}:${addr.port}`, dataPath, ...(pool ? { workers: pool.size } : {}) },
+          'listener up',
+        )
         await startAdmin(input.table)
         return { listen: `${addr.address}:${addr.port}`, ms }
       }),

@@ -13,6 +13,8 @@ export interface Ports {
   haproxy: number
   nginxStream: number
   nodeRef: number
+  /** node-raw: an experiment on Node's internal TCP handles (benchmarks/peers/node-raw.js). */
+  nodeRaw: number
   egress: number
   egressAdmin: number
   /** The same peers with 2 threads / workers / egress workers (whole-machine figures). */
@@ -22,7 +24,7 @@ export interface Ports {
   egress2Admin: number
 }
 
-/** Ports laid out from a base: backends base+1..3, proxies base+10..18. */
+/** Ports laid out from a base: backends base+1..3, proxies base+10..19. */
 export function portsFrom(base: number): Ports {
   return {
     backendA: base + 1,
@@ -37,6 +39,7 @@ export function portsFrom(base: number): Ports {
     nginxStream2: base + 16,
     egress2: base + 17,
     egress2Admin: base + 18,
+    nodeRaw: base + 19,
   }
 }
 

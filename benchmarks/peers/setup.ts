@@ -29,6 +29,7 @@ export const TARGETS = [
   'haproxy',
   'nginx-stream',
   'node-ref',
+  'node-raw',
   'egress',
   'haproxy-2',
   'nginx-stream-2',
@@ -228,6 +229,7 @@ export function targetPort(t: TargetName, p: Ports): number {
     haproxy: p.haproxy,
     'nginx-stream': p.nginxStream,
     'node-ref': p.nodeRef,
+    'node-raw': p.nodeRaw,
     egress: p.egress,
     'haproxy-2': p.haproxy2,
     'nginx-stream-2': p.nginxStream2,
@@ -270,9 +272,10 @@ export async function startTarget(t: TargetName, ws: Workspace, opts: Options): 
       return startServer(t, pinned(cpu, argv), { logDir, port })
     }
     case 'node-ref':
+    case 'node-raw':
       return startServer(
         t,
-        pinned(cpu, [process.execPath, join(here, 'node-ref.js'), ws.routesFile, `127.0.0.1:${port}`]),
+        pinned(cpu, [process.execPath, join(here, `${t}.js`), ws.routesFile, `127.0.0.1:${port}`]),
         { logDir, port },
       )
     case 'egress':

@@ -1,5 +1,5 @@
 import { availableParallelism, hostname } from 'node:os'
-import type { Command } from 'commander'
+import { type Command, Option } from 'commander'
 import {
   collectList,
   Exit,
@@ -39,6 +39,7 @@ interface EgressFlags {
   idleTimeout: string
   drainPeriod: string
   dnsTtl: string
+  dataPath: 'lean' | 'net'
   grace: string
   maxConnections: string
   workers?: string
@@ -90,6 +91,14 @@ export function registerEgressCommand(program: Command): void {
       '--dns-ttl <duration>',
       'keep the addresses of upstream host names this long (0: look them up for every connection)',
       formatDuration(DEFAULT_PROXY_OPTIONS.dnsTtlMs),
+    )
+    .addOption(
+      new Option(
+        '--data-path <path>',
+        'how passthrough connections are relayed: lean (libuv handles, no net.Socket; falls back to net when this Node lacks them) or net',
+      )
+        .choices(['lean', 'net'])
+        .default(DEFAULT_PROXY_OPTIONS.dataPath),
     )
     .option('--grace <duration>', 'on SIGTERM, wait this long for open connections', formatDuration(DEFAULT_GRACE_MS))
     .option(
@@ -158,6 +167,7 @@ export function registerEgressCommand(program: Command): void {
           idleTimeoutMs: parseDuration(flags.idleTimeout, '--idle-timeout'),
           drainPeriodMs: parseDuration(flags.drainPeriod, '--drain-period'),
           dnsTtlMs: parseDuration(flags.dnsTtl, '--dns-ttl'),
+          dataPath: flags.dataPath,
           maxConnections,
         },
         graceMs: parseDuration(flags.grace, '--grace'),

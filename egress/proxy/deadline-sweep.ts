@@ -1,4 +1,5 @@
 import { type Conn, expire } from './connection.js'
+import { expireLean, LeanConn } from './lean.js'
 
 /**
  * The proxy's only per-connection clock: one unref'd interval, running only while connections are open or
@@ -13,7 +14,7 @@ export class DeadlineSweep {
 
   /** `conns` is the proxy's live set of open connections (read on each tick, never modified here). */
   constructor(
-    private readonly conns: ReadonlySet<Conn>,
+    private readonly conns: ReadonlySet<Conn | LeanConn>,
     readonly periodMs: number,
     private readonly idleTimeoutMs: number,
   ) {}
@@ -46,7 +47,10 @@ export class DeadlineSweep {
 
   private tick(): void {
     const now = performance.now()
-    for (const c of this.conns) expire(c, now, this.idleTimeoutMs)
+    for (const c of this.conns) {
+      if (c instanceof LeanConn) expireLean(c, now, this.idleTimeoutMs)
+      else expire(c, now, this.idleTimeoutMs)
+    }
     for (const c of this.lingering) {
       const up = c.upstream
       if (up !== null && !up.destroyed && now < c.deadline) continue

@@ -18,6 +18,11 @@ export interface ProxyOptions {
   closeLingerMs: number
   /** How long an upstream host name's addresses are kept (proxy/dns-cache.ts); 0: looked up per connection. Default 10 s. */
   dnsTtlMs: number
+  /**
+   * `lean`: passthrough connections relayed on libuv handles without net.Socket (proxy/lean.ts), falling back to
+   * `net` when this Node lacks the bindings; `net`: every connection on net.Socket. Default `lean`.
+   */
+  dataPath: 'lean' | 'net'
 }
 
 export const DEFAULT_PROXY_OPTIONS: ProxyOptions = {
@@ -28,6 +33,7 @@ export const DEFAULT_PROXY_OPTIONS: ProxyOptions = {
   drainPeriodMs: 30_000,
   closeLingerMs: CLOSE_LINGER_MS,
   dnsTtlMs: DEFAULT_DNS_TTL_MS,
+  dataPath: 'lean',
 }
 
 /** On shutdown, how long open connections may take to finish before they are closed (`--grace`). */

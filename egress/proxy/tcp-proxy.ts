@@ -1,4 +1,5 @@
-import net, { type AddressInfo } from 'node:net'
+import { lookup as systemLookup } from 'node:dns'
+import net, { type AddressInfo, isIP } from 'node:net'
 import type { Logger } from 'pino'
 import { ClientHelloReader, parseClientHello } from '../core/client-hello.js'
 import { TableReleasedError } from '../core/compact-table.js'
@@ -7,6 +8,16 @@ import type { RoutingTable } from '../core/routing-table.js'
 import { Conn, type ConnSocket, kConn, listenClient, listenUpstream, onUpstreamRead, Phase } from './connection.js'
 import { DeadlineSweep } from './deadline-sweep.js'
 import { DnsCache } from './dns-cache.js'
+import {
+  connectUpstream,
+  type LeanBindings,
+  LeanConn,
+  leanBindings,
+  relay,
+  sendAlert,
+  startLean,
+  type TcpHandle,
+} from './lean.js'
 import { dialTerminated, type MeshIdentities, startTermination } from './mtls.js'
 import { DEFAULT_PROXY_OPTIONS, type ProxyHooks, type ProxyOptions, UNRECOGNIZED_NAME_ALERT } from './proxy-options.js'
 import { ProxyStats, RejectReason } from './proxy-stats.js'
@@ -39,7 +50,9 @@ export class TcpProxy {
   readonly options: ProxyOptions
   private table: RoutingTable | undefined
   private readonly server: net.Server
-  private readonly conns = new Set<Conn>()
+  private readonly conns = new Set<Conn | LeanConn>()
+  /** The lean data path's bindings (proxy/lean.ts), or null on the `net` path. */
+  private lean: LeanBindings | null = null
   private readonly debug: boolean
   private nextId = 1
   /** The egress's mesh identities (terminate-mtls routes); without them such routes are refused. */
@@ -89,7 +102,7 @@ export class TcpProxy {
     const prev = this.table
     this.table = next
     if (prev === undefined || this.conns.size === 0) return 0
-    const orphans: Conn[] = []
+    const orphans: (Conn | LeanConn)[] = []
     for (const c of this.conns) if (c.route !== null && !next.has(c.route.sni)) orphans.push(c)
     if (orphans.length === 0) return 0
     const timer = setTimeout(() => this.closeOrphans(orphans), this.options.drainPeriodMs)
@@ -97,7 +110,7 @@ export class TcpProxy {
     return orphans.length
   }
 
-  private closeOrphans(orphans: Conn[]): void {
+  private closeOrphans(orphans: (Conn | LeanConn)[]): void {
     if (this.table?.released) {
       // cannot tell which routes the served table has (a bug: only a replaced table is released): close none
       this.log.error({ generation: this.table.generation }, 'served table released; removed routes not closed')
@@ -107,8 +120,7 @@ export class TcpProxy {
       if (c.phase === Phase.Closed || c.route === null || this.table?.has(c.route.sni)) continue
       this.stats.drainedClosed++
       if (this.debug) this.log.debug({ conn: c.id, route: { sni: c.route.sni } }, 'closing connection of removed route')
-      c.upstream?.destroy()
-      c.client.destroy()
+      destroyConn(c)
     }
   }
 
@@ -119,9 +131,31 @@ export class TcpProxy {
       this.server.once('error', onError)
       this.server.listen({ host, port, backlog: 1024 }, () => {
         this.server.off('error', onError)
+        this.takeAccepts()
         resolve(this.server.address() as AddressInfo)
       })
     })
+  }
+
+  /**
+   * The lean data path takes the accepted handles before `net` wraps them in a Socket: the listening handle's
+   * `onconnection` (set by `net` when it listens, on a shared cluster handle too) is replaced by ours.
+   */
+  private takeAccepts(): void {
+    if (this.options.dataPath !== 'lean') return
+    const b = leanBindings()
+    const handle = (this.server as unknown as { _handle?: { onconnection?: unknown } })._handle
+    if (b === null || handle == null || typeof handle.onconnection !== 'function') {
+      this.log.warn('the lean data path is not available on this Node; relaying with net sockets')
+      return
+    }
+    this.lean = b
+    handle.onconnection = (err: number, client: TcpHandle | undefined) => this.acceptHandle(err, client)
+  }
+
+  /** The data path in use: `lean` once listening with the bindings available, else `net`. */
+  get dataPath(): 'lean' | 'net' {
+    return this.lean === null ? 'net' : 'lean'
   }
 
   /** The bound address while listening. */
@@ -150,10 +184,7 @@ export class TcpProxy {
       })
     }
     const left = this.conns.size
-    for (const c of [...this.conns]) {
-      c.upstream?.destroy()
-      c.client.destroy()
-    }
+    for (const c of [...this.conns]) destroyConn(c)
     return left
   }
 
@@ -162,8 +193,13 @@ export class TcpProxy {
     let bin = this.stats.closedBytesIn
     let bout = this.stats.closedBytesOut
     for (const c of this.conns) {
-      bin += c.client.bytesRead
-      bout += c.client.bytesWritten
+      if (c instanceof LeanConn) {
+        bin += c.bytesIn
+        bout += c.bytesOut
+      } else {
+        bin += c.client.bytesRead
+        bout += c.client.bytesWritten
+      }
     }
     return { in: bin, out: bout }
   }
@@ -179,8 +215,25 @@ export class TcpProxy {
     this.deadlines.arm()
   }
 
+  /** The lean path's accept: over capacity → closed at once, else a LeanConn reading its ClientHello. */
+  private acceptHandle(err: number, handle: TcpHandle | undefined): void {
+    if (err !== 0 || handle === undefined) return
+    if (this.conns.size >= this.options.maxConnections) {
+      handle.close()
+      this.stats.reject(RejectReason.OverCapacity)
+      return
+    }
+    const now = performance.now()
+    const c = new LeanConn(this.nextId++, this, handle, now)
+    c.deadline = now + this.options.helloTimeoutMs
+    this.conns.add(c)
+    this.stats.accepted++
+    startLean(c, this.lean!)
+    this.deadlines.arm()
+  }
+
   /** Feeds one chunk of the ClientHello phase; routes or refuses once the reader decides. */
-  hello(c: Conn, chunk: Buffer): void {
+  hello(c: Conn | LeanConn, chunk: Buffer): void {
     let r = c.reader === null ? parseClientHello(chunk) : c.reader.push(chunk)
     if (r.ok === null) {
       if (c.reader === null) {
@@ -193,26 +246,40 @@ export class TcpProxy {
     this.stats.helloSeconds.observe(helloSeconds)
     this.hooks.helloRead?.(helloSeconds)
     if (r.ok === false) {
-      this.reject(c, r.reason, r.tls)
+      this.refuse(c, r.reason, r.tls)
       return
     }
     const table = this.table
+<<<<<<< HEAD
     if (table === undefined || table.released) {
       // a released table here is a bug (only a replaced table is released): refuse, never read it
       if (table !== undefined) this.log.error({ conn: c.id, generation: table.generation }, 'served table released')
       this.reject(c, RejectReason.NoTable, true)
+=======
+    if (table === undefined) {
+      this.refuse(c, RejectReason.NoTable, true)
+>>>>>>> be0bc14 (egress: lean data path (WIP) — passthrough relayed on libuv TCP handles without net.Socket (--data-path lean|net, default lean, falls back to net without the bindings); terminate-mtls handed to net.Socket after the ClientHello; proxy tests run on both paths; node-raw benchmark peer (experiment))
       return
     }
     const route = table.lookup(r.serverName)
     if (route === undefined) {
       if (this.debug) this.log.debug({ conn: c.id, sni: r.serverName }, 'unknown sni')
-      this.reject(c, RejectReason.UnknownSni, true)
+      this.refuse(c, RejectReason.UnknownSni, true)
       return
     }
     c.route = route
     c.generation = table.generation
     c.peeked = c.reader === null ? chunk : c.reader.peeked()
     c.reader = null
+    if (c instanceof LeanConn) {
+      if (route.terminate) {
+        startTermination(this, this.toNet(c), this.identities)
+        return
+      }
+      c.phase = Phase.Connecting
+      this.leanDial(c)
+      return
+    }
     if (route.terminate) {
       startTermination(this, c, this.identities)
       return
@@ -221,6 +288,111 @@ export class TcpProxy {
     // every connection. Bytes that do arrive while connecting are kept and pause it (onClientData), which bounds them.
     c.phase = Phase.Connecting
     this.dial(c)
+  }
+
+  private refuse(c: Conn | LeanConn, reason: RejectReason, tls: boolean): void {
+    if (c instanceof LeanConn) this.leanReject(c, reason, tls)
+    else this.reject(c, reason, tls)
+  }
+
+  /**
+   * A lean connection routed to terminate-mtls: its handle gets the `net.Socket` that `net` would have made at
+   * accept (proxy/mtls.ts takes it from there, replaying the peeked ClientHello).
+   */
+  private toNet(lc: LeanConn): Conn {
+    // reading stops first: the Socket starts it again itself (a second readStart fails with EALREADY)
+    lc.client.readStop()
+    const socket = new net.Socket({ handle: lc.client, allowHalfOpen: true } as net.SocketConstructorOpts) as ConnSocket
+    socket.setNoDelay(true)
+    const c = new Conn(lc.id, this, socket, lc.startedAt)
+    socket[kConn] = c
+    c.route = lc.route
+    c.generation = lc.generation
+    c.peeked = lc.peeked
+    c.deadline = lc.deadline
+    lc.phase = Phase.Closed
+    this.conns.delete(lc)
+    this.conns.add(c)
+    return c
+  }
+
+  /** Lean path: dials the route's next upstream in WRR order (skipping those tried), or gives up. */
+  private leanDial(c: LeanConn): void {
+    const route = c.route!
+    const i = route.pick(c.tried ?? undefined)
+    if (i < 0) {
+      this.stats.reject(RejectReason.UpstreamUnavailable)
+      if (this.debug) this.log.debug({ conn: c.id, route: { sni: route.sni } }, 'no upstream reachable')
+      c.destroy()
+      return
+    }
+    const u = route.upstreams[i]!
+    c.upstreamIndex = i
+    c.readBuf ??= this.readBuffers.pop() ?? Buffer.allocUnsafeSlow(READ_BUFFER_BYTES)
+    c.deadline = performance.now() + this.options.connectTimeoutMs
+    if (isIP(u.address) !== 0) {
+      connectUpstream(c, u, u.address)
+      return
+    }
+    const lookup = this.dns?.lookup ?? systemLookup
+    lookup(u.address, {}, (err: Error | null, address: unknown) => {
+      if (c.phase !== Phase.Connecting || c.upstreamIndex !== i || c.up !== null) return
+      if (err !== null || typeof address !== 'string') this.leanFailover(c, `lookup failed: ${err?.message}`)
+      else connectUpstream(c, u, address)
+    })
+  }
+
+  /** Lean path: the attempt failed before connecting (error or connect timeout): counted, next upstream. */
+  leanFailover(c: LeanConn, err: string): void {
+    c.up?.close()
+    c.up = null
+    const u = c.route!.upstreams[c.upstreamIndex]!
+    this.stats.connectFailed(u.key)
+    if (this.debug) this.log.debug({ conn: c.id, upstream: u.key, err }, 'upstream connect failed')
+    if (c.phase !== Phase.Connecting) return
+    c.tried ??= new Set()
+    c.tried.add(c.upstreamIndex)
+    this.leanDial(c)
+  }
+
+  /** Lean path: the upstream is connected. */
+  leanConnected(c: LeanConn): void {
+    c.phase = Phase.Relay
+    c.deadline = performance.now() + this.options.idleTimeoutMs
+    c.seen = -1
+    c.routeStats = this.stats.route(c.route!.sni)
+    if (this.debug) {
+      const u = c.route!.upstreams[c.upstreamIndex]!
+      this.log.debug({ conn: c.id, sni: c.route!.sni, upstream: u.key, generation: c.generation }, 'relaying')
+    }
+    relay(c)
+  }
+
+  /** Lean path: refused (counted); with `tls`, a TLS alert first and the linger for the client to close. */
+  leanReject(c: LeanConn, reason: RejectReason, tls: boolean): void {
+    this.stats.reject(reason)
+    if (this.debug) this.log.debug({ conn: c.id, reason }, 'connection refused')
+    c.phase = Phase.Closing
+    c.reader = null
+    if (!tls || c.clientEof) {
+      c.destroy()
+      return
+    }
+    c.deadline = performance.now() + this.options.closeLingerMs
+    sendAlert(c, UNRECOGNIZED_NAME_ALERT)
+  }
+
+  /** Lean path: both handles are closed. */
+  leanClosed(c: LeanConn): void {
+    if (!this.conns.delete(c)) return
+    this.releaseReadBuffer(c)
+    this.stats.closedBytesIn += c.bytesIn
+    this.stats.closedBytesOut += c.bytesOut
+    if (c.routeStats !== null) c.routeStats.active--
+    if (this.debug && c.route !== null) {
+      this.log.debug({ conn: c.id, sni: c.route.sni, in: c.bytesIn, out: c.bytesOut }, 'connection closed')
+    }
+    this.notifyIdle()
   }
 
   /** Dials the route's next upstream in WRR order (skipping those tried), or gives up. */
@@ -350,6 +522,10 @@ export class TcpProxy {
         'connection closed',
       )
     }
+    this.notifyIdle()
+  }
+
+  private notifyIdle(): void {
     if (this.conns.size === 0 && this.idleWaiters.length > 0) {
       const waiters = this.idleWaiters
       this.idleWaiters = []
@@ -358,7 +534,7 @@ export class TcpProxy {
   }
 
   /** Returns the connection's read buffer to the pool: call once neither socket can touch it any more. */
-  releaseReadBuffer(c: Conn): void {
+  releaseReadBuffer(c: Conn | LeanConn): void {
     if (c.readBuf === null) return
     this.readBuffers.give(c.readBuf)
     c.readBuf = null
@@ -367,10 +543,17 @@ export class TcpProxy {
   /** Stops listening and destroys every connection at once. */
   close(): Promise<void> {
     this.deadlines.close()
-    for (const c of [...this.conns]) {
-      c.upstream?.destroy()
-      c.client.destroy()
-    }
+    for (const c of [...this.conns]) destroyConn(c)
     return new Promise((resolve) => (this.server.listening ? this.server.close(() => resolve()) : resolve()))
   }
+}
+
+/** Closes both sides of a connection now. */
+function destroyConn(c: Conn | LeanConn): void {
+  if (c instanceof LeanConn) {
+    c.destroy()
+    return
+  }
+  c.upstream?.destroy()
+  c.client.destroy()
 }

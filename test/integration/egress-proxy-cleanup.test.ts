@@ -16,8 +16,10 @@ import { closedPort, tableOf } from '../helpers/egress-fixtures.js'
  */
 
 type Upstreams = { raw: number; silent: number; echo: number; dead: number }
-let proxy: TcpProxy
-let port: number
+/** Every case runs on both data paths (proxy/lean.ts and net sockets). */
+const DATA_PATHS = ['lean', 'net'] as const
+type DataPath = (typeof DATA_PATHS)[number]
+const proxies = new Map<DataPath, { proxy: TcpProxy; port: number }>()
 let up: Upstreams
 const servers: net.Server[] = []
 const upSockets = new Set<net.Socket>()
@@ -43,6 +45,7 @@ const hello = (sni: string) => toRecords(buildHello({ sni: [sni] }))
 
 /** One client connection: sends `bytes`, then reacts as `how`; resolves with the bytes it read. */
 function client(
+  port: number,
   bytes: Buffer,
   how: 'read-then-close' | 'close-at-once' | 'reset' | 'half-close' | 'wait-close',
   want = 1024,
@@ -107,64 +110,73 @@ async function settle<T>(check: () => T, ok: (v: T) => boolean, ms = 4000): Prom
 beforeAll(async () => {
   timerHook.enable()
   up = { raw: await serve('raw'), silent: await serve('silent'), echo: await serve('echo'), dead: await closedPort() }
-  proxy = new TcpProxy(pino({ level: 'silent' }), { helloTimeoutMs: 100, connectTimeoutMs: 500, closeLingerMs: 200 })
-  proxy.setTable(
-    new RoutingTable(
-      tableOf([
-        { sni: 'raw.test', upstreams: [{ port: up.raw }] },
-        { sni: 'silent.test', upstreams: [{ port: up.silent }] },
-        { sni: 'echo.test', upstreams: [{ port: up.echo }] },
-        { sni: 'dead.test', upstreams: [{ port: up.dead }] },
-      ]),
-    ),
-  )
-  port = (await proxy.listen('127.0.0.1', 0)).port
+  for (const dataPath of DATA_PATHS) {
+    const options = { helloTimeoutMs: 100, connectTimeoutMs: 500, closeLingerMs: 200, dataPath }
+    const proxy = new TcpProxy(pino({ level: 'silent' }), options)
+    proxy.setTable(
+      new RoutingTable(
+        tableOf([
+          { sni: 'raw.test', upstreams: [{ port: up.raw }] },
+          { sni: 'silent.test', upstreams: [{ port: up.silent }] },
+          { sni: 'echo.test', upstreams: [{ port: up.echo }] },
+          { sni: 'dead.test', upstreams: [{ port: up.dead }] },
+        ]),
+      ),
+    )
+    proxies.set(dataPath, { proxy, port: (await proxy.listen('127.0.0.1', 0)).port })
+  }
 })
 
 afterAll(async () => {
   timerHook.disable()
-  await proxy?.close()
+  for (const { proxy } of proxies.values()) await proxy.close()
   for (const s of upSockets) s.destroy()
   await Promise.all(servers.map((s) => new Promise((r) => s.close(r))))
 })
 
 describe('egress proxy cleanup', () => {
-  it('egress proxy - many short connections leave no connection, route gauge, socket or timer behind', async () => {
-    const baseline = resources()
-    const patterns: [Buffer, Parameters<typeof client>[1]][] = [
-      [hello('raw.test'), 'read-then-close'], // the connraw workload
-      [hello('raw.test'), 'wait-close'], // the upstream closes first, the client reads to EOF
-      [hello('silent.test'), 'close-at-once'], // the client half-closes while the upstream says nothing
-      [hello('silent.test'), 'reset'], // RST from the client
-      [hello('echo.test'), 'half-close'], // FIN both ways after an echo
-      [hello('unknown.test'), 'wait-close'], // refused with an alert
-      [hello('dead.test'), 'wait-close'], // no upstream reachable
-      [Buffer.from('GET / HTTP/1.1\r\n\r\n'), 'wait-close'], // not TLS
-      [hello('raw.test').subarray(0, 20), 'wait-close'], // a hello that never completes: hello deadline
-    ]
-    const rounds = 25
-    for (let i = 0; i < rounds; i++) {
-      const got = await Promise.all(patterns.map(([bytes, how]) => client(bytes, how)))
-      expect(got[0]).toBeGreaterThanOrEqual(1024)
-      expect(got[1]).toBe(1024)
-    }
-    expect(proxy.stats.accepted).toBe(rounds * patterns.length)
+  it.each(DATA_PATHS)(
+    'egress proxy - many short connections leave no connection, route gauge, socket or timer behind (%s)',
+    async (dataPath) => {
+      const { proxy, port } = proxies.get(dataPath)!
+      expect(proxy.dataPath).toBe(dataPath)
+      const baseline = resources()
+      const patterns: [Buffer, Parameters<typeof client>[2]][] = [
+        [hello('raw.test'), 'read-then-close'], // the connraw workload
+        [hello('raw.test'), 'wait-close'], // the upstream closes first, the client reads to EOF
+        [hello('silent.test'), 'close-at-once'], // the client half-closes while the upstream says nothing
+        [hello('silent.test'), 'reset'], // RST from the client
+        [hello('echo.test'), 'half-close'], // FIN both ways after an echo
+        [hello('unknown.test'), 'wait-close'], // refused with an alert
+        [hello('dead.test'), 'wait-close'], // no upstream reachable
+        [Buffer.from('GET / HTTP/1.1\r\n\r\n'), 'wait-close'], // not TLS
+        [hello('raw.test').subarray(0, 20), 'wait-close'], // a hello that never completes: hello deadline
+      ]
+      const rounds = 25
+      for (let i = 0; i < rounds; i++) {
+        const got = await Promise.all(patterns.map(([bytes, how]) => client(port, bytes, how)))
+        expect(got[0]).toBeGreaterThanOrEqual(1024)
+        expect(got[1]).toBe(1024)
+      }
+      expect(proxy.stats.accepted).toBe(rounds * patterns.length)
 
-    const active = await settle(
-      () => proxy.activeConnections,
-      (n) => n === 0,
-    )
-    expect(active).toBe(0)
-    for (const [sni, r] of proxy.stats.routes) expect({ sni, active: r.active }).toEqual({ sni, active: 0 })
-    const upstreamSockets = await settle(
-      () => upSockets.size,
-      (n) => n === 0,
-    )
-    expect(upstreamSockets).toBe(0)
-    const left = await settle(resources, (r) => r.sockets <= baseline.sockets && r.timers <= baseline.timers)
-    expect(left.sockets).toBe(baseline.sockets)
-    expect(left.timers).toBeLessThanOrEqual(baseline.timers)
-  }, 30_000)
+      const active = await settle(
+        () => proxy.activeConnections,
+        (n) => n === 0,
+      )
+      expect(active).toBe(0)
+      for (const [sni, r] of proxy.stats.routes) expect({ sni, active: r.active }).toEqual({ sni, active: 0 })
+      const upstreamSockets = await settle(
+        () => upSockets.size,
+        (n) => n === 0,
+      )
+      expect(upstreamSockets).toBe(0)
+      const left = await settle(resources, (r) => r.sockets <= baseline.sockets && r.timers <= baseline.timers)
+      expect(left.sockets).toBe(baseline.sockets)
+      expect(left.timers).toBeLessThanOrEqual(baseline.timers)
+    },
+    30_000,
+  )
 })
 
 describe('egress proxy deadlines', () => {
@@ -191,90 +203,98 @@ describe('egress proxy deadlines', () => {
     })
   }
 
-  it('egress proxy - idle relays and lingering refused clients are closed by the shared sweep, active ones are not', async () => {
-    const p = new TcpProxy(pino({ level: 'silent' }), { idleTimeoutMs: 300, closeLingerMs: 200 })
-    p.setTable(new RoutingTable(tableOf([{ sni: 'echo.test', upstreams: [{ port: up.echo }] }])))
-    const pp = (await p.listen('127.0.0.1', 0)).port
-    try {
-      expect(p.deadlines.periodMs).toBe(50)
-      // Refused with an alert and a FIN; the client keeps its side open: the proxy drops it after the linger.
-      const s = net.connect({ port: pp, host: '127.0.0.1', allowHalfOpen: true })
-      s.on('error', () => {})
-      s.on('connect', () => s.write(hello('nope.test')))
-      const t0 = performance.now()
-      await settle(
-        () => p.stats.rejected.get('unknown-sni') === 1 && p.activeConnections === 0,
-        (gone) => gone,
-        2000,
-      )
-      const lingered = performance.now() - t0
-      s.destroy()
-      expect(lingered).toBeGreaterThanOrEqual(180)
-      expect(lingered).toBeLessThan(900)
+  it.each(DATA_PATHS)(
+    'egress proxy - idle relays and lingering refused clients are closed by the shared sweep, active ones are not (%s)',
+    async (dataPath) => {
+      const p = new TcpProxy(pino({ level: 'silent' }), { idleTimeoutMs: 300, closeLingerMs: 200, dataPath })
+      p.setTable(new RoutingTable(tableOf([{ sni: 'echo.test', upstreams: [{ port: up.echo }] }])))
+      const pp = (await p.listen('127.0.0.1', 0)).port
+      try {
+        expect(p.deadlines.periodMs).toBe(50)
+        // Refused with an alert and a FIN; the client keeps its side open: the proxy drops it after the linger.
+        const s = net.connect({ port: pp, host: '127.0.0.1', allowHalfOpen: true })
+        s.on('error', () => {})
+        s.on('connect', () => s.write(hello('nope.test')))
+        const t0 = performance.now()
+        await settle(
+          () => p.stats.rejected.get('unknown-sni') === 1 && p.activeConnections === 0,
+          (gone) => gone,
+          2000,
+        )
+        const lingered = performance.now() - t0
+        s.destroy()
+        expect(lingered).toBeGreaterThanOrEqual(180)
+        expect(lingered).toBeLessThan(900)
 
-      const [idle, busy] = await Promise.all([
-        timeToEnd(pp, 'echo.test'), // the hello comes back once, then silence: idle timeout
-        timeToEnd(pp, 'echo.test', 60), // a byte every 60 ms: never idle, only the test's cap ends it
-      ])
-      expect(idle).toBeGreaterThanOrEqual(280)
-      expect(idle).toBeLessThan(1000)
-      expect(busy).toBe(3000)
-    } finally {
-      await p.close()
-    }
-  }, 10_000)
+        const [idle, busy] = await Promise.all([
+          timeToEnd(pp, 'echo.test'), // the hello comes back once, then silence: idle timeout
+          timeToEnd(pp, 'echo.test', 60), // a byte every 60 ms: never idle, only the test's cap ends it
+        ])
+        expect(idle).toBeGreaterThanOrEqual(280)
+        expect(idle).toBeLessThan(1000)
+        expect(busy).toBe(3000)
+      } finally {
+        await p.close()
+      }
+    },
+    10_000,
+  )
 })
 
 describe('egress proxy backpressure', () => {
-  it('egress proxy - a reader that stalls pauses the other side, and the relay resumes on drain both ways', async () => {
-    const size = 16 * 1024 * 1024
-    const down = randomBytes(size) // random bytes: a read buffer reused too early would show as a wrong digest
-    let upstreamGot = 0
-    const sink = net.createServer((s) => {
-      s.on('error', () => {})
-      s.pause() // stalls 300 ms before reading: the client's side must pause, then resume
-      setTimeout(() => s.resume(), 300)
-      s.on('data', (d: Buffer) => {
-        upstreamGot += d.length
-      })
-      s.end(down)
-    })
-    await new Promise<void>((r) => sink.listen(0, '127.0.0.1', r))
-    const p = new TcpProxy(pino({ level: 'silent' }))
-    p.setTable(
-      new RoutingTable(tableOf([{ sni: 'sink.test', upstreams: [{ port: (sink.address() as AddressInfo).port }] }])),
-    )
-    const pp = (await p.listen('127.0.0.1', 0)).port
-    try {
-      const hi = hello('sink.test')
-      const digest = createHash('sha256')
-      const clientGot = await new Promise<number>((resolve) => {
-        const s = net.connect({ port: pp, host: '127.0.0.1' })
-        let got = 0
-        s.on('error', () => resolve(-1))
-        s.on('connect', () => {
-          s.write(hi)
-          s.end(Buffer.alloc(size, 9))
-          s.pause() // stalls too: the upstream's side must pause, then resume
-          setTimeout(() => s.resume(), 300)
-        })
+  it.each(DATA_PATHS)(
+    'egress proxy - a reader that stalls pauses the other side, and the relay resumes on drain both ways (%s)',
+    async (dataPath) => {
+      const size = 16 * 1024 * 1024
+      const down = randomBytes(size) // random bytes: a read buffer reused too early would show as a wrong digest
+      let upstreamGot = 0
+      const sink = net.createServer((s) => {
+        s.on('error', () => {})
+        s.pause() // stalls 300 ms before reading: the client's side must pause, then resume
+        setTimeout(() => s.resume(), 300)
         s.on('data', (d: Buffer) => {
-          got += d.length
-          digest.update(d)
+          upstreamGot += d.length
         })
-        s.on('close', () => resolve(got))
+        s.end(down)
       })
-      expect(clientGot).toBe(size)
-      expect(digest.digest('hex')).toBe(createHash('sha256').update(down).digest('hex'))
-      expect(
-        await settle(
-          () => upstreamGot,
-          (n) => n === hi.length + size,
-        ),
-      ).toBe(hi.length + size)
-    } finally {
-      await p.close()
-      await new Promise((r) => sink.close(r))
-    }
-  }, 15_000)
+      await new Promise<void>((r) => sink.listen(0, '127.0.0.1', r))
+      const p = new TcpProxy(pino({ level: 'silent' }), { dataPath })
+      p.setTable(
+        new RoutingTable(tableOf([{ sni: 'sink.test', upstreams: [{ port: (sink.address() as AddressInfo).port }] }])),
+      )
+      const pp = (await p.listen('127.0.0.1', 0)).port
+      try {
+        const hi = hello('sink.test')
+        const digest = createHash('sha256')
+        const clientGot = await new Promise<number>((resolve) => {
+          const s = net.connect({ port: pp, host: '127.0.0.1' })
+          let got = 0
+          s.on('error', () => resolve(-1))
+          s.on('connect', () => {
+            s.write(hi)
+            s.end(Buffer.alloc(size, 9))
+            s.pause() // stalls too: the upstream's side must pause, then resume
+            setTimeout(() => s.resume(), 300)
+          })
+          s.on('data', (d: Buffer) => {
+            got += d.length
+            digest.update(d)
+          })
+          s.on('close', () => resolve(got))
+        })
+        expect(clientGot).toBe(size)
+        expect(digest.digest('hex')).toBe(createHash('sha256').update(down).digest('hex'))
+        expect(
+          await settle(
+            () => upstreamGot,
+            (n) => n === hi.length + size,
+          ),
+        ).toBe(hi.length + size)
+      } finally {
+        await p.close()
+        await new Promise((r) => sink.close(r))
+      }
+    },
+    15_000,
+  )
 })
