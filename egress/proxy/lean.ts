@@ -21,6 +21,7 @@ import type { TcpProxy } from './tcp-proxy.js'
 
 /** libuv's end-of-stream code. */
 const UV_EOF = -4095
+const EMPTY = new Uint8Array(0)
 /** Stop reading one side while the other side has more than this queued in the kernel's stead (as net's 16 KiB). */
 const WRITE_HIGH_WATER = 16 * 1024
 
@@ -240,20 +241,33 @@ function afterWrite(this: LeanWrite, status: number): void {
   if (from !== null && this.handle.writeQueueSize < WRITE_HIGH_WATER && c.phase === Phase.Relay) from.readStart()
 }
 
+/**
+ * A write request object for the next write. A write that completes at once (nearly all of them) leaves its
+ * request unbound (the binding ties a request to a native write only when libuv queues it), so that object
+ * serves the next write too: one request object per queued write instead of one per write.
+ */
+let spare: LeanWrite | null = null
+
 /** Writes `buf` to `to`; when libuv queues it, `from` (the side it came from) stops reading until it is written. */
 function write(c: LeanConn, to: TcpHandle, from: TcpHandle | null, buf: Uint8Array): void {
-  const req = new B.WriteWrap() as LeanWrite
+  const req = spare ?? (new B.WriteWrap() as LeanWrite)
+  spare = null
   req.handle = to
   req.oncomplete = afterWrite
   req.conn = c
   req.from = from
   req.buffer = buf
   const err = to.writeBuffer(req, buf)
+  if (err === 0 && B.state[B.kLastWriteWasAsync] === 0) {
+    req.buffer = EMPTY
+    req.from = null
+    spare = req
+    return
+  }
   if (err !== 0) {
     c.destroy()
     return
   }
-  if (B.state[B.kLastWriteWasAsync] === 0) return
   c.pending++
   // a queued write into the upstream's read buffer must be done before the next read reuses it
   if (from !== null && (from === c.up || to.writeQueueSize >= WRITE_HIGH_WATER)) from.readStop()
