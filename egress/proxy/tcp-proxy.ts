@@ -250,15 +250,10 @@ export class TcpProxy {
       return
     }
     const table = this.table
-<<<<<<< HEAD
     if (table === undefined || table.released) {
       // a released table here is a bug (only a replaced table is released): refuse, never read it
       if (table !== undefined) this.log.error({ conn: c.id, generation: table.generation }, 'served table released')
-      this.reject(c, RejectReason.NoTable, true)
-=======
-    if (table === undefined) {
       this.refuse(c, RejectReason.NoTable, true)
->>>>>>> be0bc14 (egress: lean data path (WIP) — passthrough relayed on libuv TCP handles without net.Socket (--data-path lean|net, default lean, falls back to net without the bindings); terminate-mtls handed to net.Socket after the ClientHello; proxy tests run on both paths; node-raw benchmark peer (experiment))
       return
     }
     const route = table.lookup(r.serverName)
@@ -328,7 +323,7 @@ export class TcpProxy {
     }
     const u = route.upstreams[i]!
     c.upstreamIndex = i
-    c.readBuf ??= this.readBuffers.pop() ?? Buffer.allocUnsafeSlow(READ_BUFFER_BYTES)
+    c.readBuf ??= this.readBuffers.take()
     c.deadline = performance.now() + this.options.connectTimeoutMs
     if (isIP(u.address) !== 0) {
       connectUpstream(c, u, u.address)
