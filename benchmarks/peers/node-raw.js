@@ -2,12 +2,12 @@
 // libuv handles (`process.binding('tcp_wrap')`, `stream_wrap`) instead of `net.Socket`, to measure how much of the
 // egress's per-connection cost is the public `net` stream layer (issue 15: bare connections cost the egress ~2.2×
 // HAProxy's CPU). No `net.Socket`, no streams, no EventEmitter per connection: one plain object per connection,
-// module-level callbacks, one shared read buffer per direction-less pool, one sweep timer for every deadline.
+// module-level callbacks, Node's per-read buffers, one sweep timer for every deadline.
 // It keeps what the egress's bare path has to keep: a hello deadline, a connect timeout, an idle timeout,
 // backpressure (stop reading when the peer's write queue is over 64 KiB), half-close in both directions.
 // Internal bindings are undocumented and change between Node majors; that is why this is only a measurement.
 //   node benchmarks/peers/node-raw.js ROUTES.json 127.0.0.1:PORT        (routes.json as node-ref reads it)
-import { readFileSync } from 'node:fs'
+import { parseSni, peerSetup } from './sni-peer.js'
 
 const { TCP, TCPConnectWrap, constants: TCPConstants } = process.binding('tcp_wrap')
 const { WriteWrap, ShutdownWrap, kReadBytesOrError, kArrayBufferOffset, kLastWriteWasAsync, streamBaseState } =
@@ -19,55 +19,7 @@ const CONNECT_MS = 5000
 const IDLE_MS = 60000
 const HIGH_WATER = 64 * 1024
 
-const [routesFile, listen] = process.argv.slice(2)
-if (!routesFile || !listen) {
-  console.error('usage: node-raw.js ROUTES.json HOST:PORT')
-  process.exit(2)
-}
-const routes = new Map()
-for (const r of JSON.parse(readFileSync(routesFile, 'utf8')).routes) {
-  routes.set(r.sni.toLowerCase(), {
-    next: 0,
-    upstreams: r.upstreams.map((u) => {
-      const i = u.lastIndexOf(':')
-      return { host: u.slice(0, i), port: Number(u.slice(i + 1)) }
-    }),
-  })
-}
-
-// server_name of a complete first record; null: no SNI / not a ClientHello; undefined: need more bytes.
-function parseSni(buf) {
-  if (buf.length < 5) return undefined
-  if (buf[0] !== 22 || buf[1] !== 3) return null
-  const recLen = (buf[3] << 8) | buf[4]
-  if (recLen > 16384) return null
-  if (buf.length < 5 + recLen) return undefined
-  const end = 5 + recLen
-  let p = 5
-  if (buf[p] !== 1) return null
-  p += 4 + 2 + 32
-  if (p + 1 > end) return null
-  p += 1 + buf[p]
-  if (p + 2 > end) return null
-  p += 2 + ((buf[p] << 8) | buf[p + 1])
-  if (p + 1 > end) return null
-  p += 1 + buf[p]
-  if (p + 2 > end) return null
-  const extEnd = Math.min(end, p + 2 + ((buf[p] << 8) | buf[p + 1]))
-  p += 2
-  while (p + 4 <= extEnd) {
-    const type = (buf[p] << 8) | buf[p + 1]
-    const len = (buf[p + 2] << 8) | buf[p + 3]
-    p += 4
-    if (type === 0 && p + 5 <= extEnd) {
-      const nameLen = (buf[p + 3] << 8) | buf[p + 4]
-      if (buf[p + 2] !== 0 || p + 5 + nameLen > extEnd) return null
-      return buf.toString('ascii', p + 5, p + 5 + nameLen)
-    }
-    p += len
-  }
-  return null
-}
+const { routes, listen, host, port } = peerSetup('node-raw')
 
 const HELLO = 0
 const CONNECTING = 1
@@ -213,9 +165,8 @@ setInterval(() => {
   }
 }, 1000).unref()
 
-const i = listen.lastIndexOf(':')
 const server = new TCP(TCPConstants.SERVER)
-const bindErr = server.bind(listen.slice(0, i), Number(listen.slice(i + 1)))
+const bindErr = server.bind(host, port)
 if (bindErr !== 0) throw new Error(`node-raw: bind ${listen}: ${bindErr}`)
 server.onconnection = onConnection
 const listenErr = server.listen(511)

@@ -119,23 +119,36 @@ function onClientEnd(this: ConnSocket): void {
  * a refused client still open after the linger → both sockets destroyed). Relay activity moves the deadline.
  */
 export function expire(c: Conn, now: number, idleTimeoutMs: number): void {
-  if (c.phase === Phase.Relay) {
-    const seen = c.client.bytesRead + (c.upstream === null ? 0 : c.upstream.bytesRead)
-    if (seen !== c.seen) {
-      c.seen = seen
-      c.deadline = now + idleTimeoutMs
-      return
-    }
-  }
-  if (now < c.deadline) return
-  c.deadline = Number.POSITIVE_INFINITY
+  const seen = c.phase === Phase.Relay ? c.client.bytesRead + (c.upstream === null ? 0 : c.upstream.bytesRead) : 0
+  if (!deadlinePassed(c, now, idleTimeoutMs, seen)) return
   if (c.phase === Phase.Hello) c.proxy.reject(c, RejectReason.HelloTimeout, false)
   else if (c.phase === Phase.Handshake) c.proxy.handshakeTimedOut(c)
-  else if (c.phase === Phase.Connecting && c.upstream !== null) c.proxy.failover(c, c.upstream, 'connect timeout')
+  else if (c.phase === Phase.Connecting && c.upstream !== null) c.proxy.failover(c, 'connect timeout')
   else {
     c.upstream?.destroy()
     c.client.destroy()
   }
+}
+
+/**
+ * The deadline check both data paths share: relay activity (`seen`, the bytes read on both sides, changed since
+ * the last sweep) moves the idle deadline; otherwise true once the phase deadline has passed (cleared, so it
+ * fires once).
+ */
+export function deadlinePassed(
+  c: { phase: Phase; seen: number; deadline: number },
+  now: number,
+  idleTimeoutMs: number,
+  seen: number,
+): boolean {
+  if (c.phase === Phase.Relay && seen !== c.seen) {
+    c.seen = seen
+    c.deadline = now + idleTimeoutMs
+    return false
+  }
+  if (now < c.deadline) return false
+  c.deadline = Number.POSITIVE_INFINITY
+  return true
 }
 
 function onSocketError(): void {
@@ -201,7 +214,7 @@ function onUpstreamDrain(this: ConnSocket): void {
 export function onUpstreamError(this: ConnSocket, err: Error): void {
   const c = this[kConn]
   if (c.upstream === this && c.phase === Phase.Connecting) {
-    c.proxy.failover(c, this, (err as NodeJS.ErrnoException).code ?? err.message)
+    c.proxy.failover(c, (err as NodeJS.ErrnoException).code ?? err.message)
   }
 }
 

@@ -1,6 +1,6 @@
 import { isIP } from 'node:net'
 import type { Route, Upstream } from '../core/routing-table.js'
-import { Phase } from './connection.js'
+import { deadlinePassed, Phase } from './connection.js'
 import type { RouteStats } from './proxy-stats.js'
 import { RejectReason } from './proxy-stats.js'
 import type { TcpProxy } from './tcp-proxy.js'
@@ -298,7 +298,7 @@ function afterConnect(this: { conn: LeanConn; handle: TcpHandle }, status: numbe
     return
   }
   if (status < 0) {
-    c.proxy.leanFailover(c, `connect error ${status}`)
+    c.proxy.failover(c, `connect error ${status}`)
     return
   }
   c.proxy.leanConnected(c)
@@ -318,7 +318,7 @@ export function connectUpstream(c: LeanConn, u: Upstream, address: string): void
   req.address = address
   req.port = u.port
   const err = isIP(address) === 6 ? up.connect6(req, address, u.port) : up.connect(req, address, u.port)
-  if (err !== 0) c.proxy.leanFailover(c, `connect error ${err}`)
+  if (err !== 0) c.proxy.failover(c, `connect error ${err}`)
 }
 
 /** The upstream is connected: hands it the peeked ClientHello and what came after it, then relays both ways. */
@@ -337,17 +337,8 @@ export function relay(c: LeanConn): void {
 
 /** The sweep's verdict on one lean connection (as `expire` in connection.ts for `Conn`). */
 export function expireLean(c: LeanConn, now: number, idleTimeoutMs: number): void {
-  if (c.phase === Phase.Relay) {
-    const seen = c.bytesIn + c.bytesOut
-    if (seen !== c.seen) {
-      c.seen = seen
-      c.deadline = now + idleTimeoutMs
-      return
-    }
-  }
-  if (now < c.deadline) return
-  c.deadline = Number.POSITIVE_INFINITY
+  if (!deadlinePassed(c, now, idleTimeoutMs, c.bytesIn + c.bytesOut)) return
   if (c.phase === Phase.Hello) c.proxy.leanReject(c, RejectReason.HelloTimeout, false)
-  else if (c.phase === Phase.Connecting && c.up !== null) c.proxy.leanFailover(c, 'connect timeout')
+  else if (c.phase === Phase.Connecting && c.up !== null) c.proxy.failover(c, 'connect timeout')
   else c.destroy()
 }

@@ -332,22 +332,9 @@ export class TcpProxy {
     const lookup = this.dns?.lookup ?? systemLookup
     lookup(u.address, {}, (err: Error | null, address: unknown) => {
       if (c.phase !== Phase.Connecting || c.upstreamIndex !== i || c.up !== null) return
-      if (err !== null || typeof address !== 'string') this.leanFailover(c, `lookup failed: ${err?.message}`)
+      if (err !== null || typeof address !== 'string') this.failover(c, `lookup failed: ${err?.message}`)
       else connectUpstream(c, u, address)
     })
-  }
-
-  /** Lean path: the attempt failed before connecting (error or connect timeout): counted, next upstream. */
-  leanFailover(c: LeanConn, err: string): void {
-    c.up?.close()
-    c.up = null
-    const u = c.route!.upstreams[c.upstreamIndex]!
-    this.stats.connectFailed(u.key)
-    if (this.debug) this.log.debug({ conn: c.id, upstream: u.key, err }, 'upstream connect failed')
-    if (c.phase !== Phase.Connecting) return
-    c.tried ??= new Set()
-    c.tried.add(c.upstreamIndex)
-    this.leanDial(c)
   }
 
   /** Lean path: the upstream is connected. */
@@ -356,10 +343,7 @@ export class TcpProxy {
     c.deadline = performance.now() + this.options.idleTimeoutMs
     c.seen = -1
     c.routeStats = this.stats.route(c.route!.sni)
-    if (this.debug) {
-      const u = c.route!.upstreams[c.upstreamIndex]!
-      this.log.debug({ conn: c.id, sni: c.route!.sni, upstream: u.key, generation: c.generation }, 'relaying')
-    }
+    if (this.debug) this.logRelaying(c)
     relay(c)
   }
 
@@ -434,17 +418,23 @@ export class TcpProxy {
     listenUpstream(s)
   }
 
-  /** The upstream attempt failed before connecting: count it and try the next one. */
-  failover(c: Conn, s: ConnSocket, err: string): void {
-    s.destroy()
-    c.upstream = null
+  /** The upstream attempt failed before connecting (error or connect timeout): count it and try the next one. */
+  failover(c: Conn | LeanConn, err: string): void {
+    if (c instanceof LeanConn) {
+      c.up?.close()
+      c.up = null
+    } else {
+      c.upstream?.destroy()
+      c.upstream = null
+    }
     const u = c.route!.upstreams[c.upstreamIndex]!
     this.stats.connectFailed(u.key)
     if (this.debug) this.log.debug({ conn: c.id, upstream: u.key, err }, 'upstream connect failed')
     if (c.phase !== Phase.Connecting) return
     c.tried ??= new Set()
     c.tried.add(c.upstreamIndex)
-    this.dial(c)
+    if (c instanceof LeanConn) this.leanDial(c)
+    else this.dial(c)
   }
 
   connected(c: Conn, s: ConnSocket): void {
@@ -458,10 +448,12 @@ export class TcpProxy {
     if (c.clientEnded) s.end()
     c.routeStats = this.stats.route(c.route!.sni)
     if (c.client.readableFlowing === false) c.client.resume()
-    if (this.debug) {
-      const u = c.route!.upstreams[c.upstreamIndex]!
-      this.log.debug({ conn: c.id, sni: c.route!.sni, upstream: u.key, generation: c.generation }, 'relaying')
-    }
+    if (this.debug) this.logRelaying(c)
+  }
+
+  private logRelaying(c: Conn | LeanConn): void {
+    const u = c.route!.upstreams[c.upstreamIndex]!
+    this.log.debug({ conn: c.id, sni: c.route!.sni, upstream: u.key, generation: c.generation }, 'relaying')
   }
 
   /** A terminated caller refused after its handshake (certificate or permission): counted, then closed. */
