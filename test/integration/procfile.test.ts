@@ -69,9 +69,14 @@ describe('procfile', () => {
     expect(byName.egress).toContain('--creds .data/auth/zone-a-egress.creds')
     expect(byName.egress_b).toContain('--creds .data/auth/zone-b-egress.creds')
     for (const egress of ['egress', 'egress_b']) expect(byName[egress]).toContain('--trusted-key')
-    // compiled code only (never tsx); a demo script may drive the built CLI
+    // compiled code only (never tsx); a demo script may drive the built CLI; the egresses with glibc's mmap
+    // threshold fixed (RSS stays flat over large tables: docs/operations.md)
     for (const e of entries)
-      expect(e.command).toMatch(/^exec (node dist\/|nats-server |bash scripts\/[a-z-]+\.sh( |$))/)
+      expect(e.command).toMatch(
+        /^exec (node dist\/|env MALLOC_MMAP_THRESHOLD_=131072 node dist\/|nats-server |bash scripts\/[a-z-]+\.sh( |$))/,
+      )
+    for (const egress of ['egress', 'egress_b'])
+      expect(byName[egress]).toMatch(/^exec env MALLOC_MMAP_THRESHOLD_=131072 node dist\/cli\/main\.js egress /)
     for (const e of entries.filter((x) => x.command.startsWith('exec bash '))) {
       const script = readFileSync(resolve(repoRoot, e.command.split(' ')[2]!), 'utf8')
       expect(script).toContain('node dist/cli/main.js')
