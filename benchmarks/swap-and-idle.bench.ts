@@ -113,11 +113,13 @@ export default async function swapAndIdle(ctx: BenchContext): Promise<void> {
   const parts = new Set((process.env.BENCH_PARTS ?? 'swap,idle').split(','))
   const clients = Number(process.env.BENCH_SWAP_CLIENTS ?? 16)
   const settleMs = Number(process.env.BENCH_IDLE_SETTLE ?? (ctx.smoke ? 0.5 : 15)) * 1000
+  /** More egress flags, space-separated (e.g. `--data-path net` to measure the net path). */
+  const egressArgs = (process.env.BENCH_EGRESS_ARGS ?? '').split(' ').filter((x) => x !== '')
   const load = () =>
     loadavg()
       .map((l) => l.toFixed(2))
       .join(' ')
-  console.log(`egress: ${cli}; load average ${load()}`)
+  console.log(`egress: ${cli}${egressArgs.length > 0 ? ` ${egressArgs.join(' ')}` : ''}; load average ${load()}`)
   const dir = mkdtempSync(join(tmpdir(), 'zg-swap-'))
   const held: net.Socket[] = []
   // upstream: answers 1 KiB and closes, except for SNI r-000002.test's idle connections, which it holds
@@ -140,7 +142,7 @@ export default async function swapAndIdle(ctx: BenchContext): Promise<void> {
     const file = join(dir, `table-${workers}-${n}.json`)
     writeFileSync(file, JSON.stringify(table(n, 1, upPort, port)))
     const argv = [cli, 'egress', '--static', file, '--listen', `127.0.0.1:${port}`, '--admin', `127.0.0.1:${admin}`]
-    const child = spawn(process.execPath, [...argv, '--workers', String(workers), '--grace', '1s'], {
+    const child = spawn(process.execPath, [...argv, '--workers', String(workers), '--grace', '1s', ...egressArgs], {
       detached: true,
       stdio: 'ignore',
       env: { ...process.env, LOG_LEVEL: 'warn' },
