@@ -1,5 +1,5 @@
 /**
- * Markdown tables of the proxy-throughput benchmark, in the layout of perf-peers.md Table 1: rates and latencies,
+ * Markdown tables of the proxy-throughput benchmark, in the layout of the usual proxy comparison table: rates and latencies,
  * ratios to direct, proxy CPU per unit of work, interference, rejection/routing. Pure.
  */
 import type { CheckResult } from './checks.js'

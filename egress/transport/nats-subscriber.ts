@@ -23,7 +23,7 @@ import type { TableAdmitter } from './table-admitter.js'
  * `allow_direct`), then **watches the one key** `<zone>.table` from the next KV revision. The watch is
  * supervised: it is recreated from the last revision after every reconnect and on any error, and the key is
  * read again first, because on nats-server 2.9 a v3 watcher stalls silently when the server lost its store
- * (gitops-and-nats.md §2.2). Values whose KV revision is not above the last one handled are ignored; a
+ * (docs/egress.md, "Updates"). Values whose KV revision is not above the last one handled are ignored; a
  * recreated bucket (new `created` time) resets that revision. Tables go to the lifecycle as
  * `table.received {source: 'nats'}`; a DEL/PURGE of the key as `table.removed` (keep serving; accept a
  * lower generation next). It also heartbeats, publishes `applied`/`rejected`, and saves applied tables to

@@ -10,7 +10,7 @@ import { isCasMismatch, isLayoutMissing } from './nats-errors.js'
  *   sequence") means someone else holds it now: step down at once;
  * - a holder that cannot renew (NATS down) steps down by itself half a renew period before its key can
  *   expire on the server (each renew times out after `renewMs`), so two holders never both believe they
- *   lead (single server; see gitops-and-nats.md §2.2 for the clustered 2.9.10 CAS caveat);
+ *   lead (single server; see docs/nats-cluster.md for the clustered 2.9.10 CAS caveat);
  * - standbys poll `create()` every `pollMs` (2.9 emits no event when MaxAge removes a key) and also watch the
  *   key, so a released lease (DEL) is taken over at once;
  * - `stop({ release: true })` deletes the key (CAS on our revision) so a standby takes over immediately.
