@@ -1,4 +1,3 @@
-import { isIP } from 'node:net'
 import type { Route, Upstream } from '../core/routing-table.js'
 import { deadlinePassed, Phase } from './connection.js'
 import type { RouteStats } from './proxy-stats.js'
@@ -149,13 +148,16 @@ export class LeanConn {
 
 let B: LeanBindings
 
-/** Starts relaying an accepted handle: call once `leanBindings()` returned non-null. */
-export function startLean(c: LeanConn, b: LeanBindings): void {
+/**
+ * Starts relaying an accepted handle: call once `leanBindings()` returned non-null. `noDelaySet`: the listening
+ * socket has TCP_NODELAY, which Linux copies to every accepted socket, so no setsockopt is needed here.
+ */
+export function startLean(c: LeanConn, b: LeanBindings, noDelaySet: boolean): void {
   B = b
   const h = c.client
   h.lean = c
   h.onread = onClientRead
-  h.setNoDelay(true)
+  if (!noDelaySet) h.setNoDelay(true)
   h.readStart()
 }
 
@@ -305,7 +307,7 @@ function afterConnect(this: { conn: LeanConn; handle: TcpHandle }, status: numbe
 }
 
 /** Dials `u` for `c` on a new handle reading into `c.readBuf`; a synchronous failure fails over at once. */
-export function connectUpstream(c: LeanConn, u: Upstream, address: string): void {
+export function connectUpstream(c: LeanConn, u: Upstream, address: string, family: number): void {
   const up = new B.TCP(B.SOCKET) as TcpHandle
   up.lean = c
   up.onread = onUpRead
@@ -317,7 +319,7 @@ export function connectUpstream(c: LeanConn, u: Upstream, address: string): void
   req.handle = up
   req.address = address
   req.port = u.port
-  const err = isIP(address) === 6 ? up.connect6(req, address, u.port) : up.connect(req, address, u.port)
+  const err = family === 6 ? up.connect6(req, address, u.port) : up.connect(req, address, u.port)
   if (err !== 0) c.proxy.failover(c, `connect error ${err}`)
 }
 

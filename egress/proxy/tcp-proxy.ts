@@ -53,6 +53,8 @@ export class TcpProxy {
   private readonly conns = new Set<Conn | LeanConn>()
   /** The lean data path's bindings (proxy/lean.ts), or null on the `net` path. */
   private lean: LeanBindings | null = null
+  /** The listening socket has TCP_NODELAY (inherited by accepted sockets on Linux). */
+  private listenerNoDelay = false
   private readonly debug: boolean
   private nextId = 1
   /** The egress's mesh identities (terminate-mtls routes); without them such routes are refused. */
@@ -150,6 +152,11 @@ export class TcpProxy {
       return
     }
     this.lean = b
+    // TCP_NODELAY on the listening socket is copied by Linux to every accepted one: one setsockopt in all
+    // instead of one per connection (elsewhere, and on a handle without the call, each accepted handle sets it)
+    const listener = handle as { setNoDelay?: (on: boolean) => number }
+    this.listenerNoDelay =
+      process.platform === 'linux' && typeof listener.setNoDelay === 'function' && listener.setNoDelay(true) === 0
     handle.onconnection = (err: number, client: TcpHandle | undefined) => this.acceptHandle(err, client)
   }
 
@@ -228,7 +235,7 @@ export class TcpProxy {
     c.deadline = now + this.options.helloTimeoutMs
     this.conns.add(c)
     this.stats.accepted++
-    startLean(c, this.lean!)
+    startLean(c, this.lean!, this.listenerNoDelay)
     this.deadlines.arm()
   }
 
@@ -325,15 +332,16 @@ export class TcpProxy {
     c.upstreamIndex = i
     c.readBuf ??= this.readBuffers.take()
     c.deadline = performance.now() + this.options.connectTimeoutMs
-    if (isIP(u.address) !== 0) {
-      connectUpstream(c, u, u.address)
+    const family = isIP(u.address)
+    if (family !== 0) {
+      connectUpstream(c, u, u.address, family)
       return
     }
     const lookup = this.dns?.lookup ?? systemLookup
-    lookup(u.address, {}, (err: Error | null, address: unknown) => {
+    lookup(u.address, {}, (err: Error | null, address: unknown, family?: number) => {
       if (c.phase !== Phase.Connecting || c.upstreamIndex !== i || c.up !== null) return
       if (err !== null || typeof address !== 'string') this.failover(c, `lookup failed: ${err?.message}`)
-      else connectUpstream(c, u, address)
+      else connectUpstream(c, u, address, family ?? isIP(address))
     })
   }
 
