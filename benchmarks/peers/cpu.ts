@@ -25,36 +25,61 @@ export function groupTicks(pgids: number[]): Map<number, number> {
   return out
 }
 
-/** Busy ticks of the whole machine (user+nice+system+irq+softirq, all CPUs) from /proc/stat. */
-export function machineBusyTicks(): number {
-  const line = readFileSync('/proc/stat', 'utf8').split('\n', 1)[0]!
-  const v = line.trim().split(/\s+/).slice(1).map(Number)
-  return v[0]! + v[1]! + v[2]! + v[5]! + v[6]!
+/** The whole machine's ticks from /proc/stat's first line. */
+export interface MachineTicks {
+  /** user+nice+system+irq+softirq, all CPUs. */
+  busy: number
+  /**
+   * Time the hypervisor ran something else while this VM's CPUs wanted to run (the `steal` column; 0 on bare
+   * metal). It is not in `busy`, and no process here is charged for it: a run with steal got fewer cycles per
+   * second of wall time, so its rates are low whatever the proxy does.
+   */
+  steal: number
 }
 
-/** Busy percentage of the whole machine (all CPUs = 100 %) over `ms`. */
-export async function machineBusyPct(ms: number, ncpu: number): Promise<number> {
-  const a = machineBusyTicks()
+/** Parses the `cpu` line of /proc/stat (`cpu user nice system idle iowait irq softirq steal …`). */
+export function parseProcStat(text: string): MachineTicks {
+  const line = text.split('\n', 1)[0]!
+  const f = line.trim().split(/\s+/)
+  if (f[0] !== 'cpu' || f.length < 8) throw new Error(`/proc/stat: unexpected first line ${JSON.stringify(line)}`)
+  const v = f.slice(1).map(Number)
+  return { busy: v[0]! + v[1]! + v[2]! + v[5]! + v[6]!, steal: v[7] ?? 0 }
+}
+
+export function machineTicks(): MachineTicks {
+  return parseProcStat(readFileSync('/proc/stat', 'utf8'))
+}
+
+/** Busy ticks of the whole machine (user+nice+system+irq+softirq, all CPUs) from /proc/stat. */
+export function machineBusyTicks(): number {
+  return machineTicks().busy
+}
+
+/** Busy and stolen percentages of the whole machine (all CPUs = 100 %) over `ms`. */
+export async function machineBusyPct(ms: number, ncpu: number): Promise<{ busy: number; steal: number }> {
+  const a = machineTicks()
   const t0 = Date.now()
   await new Promise((r) => setTimeout(r, ms))
-  const b = machineBusyTicks()
+  const b = machineTicks()
   const secs = (Date.now() - t0) / 1000
-  return (100 * (b - a)) / (TICKS_PER_SECOND * secs * ncpu)
+  const pct = (x: number) => (100 * x) / (TICKS_PER_SECOND * secs * ncpu)
+  return { busy: pct(b.busy - a.busy), steal: pct(b.steal - a.steal) }
 }
 
 /**
- * Waits (≤ `maxWaitMs`) until the machine is quieter than `maxPct` over a 1 s sample. Returns the last sample and
- * whether it was quiet.
+ * Waits (≤ `maxWaitMs`) until the machine is quieter than `maxPct` and the hypervisor steals at most
+ * `maxStealPct` over a 1 s sample. Returns the last sample and whether it was quiet.
  */
 export async function waitForQuiet(
   maxPct: number,
   maxWaitMs: number,
   ncpu: number,
-): Promise<{ pct: number; quiet: boolean }> {
+  maxStealPct = Number.POSITIVE_INFINITY,
+): Promise<{ pct: number; steal: number; quiet: boolean }> {
   const deadline = Date.now() + maxWaitMs
   for (;;) {
-    const pct = await machineBusyPct(1000, ncpu)
-    if (pct <= maxPct) return { pct, quiet: true }
-    if (Date.now() >= deadline) return { pct, quiet: false }
+    const { busy, steal } = await machineBusyPct(1000, ncpu)
+    if (busy <= maxPct && steal <= maxStealPct) return { pct: busy, steal, quiet: true }
+    if (Date.now() >= deadline) return { pct: busy, steal, quiet: false }
   }
 }

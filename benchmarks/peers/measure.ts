@@ -1,10 +1,11 @@
 /**
  * One measurement of one workload through one target, with CPU accounting (proxy and backend process groups,
  * load generator, rest of the machine) and the interference guard of the reference method: wait for a quiet
- * machine, re-run (≤ retries) when other work used more than `maxOtherPct` of the machine during the run.
+ * machine, re-run (≤ retries) when other work used more than `maxOtherPct` of the machine during the run, or when
+ * the hypervisor stole more than `maxStealPct` of it (other guests on the same host).
  */
 import { join } from 'node:path'
-import { groupTicks, machineBusyTicks, TICKS_PER_SECOND, waitForQuiet } from './cpu.js'
+import { groupTicks, machineTicks, TICKS_PER_SECOND, waitForQuiet } from './cpu.js'
 import { pinned, runMeasured } from './procs.js'
 
 export const Workload = { Conn: 'conn', ConnRaw: 'connraw', Ka: 'ka', Bulk: 'bulk' } as const
@@ -25,6 +26,8 @@ export interface Sample {
   loadCpu: number
   /** CPU used by everything else, in % of the whole machine. */
   otherPct: number
+  /** CPU time the hypervisor gave to other guests while this machine wanted it, in % of the whole machine. */
+  stealPct: number
   retries: number
   flagged: boolean
 }
@@ -154,6 +157,8 @@ export function parseLoadOutput(stdout: string, seconds: number): LoadFigures {
 
 export interface GuardOptions {
   maxOtherPct: number
+  /** A run during which the hypervisor stole more than this (in % of the whole machine) is re-run too. */
+  maxStealPct: number
   retries: number
   quietWaitMs: number
   /** Total waiting allowed over the whole run (shared, decremented), so a busy box cannot stall the run for hours. */
@@ -179,32 +184,35 @@ export async function measure(
     const wait = Math.min(guard.quietWaitMs, guard.quietBudget.remainingMs)
     if (wait > 0) {
       const w0 = Date.now()
-      await waitForQuiet(guard.maxOtherPct, wait, guard.ncpu)
+      await waitForQuiet(guard.maxOtherPct, wait, guard.ncpu, guard.maxStealPct)
       guard.quietBudget.remainingMs -= Date.now() - w0
     }
     const groups = [pgids.backend, ...(pgids.proxy === undefined ? [] : [pgids.proxy])]
     const g0 = groupTicks(groups)
-    const busy0 = machineBusyTicks()
+    const m0 = machineTicks()
     const t0 = process.hrtime.bigint()
     const run = await runMeasured(argv, (seconds + 20) * 1000, join(load.dir, 'load.stat'), env)
     const elapsed = Number(process.hrtime.bigint() - t0) / 1e9
     const g1 = groupTicks(groups)
-    const busy1 = machineBusyTicks()
+    const m1 = machineTicks()
     if (run.code !== 0) throw new Error(`${argv.join(' ')} exited ${run.code}: ${run.stderr.slice(-500)}`)
     const figs = parseLoadOutput(run.stdout, seconds)
     const d = (p: number | undefined) => (p === undefined ? 0 : g1.get(p)! - g0.get(p)!)
     const proxyTicks = d(pgids.proxy)
     const backendTicks = d(pgids.backend)
-    const other = busy1 - busy0 - proxyTicks - backendTicks - run.ticks
-    const otherPct = (100 * other) / (TICKS_PER_SECOND * elapsed * guard.ncpu)
+    const other = m1.busy - m0.busy - proxyTicks - backendTicks - run.ticks
+    const pctOfMachine = (ticks: number) => (100 * ticks) / (TICKS_PER_SECOND * elapsed * guard.ncpu)
+    const otherPct = pctOfMachine(other)
+    const stealPct = pctOfMachine(m1.steal - m0.steal)
     sample = {
       ...figs,
       proxyCpu: proxyTicks / TICKS_PER_SECOND,
       backendCpu: backendTicks / TICKS_PER_SECOND,
       loadCpu: run.ticks / TICKS_PER_SECOND,
       otherPct,
+      stealPct,
       retries: attempt,
-      flagged: otherPct > guard.maxOtherPct,
+      flagged: otherPct > guard.maxOtherPct || stealPct > guard.maxStealPct,
     }
     if (!sample.flagged) break
   }

@@ -75,7 +75,7 @@ function write(c, to, from, buf) {
 
 function afterShutdown() {}
 
-function shutdown(c, h) {
+function shutdown(h) {
   const req = new ShutdownWrap()
   req.handle = h
   req.oncomplete = afterShutdown
@@ -90,7 +90,7 @@ function onClientRead(ab) {
     if (n !== UV_EOF || c.phase !== RELAY) return close(c)
     c.clientEof = true
     if (c.upEof) return close(c)
-    return shutdown(c, c.up)
+    return shutdown(c.up)
   }
   const buf = Buffer.from(ab, streamBaseState[kArrayBufferOffset], n)
   c.bytes += n
@@ -140,7 +140,7 @@ function onUpRead(ab) {
     if (n !== UV_EOF) return close(c)
     c.upEof = true
     if (c.clientEof) return close(c)
-    return shutdown(c, c.client)
+    return shutdown(c.client)
   }
   c.bytes += n
   write(c, c.client, this, Buffer.from(ab, streamBaseState[kArrayBufferOffset], n))

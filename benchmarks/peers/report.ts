@@ -148,7 +148,7 @@ export function renderReport(results: TargetResult[], meta: { title: string; not
   )
   out.push(
     '',
-    'Interference check: CPU used by anything other than load generator, proxy and backend, in % of the whole machine (median over kept runs; "k!" = k kept runs still above the limit, "rN" = N retries):',
+    'Interference check: CPU used by anything other than load generator, proxy and backend, then CPU stolen by the hypervisor for other guests, in % of the whole machine (medians over kept runs, "other / steal"; "k!" = k kept runs still above a limit, "rN" = N retries):',
     '',
   )
   out.push(
@@ -161,7 +161,7 @@ export function renderReport(results: TargetResult[], meta: { title: string; not
           if (ss.length === 0) return '–'
           const flagged = ss.filter((s) => s.flagged).length
           const retries = ss.reduce((a, s) => a + s.retries, 0)
-          return `${f(median(ss.map((s) => s.otherPct)), 1)}${flagged ? ` ${flagged}!` : ''}${retries ? ` r${retries}` : ''}`
+          return `${f(median(ss.map((s) => s.otherPct)), 1)} / ${f(median(ss.map((s) => s.stealPct ?? 0)), 1)}${flagged ? ` ${flagged}!` : ''}${retries ? ` r${retries}` : ''}`
         }),
       ]),
     ),

@@ -56,6 +56,8 @@ export interface Options {
   /** Workloads to run (BENCH_WORKLOADS, default all). */
   workloads: string[]
   maxOtherPct: number
+  /** Re-run a measurement during which the hypervisor stole more than this % of the machine (BENCH_MAX_STEAL_PCT). */
+  maxStealPct: number
   retries: number
   quietWaitMs: number
   quietBudgetMs: number
@@ -83,6 +85,7 @@ export function readOptions(smoke: boolean, env = process.env): Options {
     targets,
     workloads: env.BENCH_WORKLOADS ? env.BENCH_WORKLOADS.split(',') : ['conn', 'connraw', 'ka', 'bulk'],
     maxOtherPct: num('BENCH_MAX_OTHER_PCT', 10),
+    maxStealPct: num('BENCH_MAX_STEAL_PCT', 5),
     retries: num('BENCH_RETRIES', smoke ? 0 : 2),
     quietWaitMs: num('BENCH_QUIET_WAIT', smoke ? 0 : 60) * 1000,
     quietBudgetMs: num('BENCH_QUIET_BUDGET', smoke ? 0 : 300) * 1000,
