@@ -12,11 +12,12 @@
 import { execFileSync } from 'node:child_process'
 import { X509Certificate } from 'node:crypto'
 import { cpSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { cpus } from 'node:os'
 import { join } from 'node:path'
 import { certFile, keyFile } from '../egress/identity/identity-store.js'
 import { tableDigest } from '../schemas/digest.js'
 import type { ZoneTable } from '../schemas/table.js'
-import { groupTicks, TICKS_PER_SECOND } from './peers/cpu.js'
+import { groupTicks, stealMeter, TICKS_PER_SECOND } from './peers/cpu.js'
 import { onInterrupt, pinned, runMeasured, type Server, startServer, stopAll, stopServer } from './peers/procs.js'
 import { checkTools, prepareWorkspace, readOptions, repoRoot, startBackend } from './peers/setup.js'
 import type { BenchContext } from './run.js'
@@ -316,10 +317,12 @@ backend a
     for (const w of workloads) {
       for (let rep = 0; rep < opts.reps; rep++) {
         for (const name of names) {
+          const steal = stealMeter(cpus().length)
           const f = await run(name, w)
+          const stolen = steal()
           results.get(name)![w]!.push(f)
           console.log(
-            `  ${w.padEnd(5)} ${name.padEnd(8)} rep ${rep + 1}: ${w === 'hs' ? `${f.rate.toFixed(0)} conn/s` : `${f.mbps.toFixed(0)} MB/s`}, p50/p99 ${f.p50.toFixed(2)}/${f.p99.toFixed(2)} ms, proxy ${f.cpuPct.toFixed(0)}% cpu, ${f.cpuUs.toFixed(0)} µs cpu/conn, errors ${f.errors}`,
+            `  ${w.padEnd(5)} ${name.padEnd(8)} rep ${rep + 1}: ${w === 'hs' ? `${f.rate.toFixed(0)} conn/s` : `${f.mbps.toFixed(0)} MB/s`}, p50/p99 ${f.p50.toFixed(2)}/${f.p99.toFixed(2)} ms, proxy ${f.cpuPct.toFixed(0)}% cpu, ${f.cpuUs.toFixed(0)} µs cpu/conn, errors ${f.errors}${stolen === undefined ? '' : `, steal ${stolen.toFixed(1)}%`}`,
           )
         }
       }

@@ -94,6 +94,7 @@ export default async function proxyThroughput(ctx: BenchContext): Promise<void> 
     }
     const guard: GuardOptions = {
       maxOtherPct: opts.maxOtherPct,
+      maxStealPct: opts.maxStealPct,
       retries: opts.retries,
       quietWaitMs: opts.quietWaitMs,
       quietBudget: { remainingMs: opts.quietBudgetMs },
@@ -113,7 +114,7 @@ export default async function proxyThroughput(ctx: BenchContext): Promise<void> 
           t.workloads[w] = [...(t.workloads[w] ?? []), s]
           const unit = w === 'bulk' ? 'MB/s' : '/s'
           console.log(
-            `  ${w.padEnd(7)} ${t.name.padEnd(12)} rep ${rep + 1}: ${figure(w, s, 'rate').toFixed(0)}${unit} p50 ${s.p50.toFixed(2)} ms, proxy ${figure(w, s, 'cpuPct').toFixed(0)}% cpu, errors ${s.errors}, other ${s.otherPct.toFixed(1)}%${s.retries ? ` (retries ${s.retries})` : ''}`,
+            `  ${w.padEnd(7)} ${t.name.padEnd(12)} rep ${rep + 1}: ${figure(w, s, 'rate').toFixed(0)}${unit} p50 ${s.p50.toFixed(2)} ms, proxy ${figure(w, s, 'cpuPct').toFixed(0)}% cpu, errors ${s.errors}, other ${s.otherPct.toFixed(1)}%, steal ${s.stealPct.toFixed(1)}%${s.retries ? ` (retries ${s.retries})` : ''}`,
           )
         }
       }

@@ -3,6 +3,7 @@ import { readdirSync } from 'node:fs'
 import { cpus } from 'node:os'
 import { basename, dirname, join } from 'node:path'
 import { fileURLToPath, pathToFileURL } from 'node:url'
+import { stealMeter } from './peers/cpu.js'
 
 /**
  * Benchmark runner: `npm run bench -- <name|all> [more names]`. Each `benchmarks/<name>.bench.ts` default-exports
@@ -63,11 +64,19 @@ async function main() {
         )
       },
     }
+    const steal = stealMeter(cpus().length)
     try {
       await mod.default(ctx)
     } catch (err) {
       failed++
       console.error(`bench ${name} failed:`, err)
+    }
+    // On a VM, time the host gave to other guests lowers every rate of the run and nothing in the VM shows it
+    const stolen = steal()
+    if (stolen !== undefined) {
+      console.log(
+        `# ${name}: steal (CPU the hypervisor gave to other guests) ${stolen.toFixed(1)} % of the machine over the benchmark${stolen > 5 ? ': figures are low, compare only ratios taken side by side, or re-run' : ''}`,
+      )
     }
   }
   process.exit(failed > 0 ? 1 : 0)

@@ -15,13 +15,14 @@
  */
 import { execSync } from 'node:child_process'
 import { readFileSync, writeFileSync } from 'node:fs'
-import { cpus } from 'node:os'
+import { cpus, loadavg } from 'node:os'
 import { join } from 'node:path'
 import { parseArgs } from 'node:util'
 import { commitSubject } from '../schemas/subjects.js'
 import { type OpenConnection, openTls, type System, startSystem } from '../test/e2e/system.js'
 import { type NatsCluster, startNatsCluster } from '../test/helpers/nats-cluster.js'
 import { repoRoot } from '../test/helpers/procfile.js'
+import { stealMeter } from './peers/cpu.js'
 
 const { values } = parseArgs({
   options: {
@@ -52,6 +53,8 @@ const rssMb = (pid: number) => {
 
 async function main() {
   const started = new Date()
+  const loadStart = loadavg()[0]!
+  const stolen = stealMeter(cpus().length)
   let cluster: NatsCluster | undefined
   let sys: System | undefined
   const stopAll = async () => {
@@ -158,13 +161,14 @@ async function main() {
       return { name: p.name, first, max: Math.max(...series), last, drift }
     })
     const commit = execSync('git rev-parse --short HEAD', { cwd: repoRoot }).toString().trim()
+    const steal = stolen()
     const lines = [
       '<!-- soak:begin -->',
       `### Soak: ${minutes} min, 3-node nats-server cluster (R${r3}), 3 + 1 egresses, ${workers} connection loops, a commit every ${commitEveryMs / 1000} s`,
       '',
       `Run ${started.toISOString()} at commit ${commit}, node ${process.version}, ${cpus().length}× ${cpus()[0]?.model ?? 'cpu'}.`,
-      'Measured while other engineers ran test suites on the same 2-core machine (load average well above 2):',
-      'latencies are pessimistic; counts (failed, lost) do not depend on load. Command: `npm run build && npx tsx benchmarks/soak.ts`.',
+      `Load average ${loadStart.toFixed(2)} at the start, ${loadavg()[0]!.toFixed(2)} at the end${steal === undefined ? '' : `; steal (CPU the hypervisor gave to other guests) ${steal.toFixed(1)} % of the machine over the run`}.`,
+      'Latencies depend on what else the machine runs; counts (failed, lost) and RSS drift do not. Command: `npm run build && npx tsx benchmarks/soak.ts`.',
       '',
       '| figure | value | target |',
       '|---|---|---|',

@@ -55,6 +55,25 @@ export function machineBusyTicks(): number {
   return machineTicks().busy
 }
 
+/**
+ * Starts a steal meter: the returned function gives the hypervisor's steal since the call, in % of the whole
+ * machine (all CPUs = 100 %), or undefined where /proc/stat cannot be read (not Linux).
+ */
+export function stealMeter(ncpu: number): () => number | undefined {
+  let a: MachineTicks | undefined
+  try {
+    a = machineTicks()
+  } catch {
+    return () => undefined
+  }
+  const t0 = Date.now()
+  return () => {
+    const secs = (Date.now() - t0) / 1000
+    if (a === undefined || secs <= 0) return undefined
+    return (100 * (machineTicks().steal - a.steal)) / (TICKS_PER_SECOND * secs * ncpu)
+  }
+}
+
 /** Busy and stolen percentages of the whole machine (all CPUs = 100 %) over `ms`. */
 export async function machineBusyPct(ms: number, ncpu: number): Promise<{ busy: number; steal: number }> {
   const a = machineTicks()

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest'
-import { machineTicks, parseProcStat } from '../../benchmarks/peers/cpu.js'
+import { machineTicks, parseProcStat, stealMeter } from '../../benchmarks/peers/cpu.js'
 
 // The benchmarks' interference guard reads the machine's busy and stolen ticks from /proc/stat's first line.
 describe('bench cpu accounting - /proc/stat', () => {
@@ -21,5 +21,13 @@ describe('bench cpu accounting - /proc/stat', () => {
     const a = machineTicks()
     expect(Number.isFinite(a.busy) && a.busy > 0).toBe(true)
     expect(Number.isFinite(a.steal) && a.steal >= 0).toBe(true)
+  })
+
+  it('a steal meter gives a share of the machine since it started', async () => {
+    const stolen = stealMeter(2)
+    await new Promise((r) => setTimeout(r, 200))
+    const pct = stolen()
+    expect(pct).toBeTypeOf('number')
+    expect(pct! >= 0 && pct! <= 100).toBe(true)
   })
 })
