@@ -6,8 +6,10 @@
  *   the egress (ClientHello → upstream answers 1 KiB and closes). Reported: the event-loop time of the swap itself on
  *   a proxying process (routing table + assignment: the workers' `lastSwapMs`, or `lastSwap.ms` with `--workers
  *   1`), the event-loop delay during the swaps (prom-client's `nodejs_eventloop_lag_max_seconds`, max over the
- *   processes: with `--static` the admission (schema, digest) runs on the primary's loop, which with `--workers 1`
- *   is the proxy's), the slowest connection the clients saw during the swaps, and failed connections (target 0).
+ *   processes: with `--static` the admission runs in a thread of the primary, whose loop with `--workers 1` is the
+ *   proxy's; with more workers the primary sends each of them the admitted table), the same delay in as many
+ *   windows of the same lengths with the same load and no swap (what the load alone costs the loops on this
+ *   machine), the slowest connection the clients saw in each, and failed connections (target 0).
  * - **idle connection memory**: RSS of the egress's process group before and after `BENCH_IDLE_CONNS` (default 2000;
  *   smoke 100) relayed connections are opened and left idle, per connection (target ≤ 10 KB); also after the
  *   first half and for the second half alone (a heap that grows once shows in the first step, a cost per
@@ -186,18 +188,21 @@ export default async function swapAndIdle(ctx: BenchContext): Promise<void> {
           let failed = 0
           let ok = 0
           let running = true
-          let measuring = false
+          /** 0: warming up, 1: the swaps, 2: the windows without a swap */
+          let measuring = 0
           let slowest = 0
+          let slowestBase = 0
           const loops = Array.from({ length: clients }, async () => {
             while (running) {
               const t0 = performance.now()
               if (await oneConnection(e.port, helloLoad)) ok++
               else failed++
-              if (measuring) slowest = Math.max(slowest, performance.now() - t0)
+              if (measuring === 1) slowest = Math.max(slowest, performance.now() - t0)
+              else if (measuring === 2) slowestBase = Math.max(slowestBase, performance.now() - t0)
             }
           })
           await sleep(1000)
-          measuring = true
+          measuring = 1
           let worstSwap = 0
           let generation = 1
           /** The event-loop delay max since the previous scrape (each scrape resets prom-client's histograms). */
@@ -206,10 +211,12 @@ export default async function swapAndIdle(ctx: BenchContext): Promise<void> {
             return Number(/^nodejs_eventloop_lag_max_seconds (\S+)$/m.exec(text)?.[1]) * 1000
           }
           const lags: number[] = []
+          const windows: number[] = []
           for (let k = 0; k < swaps; k++) {
             generation++
             writeFileSync(e.file, JSON.stringify(table(routes, generation, upPort, e.port)))
             await lagSinceLast()
+            const w0 = performance.now()
             process.kill(e.pgid, 'SIGHUP')
             // /stats (not /config_dump, which serialises the whole table: until 8353d63 a pause of its own)
             for (let i = 0; ; i++) {
@@ -220,6 +227,7 @@ export default async function swapAndIdle(ctx: BenchContext): Promise<void> {
             }
             await sleep(ctx.smoke ? 100 : 500)
             lags.push(await lagSinceLast())
+            windows.push(performance.now() - w0)
             const d = await e.dump()
             worstSwap = Math.max(
               worstSwap,
@@ -227,8 +235,22 @@ export default async function swapAndIdle(ctx: BenchContext): Promise<void> {
             )
             await sleep(ctx.smoke ? 100 : 500)
           }
+          // The same windows with the same load and the same /stats polling, without a swap: how late the loops are
+          // anyway on this machine (on 2 cores, 16 client loops, the upstream and the egress's processes compete)
+          const baseline: number[] = []
+          measuring = 2
+          for (const w of windows) {
+            await lagSinceLast()
+            const end = performance.now() + w
+            while (performance.now() < end) {
+              await (await fetch(`${e.url}/stats`)).json()
+              await sleep(20)
+            }
+            baseline.push(await lagSinceLast())
+          }
+          const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!
           const lagMax = Math.max(...lags)
-          const lagMedian = [...lags].sort((a, b) => a - b)[Math.floor(lags.length / 2)]!
+          const lagMedian = median(lags)
           running = false
           await Promise.all(loops)
           ctx.report(`--workers ${workers}: ${routes} routes, swap on a proxy event loop (max)`, worstSwap, 'ms', {
@@ -238,8 +260,11 @@ export default async function swapAndIdle(ctx: BenchContext): Promise<void> {
           ctx.report(`--workers ${workers}: event-loop delay max during swaps`, lagMax, 'ms', {
             note: `${workers === 1 ? '(the one process: admission included)' : '(max over the workers and the primary)'}; median over the ${swaps} swaps ${lagMedian.toFixed(1)} ms, each: ${lags.map((l) => l.toFixed(0)).join(' ')}`,
           })
+          ctx.report(`--workers ${workers}: event-loop delay max, same load, no swap`, Math.max(...baseline), 'ms', {
+            note: `median over ${baseline.length} windows as long as the swaps' ${median(baseline).toFixed(1)} ms, each: ${baseline.map((l) => l.toFixed(0)).join(' ')}`,
+          })
           ctx.report(`--workers ${workers}: slowest connection during swaps`, slowest, 'ms', {
-            note: '(client side: ClientHello to the 1 KiB answer and close)',
+            note: `(client side: ClientHello to the 1 KiB answer and close); ${slowestBase.toFixed(1)} ms in the windows without a swap`,
           })
           ctx.report(`--workers ${workers}: connections during ${swaps} swaps ok / failed`, ok, 'ok', {
             note: `failed ${failed} (target 0)`,
