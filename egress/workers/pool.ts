@@ -1,5 +1,9 @@
 import cluster, { type Worker } from 'node:cluster'
+import { mkdtempSync, rmSync } from 'node:fs'
+import { open, unlink } from 'node:fs/promises'
 import type { AddressInfo } from 'node:net'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import type { Logger } from 'pino'
 import { AggregatorRegistry, type Registry } from 'prom-client'
@@ -8,7 +12,10 @@ import { CompactZoneTable, releaseCompact } from '../core/compact-table.js'
 import type { MeshMaterial } from '../identity/egress-identity.js'
 import {
   emptySnapshot,
+  FILE_TABLE_MIN_BYTES,
+  type FileTable,
   type FromWorker,
+  fileLayout,
   mergeSnapshots,
   type ProxySnapshot,
   type ToWorker,
@@ -121,6 +128,10 @@ export class WorkerPool {
   /** The counters of the workers that exited, as last seen (sums.ts): every later sum includes them. */
   private retiredSnapshot: ProxySnapshot = emptySnapshot()
   private retiredMetrics: MetricJson[] = []
+  /** Private directory (0700) of the table files handed to the workers; made on first use, removed by close. */
+  private fileDir: string | undefined
+  /** Table messages go out in `seq` order, also when one waits for its file to be written. */
+  private sendOrder: Promise<void> = Promise.resolve()
 
   constructor(private readonly o: PoolOptions) {
     for (let i = 1; i <= o.workers; i++)
@@ -190,11 +201,20 @@ export class WorkerPool {
     this.current = wire
     this.ownsCurrent = !(table instanceof CompactZoneTable)
     const seq = ++this.seq
+    const before = this.sendOrder
+    let sent!: () => void
+    this.sendOrder = new Promise((r) => (sent = r))
+    // a large table is written once for all the workers (FileTable) instead of serialised into each channel
+    const live = this.slots.filter((s) => s.worker !== undefined && s.sent !== 0).length
+    const file = live > 0 ? await this.writeTableFile(wire, seq) : undefined
+    await before
     for (const s of this.slots) {
-      if (s.worker === undefined || s.sent === 0) continue
-      this.send(s, { t: 'table', seq, table: wire })
+      // s.sent ≥ seq: a worker started while the file was written got this table or a newer one in its init
+      if (s.worker === undefined || s.sent === 0 || s.sent >= seq) continue
+      this.send(s, file ? { t: 'table-file', seq, table: file } : { t: 'table', seq, table: wire })
       s.sent = seq
     }
+    sent()
     const done = new Promise<void>((resolve) => this.waiters.push({ seq, resolve }))
     const timer = setTimeout(() => {
       for (const s of this.slots) {
@@ -207,6 +227,8 @@ export class WorkerPool {
     this.checkWaiters()
     await done
     clearTimeout(timer)
+    // every live worker has read it (a worker started from now on gets the table through its channel)
+    if (file !== undefined) await unlink(file.file).catch(() => {})
     // Every live worker has taken `wire` (so every message holding `prev` was serialised and sent), and a worker
     // started from now on gets `wire`: nothing reads `prev` any more.
     if (prev !== undefined) releaseCompact(prev.compact)
@@ -344,6 +366,48 @@ export class WorkerPool {
     })
   }
 
+  /**
+   * Writes `wire`'s compact routes to a file of the pool's private directory when they are large enough to be
+   * worth it; undefined (send through the channels) when they are small or the file cannot be written.
+   */
+  private async writeTableFile(wire: WireTable, seq: number): Promise<FileTable | undefined> {
+    const { views, parts, size } = fileLayout(wire.compact)
+    if (size < FILE_TABLE_MIN_BYTES) return undefined
+    let file = ''
+    try {
+      if (this.fileDir === undefined) this.fileDir = mkdtempSync(join(tmpdir(), 'zonegate-egress-tables-'))
+      file = join(this.fileDir, `table-${seq}.bin`)
+      const fh = await open(file, 'wx', 0o600)
+      try {
+        let written = 0
+        // writev may write part of what it is given: go on from where it stopped
+        let rest = views
+        while (rest.length > 0) {
+          const { bytesWritten } = await fh.writev(rest)
+          written += bytesWritten
+          rest = remainder(rest, bytesWritten)
+        }
+        if (written !== size) throw new Error(`wrote ${written} of ${size} bytes`)
+      } finally {
+        await fh.close()
+      }
+    } catch (err) {
+      this.o.log.warn({ err, file }, 'table file not written; sending the table through each worker channel')
+      if (file !== '') await unlink(file).catch(() => {})
+      return undefined
+    }
+    this.o.log.debug({ file, bytes: size, seq }, 'table handed to the workers in a file')
+    return {
+      meta: wire.meta,
+      checkedWith: wire.checkedWith,
+      count: wire.compact.count,
+      clientKeys: wire.compact.clientKeys,
+      file,
+      parts,
+      size,
+    }
+  }
+
   /** Closes every worker (their open connections are destroyed) and waits for them to exit (SIGKILL after 5 s). */
   async close(): Promise<void> {
     const wasStarting = this.state === 'starting'
@@ -366,6 +430,7 @@ export class WorkerPool {
       })
     await Promise.all(exits)
     this.checkWaiters()
+    if (this.fileDir !== undefined) rmSync(this.fileDir, { recursive: true, force: true })
   }
 
   private send(s: Slot, m: ToWorker): void {
@@ -522,4 +587,12 @@ export class WorkerPool {
     }
     this.waiters = left
   }
+}
+
+/** What is left of `views` after the first `n` bytes. Pure. */
+function remainder(views: Uint8Array[], n: number): Uint8Array[] {
+  let i = 0
+  while (i < views.length && n >= views[i]!.byteLength) n -= views[i++]!.byteLength
+  if (i === views.length) return []
+  return [views[i]!.subarray(n), ...views.slice(i + 1)]
 }

@@ -5,7 +5,10 @@ import type { ZoneTable } from '../../schemas/table.js'
 import { CompactZoneTable, compactRoutes } from '../core/compact-table.js'
 import { RoutingTable } from '../core/routing-table.js'
 import {
+  compactFromFile,
   emptySnapshot,
+  type FileTable,
+  fileLayout,
   mergeSnapshots,
   type ProxySnapshot,
   perWorkerCap,
@@ -107,5 +110,51 @@ describe('workers protocol - sums', () => {
     expect(perWorkerCap(10_000, 2)).toBe(5000)
     expect(perWorkerCap(10_000, 3)).toBe(3334)
     expect(perWorkerCap(1, 4)).toBe(1)
+  })
+})
+
+describe('workers protocol - a table through a file', () => {
+  const bytesOf = (views: Uint8Array[]) => Buffer.concat(views)
+  const fileTable = (t: ZoneTable): { ft: FileTable; bytes: Buffer; wire: ReturnType<typeof wireTable> } => {
+    const wire = wireTable(t)
+    const { views, parts, size } = fileLayout(wire.compact)
+    const ft: FileTable = {
+      meta: wire.meta,
+      checkedWith: wire.checkedWith,
+      count: wire.compact.count,
+      clientKeys: wire.compact.clientKeys,
+      file: '/nowhere/table-1.bin',
+      parts,
+      size,
+    }
+    return { ft, bytes: bytesOf(views), wire }
+  }
+
+  it('every part starts on 8 bytes and the file reads back as the same routes', () => {
+    const t = table(301)
+    const { ft, bytes } = fileTable(t)
+    expect(bytes.byteLength).toBe(ft.size)
+    for (const [off] of ft.parts) expect(off % 8).toBe(0)
+    const back = new CompactZoneTable(ft.meta, compactFromFile(ft, new Uint8Array(bytes)), ft.checkedWith)
+    expect(back.routes).toEqual(t.routes)
+    expect(new RoutingTable(back).lookup('svc-0300.test')?.upstreams[0]?.port).toBe(20300)
+  })
+
+  it('bytes that do not start on 8 bytes are copied, not misread', () => {
+    const { ft, bytes } = fileTable(table(5))
+    const shifted = new Uint8Array(bytes.byteLength + 3)
+    shifted.set(bytes, 3)
+    const view = shifted.subarray(3)
+    const back = new CompactZoneTable(ft.meta, compactFromFile(ft, view), ft.checkedWith)
+    expect(back.routes).toEqual(table(5).routes)
+  })
+
+  it('a short file, or parts that do not fit, are refused naming the file', () => {
+    const { ft, bytes } = fileTable(table(5))
+    expect(() => compactFromFile(ft, new Uint8Array(bytes.subarray(0, bytes.byteLength - 1)))).toThrow(
+      /table file \/nowhere\/table-1.bin: \d+ bytes, expected/,
+    )
+    const bad = { ...ft, parts: ft.parts.map(([o, l], i) => (i === 4 ? ([o + 8, l] as [number, number]) : [o, l])) }
+    expect(() => compactFromFile(bad as FileTable, new Uint8Array(bytes))).toThrow(/part slots .* does not fit/)
   })
 })

@@ -30,6 +30,73 @@ export function wireTable(table: ZoneTable): WireTable {
   return { meta, compact: compactRoutes(routes), checkedWith: [] }
 }
 
+/**
+ * A table too large to copy into every worker's channel (`FILE_TABLE_MIN_BYTES` and more of compact routes): the
+ * primary writes its compact arrays once to a file of its own private directory, and each worker reads that file
+ * off its event loop (the thread pool) and serves views into what it read. Through the channel, each worker
+ * would get its own serialised copy: ~8 ms of the primary's loop per worker and 5–11 ms of the worker's for
+ * 12 MB (benchmarks/RESULTS.md, 2026-12-03).
+ */
+export interface FileTable {
+  meta: TableMeta
+  checkedWith: readonly string[]
+  count: number
+  clientKeys: boolean
+  file: string
+  /** Byte offset and length in the file of `sni`, `sniOff`, `json`, `jsonOff` and `slots`, in that order. */
+  parts: [number, number][]
+  size: number
+}
+
+export const FILE_TABLE_MIN_BYTES = 1024 * 1024
+
+const PARTS = ['sni', 'sniOff', 'json', 'jsonOff', 'slots'] as const
+
+/** The compact arrays of `c` as byte views, and where each goes in a file (8-byte aligned). Pure. */
+export function fileLayout(c: CompactRoutes): { views: Uint8Array[]; parts: [number, number][]; size: number } {
+  const views: Uint8Array[] = []
+  const parts: [number, number][] = []
+  let at = 0
+  for (const k of PARTS) {
+    const a = c[k]
+    const pad = (8 - (at % 8)) % 8
+    if (pad > 0) views.push(new Uint8Array(pad))
+    at += pad
+    views.push(new Uint8Array(a.buffer, a.byteOffset, a.byteLength))
+    parts.push([at, a.byteLength])
+    at += a.byteLength
+  }
+  return { views, parts, size: at }
+}
+
+/**
+ * The compact routes of a file table from the file's bytes. Throws when the bytes do not have the size and layout
+ * the primary announced (a short or foreign file): the worker then keeps its table and does not acknowledge.
+ */
+export function compactFromFile(t: FileTable, bytes: Uint8Array): CompactRoutes {
+  if (bytes.byteLength !== t.size)
+    throw new Error(`table file ${t.file}: ${bytes.byteLength} bytes, expected ${t.size}`)
+  if (t.parts.length !== PARTS.length) throw new Error(`table file ${t.file}: ${t.parts.length} parts`)
+  // typed-array views need aligned offsets: a buffer that does not start on 8 bytes is copied once
+  const b = bytes.byteOffset % 8 === 0 ? bytes : new Uint8Array(bytes)
+  const view = <T>(i: number, C: new (buf: ArrayBufferLike, off: number, len: number) => T, size: number): T => {
+    const [off, len] = t.parts[i]!
+    if (off % 8 !== 0 || len % size !== 0 || off + len > b.byteLength)
+      throw new Error(`table file ${t.file}: part ${PARTS[i]} at ${off}+${len} does not fit`)
+    return new C(b.buffer, b.byteOffset + off, len / size)
+  }
+  return {
+    count: t.count,
+    sni: view(0, Uint16Array, 2),
+    sniOff: view(1, Uint32Array, 4),
+    json: view(2, Uint8Array, 1),
+    jsonOff: view(3, Uint32Array, 4),
+    slots: view(4, Int32Array, 4),
+    clientKeys: t.clientKeys,
+    released: false,
+  }
+}
+
 /** The admitted table a worker serves, from its wire form. Pure. */
 export function tableFromWire(w: WireTable): CompactZoneTable {
   return new CompactZoneTable(w.meta, w.compact, w.checkedWith)
@@ -58,6 +125,7 @@ export type ToWorker =
       identities: [string, MeshMaterial][]
     }
   | { t: 'table'; seq: number; table: WireTable }
+  | { t: 'table-file'; seq: number; table: FileTable }
   | { t: 'identity'; mesh: string; material: MeshMaterial | null }
   | { t: 'stats'; id: number; metrics: boolean }
   | { t: 'drain'; graceMs: number }

@@ -1,12 +1,13 @@
+import { readFile } from 'node:fs/promises'
 import type { SecureContext } from 'node:tls'
 import type { LogFormat } from '../../lib/common.js'
 import { createLogger } from '../../lib/logging.js'
 import { createWorkerMetrics } from '../admin/metrics.js'
-import { releaseTable } from '../core/compact-table.js'
+import { CompactZoneTable, releaseTable } from '../core/compact-table.js'
 import { RoutingTable } from '../core/routing-table.js'
 import { meshSecureContext } from '../identity/egress-identity.js'
 import { TcpProxy } from '../proxy/tcp-proxy.js'
-import { type FromWorker, snapshotOf, type ToWorker, tableFromWire } from './protocol.js'
+import { compactFromFile, type FromWorker, snapshotOf, type ToWorker, tableFromWire } from './protocol.js'
 
 /**
  * One data-plane worker of an egress with `--workers N` (forked by egress/workers/pool.ts; decision 015): a
@@ -47,6 +48,32 @@ async function exit(code: number): Promise<void> {
   process.exit(code)
 }
 
+/** Swaps to `compact` (sent as `seq`) and acknowledges; a table the proxy refuses is not acknowledged. */
+function swap(p: TcpProxy, seq: number, compact: CompactZoneTable): void {
+  // never back to an older table than one already served (the primary sends in order; this holds it here too)
+  if (seq <= appliedSeq) return
+  const t0 = performance.now()
+  const table = new RoutingTable(compact)
+  const prev = p.current
+  try {
+    p.setTable(table)
+  } catch (err) {
+    // not acknowledged: the primary replaces this worker, which then starts on the current table
+    p.log.error({ err, seq }, 'table refused by worker')
+    return
+  }
+  const ms = performance.now() - t0
+  appliedSeq = seq
+  send({ t: 'swapped', seq, generation: table.generation ?? null, ms })
+  // nothing reads the replaced table any more: open connections hold their built routes, not the table
+  if (prev !== undefined) releaseTable(prev.envelope)
+}
+
+/** Tables are applied in the order they were sent, those read from a file included. */
+let tables: Promise<void> = Promise.resolve()
+/** The `seq` of the table served (from init or the last swap). */
+let appliedSeq = 0
+
 process.on('message', (m: ToWorker) => {
   switch (m.t) {
     case 'init': {
@@ -70,6 +97,7 @@ process.on('message', (m: ToWorker) => {
       p.identities = { contextFor: (mesh) => contexts.get(mesh) }
       const table = new RoutingTable(tableFromWire(m.table))
       p.setTable(table)
+      appliedSeq = m.seq
       p.listen(m.listen.host, m.listen.port).then(
         (address) =>
           send({
@@ -83,21 +111,24 @@ process.on('message', (m: ToWorker) => {
       return
     }
     case 'table': {
-      if (proxy === undefined) return
-      const t0 = performance.now()
-      const table = new RoutingTable(tableFromWire(m.table))
-      const prev = proxy.current
-      try {
-        proxy.setTable(table)
-      } catch (err) {
-        // not acknowledged: the primary replaces this worker, which then starts on the current table
-        proxy.log.error({ err, seq: m.seq }, 'table refused by worker')
-        return
-      }
-      const ms = performance.now() - t0
-      send({ t: 'swapped', seq: m.seq, generation: table.generation ?? null, ms })
-      // nothing reads the replaced table any more: open connections hold their built routes, not the table
-      if (prev !== undefined) releaseTable(prev.envelope)
+      const p = proxy
+      if (p === undefined) return
+      tables = tables.then(() => swap(p, m.seq, tableFromWire(m.table)))
+      return
+    }
+    case 'table-file': {
+      const p = proxy
+      if (p === undefined) return
+      const t = m.table
+      tables = tables.then(async () => {
+        try {
+          const compact = compactFromFile(t, await readFile(t.file))
+          swap(p, m.seq, new CompactZoneTable(t.meta, compact, t.checkedWith))
+        } catch (err) {
+          // not acknowledged: the primary replaces this worker, which then starts on the current table
+          p.log.error({ err, seq: m.seq }, 'table file unreadable in worker')
+        }
+      })
       return
     }
     case 'identity':
