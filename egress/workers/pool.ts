@@ -15,7 +15,7 @@ import {
   FILE_TABLE_MIN_BYTES,
   type FileTable,
   type FromWorker,
-  fileLayout,
+  fileTableOf,
   mergeSnapshots,
   type ProxySnapshot,
   type ToWorker,
@@ -371,7 +371,9 @@ export class WorkerPool {
    * worth it; undefined (send through the channels) when they are small or the file cannot be written.
    */
   private async writeTableFile(wire: WireTable, seq: number): Promise<FileTable | undefined> {
-    const { views, parts, size } = fileLayout(wire.compact)
+    // the file's name is known once the directory exists: the message gets it below
+    const { table, views } = fileTableOf(wire, '')
+    const { size } = table
     if (size < FILE_TABLE_MIN_BYTES) return undefined
     let file = ''
     try {
@@ -379,15 +381,12 @@ export class WorkerPool {
       file = join(this.fileDir, `table-${seq}.bin`)
       const fh = await open(file, 'wx', 0o600)
       try {
-        let written = 0
         // writev may write part of what it is given: go on from where it stopped
-        let rest = views
-        while (rest.length > 0) {
+        for (let rest = views; rest.length > 0; ) {
           const { bytesWritten } = await fh.writev(rest)
-          written += bytesWritten
+          if (bytesWritten === 0) throw new Error(`no progress writing ${size} bytes`)
           rest = remainder(rest, bytesWritten)
         }
-        if (written !== size) throw new Error(`wrote ${written} of ${size} bytes`)
       } finally {
         await fh.close()
       }
@@ -397,15 +396,7 @@ export class WorkerPool {
       return undefined
     }
     this.o.log.debug({ file, bytes: size, seq }, 'table handed to the workers in a file')
-    return {
-      meta: wire.meta,
-      checkedWith: wire.checkedWith,
-      count: wire.compact.count,
-      clientKeys: wire.compact.clientKeys,
-      file,
-      parts,
-      size,
-    }
+    return { ...table, file }
   }
 
   /** Closes every worker (their open connections are destroyed) and waits for them to exit (SIGKILL after 5 s). */

@@ -8,7 +8,7 @@ import {
   compactFromFile,
   emptySnapshot,
   type FileTable,
-  fileLayout,
+  fileTableOf,
   mergeSnapshots,
   type ProxySnapshot,
   perWorkerCap,
@@ -114,20 +114,9 @@ describe('workers protocol - sums', () => {
 })
 
 describe('workers protocol - a table through a file', () => {
-  const bytesOf = (views: Uint8Array[]) => Buffer.concat(views)
-  const fileTable = (t: ZoneTable): { ft: FileTable; bytes: Buffer; wire: ReturnType<typeof wireTable> } => {
-    const wire = wireTable(t)
-    const { views, parts, size } = fileLayout(wire.compact)
-    const ft: FileTable = {
-      meta: wire.meta,
-      checkedWith: wire.checkedWith,
-      count: wire.compact.count,
-      clientKeys: wire.compact.clientKeys,
-      file: '/nowhere/table-1.bin',
-      parts,
-      size,
-    }
-    return { ft, bytes: bytesOf(views), wire }
+  const fileTable = (t: ZoneTable): { ft: FileTable; bytes: Buffer } => {
+    const { table, views } = fileTableOf(wireTable(t), '/nowhere/table-1.bin')
+    return { ft: table, bytes: Buffer.concat(views) }
   }
 
   it('every part starts on 8 bytes and the file reads back as the same routes', () => {

@@ -70,6 +70,23 @@ export function fileLayout(c: CompactRoutes): { views: Uint8Array[]; parts: [num
 }
 
 /**
+ * The `table-file` message for `wire` written at `file`, and the byte views to write there (`fileLayout`). Pure.
+ */
+export function fileTableOf(wire: WireTable, file: string): { table: FileTable; views: Uint8Array[] } {
+  const { views, parts, size } = fileLayout(wire.compact)
+  const table: FileTable = {
+    meta: wire.meta,
+    checkedWith: wire.checkedWith,
+    count: wire.compact.count,
+    clientKeys: wire.compact.clientKeys,
+    file,
+    parts,
+    size,
+  }
+  return { table, views }
+}
+
+/**
  * The compact routes of a file table from the file's bytes. Throws when the bytes do not have the size and layout
  * the primary announced (a short or foreign file): the worker then keeps its table and does not acknowledge.
  */

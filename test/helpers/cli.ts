@@ -96,13 +96,14 @@ export interface CliEgress {
 }
 
 /**
- * Starts `zonegate egress ...args` (LOG_LEVEL=info, LOG_FORMAT=json; killed if this process exits) and waits up to
- * `timeoutMs` for its listener and admin server; the arguments must include `--listen` and `--admin`.
+ * Starts `zonegate egress ...args` (LOG_LEVEL=info unless `logLevel`, LOG_FORMAT=json; killed if this process
+ * exits) and waits up to `timeoutMs` for its listener and admin server; the arguments must include `--listen` and
+ * `--admin`.
  */
-export async function startCliEgress(args: string[], timeoutMs = 30_000): Promise<CliEgress> {
+export async function startCliEgress(args: string[], timeoutMs = 30_000, logLevel = 'info'): Promise<CliEgress> {
   const child = spawn(process.execPath, [CLI_PATH, 'egress', ...args], {
     stdio: ['ignore', 'pipe', 'pipe'],
-    env: { ...process.env, LOG_LEVEL: 'info', LOG_FORMAT: 'json' },
+    env: { ...process.env, LOG_LEVEL: logLevel, LOG_FORMAT: 'json' },
   })
   process.once('exit', () => child.kill('SIGKILL'))
   let out = ''
