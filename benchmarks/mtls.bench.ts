@@ -17,7 +17,8 @@ import { join } from 'node:path'
 import { certFile, keyFile } from '../egress/identity/identity-store.js'
 import { tableDigest } from '../schemas/digest.js'
 import type { ZoneTable } from '../schemas/table.js'
-import { groupTicks, stealMeter, TICKS_PER_SECOND, waitForQuiet } from './peers/cpu.js'
+import { groupTicks, stealMeter, TICKS_PER_SECOND } from './peers/cpu.js'
+import { type GuardOptions, waitQuietWithinBudget } from './peers/measure.js'
 import { onInterrupt, pinned, runMeasured, type Server, startServer, stopAll, stopServer } from './peers/procs.js'
 import { checkTools, prepareWorkspace, readOptions, repoRoot, startBackend } from './peers/setup.js'
 import type { BenchContext } from './run.js'
@@ -311,7 +312,14 @@ backend a
       results.set(name, { hs: [], bulk: [] })
       if (opts.warmup > 0) await run(name, 'hs')
     }
-    const quietBudget = { remainingMs: opts.quietBudgetMs }
+    const guard: GuardOptions = {
+      maxOtherPct: opts.maxOtherPct,
+      maxStealPct: opts.maxStealPct,
+      retries: opts.retries,
+      quietWaitMs: opts.quietWaitMs,
+      quietBudget: { remainingMs: opts.quietBudgetMs },
+      ncpu: cpus().length,
+    }
     const workloads = (['hs', 'bulk'] as const).filter(
       (w) => process.env.BENCH_MTLS_WORKLOADS === undefined || process.env.BENCH_MTLS_WORKLOADS.split(',').includes(w),
     )
@@ -324,16 +332,11 @@ backend a
           let stolen: number | undefined
           let retries = 0
           for (;;) {
-            const wait = Math.min(opts.quietWaitMs, quietBudget.remainingMs)
-            if (wait > 0) {
-              const w0 = Date.now()
-              await waitForQuiet(opts.maxOtherPct, wait, cpus().length, opts.maxStealPct)
-              quietBudget.remainingMs -= Date.now() - w0
-            }
-            const steal = stealMeter(cpus().length)
+            await waitQuietWithinBudget(guard)
+            const steal = stealMeter(guard.ncpu)
             f = await run(name, w)
             stolen = steal()
-            if (stolen === undefined || stolen <= opts.maxStealPct || retries >= opts.retries) break
+            if (stolen === undefined || stolen <= guard.maxStealPct || retries >= guard.retries) break
             retries++
           }
           results.get(name)![w]!.push(f)

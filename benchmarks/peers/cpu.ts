@@ -60,7 +60,7 @@ export function machineBusyTicks(): number {
  * machine (all CPUs = 100 %), or undefined where /proc/stat cannot be read (not Linux).
  */
 export function stealMeter(ncpu: number): () => number | undefined {
-  let a: MachineTicks | undefined
+  let a: MachineTicks
   try {
     a = machineTicks()
   } catch {
@@ -69,7 +69,7 @@ export function stealMeter(ncpu: number): () => number | undefined {
   const t0 = Date.now()
   return () => {
     const secs = (Date.now() - t0) / 1000
-    if (a === undefined || secs <= 0) return undefined
+    if (secs <= 0) return undefined
     return (100 * (machineTicks().steal - a.steal)) / (TICKS_PER_SECOND * secs * ncpu)
   }
 }

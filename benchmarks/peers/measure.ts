@@ -166,6 +166,15 @@ export interface GuardOptions {
   ncpu: number
 }
 
+/** Waits for a quiet machine (other work and steal under the guard's limits) within what is left of the budget. */
+export async function waitQuietWithinBudget(guard: GuardOptions): Promise<void> {
+  const wait = Math.min(guard.quietWaitMs, guard.quietBudget.remainingMs)
+  if (wait <= 0) return
+  const w0 = Date.now()
+  await waitForQuiet(guard.maxOtherPct, wait, guard.ncpu, guard.maxStealPct)
+  guard.quietBudget.remainingMs -= Date.now() - w0
+}
+
 /**
  * Runs the workload once (or again, up to `guard.retries` times, when the machine was busy with other work) and
  * returns the figures with CPU per party. `proxyPgid` undefined = direct.
@@ -181,12 +190,7 @@ export async function measure(
   const { argv, env } = loadCommand(w, port, seconds, load)
   let sample: Sample | undefined
   for (let attempt = 0; attempt <= guard.retries; attempt++) {
-    const wait = Math.min(guard.quietWaitMs, guard.quietBudget.remainingMs)
-    if (wait > 0) {
-      const w0 = Date.now()
-      await waitForQuiet(guard.maxOtherPct, wait, guard.ncpu, guard.maxStealPct)
-      guard.quietBudget.remainingMs -= Date.now() - w0
-    }
+    await waitQuietWithinBudget(guard)
     const groups = [pgids.backend, ...(pgids.proxy === undefined ? [] : [pgids.proxy])]
     const g0 = groupTicks(groups)
     const m0 = machineTicks()
