@@ -18,9 +18,9 @@ import { certFile, keyFile } from '../egress/identity/identity-store.js'
 import { tableDigest } from '../schemas/digest.js'
 import type { ZoneTable } from '../schemas/table.js'
 import { groupTicks, stealMeter, TICKS_PER_SECOND } from './peers/cpu.js'
-import { type GuardOptions, waitQuietWithinBudget } from './peers/measure.js'
+import { waitQuietWithinBudget } from './peers/measure.js'
 import { onInterrupt, pinned, runMeasured, type Server, startServer, stopAll, stopServer } from './peers/procs.js'
-import { checkTools, prepareWorkspace, readOptions, repoRoot, startBackend } from './peers/setup.js'
+import { checkTools, guardOf, prepareWorkspace, readOptions, repoRoot, startBackend } from './peers/setup.js'
 import type { BenchContext } from './run.js'
 
 const openssl = (args: string[]) => execFileSync('openssl', args, { stdio: ['ignore', 'ignore', 'pipe'] })
@@ -312,14 +312,7 @@ backend a
       results.set(name, { hs: [], bulk: [] })
       if (opts.warmup > 0) await run(name, 'hs')
     }
-    const guard: GuardOptions = {
-      maxOtherPct: opts.maxOtherPct,
-      maxStealPct: opts.maxStealPct,
-      retries: opts.retries,
-      quietWaitMs: opts.quietWaitMs,
-      quietBudget: { remainingMs: opts.quietBudgetMs },
-      ncpu: cpus().length,
-    }
+    const guard = guardOf(opts, cpus().length)
     const workloads = (['hs', 'bulk'] as const).filter(
       (w) => process.env.BENCH_MTLS_WORKLOADS === undefined || process.env.BENCH_MTLS_WORKLOADS.split(',').includes(w),
     )

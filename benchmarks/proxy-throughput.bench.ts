@@ -13,6 +13,7 @@ import { onInterrupt, type Server, stopAll } from './peers/procs.js'
 import { figure, med, renderReport, type TargetResult } from './peers/report.js'
 import {
   checkTools,
+  guardOf,
   prepareWorkspace,
   readOptions,
   repoRoot,
@@ -92,14 +93,7 @@ export default async function proxyThroughput(ctx: BenchContext): Promise<void> 
       cpu: opts.pin === 'split' ? 0 : undefined,
       conns: opts.conns,
     }
-    const guard: GuardOptions = {
-      maxOtherPct: opts.maxOtherPct,
-      maxStealPct: opts.maxStealPct,
-      retries: opts.retries,
-      quietWaitMs: opts.quietWaitMs,
-      quietBudget: { remainingMs: opts.quietBudgetMs },
-      ncpu,
-    }
+    const guard = guardOf(opts, ncpu)
     const noGuard: GuardOptions = { ...guard, retries: 0, quietWaitMs: 0 }
     const active = results.filter((r) => !r.skipped)
     const portFor = (t: TargetResult, w: Workload) =>

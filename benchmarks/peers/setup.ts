@@ -19,6 +19,7 @@ import {
   zoneTable,
 } from './configs.js'
 import { clientHello } from './hello.js'
+import type { GuardOptions } from './measure.js'
 import { pinned, portOpen, type Server, startServer } from './procs.js'
 
 export const here = dirname(fileURLToPath(import.meta.url))
@@ -93,6 +94,18 @@ export function readOptions(smoke: boolean, env = process.env): Options {
     conns: { conn: num('BENCH_CONN_C', 16), ka: num('BENCH_KA_C', 32), bulk: num('BENCH_BULK_C', 4) },
     egressCmd: env.BENCH_EGRESS_CMD,
     egressProfDir: env.BENCH_EGRESS_PROF,
+  }
+}
+
+/** The interference guard from the options: a fresh quiet budget, shared by every measurement of one run. */
+export function guardOf(opts: Options, ncpu: number): GuardOptions {
+  return {
+    maxOtherPct: opts.maxOtherPct,
+    maxStealPct: opts.maxStealPct,
+    retries: opts.retries,
+    quietWaitMs: opts.quietWaitMs,
+    quietBudget: { remainingMs: opts.quietBudgetMs },
+    ncpu,
   }
 }
 
